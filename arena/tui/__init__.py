@@ -1,0 +1,1 @@
+"""The Textual app: displays core events and store queries, computes nothing itself."""
