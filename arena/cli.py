@@ -1,0 +1,330 @@
+"""The `arena` command: the TUI by default, subcommands for headless work.
+
+Heavy modules (pydantic models, sqlite-utils, openai, textual) are imported inside the commands so
+that `arena --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+app = typer.Typer(
+    help="Arena: tournaments of programs that read (and simulate) each other's source, on one-shot games.",
+    no_args_is_help=False,
+    add_completion=False,
+    rich_markup_mode=None,
+    pretty_exceptions_enable=False,
+)
+games_app = typer.Typer(help="The game library (games/*.yaml).", no_args_is_help=True)
+programs_app = typer.Typer(help="The program library (programs/*.yaml).", no_args_is_help=True)
+tournaments_app = typer.Typer(help="Tournaments stored in the database.", no_args_is_help=True)
+app.add_typer(games_app, name="games")
+app.add_typer(programs_app, name="programs")
+app.add_typer(tournaments_app, name="tournaments")
+
+DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $ARENA_DB or ./arena.db)")]
+
+
+class Display(str, Enum):
+    rich = "rich"
+    plain = "plain"
+    none = "none"
+
+
+class Simulation(str, Enum):
+    run = "run"
+    imagine = "imagine"
+
+
+def fail(message: str, code: int = 2) -> None:
+    typer.echo(f"arena: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _store(db: Path | None):
+    from .core.store import Store, default_db_path
+
+    return Store(db or default_db_path())
+
+
+@app.callback(invoke_without_command=True)
+def root(ctx: typer.Context, db: DbOpt = None) -> None:
+    """With no command, open the app."""
+    if ctx.invoked_subcommand is None:
+        from .tui import launch
+
+        launch(db=db)
+        raise typer.Exit(0)
+
+
+# --- run / resume ------------------------------------------------------------------------------------
+@app.command()
+def run(
+    grid: Annotated[Optional[str], typer.Option(help="preset grid: smoke | headline | full (default smoke)")] = None,
+    game: Annotated[Optional[list[str]], typer.Option("--game", "-g", help="game id (repeatable)")] = None,
+    program: Annotated[Optional[list[str]], typer.Option("--program", "-p", help="program id or YAML path (repeatable)")] = None,
+    epsilon: Annotated[Optional[list[float]], typer.Option("--epsilon", "-e", help="grounding probability in (0, 1] (repeatable)")] = None,
+    max_depth: Annotated[Optional[list[int]], typer.Option("--max-depth", "-d", help="simulation depth cap (repeatable)")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="trials per cell")] = None,
+    temperature: Annotated[Optional[list[float]], typer.Option("--temperature", help="override LLM temperature (repeatable)")] = None,
+    seed: Annotated[int, typer.Option(help="tournament seed: same seed, same trials")] = 0,
+    concurrency: Annotated[int, typer.Option(help="LLM trials in flight at once")] = 8,
+    simulation: Annotated[Simulation, typer.Option(help="run: simulate opponents by running them; imagine: the LLM imagines")] = Simulation.run,
+    provider: Annotated[Optional[str], typer.Option(help="run every LLM program on this provider (model aliases mapped)")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", help="PROGRAM=provider/model override (repeatable)")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read the response cache")] = False,
+    name: Annotated[str, typer.Option(help="a name for the tournament")] = "",
+    new: Annotated[bool, typer.Option("--new", help="record a new tournament even if an identical one is stored")] = False,
+    db: DbOpt = None,
+    display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+) -> None:
+    """Run a tournament headless and print its summary table.
+
+    Running the same tournament again (same options, same program and game files) continues the
+    stored one instead of duplicating it: only missing trials run.
+    """
+    from pydantic import ValidationError
+
+    from .core.errors import ArenaError
+    from .core.grid import TournamentConfig, from_preset
+    from .core.library import load_library
+
+    paths = [Path(p) for p in program or [] if p.endswith((".yaml", ".yml")) or Path(p).is_file()]
+    try:
+        lib = load_library(extra_programs=paths)
+        ids = []
+        for p in program or []:
+            if Path(p) in paths:
+                ids += [k for k, e in lib.entries.items() if e.file.resolve() == Path(p).resolve()]
+            else:
+                ids.append(p)
+        models = {}
+        for m in model or []:
+            if "=" not in m:
+                fail(f"--model expects PROGRAM=provider/model, got '{m}'")
+            k, v = m.split("=", 1)
+            models[k.strip()] = v.strip()
+        fields = from_preset(
+            grid or "smoke", programs=ids, games=game, epsilons=epsilon, max_depths=max_depth, trials=trials,
+            temperatures=temperature,
+        )
+        if "programs" not in fields:
+            fields["programs"] = list(lib.entries)
+        config = TournamentConfig(
+            **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
+            models=models, cache=not no_cache, name=name,
+        )
+        with _store(db) as store:
+            _run_tournament(store, config, lib, display, new=new)
+    except ValidationError as exc:
+        fail(_config_error(exc))
+    except ArenaError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def resume(
+    tournament: Annotated[Optional[int], typer.Argument(help="tournament id (default: the latest)")] = None,
+    db: DbOpt = None,
+    display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+) -> None:
+    """Finish exactly the missing trials of an interrupted or cancelled tournament."""
+    from .core.errors import ArenaError
+
+    try:
+        with _store(db) as store:
+            _run_tournament(store, None, None, display, resume_id=tournament)
+    except ArenaError as exc:
+        fail(str(exc))
+
+
+def _config_error(exc) -> str:
+    parts = []
+    for e in exc.errors(include_url=False):
+        loc = ".".join(str(x) for x in e["loc"])
+        msg = e["msg"].removeprefix("Value error, ")
+        parts.append(f"{loc}: {msg}" if loc else msg)
+    return "invalid tournament: " + "; ".join(parts)
+
+
+def _run_tournament(store, config, lib, display: Display, resume_id: int | None = None, new: bool = False) -> None:
+    import asyncio
+
+    from .core.tournament import TournamentRunner
+    from .progress import ProgressDisplay
+
+    shown = ProgressDisplay(display.value)
+    backend = _backend()
+    if resume_id is not None or config is None:
+        runner = TournamentRunner.resume(store, resume_id, backend=backend, sink=shown.event)
+    else:
+        runner = TournamentRunner.create(store, config, lib.programs, lib.games, new=new, backend=backend, sink=shown.event)
+        if runner.reused and display != Display.none:
+            typer.echo(f"Same tournament as stored tournament {runner.tournament_id}: running only its missing trials "
+                       "(--new records a fresh one).", err=True)
+    try:
+        with shown:
+            result = asyncio.run(runner.run())
+    except KeyboardInterrupt:
+        typer.echo(
+            f"\nInterrupted: {runner.done}/{runner.config.total_trials} trials stored. "
+            f"Resume with: arena resume {runner.tournament_id}" + _db_flag(store), err=True)
+        raise typer.Exit(130)
+    shown.summary(store, result)
+    if result.status == "failed":
+        fail(result.error or "tournament failed", 1)
+    if result.status == "cancelled":
+        typer.echo(f"Resume with: arena resume {result.tournament_id}{_db_flag(store)}", err=True)
+
+
+def _db_flag(store) -> str:
+    from .core.store import default_db_path
+
+    return "" if store.path == default_db_path() else f" --db {store.path}"
+
+
+def _backend():
+    """The LLM layer, if this build has one (LLM programs fail with a clear message otherwise)."""
+    try:
+        from .core.llm import LLMService
+    except ImportError:
+        return None
+    return LLMService()
+
+
+# --- libraries -----------------------------------------------------------------------------------------
+@games_app.command("list")
+def games_list() -> None:
+    """List the games with their actions and cooperative outcomes."""
+    from rich.table import Table
+
+    from .progress import console
+
+    from .core.errors import ArenaError
+    from .core.games import load_games
+    from .core.library import games_dir
+
+    try:
+        games = load_games(games_dir())
+    except ArenaError as exc:
+        fail(str(exc))
+    t = Table("id", "name", "actions", "cooperative", "default", title=f"Games in {games_dir()}")
+    for g in games.values():
+        t.add_row(g.id, g.name, " ".join(g.actions), " ".join(f"({a},{b})" for a, b in g.cooperative), g.default_action)
+    console().print(t)
+
+
+@games_app.command("show")
+def games_show(game_id: str) -> None:
+    """Show one game's description and payoff matrix."""
+    from .core.errors import ArenaError
+    from .core.games import load_games
+    from .core.library import games_dir
+
+    try:
+        games = load_games(games_dir())
+    except ArenaError as exc:
+        fail(str(exc))
+    if game_id not in games:
+        fail(f"unknown game '{game_id}'. Known: {', '.join(sorted(games))}")
+    g = games[game_id]
+    typer.echo(f"{g.name} ({g.id})\n\n{g.description.strip()}\n\n{g.matrix_text()}\n")
+    typer.echo(f"cooperative: {', '.join(f'({a}, {b})' for a, b in g.cooperative)}; "
+               f"default action: {g.default_action}; defect action: {g.defect_action}")
+
+
+@programs_app.command("list")
+def programs_list() -> None:
+    """List the programs: id, kind, model or strategy, temperature, epsilon."""
+    from rich.table import Table
+
+    from .progress import console
+
+    from .core.errors import ArenaError
+    from .core.library import programs_dir
+    from .core.programs import load_program_entries
+
+    try:
+        entries = load_program_entries([programs_dir()])
+    except ArenaError as exc:
+        fail(str(exc))
+    t = Table("id", "kind", "model / strategy", "temp", "epsilon", "file", title=f"Programs in {programs_dir()}")
+    for e in entries.values():
+        p = e.program
+        what = p.model if p.kind == "llm" else p.strategy + "".join(f" {k}={v}" for k, v in p.params.items())
+        temp = f"{p.temperature:g}" if p.kind == "llm" else "-"
+        eps = "-" if p.epsilon is None else f"{p.epsilon:g}"
+        t.add_row(p.id, p.kind, what, temp, eps, e.file.name)
+    console().print(t)
+
+
+@programs_app.command("validate")
+def programs_validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="files or directories (default: the library)")] = None) -> None:
+    """Check program YAML files; problems are printed as file:line: field: message."""
+    from .core.errors import ConfigError
+    from .core.library import programs_dir
+    from .core.programs import load_program_entries
+
+    try:
+        entries = load_program_entries(list(paths or [programs_dir()]))
+    except ConfigError as exc:
+        for p in exc.problems:
+            typer.echo(str(p), err=True)
+        typer.echo(f"{len(exc.problems)} problem(s)", err=True)
+        raise typer.Exit(2)
+    typer.echo(f"ok: {len(entries)} program(s) valid")
+
+
+# --- stored tournaments -------------------------------------------------------------------------------
+@tournaments_app.command("list")
+def tournaments_list(db: DbOpt = None) -> None:
+    """Tournaments in the database, newest first."""
+    import datetime as dt
+
+    from rich.table import Table
+
+    from .progress import console
+
+    from .core.errors import ArenaError
+
+    try:
+        with _store(db) as store:
+            rows = store.tournaments()
+    except ArenaError as exc:
+        fail(str(exc))
+    t = Table("id", "name", "status", "trials", "games", "programs", "started")
+    for r in rows:
+        started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
+        t.add_row(str(r.id), r.name or "", r.display_status, f"{r.done}/{r.total_trials}",
+                  ",".join(r.config["games"]), str(len(r.config["programs"])), started)
+    console().print(t)
+
+
+@tournaments_app.command("show")
+def tournaments_show(tournament: Annotated[Optional[int], typer.Argument()] = None, db: DbOpt = None) -> None:
+    """The summary table of a stored tournament (default: the latest)."""
+    from .core.errors import ArenaError
+    from .progress import print_summary
+
+    try:
+        with _store(db) as store:
+            row = store.tournament(tournament)
+            print_summary(store, row.id)
+    except ArenaError as exc:
+        fail(str(exc))
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,267 @@
+"""Running a tournament: validation, scheduling, persistence, pause/cancel, resume, progress events.
+
+Built-in-only trials run on a synchronous fast path in batches (one transaction per batch); trials
+with an LLM program run as asyncio tasks, `concurrency` at a time, each written in its own
+transaction as soon as it completes. A killed run therefore loses at most the trials in flight (and
+one unwritten batch of built-in trials, a few milliseconds of work); `resume` runs exactly the grid
+positions that are not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from typing import Protocol
+
+from .. import __version__
+from .bots import BotAgent
+from .errors import ArenaError, LookupFailed
+from .events import Notice, NodeResolved, Sink, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished
+from .games import Game
+from .grid import TournamentConfig
+from .programs import BuiltinProgram, LLMProgram, program_from_json
+from .records import TrialResult
+from .simulator import Agent, run_trial_async, run_trial_sync
+from .store import Store
+
+
+class LLMBackend(Protocol):
+    """What the tournament needs from the LLM layer (providers, prompts, cache)."""
+
+    async def prepare(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
+        """Check keys and endpoints, start the local server if needed; raise ArenaError if unusable."""
+
+    def agent(self, program: LLMProgram, config: TournamentConfig) -> Agent: ...
+
+    def stats(self) -> dict: ...
+
+    async def aclose(self) -> None: ...
+
+
+Program = BuiltinProgram | LLMProgram
+
+
+class TournamentRunner:
+    """One run of one tournament (new or resumed). Control methods are safe from other threads."""
+
+    def __init__(self, store: Store, tournament_id: int, config: TournamentConfig, programs: dict[str, Program],
+                 games: dict[str, Game], backend: LLMBackend | None = None, sink: Sink | None = None,
+                 batch_size: int = 2000, node_events: bool = True):
+        self.store = store
+        self.tournament_id = tournament_id
+        self.config = config
+        self.programs = programs
+        self.games = games
+        self.backend = backend
+        self.sink = sink or (lambda event: None)
+        self.batch_size = batch_size
+        self.node_events = node_events
+        self.counts: Counter[str] = Counter()
+        self.done = 0
+        self._cancelled = False
+        self._running = threading.Event()
+        self._running.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.reused = False  # True when create() found this tournament already stored
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, store: Store, config: TournamentConfig, programs: dict[str, Program], games: dict[str, Game],
+               new: bool = False, **kw) -> TournamentRunner:
+        """Validate a tournament against the library and return its runner.
+
+        A tournament identical to a stored one (same config, same program and game versions) *is* that
+        tournament: its runner continues it, so running the same command twice never duplicates
+        trials. `new=True` records a fresh tournament instead (e.g. to re-sample LLMs without cache).
+        """
+        chosen_p = _pick(programs, config.programs, "program")
+        chosen_g = _pick(games, config.games, "game")
+        check_compatible(chosen_p.values(), chosen_g.values())
+        if any(p.kind == "llm" for p in chosen_p.values()) and kw.get("backend") is None:
+            raise ArenaError("this tournament has LLM programs but no LLM backend is configured")
+        fp = fingerprint(config, chosen_p.values(), chosen_g.values())
+        tid = None if new else store.find_tournament(fp)
+        if tid is not None:
+            runner = cls.resume(store, tid, **kw)
+            runner.reused = True
+            return runner
+        tid = store.create_tournament(config, chosen_p.values(), chosen_g.values(), config.total_trials, __version__, fp)
+        return cls(store, tid, config, chosen_p, chosen_g, **kw)
+
+    @classmethod
+    def resume(cls, store: Store, tournament_id: int | None = None, **kw) -> TournamentRunner:
+        """The runner of a stored tournament, with the program and game versions it started with."""
+        row = store.tournament(tournament_id)
+        config = TournamentConfig.model_validate(row.config)
+        progs, games = store.snapshot(row.id)
+        programs = {k: program_from_json(v) for k, v in progs.items()}
+        return cls(store, row.id, config, programs, {k: Game.model_validate(v) for k, v in games.items()}, **kw)
+
+    # -- control (thread-safe) ---------------------------------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+        self.sink(Notice("paused", "info"))
+
+    def unpause(self) -> None:
+        self._running.set()
+        self.sink(Notice("resumed", "info"))
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def cancel(self) -> None:
+        """Stop: in-flight trials are abandoned (not stored); everything stored stays."""
+        self._cancelled = True
+        self._running.set()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+
+    # -- running -----------------------------------------------------------------------------------
+    async def run(self) -> TournamentFinished:
+        self._loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        total = self.config.total_trials
+        done_map = await asyncio.to_thread(self.store.completed, self.tournament_id, total)
+        self.done = sum(done_map)
+        self.store.mark_running(self.tournament_id)
+        self.sink(TournamentStarted(self.tournament_id, total, self.done, self.config.model_dump(mode="json")))
+        status, error = "finished", None
+        llm = {pid for pid, p in self.programs.items() if p.kind == "llm"}
+        try:
+            agents = await self._agents(llm)
+            await self._run_builtin(agents, done_map, llm)
+            if llm:
+                await self._run_llm(agents, done_map, llm)
+            if self._cancelled:
+                status = "cancelled"
+        except asyncio.CancelledError:
+            status = "cancelled"
+            if not self._cancelled:  # cancelled from outside (Ctrl-C): record, then let it propagate
+                self._finish(status, error, t0)
+                raise
+        except ArenaError as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:  # keep what is stored; say what broke
+            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            if self.backend is not None and llm:
+                try:
+                    await self.backend.aclose()
+                except Exception:
+                    pass
+        return self._finish(status, error, t0)
+
+    def _finish(self, status: str, error: str | None, t0: float) -> TournamentFinished:
+        if status == "finished" and self.done < self.config.total_trials:
+            status = "cancelled"
+        self.store.set_status(self.tournament_id, status)
+        event = TournamentFinished(self.tournament_id, status, self.done, self.config.total_trials,
+                                   dict(self.counts), time.perf_counter() - t0, error)
+        self.sink(event)
+        return event
+
+    async def _agents(self, llm: set[str]) -> dict[str, Agent]:
+        agents: dict[str, Agent] = {}
+        for pid, p in self.programs.items():
+            if p.kind == "builtin":
+                agents[pid] = BotAgent(p)
+        if llm:
+            if self.backend is None:
+                raise ArenaError(f"LLM programs {sorted(llm)} need an LLM backend")
+            llm_programs = [self.programs[p] for p in sorted(llm)]
+            await self.backend.prepare(llm_programs, self.config)
+            for p in llm_programs:
+                agents[p.id] = self.backend.agent(p, self.config)
+        return agents
+
+    async def _checkpoint(self) -> None:
+        await asyncio.sleep(0)
+        while not self._running.is_set():
+            await asyncio.sleep(0.05)
+        if self._cancelled:
+            raise asyncio.CancelledError
+
+    def _store(self, results: list[TrialResult]) -> None:
+        new = self.store.write_trials(self.tournament_id, results)
+        self.done += new
+        for r in results:
+            self.counts[r.status] += 1
+        self.sink(TrialsFinished(self.tournament_id, results, self.done, self.config.total_trials))
+
+    async def _run_builtin(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        batch: list[TrialResult] = []
+        games, programs = self.games, self.programs
+        for spec in self.config.iter_specs(done_map):
+            if spec.row in llm or spec.col in llm:
+                continue
+            batch.append(run_trial_sync(spec, games[spec.game], agents, programs))
+            if len(batch) >= self.batch_size:
+                self._store(batch)
+                batch = []
+                await self._checkpoint()
+        if batch:
+            self._store(batch)
+
+    async def _run_llm(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        specs = (s for s in self.config.iter_specs(done_map) if s.row in llm or s.col in llm)
+        tid = self.tournament_id
+        on_plan = on_node = None
+        if self.node_events:
+            def on_plan(spec, nodes):
+                self.sink(TrialPlanned(tid, spec, nodes))
+
+            def on_node(spec, node):
+                self.sink(NodeResolved(tid, spec, node))
+
+        async def worker() -> None:
+            for spec in specs:
+                await self._checkpoint()
+                result = await run_trial_async(spec, self.games[spec.game], agents, self.programs, on_plan, on_node)
+                self._store([result])
+
+        tasks = [asyncio.create_task(worker()) for _ in range(self.config.concurrency)]
+        self._tasks.update(tasks)
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for t in tasks:
+                t.cancel()
+            self._tasks.difference_update(tasks)
+
+
+def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:
+    """Identity of a tournament: what determines its trials (not its name or concurrency)."""
+    from .games import content_hash
+
+    return content_hash({
+        "config": config.model_dump(mode="json", exclude={"name", "concurrency"}),
+        "programs": sorted(p.content_hash for p in programs),
+        "games": sorted(g.content_hash for g in games),
+    })
+
+
+def _pick(items: dict, ids: list[str], what: str) -> dict:
+    missing = [i for i in ids if i not in items]
+    if missing:
+        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}. Known: {', '.join(sorted(items))}")
+    return {i: items[i] for i in ids}
+
+
+def check_compatible(programs: Iterable[Program], games: Iterable[Game]) -> None:
+    """Every chosen bot can play every chosen game (e.g. a fixed action exists in it)."""
+    problems = []
+    for p in programs:
+        if p.kind == "builtin":
+            agent = BotAgent(p)
+            problems += [m for g in games if (m := agent.check_game(g))]
+    if problems:
+        raise ArenaError("; ".join(problems))
