@@ -23,9 +23,11 @@ app = typer.Typer(
 games_app = typer.Typer(help="The game library (games/*.yaml).", no_args_is_help=True)
 programs_app = typer.Typer(help="The program library (programs/*.yaml).", no_args_is_help=True)
 tournaments_app = typer.Typer(help="Tournaments stored in the database.", no_args_is_help=True)
+providers_app = typer.Typer(help="LLM providers: where LLM programs' calls go.", no_args_is_help=True)
 app.add_typer(games_app, name="games")
 app.add_typer(programs_app, name="programs")
 app.add_typer(tournaments_app, name="tournaments")
+app.add_typer(providers_app, name="providers")
 
 DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $ARENA_DB or ./arena.db)")]
 
@@ -159,7 +161,7 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
     from .progress import ProgressDisplay
 
     shown = ProgressDisplay(display.value)
-    backend = _backend()
+    backend = _backend(store)
     if resume_id is not None or config is None:
         runner = TournamentRunner.resume(store, resume_id, backend=backend, sink=shown.event)
     else:
@@ -188,13 +190,10 @@ def _db_flag(store) -> str:
     return "" if store.path == default_db_path() else f" --db {store.path}"
 
 
-def _backend():
-    """The LLM layer, if this build has one (LLM programs fail with a clear message otherwise)."""
-    try:
-        from .core.llm import LLMService
-    except ImportError:
-        return None
-    return LLMService()
+def _backend(store):
+    from .core.llm import LLMService
+
+    return LLMService(store)
 
 
 # --- libraries -----------------------------------------------------------------------------------------
@@ -317,6 +316,51 @@ def tournaments_show(tournament: Annotated[Optional[int], typer.Argument()] = No
             print_summary(store, row.id)
     except ArenaError as exc:
         fail(str(exc))
+
+
+@providers_app.command("list")
+def providers_list() -> None:
+    """Providers, their endpoints, key variables (never the keys), limits and model aliases."""
+    import os
+
+    from rich.table import Table
+
+    from .core.errors import ArenaError
+    from .core.providers import load_providers
+    from .progress import console
+
+    try:
+        registry = load_providers()
+    except ArenaError as exc:
+        fail(str(exc))
+    t = Table("provider", "endpoint", "key", "concurrency", "rpm", "constraint", "aliases")
+    for p in registry.values():
+        key = "-" if not p.key_env else f"{p.key_env} ({'set' if os.environ.get(p.key_env) else 'NOT SET'})"
+        url = p.url(os.environ) or ("embedded" if p.name == "local" else f"set {p.base_url_env}")
+        aliases = ", ".join(f"{a}={m}" for a, m in p.aliases.items() if a != m) or "-"
+        t.add_row(p.name, url, key, str(p.concurrency), f"{p.rpm:g}" if p.rpm else "-", p.structured, aliases)
+    console().print(t)
+
+
+@providers_app.command("check")
+def providers_check(
+    names: Annotated[Optional[list[str]], typer.Argument(help="providers to check (default: local and every provider whose key is set)")] = None,
+) -> None:
+    """Ask each provider one tiny question and report latency or the error."""
+    import asyncio
+
+    from .core.errors import ArenaError
+    from .core.llm import check_providers
+
+    try:
+        results = asyncio.run(check_providers(names))
+    except ArenaError as exc:
+        fail(str(exc))
+    bad = 0
+    for name, ok, detail in results:
+        typer.echo(f"{name:10} {'ok  ' if ok else 'FAIL'} {detail}")
+        bad += not ok
+    raise typer.Exit(1 if bad else 0)
 
 
 def main() -> None:

@@ -65,6 +65,9 @@ class ProgressDisplay:
         counts = ", ".join(f"{v} {k}" for k, v in sorted(result.counts.items())) or "nothing new"
         print(f"tournament {result.tournament_id} {result.status}: {result.done}/{result.total} trials stored "
               f"({counts} this run) in {result.elapsed_s:.2f}s; database {store.path}")
+        for name, s in sorted(result.providers.items()):
+            print(f"provider {name}: {s['calls']} calls, {s['cached']} from cache, {s['attempts']} attempts, "
+                  f"{s['retries']} retried, {s['failed']} failed")
         print_summary(store, result.tournament_id, plain=self.mode == "plain")
 
 

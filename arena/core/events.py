@@ -66,6 +66,7 @@ class TournamentFinished:
     counts: dict = field(default_factory=dict)  # trials by status written in this run
     elapsed_s: float = 0.0
     error: str | None = None
+    providers: dict = field(default_factory=dict)  # per provider: calls, attempts, retries, failed, cached, ...
 
 
 Event = TournamentStarted | TrialPlanned | NodeResolved | TrialsFinished | Notice | TournamentFinished

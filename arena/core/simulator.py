@@ -20,6 +20,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from .errors import ArenaError
 from .games import Game
 from .records import CAPPED, DIRECT, ERROR, GROUNDED, OK, REFUSED, SIMULATED, CallRecord, Node, TrialResult, TrialSpec
 
@@ -141,8 +142,8 @@ async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: objec
             node.action = r
             return
         move = await r
-    except asyncio.CancelledError:
-        raise
+    except (asyncio.CancelledError, ArenaError):
+        raise  # cancelled, or a systematic failure (bad key, unknown model): the run stops
     except Exception as exc:  # a program that cannot run records an error, it never kills the run
         node.error = f"{type(exc).__name__}: {exc}"
         return

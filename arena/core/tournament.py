@@ -31,6 +31,9 @@ from .store import Store
 class LLMBackend(Protocol):
     """What the tournament needs from the LLM layer (providers, prompts, cache)."""
 
+    def check(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
+        """Raise ArenaError now (before anything is recorded) for unknown providers or missing keys."""
+
     async def prepare(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
         """Check keys and endpoints, start the local server if needed; raise ArenaError if unusable."""
 
@@ -67,6 +70,7 @@ class TournamentRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self.reused = False  # True when create() found this tournament already stored
+        self.provider_stats: dict = {}
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -81,8 +85,7 @@ class TournamentRunner:
         chosen_p = _pick(programs, config.programs, "program")
         chosen_g = _pick(games, config.games, "game")
         check_compatible(chosen_p.values(), chosen_g.values())
-        if any(p.kind == "llm" for p in chosen_p.values()) and kw.get("backend") is None:
-            raise ArenaError("this tournament has LLM programs but no LLM backend is configured")
+        _check_backend(kw.get("backend"), chosen_p.values(), config)
         fp = fingerprint(config, chosen_p.values(), chosen_g.values())
         tid = None if new else store.find_tournament(fp)
         if tid is not None:
@@ -99,6 +102,7 @@ class TournamentRunner:
         config = TournamentConfig.model_validate(row.config)
         progs, games = store.snapshot(row.id)
         programs = {k: program_from_json(v) for k, v in progs.items()}
+        _check_backend(kw.get("backend"), programs.values(), config)
         return cls(store, row.id, config, programs, {k: Game.model_validate(v) for k, v in games.items()}, **kw)
 
     # -- control (thread-safe) ---------------------------------------------------------------------
@@ -154,6 +158,7 @@ class TournamentRunner:
             status, error = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             if self.backend is not None and llm:
+                self.provider_stats = self.backend.stats()
                 try:
                     await self.backend.aclose()
                 except Exception:
@@ -165,7 +170,7 @@ class TournamentRunner:
             status = "cancelled"
         self.store.set_status(self.tournament_id, status)
         event = TournamentFinished(self.tournament_id, status, self.done, self.config.total_trials,
-                                   dict(self.counts), time.perf_counter() - t0, error)
+                                   dict(self.counts), time.perf_counter() - t0, error, self.provider_stats)
         self.sink(event)
         return event
 
@@ -254,6 +259,15 @@ def _pick(items: dict, ids: list[str], what: str) -> dict:
     if missing:
         raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}. Known: {', '.join(sorted(items))}")
     return {i: items[i] for i in ids}
+
+
+def _check_backend(backend: LLMBackend | None, programs: Iterable[Program], config: TournamentConfig) -> None:
+    llm = [p for p in programs if p.kind == "llm"]
+    if not llm:
+        return
+    if backend is None:
+        raise ArenaError(f"LLM programs ({', '.join(p.id for p in llm)}) need an LLM backend")
+    backend.check(llm, config)
 
 
 def check_compatible(programs: Iterable[Program], games: Iterable[Game]) -> None:

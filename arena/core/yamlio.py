@@ -110,10 +110,11 @@ def _field_name(loc: tuple[Any, ...]) -> str | None:
     return out
 
 
-def problems_from(exc: ValidationError, doc: Document) -> list[Problem]:
+def problems_from(exc: ValidationError, doc: Document, prefix: tuple = ()) -> list[Problem]:
+    """Pydantic errors as problems with lines; `prefix` is where the validated mapping sits in the file."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = tuple(err.get("loc", ()))
+        loc = prefix + tuple(err.get("loc", ()))
         msg = err.get("msg", "invalid value")
         if err.get("type") == "extra_forbidden":
             msg = "unknown field (check the spelling; see the docs for allowed fields)"

@@ -1,0 +1,384 @@
+"""OpenAI-compatible providers: registry, model aliases, keys, limits, retries, secret redaction.
+
+Every provider is reached through `openai.AsyncOpenAI` (httpx underneath) with the client's own
+retries off: Arena retries itself (exponential backoff with jitter, honouring Retry-After) so that
+every attempt can be recorded in `llm_calls`. Keys come only from environment variables and are never
+stored: error texts pass through `redact` before they are recorded anywhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .errors import ArenaError, ConfigError, Problem
+from .records import CallRecord
+
+COMMON_ALIASES = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.2-3b", "phi-4", "mixtral-8x7b")
+
+
+class ProviderSpec(BaseModel):
+    """How to reach one provider. Configurable in providers.yaml (never with a key in it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str = ""
+    base_url: str | None = None  # None for `local` (the embedded server's URL is set at start)
+    base_url_env: str | None = None  # an environment variable that overrides base_url
+    key_env: str | None = None  # the environment variable holding the API key; None: no key needed
+    concurrency: int = Field(4, ge=1, le=1024, description="calls in flight at once")
+    rpm: float | None = Field(None, gt=0, description="requests per minute (None: unlimited)")
+    timeout: float = Field(60.0, gt=0, description="seconds per attempt")
+    max_attempts: int = Field(6, ge=1, le=50, description="attempts per call, the first included")
+    backoff_initial: float = Field(1.0, ge=0, description="first backoff in seconds (doubles, with jitter)")
+    backoff_max: float = Field(30.0, ge=0, description="longest single backoff")
+    retry_after_max: float = Field(120.0, ge=0, description="longest Retry-After honoured")
+    structured: Literal["json_schema", "none"] = "none"
+    send_seed: bool = True
+    aliases: dict[str, str] = Field(default_factory=dict)  # alias -> this provider's model name
+
+    def native(self, name: str) -> str:
+        return self.aliases.get(name, name)
+
+    def alias_of(self, name: str) -> str:
+        """The alias a model name stands for here ('default' if it is none of them)."""
+        if name in self.aliases:
+            return name
+        for alias, native in self.aliases.items():
+            if native == name and alias != "default":
+                return alias
+        return "default"
+
+    def url(self, env: Mapping[str, str]) -> str | None:
+        if self.base_url_env and env.get(self.base_url_env):
+            return env[self.base_url_env]
+        return self.base_url
+
+
+def _same(model: str) -> dict[str, str]:
+    return {"default": model, **{a: model for a in COMMON_ALIASES}}
+
+
+BUILTIN: dict[str, ProviderSpec] = {p.name: p for p in [
+    ProviderSpec(
+        name="local", description="embedded llama.cpp server with a small model from PyPI (offline)",
+        concurrency=2, timeout=180.0, max_attempts=3, backoff_initial=0.5, structured="json_schema",
+        aliases={**_same("qwen2.5-coder-0.5b"), "smollm2-135m": "smollm2-135m"},
+    ),
+    ProviderSpec(
+        name="ollama", description="a local Ollama server", base_url="http://localhost:11434/v1",
+        base_url_env="OLLAMA_BASE_URL", concurrency=2, timeout=300.0,
+        aliases={"default": "llama3.1:8b", "llama-3.1-8b": "llama3.1:8b", "llama-3.1-70b": "llama3.1:70b",
+                 "llama-3.2-3b": "llama3.2:3b", "phi-4": "phi4", "mixtral-8x7b": "mixtral:8x7b"},
+    ),
+    ProviderSpec(
+        name="nvidia", description="NVIDIA NIM (build.nvidia.com)", base_url="https://integrate.api.nvidia.com/v1",
+        key_env="NVIDIA_API_KEY", concurrency=8, rpm=40,
+        aliases={"default": "meta/llama-3.1-8b-instruct", "llama-3.1-8b": "meta/llama-3.1-8b-instruct",
+                 "llama-3.1-70b": "meta/llama-3.1-70b-instruct", "llama-3.2-3b": "meta/llama-3.2-3b-instruct",
+                 "phi-4": "microsoft/phi-4-mini-instruct", "mixtral-8x7b": "mistralai/mixtral-8x7b-instruct-v0.1"},
+    ),
+    ProviderSpec(
+        name="cerebras", description="Cerebras inference", base_url="https://api.cerebras.ai/v1",
+        key_env="CEREBRAS_API_KEY", concurrency=8, rpm=30,
+        aliases={"default": "llama3.1-8b", "llama-3.1-8b": "llama3.1-8b", "llama-3.1-70b": "llama-3.3-70b"},
+    ),
+    ProviderSpec(
+        name="groq", description="Groq", base_url="https://api.groq.com/openai/v1", key_env="GROQ_API_KEY",
+        concurrency=8, rpm=30,
+        aliases={"default": "llama-3.1-8b-instant", "llama-3.1-8b": "llama-3.1-8b-instant",
+                 "llama-3.1-70b": "llama-3.3-70b-versatile", "llama-3.2-3b": "llama-3.2-3b-preview",
+                 "mixtral-8x7b": "mixtral-8x7b-32768"},
+    ),
+    ProviderSpec(
+        name="openai", description="OpenAI", base_url="https://api.openai.com/v1", key_env="OPENAI_API_KEY",
+        concurrency=8, structured="json_schema", aliases={"default": "gpt-4o-mini"},
+    ),
+    ProviderSpec(
+        name="custom", description="any OpenAI-compatible endpoint: LLM_BASE_URL and LLM_API_KEY",
+        base_url_env="LLM_BASE_URL", key_env="LLM_API_KEY", concurrency=8,
+    ),
+]}
+
+
+def load_providers(path: Path | None = None, env: Mapping[str, str] | None = None) -> dict[str, ProviderSpec]:
+    """The built-in registry, with overrides from providers.yaml (`$ARENA_PROVIDERS` or ./providers.yaml).
+
+    The file maps provider names to fields of ProviderSpec; a new name defines a new provider.
+    """
+    from pydantic import ValidationError
+
+    from .yamlio import plain, problems_from, read_documents
+
+    env = os.environ if env is None else env
+    path = path or Path(env.get("ARENA_PROVIDERS") or "providers.yaml")
+    registry = dict(BUILTIN)
+    if not path.exists():
+        return registry
+    (doc,) = read_documents(path)
+    problems = []
+    for name, fields in doc.data.items():
+        line = doc.data.lc.key(name)[0] + 1
+        base = registry.get(name, ProviderSpec(name=name)).model_dump()
+        if not isinstance(fields, dict):
+            problems.append(Problem(str(path), line, str(name), "expected a mapping of provider settings"))
+            continue
+        if any(str(k).lower() in ("api_key", "key", "token", "password") for k in fields):
+            problems.append(Problem(str(path), line, str(name), "keys never go in files: set the key_env variable"))
+            continue
+        try:
+            registry[name] = ProviderSpec.model_validate({**base, **plain(fields), "name": name})
+        except ValidationError as exc:
+            problems.extend(problems_from(exc, doc, prefix=(name,)))
+    if problems:
+        raise ConfigError(problems)
+    return registry
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where one LLM program's calls go."""
+
+    provider: str
+    model: str  # the provider's own model name
+    requested: str  # what the program (or override) asked for, e.g. "local/qwen2.5-coder-0.5b"
+
+
+def resolve(model: str, registry: Mapping[str, ProviderSpec], provider_override: str | None = None) -> Route:
+    """Map `provider/model-or-alias` (and an optional --provider) to a provider and its model name."""
+    if "/" not in model:
+        raise ArenaError(f"model '{model}' must look like provider/model (providers: {', '.join(registry)})")
+    provider, name = model.split("/", 1)
+    if provider not in registry:
+        raise ArenaError(f"unknown provider '{provider}' in model '{model}'. Providers: {', '.join(registry)}")
+    if provider_override and provider_override != provider:
+        if provider_override not in registry:
+            raise ArenaError(f"unknown provider '{provider_override}'. Providers: {', '.join(registry)}")
+        alias = registry[provider].alias_of(name)
+        target = registry[provider_override]
+        if alias not in target.aliases:
+            known = ", ".join(sorted(target.aliases)) or "none"
+            raise ArenaError(f"provider '{provider_override}' has no model for '{alias}' (from {model}); "
+                             f"its aliases: {known}. Use --model PROGRAM={provider_override}/MODEL")
+        return Route(provider_override, target.native(alias), model)
+    return Route(provider, registry[provider].native(name), model)
+
+
+# --- secrets ---------------------------------------------------------------------------------------
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
+_BEARER = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9._~+/=-]{6,}")
+
+
+def secret_values(registry: Mapping[str, ProviderSpec], env: Mapping[str, str] | None = None) -> list[str]:
+    env = os.environ if env is None else env
+    return [env[p.key_env] for p in registry.values() if p.key_env and env.get(p.key_env) and len(env[p.key_env]) >= 4]
+
+
+def redact(text: str | None, secrets: list[str] = ()) -> str | None:
+    """Remove keys, bearer tokens and URL credentials from a text that may be stored or shown."""
+    if not text:
+        return text
+    for s in secrets:
+        text = text.replace(s, "***")
+    text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    return _BEARER.sub(r"\1***", text)
+
+
+# --- calling ---------------------------------------------------------------------------------------
+class ProviderUnusable(ArenaError):
+    """Authentication, permission or model-not-found: every call would fail, so the run stops."""
+
+
+class EmptyAnswer(Exception):
+    """A 200 response with no content."""
+
+
+@dataclass
+class ProviderStats:
+    calls: int = 0  # logical requests (each may take several attempts)
+    attempts: int = 0
+    retries: int = 0
+    failed: int = 0  # requests that failed after all attempts
+    cached: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: float = 0.0
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+@dataclass
+class Reply:
+    text: str | None
+    error: str | None = None
+
+
+@dataclass
+class ProviderClient:
+    """One provider's client with its concurrency limit, rate limit and retry policy."""
+
+    spec: ProviderSpec
+    base_url: str
+    api_key: str | None
+    secrets: list[str] = field(default_factory=list)
+    stats: ProviderStats = field(default_factory=ProviderStats)
+
+    def __post_init__(self) -> None:
+        from openai import AsyncOpenAI
+
+        self.client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "no-key", max_retries=0,
+                                  timeout=self.spec.timeout)
+        self.gate = asyncio.Semaphore(self.spec.concurrency)
+        self.limiter = None
+        if self.spec.rpm:
+            from aiolimiter import AsyncLimiter
+
+            # a leaky bucket of one request per 60/rpm seconds (bursts of at most a sixth of a minute)
+            burst = max(1.0, self.spec.rpm / 6)
+            self.limiter = AsyncLimiter(burst, 60.0 * burst / self.spec.rpm)
+
+    async def aclose(self) -> None:
+        await self.client.close()
+
+    async def complete(self, *, model: str, messages: list[dict], temperature: float, max_tokens: int,
+                       seed: int | None, response_format: dict | None, calls: list[CallRecord],
+                       purpose: str = "answer") -> Reply:
+        """One logical request: attempts until an answer or a final failure; each attempt is appended
+        to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure)."""
+        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+
+        import openai
+
+        params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "purpose": purpose}
+        kwargs: dict[str, Any] = {"model": model, "messages": messages, "temperature": temperature,
+                                  "max_tokens": max_tokens}
+        if seed is not None and self.spec.send_seed:
+            kwargs["seed"] = params["seed"] = seed
+        if response_format is not None:
+            kwargs["response_format"] = response_format
+            params["constraint"] = response_format.get("type")
+        self.stats.calls += 1
+        attempt_no = 0
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self.spec.max_attempts),
+            wait=self._wait,
+            retry=retry_if_exception(_retriable),
+            reraise=True,
+        )
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    attempt_no += 1
+                    record = CallRecord(self.spec.name, model, messages, attempt=attempt_no, params=params,
+                                        started_at=time.time())
+                    calls.append(record)
+                    if attempt_no > 1:
+                        self.stats.retries += 1
+                    self.stats.attempts += 1
+                    t0 = time.perf_counter()
+                    try:
+                        async with self.gate:
+                            if self.limiter is not None:
+                                await self.limiter.acquire()
+                            t0 = time.perf_counter()
+                            resp = await self.client.chat.completions.create(**kwargs)
+                        text = resp.choices[0].message.content if resp.choices else None
+                        record.latency_ms = (time.perf_counter() - t0) * 1000
+                        self.stats.latency_ms += record.latency_ms
+                        if resp.usage is not None:
+                            record.prompt_tokens = resp.usage.prompt_tokens
+                            record.completion_tokens = resp.usage.completion_tokens
+                            self.stats.prompt_tokens += resp.usage.prompt_tokens or 0
+                            self.stats.completion_tokens += resp.usage.completion_tokens or 0
+                        if not text or not text.strip():
+                            raise EmptyAnswer("empty answer (no content)")
+                        record.response = text
+                        return Reply(text)
+                    except Exception as exc:
+                        record.latency_ms = record.latency_ms or (time.perf_counter() - t0) * 1000
+                        record.status = "error"
+                        record.error = redact(describe(exc), self.secrets)
+                        if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError,
+                                            openai.NotFoundError)):
+                            raise ProviderUnusable(
+                                f"provider '{self.spec.name}' refused model '{model}': {record.error}") from None
+                        raise
+        except ProviderUnusable:
+            self.stats.failed += 1
+            raise
+        except Exception:
+            self.stats.failed += 1
+            last = calls[-1].error if calls else "unknown error"
+            return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}")
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, state) -> float:
+        """Retry-After when the server gives one (capped), else exponential backoff with full jitter."""
+        import random
+
+        exc = state.outcome.exception() if state.outcome is not None else None
+        after = retry_after(exc)
+        if after is not None:
+            return min(after, self.spec.retry_after_max)
+        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** (state.attempt_number - 1))
+        return random.uniform(ceiling / 2, ceiling)
+
+
+def _retriable(exc: BaseException) -> bool:
+    import openai
+
+    if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError, openai.NotFoundError,
+                        openai.BadRequestError, openai.UnprocessableEntityError, ProviderUnusable)):
+        return False
+    return isinstance(exc, (openai.APIError, EmptyAnswer, ValueError))
+
+
+def retry_after(exc: BaseException | None) -> float | None:
+    response = getattr(exc, "response", None)
+    headers = getattr(response, "headers", None)
+    if not headers:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return float(value) / 1000
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return None
+
+
+def describe(exc: BaseException) -> str:
+    import openai
+
+    status = getattr(exc, "status_code", None)
+    name = type(exc).__name__
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        cause = exc.__cause__
+        return f"connection error: {type(cause).__name__ if cause else name}"
+    msg = str(exc).strip() or name
+    if len(msg) > 500:
+        msg = msg[:500] + "..."
+    return f"HTTP {status}: {msg}" if status else f"{name}: {msg}"
