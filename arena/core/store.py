@@ -135,7 +135,13 @@ TRIAL_COLUMNS = (
     "col_depth, duration_ms, finished_at"
 )
 _TRIAL_INSERT = f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})"
-_NODE_INSERT = "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
+# rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
+# literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
+_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)"
+_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL)"
+_TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
+                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
 _CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
 
 
@@ -355,6 +361,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
     node_id = cur.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
     call_id = None
     node_rows: list[tuple] = []
+    ok_rows: list[tuple] = []
     call_rows: list[tuple] = []
     inserted = 0
     for r in results:
@@ -362,22 +369,31 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
         nodes = r.nodes
         row_depth, col_depth = _chain_depths(nodes)
         n_calls = sum(len(n.calls) for n in nodes)
-        cur.execute(_TRIAL_INSERT, (
-            tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
-            r.row_action, r.col_action, r.row_payoff, r.col_payoff,
-            None if r.cooperative is None else int(r.cooperative), r.status, r.error,
-            len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
-        ))
+        if s.temperature is None and r.error is None and r.cooperative is not None:
+            cur.execute(_TRIAL_INSERT_OK, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff, int(r.cooperative), r.status,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
+        else:
+            cur.execute(_TRIAL_INSERT, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff,
+                None if r.cooperative is None else int(r.cooperative), r.status, r.error,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
         if cur.rowcount == 0:
             continue  # already stored: a re-run or resume of a finished trial
         inserted += 1
         trial_id = cur.lastrowid
         base = node_id + 1
         for n in nodes:
-            node_rows.append((
-                base + n.index, trial_id, None if n.parent is None else base + n.parent, n.index, n.side, n.depth,
-                n.program, n.mode, int(n.mode != "simulated"), n.action, n.error,
-            ))
+            row = (base + n.index, trial_id, 0 if n.parent is None else base + n.parent, n.index, n.side, n.depth,
+                   n.program, n.mode, int(n.mode != "simulated"), n.action)
+            if n.error is None:
+                ok_rows.append(row)
+            else:
+                node_rows.append(row + (n.error,))
             if n.calls:
                 if call_id is None:
                     call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
@@ -385,8 +401,10 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                     call_id += 1
                     call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
         node_id += len(nodes)
+    if ok_rows:
+        cur.executemany(_NODE_INSERT_OK, ok_rows)
     if node_rows:
-        cur.executemany(_NODE_INSERT, node_rows)
+        cur.executemany(_NODE_INSERT_NULLABLE, node_rows)
     if call_rows:
         cur.executemany(_CALL_INSERT, call_rows)
     return inserted
