@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import LookupFailed, StoreError
-from .records import CallRecord, TrialResult
+from .records import SIMULATED, CallRecord, TrialResult
 
 SCHEMA_VERSION = 1
 
@@ -359,16 +359,48 @@ class Store:
 def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]) -> int:
     now = time.time()
     node_id = cur.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+    # Inside this write transaction SQLite gives the next trial max(id) + 1: predicting it lets one pass
+    # over a trial's nodes both build their rows and find the trial's depths and call count.
+    next_trial = cur.execute("SELECT coalesce(max(id), 0) FROM trials").fetchone()[0] + 1
     call_id = None
-    node_rows: list[tuple] = []
-    ok_rows: list[tuple] = []
+    node_rows: list[tuple] = []  # nodes with an error
+    ok_rows: list[tuple] = []  # nodes without (the usual case; see _NODE_INSERT_OK)
     call_rows: list[tuple] = []
     inserted = 0
     for r in results:
         s = r.spec
         nodes = r.nodes
-        row_depth, col_depth = _chain_depths(nodes)
-        n_calls = sum(len(n.calls) for n in nodes)
+        trial_id = next_trial
+        base = node_id + 1
+        n_ok, n_err = len(ok_rows), len(node_rows)
+        # Nodes are the row decision's chain, then the column decision's (from the second root on).
+        row_depth = col_depth = n_calls = 0
+        in_row = True
+        with_calls = []
+        for n in nodes:
+            parent = n.parent
+            depth = n.depth
+            if parent is None:
+                if n.index > 0:
+                    in_row = False
+                parent = 0  # stored as NULL
+            else:
+                parent += base
+            if in_row:
+                if depth > row_depth:
+                    row_depth = depth
+            elif depth > col_depth:
+                col_depth = depth
+            mode = n.mode
+            if n.error is None:
+                ok_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                int(mode != SIMULATED), n.action))
+            else:
+                node_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                  int(mode != SIMULATED), n.action, n.error))
+            if n.calls:
+                n_calls += len(n.calls)
+                with_calls.append(n)
         if s.temperature is None and r.error is None and r.cooperative is not None:
             cur.execute(_TRIAL_INSERT_OK, (
                 tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.index, s.seed,
@@ -382,24 +414,21 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                 None if r.cooperative is None else int(r.cooperative), r.status, r.error,
                 len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
             ))
-        if cur.rowcount == 0:
-            continue  # already stored: a re-run or resume of a finished trial
+        if cur.rowcount == 0:  # already stored: a re-run or resume of a finished trial
+            del ok_rows[n_ok:], node_rows[n_err:]
+            continue
+        if cur.lastrowid != trial_id:  # cannot happen with an INTEGER PRIMARY KEY; never store a wrong id
+            trial_id = cur.lastrowid
+            ok_rows[n_ok:] = [(row[0], trial_id, *row[2:]) for row in ok_rows[n_ok:]]
+            node_rows[n_err:] = [(row[0], trial_id, *row[2:]) for row in node_rows[n_err:]]
+        next_trial = trial_id + 1
         inserted += 1
-        trial_id = cur.lastrowid
-        base = node_id + 1
-        for n in nodes:
-            row = (base + n.index, trial_id, 0 if n.parent is None else base + n.parent, n.index, n.side, n.depth,
-                   n.program, n.mode, int(n.mode != "simulated"), n.action)
-            if n.error is None:
-                ok_rows.append(row)
-            else:
-                node_rows.append(row + (n.error,))
-            if n.calls:
-                if call_id is None:
-                    call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
-                for c in n.calls:
-                    call_id += 1
-                    call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
+        for n in with_calls:
+            if call_id is None:
+                call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
+            for c in n.calls:
+                call_id += 1
+                call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
         node_id += len(nodes)
     if ok_rows:
         cur.executemany(_NODE_INSERT_OK, ok_rows)
@@ -408,20 +437,6 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
     if call_rows:
         cur.executemany(_CALL_INSERT, call_rows)
     return inserted
-
-
-def _chain_depths(nodes) -> tuple[int, int]:
-    """Deepest depth reached by the row decision's chain and by the column decision's chain."""
-    row = col = 0
-    in_row = True
-    for n in nodes:
-        if n.parent is None and n.index > 0:
-            in_row = False
-        if in_row:
-            row = max(row, n.depth)
-        else:
-            col = max(col, n.depth)
-    return row, col
 
 
 def _call_row(call_id: int, tid: int, trial_id: int, node_id: int, program: str, c: CallRecord) -> tuple:
