@@ -14,44 +14,42 @@ class BotAgent:
     """The runtime form of a BuiltinProgram."""
 
     is_async = False
-    __slots__ = ("program", "epsilon", "simulates", "_ground", "_respond")
+    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p")
 
     def __init__(self, program: BuiltinProgram):
         self.program = program
         self.epsilon = program.epsilon
         self.simulates = program.strategy == "fairbot"
-        self._ground = getattr(self, f"_ground_{program.strategy}")
-        self._respond = self._respond_copy if self.simulates else None
-
-    # The simulator calls these two; `u` is the node's own uniform draw in [0, 1).
-    def ground(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, *_) -> str:
-        return self._ground(game, opp, u)
-
-    def respond(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, opp_action: str, *_) -> str:
-        return self._respond(game, opp, u, opp_action)
+        self._action = program.params.get("action")
+        self._p = program.params.get("p", 0.5)
+        # The simulator calls these two: ground(game, opp, u, [spec, node]) and
+        # respond(game, opp, u, opp_action, [spec, node]), `u` being the node's own uniform draw in [0, 1).
+        # They are bound straight to the strategy: a built-in tournament makes ~10^5 calls a second.
+        self.ground = getattr(self, f"_ground_{program.strategy}")
+        self.respond = self._respond_copy if self.simulates else self._respond_never
 
     # --- strategies ----------------------------------------------------------------------------
-    def _ground_cooperate(self, game: Game, opp, u: float) -> str:
-        return self._own_action(game, game.default_action)
+    def _ground_cooperate(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, *_) -> str:
+        return self._action or game.default_action
 
-    def _ground_defect(self, game: Game, opp, u: float) -> str:
-        return self._own_action(game, game.defect_action)
+    def _ground_defect(self, game: Game, opp, u: float, *_) -> str:
+        return self._action or game.defect_action
 
-    def _ground_random(self, game: Game, opp, u: float) -> str:
-        return random_action(game, self.program.params.get("p", 0.5), u)
+    def _ground_random(self, game: Game, opp, u: float, *_) -> str:
+        return random_action(game, self._p, u)
 
-    def _ground_fairbot(self, game: Game, opp, u: float) -> str:
+    def _ground_fairbot(self, game: Game, opp, u: float, *_) -> str:
         return game.default_action
 
-    def _ground_cliquebot(self, game: Game, opp, u: float) -> str:
+    def _ground_cliquebot(self, game: Game, opp, u: float, *_) -> str:
         same = opp.kind == "builtin" and opp.source() == self.program.source()
         return game.default_action if same else game.defect_action
 
-    def _respond_copy(self, game: Game, opp, u: float, opp_action: str) -> str:
+    def _respond_copy(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
         return opp_action
 
-    def _own_action(self, game: Game, fallback: str) -> str:
-        return self.program.params.get("action") or fallback
+    def _respond_never(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
+        raise TypeError(f"program '{self.program.id}' never simulates, so it has nothing to respond to")
 
     def check_game(self, game: Game) -> str | None:
         """Why this bot cannot play `game`, or None if it can."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from _random import Random as _MersenneTwister  # random.Random's C core: the same stream for an int seed
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
@@ -51,27 +52,29 @@ class Agent(Protocol):
 
 def descend(agents: dict[str, Agent], me: str, opp: str, side: str, epsilon: float, max_depth: int,
             rng: random.Random, nodes: list[Node]) -> list[Node]:
-    """Draw one top-level decision's chain: nodes from depth 0 down to the acting leaf."""
+    """Draw one top-level decision's chain: nodes from depth 0 down to the acting leaf.
+
+    Each node draws its own uniform `u` first, then (if it may simulate) its epsilon coin.
+    """
     chain: list[Node] = []
     parent = None
     depth = 0
     rand = rng.random
     while True:
-        node = Node(len(nodes), parent, side, depth, me, rand())
-        nodes.append(node)
-        chain.append(node)
+        u = rand()
         agent = agents[me]
         if not agent.simulates:
-            node.mode = DIRECT
+            mode = DIRECT
+        elif depth >= max_depth:
+            mode = CAPPED
+        else:
+            eps = agent.epsilon
+            mode = GROUNDED if rand() < (epsilon if eps is None else eps) else SIMULATED
+        node = Node(len(nodes), parent, side, depth, me, u, mode)
+        nodes.append(node)
+        chain.append(node)
+        if mode != SIMULATED:
             return chain
-        if depth >= max_depth:
-            node.mode = CAPPED
-            return chain
-        eps = agent.epsilon if agent.epsilon is not None else epsilon
-        if rand() < eps:
-            node.mode = GROUNDED
-            return chain
-        node.mode = SIMULATED
         parent = node.index
         me, opp = opp, me
         side = "col" if side == "row" else "row"
@@ -80,7 +83,7 @@ def descend(agents: dict[str, Agent], me: str, opp: str, side: str, epsilon: flo
 
 def plan(spec: TrialSpec, agents: dict[str, Agent]) -> tuple[list[Node], list[Node], list[Node]]:
     """All nodes of a trial (row chain then column chain), before any program acts."""
-    rng = random.Random(spec.seed)
+    rng = _MersenneTwister(spec.seed)
     nodes: list[Node] = []
     row = descend(agents, spec.row, spec.col, "row", spec.epsilon, spec.max_depth, rng, nodes)
     col = descend(agents, spec.col, spec.row, "col", spec.epsilon, spec.max_depth, rng, nodes)
@@ -112,11 +115,13 @@ def _is_refusal(node: Node) -> bool:
 
 # --- synchronous fast path: every program is a built-in bot ---------------------------------------
 def resolve_sync(chain: list[Node], spec: TrialSpec, game: Game, agents: dict[str, Agent], programs: dict) -> None:
+    vs_row, vs_col = programs[spec.col], programs[spec.row]  # the opponent of the row seat, of the column seat
     leaf = chain[-1]
-    action = agents[leaf.program].ground(game, programs[_opponent(leaf, spec)], leaf.u)
+    action = agents[leaf.program].ground(game, vs_row if leaf.side == "row" else vs_col, leaf.u)
     leaf.action = action
-    for node in reversed(chain[:-1]):
-        action = agents[node.program].respond(game, programs[_opponent(node, spec)], node.u, action)
+    for i in range(len(chain) - 2, -1, -1):
+        node = chain[i]
+        action = agents[node.program].respond(game, vs_row if node.side == "row" else vs_col, node.u, action)
         node.action = action
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import LookupFailed, StoreError
-from .records import CallRecord, TrialResult
+from .records import SIMULATED, CallRecord, TrialResult
 
 SCHEMA_VERSION = 1
 
@@ -135,7 +135,13 @@ TRIAL_COLUMNS = (
     "col_depth, duration_ms, finished_at"
 )
 _TRIAL_INSERT = f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})"
-_NODE_INSERT = "INSERT INTO nodes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
+# rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
+# literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
+_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)"
+_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL)"
+_TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
+                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
 _CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
 
 
@@ -353,57 +359,84 @@ class Store:
 def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]) -> int:
     now = time.time()
     node_id = cur.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+    # Inside this write transaction SQLite gives the next trial max(id) + 1: predicting it lets one pass
+    # over a trial's nodes both build their rows and find the trial's depths and call count.
+    next_trial = cur.execute("SELECT coalesce(max(id), 0) FROM trials").fetchone()[0] + 1
     call_id = None
-    node_rows: list[tuple] = []
+    node_rows: list[tuple] = []  # nodes with an error
+    ok_rows: list[tuple] = []  # nodes without (the usual case; see _NODE_INSERT_OK)
     call_rows: list[tuple] = []
     inserted = 0
     for r in results:
         s = r.spec
         nodes = r.nodes
-        row_depth, col_depth = _chain_depths(nodes)
-        n_calls = sum(len(n.calls) for n in nodes)
-        cur.execute(_TRIAL_INSERT, (
-            tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
-            r.row_action, r.col_action, r.row_payoff, r.col_payoff,
-            None if r.cooperative is None else int(r.cooperative), r.status, r.error,
-            len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
-        ))
-        if cur.rowcount == 0:
-            continue  # already stored: a re-run or resume of a finished trial
-        inserted += 1
-        trial_id = cur.lastrowid
+        trial_id = next_trial
         base = node_id + 1
+        n_ok, n_err = len(ok_rows), len(node_rows)
+        # Nodes are the row decision's chain, then the column decision's (from the second root on).
+        row_depth = col_depth = n_calls = 0
+        in_row = True
+        with_calls = []
         for n in nodes:
-            node_rows.append((
-                base + n.index, trial_id, None if n.parent is None else base + n.parent, n.index, n.side, n.depth,
-                n.program, n.mode, int(n.mode != "simulated"), n.action, n.error,
-            ))
+            parent = n.parent
+            depth = n.depth
+            if parent is None:
+                if n.index > 0:
+                    in_row = False
+                parent = 0  # stored as NULL
+            else:
+                parent += base
+            if in_row:
+                if depth > row_depth:
+                    row_depth = depth
+            elif depth > col_depth:
+                col_depth = depth
+            mode = n.mode
+            if n.error is None:
+                ok_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                int(mode != SIMULATED), n.action))
+            else:
+                node_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                  int(mode != SIMULATED), n.action, n.error))
             if n.calls:
-                if call_id is None:
-                    call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
-                for c in n.calls:
-                    call_id += 1
-                    call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
+                n_calls += len(n.calls)
+                with_calls.append(n)
+        if s.temperature is None and r.error is None and r.cooperative is not None:
+            cur.execute(_TRIAL_INSERT_OK, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff, int(r.cooperative), r.status,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
+        else:
+            cur.execute(_TRIAL_INSERT, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff,
+                None if r.cooperative is None else int(r.cooperative), r.status, r.error,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
+        if cur.rowcount == 0:  # already stored: a re-run or resume of a finished trial
+            del ok_rows[n_ok:], node_rows[n_err:]
+            continue
+        if cur.lastrowid != trial_id:  # cannot happen with an INTEGER PRIMARY KEY; never store a wrong id
+            trial_id = cur.lastrowid
+            ok_rows[n_ok:] = [(row[0], trial_id, *row[2:]) for row in ok_rows[n_ok:]]
+            node_rows[n_err:] = [(row[0], trial_id, *row[2:]) for row in node_rows[n_err:]]
+        next_trial = trial_id + 1
+        inserted += 1
+        for n in with_calls:
+            if call_id is None:
+                call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
+            for c in n.calls:
+                call_id += 1
+                call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
         node_id += len(nodes)
+    if ok_rows:
+        cur.executemany(_NODE_INSERT_OK, ok_rows)
     if node_rows:
-        cur.executemany(_NODE_INSERT, node_rows)
+        cur.executemany(_NODE_INSERT_NULLABLE, node_rows)
     if call_rows:
         cur.executemany(_CALL_INSERT, call_rows)
     return inserted
-
-
-def _chain_depths(nodes) -> tuple[int, int]:
-    """Deepest depth reached by the row decision's chain and by the column decision's chain."""
-    row = col = 0
-    in_row = True
-    for n in nodes:
-        if n.parent is None and n.index > 0:
-            in_row = False
-        if in_row:
-            row = max(row, n.depth)
-        else:
-            col = max(col, n.depth)
-    return row, col
 
 
 def _call_row(call_id: int, tid: int, trial_id: int, node_id: int, program: str, c: CallRecord) -> tuple:
