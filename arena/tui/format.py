@@ -33,6 +33,18 @@ def count(n: float) -> str:
     return f"{n / 1_000_000:.1f}M"
 
 
+def rate(x: float) -> str:
+    """Three significant digits: 0.412 / 12.3 / 10,500."""
+    if x <= 0:
+        return "0"
+    if x < 1:
+        return f"{x:.3f}"
+    if x < 100:
+        return f"{x:.3g}" if x >= 10 else f"{x:.2f}"
+    digits = len(str(int(x)))
+    return f"{round(x, 3 - digits):,.0f}"
+
+
 def duration(s: float | None) -> str:
     """0:42 / 12:03 / 3:04:05; '–' when unknown."""
     if s is None or math.isnan(s) or math.isinf(s):

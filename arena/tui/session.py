@@ -87,6 +87,7 @@ class LiveSession:
         self._active: LiveTrial | None = None  # the trial that most recently changed
         self._samples: deque[tuple[float, int]] = deque(maxlen=512)
         self._thread: threading.Thread | None = None
+        self._batches = 0
 
     # -- lifecycle ------------------------------------------------------------------------------------
     def start(self, runner) -> None:
@@ -157,7 +158,7 @@ class LiveSession:
                 self.done = e.done
                 self.trials_seen += len(e.results)
                 self._samples.append((now, e.done))
-                last_builtin = None
+                builtin = []
                 counts = self.counts
                 for r in e.results:
                     counts[r.status] = counts.get(r.status, 0) + 1
@@ -172,9 +173,12 @@ class LiveSession:
                         self._recent.append(t)
                         self._active = t
                     else:
-                        last_builtin = r
-                if last_builtin is not None:
-                    r = last_builtin
+                        builtin.append(r)
+                if builtin:
+                    # a different cell each batch (batches hold whole grid rows, so 'the last one' would
+                    # always be the same pair)
+                    self._batches += 1
+                    r = builtin[(self._batches * 7919) % len(builtin)]
                     self._last_builtin = LiveTrial(r.spec, r.nodes, r, 1, now, llm=False)
             elif isinstance(e, NodeResolved):
                 t = self._inflight.get(e.spec.seq)

@@ -50,7 +50,7 @@ class AppHeader(Horizontal):
         self.watch(self.app, "run_label", self._show_run, init=True)
 
     def _show_run(self, label: str) -> None:
-        self.query_one("#run-status", Static).update(Content.from_markup(label) if label else "")
+        self.query_one("#run-status", Static).update(Content.from_markup(label) if label else "", layout=False)
 
 
 # --- simulation tree ------------------------------------------------------------------------------
@@ -320,7 +320,14 @@ class PairMatrix(DataTable):
 
     def set_cells(self, programs: Sequence[str], cells: dict[tuple[str, str], tuple[str, float]],
                   corner: str = "row \\ col") -> None:
+        last = self._last
         self._last = (tuple(programs), dict(cells), corner)
+        if last is not None and last[0] == self._last[0] and last[2] == corner and self.row_count == len(programs):
+            heat = Heat(self.app)  # same layout: touch only the cells that changed
+            for pair, value in cells.items():
+                if last[1].get(pair) != value:
+                    self.update_cell(pair[0], pair[1], heat.text(*value))
+            return
         self._redraw()
 
     def _redraw(self) -> None:

@@ -16,14 +16,14 @@ from ..widgets import PairMatrix, SimTree, Transcript
 from .base import ArenaScreen
 
 HOLD_FINISHED_S = 1.5  # a finished LLM trial stays on screen this long before the next one replaces it
-BUILTIN_EVERY_S = 1.0  # built-in trials finish by the thousand: show a new one at most this often
+BUILTIN_EVERY_S = 2.0  # built-in trials finish by the thousand: show a new one at most this often
 MATRIX_EVERY_S = 0.5
 
 
 class LiveScreen(ArenaScreen):
     MODE = "live"
     BINDINGS = [
-        Binding("space", "pause", "Pause/resume"),
+        Binding("space,p", "pause", "Pause/resume", key_display="space", priority=True),
         Binding("c", "cancel", "Cancel run"),
         Binding("f", "follow", "Follow"),
         Binding("r", "results", "Results"),
@@ -64,6 +64,7 @@ class LiveScreen(ArenaScreen):
         self._condition = None
         self._log_seen = 0
         self._tx_sig = None
+        self._drawn: dict = {}
         self.query_one("#live-progress").border_title = "Progress"
         self.query_one("#live-matrix-box").border_title = "Cooperation · row program × column program"
         self.query_one("#live-log").border_title = "Log"
@@ -91,6 +92,7 @@ class LiveScreen(ArenaScreen):
         self._condition = None
         self._log_seen = 0
         self._tx_sig = None
+        self._drawn = {}
         self.query_one("#live-log", RichLog).clear()
         self.query_one(SimTree).reset_tree()
         self.query_one(Transcript).show(None)
@@ -110,20 +112,33 @@ class LiveScreen(ArenaScreen):
             self._matrix_at = now
         self._draw_tree(s, now)
 
+    def _set(self, selector: str, markup: str, **vars) -> None:
+        """Update a Static only when its text changes (a layout pass per tick would cost the runner)."""
+        key = (markup, tuple(sorted(vars.items())))
+        old = self._drawn.get(selector)
+        if old != key:
+            self._drawn[selector] = key
+            content = Content.from_markup(markup, **vars)
+            # a layout pass only when the number of lines changes (it costs the runner thread GIL time)
+            lines = content.plain.count("\n")
+            relayout = self._drawn.get(selector + "#lines") != lines
+            self._drawn[selector + "#lines"] = lines
+            self.query_one(selector, Static).update(content, layout=relayout)
+
     def _draw_progress(self, s: LiveSession) -> None:
         p = s.progress()
         bar = self.query_one("#live-bar", ProgressBar)
-        bar.update(total=max(p.total, 1), progress=p.done)
-        self.query_one("#live-counts", Static).update(Content.from_markup(
-            "[b]$d[/] / $t trials", d=f"{p.done:,}", t=f"{p.total:,}"))
+        if (bar.total, bar.progress) != (max(p.total, 1), p.done):
+            bar.update(total=max(p.total, 1), progress=p.done)
+        self._set("#live-counts", "[b]$d[/] / $t trials", d=f"{p.done:,}", t=f"{p.total:,}")
         status = {"running": "[b $success]running[/]", "starting": "[b $accent]starting[/]",
                   "paused": "[b $warning]paused[/]", "cancelling": "[b $warning]cancelling…[/]",
                   "finished": "[b $success]finished[/]", "cancelled": "[b $warning]cancelled[/]",
                   "failed": "[b $error]failed[/]"}.get(s.status, s.status)
         box = self.query_one("#live-progress")
-        box.border_title = f"Tournament {s.tournament_id}"
+        _titles(box, f"Tournament {s.tournament_id}")
         cfg = s.runner.config if s.runner is not None else None
-        rate = f"{p.rate:,.1f}" if p.rate < 100 else f"{p.rate:,.0f}"
+        rate = fmt.rate(p.rate)
         parts = [status, f"elapsed {fmt.duration(p.elapsed_s)}"]
         if not s.ended:
             parts.append(f"{rate} trials/s")
@@ -138,14 +153,15 @@ class LiveScreen(ArenaScreen):
             parts.append(f"{s.llm_calls:,} LLM calls ({s.cached_calls:,} cached)")
         elif s.has_llm and not s.trials_seen and not s.ended:
             parts.append("[$accent]preparing the LLM backend…[/]")
-        line = Content.from_markup("  ·  ".join(parts))
+        markup = "  ·  ".join(parts)
+        grid = ""
         if cfg is not None:
             grid = (f"{', '.join(cfg.games)} · ε {' '.join(f'{e:g}' for e in cfg.epsilons)} · cap "
-                    f"{' '.join(map(str, cfg.max_depths))} · {len(cfg.programs)} programs · {cfg.trials} trials/cell")
-            line = line + Content("\n") + Content.styled(fmt.ellipsize(grid, 200), "dim")
+                    f"{' '.join(map(str, cfg.max_depths))} · {len(cfg.programs)} programs · {cfg.trials:,} trials/cell")
+            markup += "\n[dim]$grid[/]"
         if s.error:
-            line = line + Content("\n") + Content.from_markup("[b $error]$e[/]", e=s.error)
-        self.query_one("#live-stats", Static).update(line)
+            markup += "\n[b $error]$error[/]"
+        self._set("#live-stats", markup, grid=fmt.ellipsize(grid, 200), error=s.error or "")
 
     def _draw_log(self) -> None:
         log = self.app.session_log
@@ -185,8 +201,8 @@ class LiveScreen(ArenaScreen):
             label = fmt.pct(cell.cooperation) if cell.valid else ("–" if cell.trials else "·")
             cells[pair] = (label, cell.cooperation)
         self.query_one(PairMatrix).set_cells(programs, cells)
-        total = sum(c.trials for c in s.tally.matrix(self._condition).values())
-        self.query_one("#live-matrix-box").border_subtitle = f"{total:,} trials · share of cooperative outcomes"
+        total = sum(c.trials for c in s.tally.matrix(self._condition).values())  # (cheap: one pass over cells)
+        _titles(self.query_one("#live-matrix-box"), subtitle=f"{total:,} trials · share of cooperative outcomes")
 
     @on(Select.Changed, "#live-condition")
     def _condition_changed(self, event: Select.Changed) -> None:
@@ -211,8 +227,7 @@ class LiveScreen(ArenaScreen):
                 self._shown_at = now
         t = self.shown
         if t is None:
-            tree.border_title = "Simulation tree"
-            tree.border_subtitle = "waiting for the first trial…"
+            _titles(tree, "Simulation tree", "waiting for the first trial…")
             return
         if t.version == self._shown_version:
             return
@@ -222,15 +237,15 @@ class LiveScreen(ArenaScreen):
         rebuilt = tree.show(("live", sp.seq, id(t)), t.nodes, finished=t.finished,
                             coop_action=game.default_action if game else None,
                             defect_action=game.defect_action if game else None)
-        tree.border_title = (f"Trial {sp.index + 1} · {sp.row} vs {sp.col} · "
-                             f"{fmt.condition(sp.game, sp.epsilon, sp.max_depth, sp.temperature, short=True)}")
+        title = (f"Trial {sp.index + 1} · {sp.row} vs {sp.col} · "
+                 f"{fmt.condition(sp.game, sp.epsilon, sp.max_depth, sp.temperature, short=True)}")
         outcome = ""
         if t.result is not None:
             r = t.result
             outcome = (f"{r.row_action} / {r.col_action} → {fmt.num(r.row_payoff, 1)}, {fmt.num(r.col_payoff, 1)}"
                        if r.status == "ok" else f"{r.status}: {fmt.ellipsize(r.error or '', 50)}")
         mode = "following" if self.follow else "pinned (f to follow)"
-        tree.border_subtitle = " · ".join(x for x in (outcome or "in progress", mode) if x)
+        _titles(tree, title, " · ".join(x for x in (outcome or "in progress", mode) if x))
         if rebuilt:
             self._tx_sig = None
             self.query_one(Transcript).show(None)
@@ -295,3 +310,11 @@ class LiveScreen(ArenaScreen):
 
     def action_focus_tree(self) -> None:
         self.query_one(SimTree).focus()
+
+
+def _titles(widget, title: str | None = None, subtitle: str | None = None) -> None:
+    """Set border titles only when they change (each assignment repaints the widget)."""
+    if title is not None and widget.border_title != title:
+        widget.border_title = title
+    if subtitle is not None and widget.border_subtitle != subtitle:
+        widget.border_subtitle = subtitle

@@ -33,7 +33,7 @@ class SetupScreen(ArenaScreen):
                 yield SelectionList[str](id="pick-programs", classes="panel")
                 yield SelectionList[str](id="pick-games", classes="panel")
             with Vertical(id="setup-right"):
-              with VerticalScroll(id="setup-form", classes="panel"):
+              with VerticalScroll(id="setup-form", classes="panel", can_focus=False):
                 with Grid(classes="form"):
                     yield Label("Preset grid")
                     yield Select([("custom (fields below)", PRESET_NONE), *presets], value="smoke", allow_blank=False,
@@ -257,7 +257,7 @@ class SetupScreen(ArenaScreen):
                 "($per per trial, first attempts) on $where",
                 lt=f"{e.llm_trials:,}", calls=fmt.count(e.llm_calls), per=f"{e.calls_per_llm_trial:.1f}", where=where))
         else:
-            lines.append(Content.from_markup("[dim]Built-in bots only: no LLM calls; this runs in seconds.[/]"))
+            lines.append(Content.from_markup("[dim]Built-in bots only: no LLM calls.[/]"))
         stored = self._stored(config)
         if stored is not None:
             tid, done = stored
