@@ -3,10 +3,12 @@ palette, and one tournament at a time running in a worker thread (see session.py
 
 from __future__ import annotations
 
+import os
 import time
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -14,11 +16,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from . import format as fmt
-from .session import LiveSession
+
+if TYPE_CHECKING:
+    from .session import LiveSession
 
 
 class ArenaApp(App):
-    CSS_PATH = "app.tcss"
+    CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "Arena"
     SUB_TITLE = "program equilibrium with LLM programs"
     ENABLE_COMMAND_PALETTE = True
@@ -46,9 +50,8 @@ class ArenaApp(App):
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
                  programs_path: Path | None = None, games_path: Path | None = None):
         super().__init__()
-        from ..core.store import default_db_path
-
-        self.db_path = Path(db) if db is not None else default_db_path()
+        # (core.store's default_db_path, without importing the store before the first paint)
+        self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
         self.start_mode = start_mode
         self.clock = clock
         self.programs_path = programs_path
@@ -72,7 +75,10 @@ class ArenaApp(App):
 
     @property
     def library(self):
-        """Programs and games from the YAML files; files with problems are left out (see library_problems)."""
+        """Programs and games from the YAML files; files with problems are left out (see library_problems).
+
+        Loaded on first use, which screens defer until after their first paint (YAML parsing and the
+        pydantic models are the slowest part of start-up)."""
         if self._library is None:
             self.reload_library()
         return self._library
@@ -85,15 +91,18 @@ class ArenaApp(App):
 
     # -- lifecycle -------------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        self.switch_mode(self.start_mode)
+        self.set_interval(0.1, self._tick)
+        self.call_after_refresh(self._open_store)
+
+    def _open_store(self) -> None:
+        """Open the database after the first paint; a database that cannot be used ends the app."""
         from ..core.errors import ArenaError
 
         try:
             self.store
         except ArenaError as exc:
             self.exit(message=f"arena: error: {exc}", return_code=2)
-            return
-        self.switch_mode(self.start_mode)
-        self.set_interval(0.1, self._tick)
 
     def _tick(self) -> None:
         s = self.session
@@ -146,6 +155,8 @@ class ArenaApp(App):
         if self.busy:
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
         lib = self.library
+        from .session import LiveSession
+
         session = LiveSession(self.store, clock=self.clock)
         backend = self._backend(lib.programs, config)
         runner = TournamentRunner.create(self.store, config, lib.programs, lib.games, new=new, backend=backend,
@@ -159,6 +170,8 @@ class ArenaApp(App):
 
         if self.busy:
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
+        from .session import LiveSession
+
         session = LiveSession(self.store, clock=self.clock)
         runner = TournamentRunner.resume(self.store, tid, sink=session.on_event)
         runner.backend = self._backend(runner.programs, runner.config)

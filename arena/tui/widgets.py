@@ -162,6 +162,14 @@ class SimTree(Tree):
     def _pending(self, n: Any) -> bool:
         return not self.finished and n.action is None and n.error is None
 
+    def is_asking(self, node: TreeNode) -> bool:
+        """A pending node whose simulation below has resolved (or that has none) is being asked now."""
+        n = node.data
+        if n is None or not self._pending(n):
+            return False
+        child = next(iter(node.children), None)
+        return child is None or child.data.action is not None or child.data.error is not None
+
     def render_label(self, node: TreeNode, base_style: Style, style: Style) -> Text:
         n = node.data
         if n is None:
@@ -184,9 +192,7 @@ class SimTree(Tree):
             what = "refused" if "ACTION" in n.error or "refus" in n.error else n.error
             text.append(f"  ✗ {fmt.ellipsize(what, 40)}", self._style("simtree--error"))
         elif self._pending(n):
-            # The deepest unresolved node of a chain is the one being asked now.
-            child = next((c for c in node.children), None)
-            if child is None or child.data.action is not None or child.data.error is not None:
+            if self.is_asking(node):
                 text.append("  ⟳ asking…", self._style("simtree--active"))
             else:
                 text.append("  ⋯", self._style("simtree--muted"))
@@ -206,6 +212,10 @@ class Transcript(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Static("Select a node of the simulation tree to see its LLM transcript.", classes="hint")
+
+    def show_hint(self, text: str) -> None:
+        self.remove_children()
+        self.mount(Static(Content(text), classes="hint"))
 
     def show(self, node: Any | None, calls: Sequence[Any] | None = None, note: str = "") -> None:
         self.remove_children()
@@ -227,7 +237,7 @@ class Transcript(VerticalScroll):
             if note:
                 widgets.append(Static(Content(note), classes="hint"))
             elif node.action is None and node.error is None:
-                widgets.append(Static("Waiting: this node is asked after the simulation below it resolves.", classes="hint"))
+                widgets.append(Static("Not asked yet.", classes="hint"))
             else:
                 widgets.append(Static("No LLM call: a built-in program decided by its rule.", classes="hint"))
         for c in calls:
@@ -299,6 +309,8 @@ class Heat:
         return f"bold {c.hex}"
 
     def text(self, label: str, x: float) -> Text:
+        if x is None or math.isnan(x):  # no share to colour (a payoff, an empty cell)
+            return Text(label, style="" if label not in ("·", "–") else self.muted, justify="right")
         return Text(label, style=self.style(x), justify="right")
 
 
@@ -346,5 +358,7 @@ class PairMatrix(DataTable):
                 label, share = cells.get((r, c), ("·", math.nan))
                 row.append(heat.text(label, share))
             self.add_row(*row, key=r)
-        if self.row_count and cursor.row < self.row_count and cursor.column <= len(programs):
+        if self.row_count and cursor.row < self.row_count and 1 <= cursor.column <= len(programs):
             self.cursor_coordinate = cursor
+        elif self.row_count and programs:
+            self.cursor_coordinate = (0, 1)  # on a cell, not on the row labels

@@ -67,7 +67,7 @@ class ProgramEditor(ModalScreen[str | None]):
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
         Binding("escape", "cancel", "Cancel"),
-        Binding("ctrl+e", "external", "$EDITOR"),
+        Binding("ctrl+o", "external", "Open in $EDITOR"),
         Binding("f6", "focus_problems", "Problems", show=False),
     ]
 
@@ -94,7 +94,7 @@ class ProgramEditor(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#editor").border_title = self.title_text
-        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · ctrl+e $EDITOR"
+        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · ctrl+o $EDITOR"
         self.query_one(TextArea).focus()
         self._validate()
 

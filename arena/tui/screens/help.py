@@ -29,7 +29,7 @@ simulating); a **depth cap** grounds it too. Every trial, node and LLM call is s
 ## Library
 `n` new program · `d` duplicate · `e` / `enter` edit in the app · `E` edit in `$EDITOR` · `r` reload.
 In the editor: `ctrl+s` saves (only when valid; problems are listed as *file:line*, `enter` on one
-jumps to it), `esc` cancels, `ctrl+e` continues in `$EDITOR`.
+jumps to it), `esc` cancels, `ctrl+o` continues in `$EDITOR`.
 
 ## Setup
 Pick programs and games (`space` toggles, `ctrl+a` all programs), or a **preset grid**; the box at

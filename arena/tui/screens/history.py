@@ -56,7 +56,7 @@ class HistoryScreen(ArenaScreen):
         self.rows = self.app.store.tournaments()
         table.clear(columns=True)
         for key, label in (("id", "id"), ("name", "name"), ("status", "status"), ("trials", "trials"),
-                           ("games", "games"), ("programs", "programs"), ("grid", "ε · cap"), ("created", "created")):
+                           ("games", "games"), ("grid", "ε · cap"), ("created", "created")):
             table.add_column(label, key=key)
         theme = self.app.theme_variables
         for r in self.rows:
@@ -69,7 +69,7 @@ class HistoryScreen(ArenaScreen):
                 Text(str(r.id), justify="right"), r.name or "",
                 Text(status, style=f"bold {colour}"),
                 Text(f"{r.done:,}/{r.total_trials:,} {fmt.pct(share)}", justify="right"),
-                fmt.ellipsize(games, 36), Text(str(len(cfg["programs"])), justify="right"),
+                fmt.ellipsize(games, 24),
                 f"{' '.join(f'{e:g}' for e in cfg['epsilons'])} · {' '.join(map(str, cfg['max_depths']))}",
                 dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"), key=str(r.id))
         table.border_title = f"Tournaments in {self.app.db_path.name}"
@@ -102,11 +102,11 @@ class HistoryScreen(ArenaScreen):
         cfg = r.config
         status = r.display_status
         temps = [t for t in cfg.get("temperatures", [None]) if t is not None]
-        lines = [Content.from_markup(
-            "[b]$id[/] $name [b $colour]$status[/]  $done / $total trials",
-            id=f"#{r.id}", name=r.name or "", colour=STATUS_STYLE.get(status, "$text"), status=status,
-            done=f"{r.done:,}", total=f"{r.total_trials:,}")]
-        lines.append(Content(f"programs: {', '.join(cfg['programs'])}"))
+        colour = self.app.theme_variables.get(STATUS_STYLE.get(status, "$text").lstrip("$"), "")
+        lines = [Content.assemble(Content.styled(f"#{r.id} ", "bold"), Content(f"{r.name} " if r.name else ""),
+                                  Content.styled(status, f"bold {colour}"),
+                                  Content(f"  {r.done:,} / {r.total_trials:,} trials"))]
+        lines.append(Content(f"programs ({len(cfg['programs'])}): {', '.join(cfg['programs'])}"))
         lines.append(Content(
             f"games: {', '.join(cfg['games'])} · ε {' '.join(f'{e:g}' for e in cfg['epsilons'])} · cap "
             f"{' '.join(map(str, cfg['max_depths']))}" + (f" · T {' '.join(f'{t:g}' for t in temps)}" if temps else "")

@@ -22,16 +22,22 @@ from .base import ArenaScreen
 
 
 def display_path(path: Path) -> str:
-    """A path as short as possible (relative to the working directory when inside it)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
+    """A library file as shown: its directory's name and its own (programs/fair-llm.yaml)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def reflow(text: str) -> str:
+    """Paragraphs of a YAML description on one line each (the terminal wraps them)."""
+    paras = [" ".join(p.split()) for p in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paras if p)
 
 
 def program_label(p, width: int) -> Content:
     """'fair-llm  qwen2.5-coder…' on one line: the id, then (dim) the model or the strategy."""
     what = p.model.split("/", 1)[-1] if p.kind == "llm" else p.strategy
+    if what == p.id:
+        what = ""
     room = max(0, width - len(p.id) - 1)
     return Content.from_markup("$id [dim]$what[/]", id=p.id, what=fmt.ellipsize(what, room) if room > 3 else "")
 
@@ -39,7 +45,7 @@ def program_label(p, width: int) -> Content:
 class LibraryScreen(ArenaScreen):
     MODE = "library"
     BINDINGS = [
-        Binding("n", "new", "New program"),
+        Binding("n", "new", "New"),
         Binding("d", "duplicate", "Duplicate"),
         Binding("e", "edit", "Edit"),
         Binding("E", "external_edit", "$EDITOR", key_display="E"),
@@ -131,7 +137,7 @@ class LibraryScreen(ArenaScreen):
         p = e.program
         title = self.query_one("#detail-title", Static)
         title.update(Content.from_markup("[b]$id[/]  [dim]$where[/]\n$desc", id=p.id,
-                                         where=f"{display_path(e.file)}:{e.line}", desc=p.description.strip()))
+                                         where=f"{display_path(e.file)}:{e.line}", desc=reflow(p.description)))
         eps = "the tournament's" if p.epsilon is None else f"{p.epsilon:g}"
         if p.kind == "llm":
             meta = ("[b]kind[/] LLM   [b]model[/] $model   [b]temperature[/] $t   [b]ε[/] $eps   [b]max tokens[/] $mt")
@@ -141,20 +147,17 @@ class LibraryScreen(ArenaScreen):
             text.update(Content(p.system_prompt.rstrip()))
             text.border_title = "system prompt"
         else:
-            from ...core.programs import STRATEGY_DOCS
-
             params = ", ".join(f"{k}={v}" for k, v in p.params.items()) or "none"
             self.query_one("#detail-meta", Static).update(Content.from_markup(
                 "[b]kind[/] built-in   [b]strategy[/] $s   [b]params[/] $params   [b]ε[/] $eps",
                 s=p.strategy, params=params, eps=eps))
-            text = self.query_one("#detail-text", Static)
-            text.update(Content(STRATEGY_DOCS[p.strategy]))
-            text.border_title = "strategy"
+            self.query_one("#detail-text", Static).display = False
         src = self.query_one("#detail-source", Static)
         src.update(Content(p.source()))
         src.border_title = "what opponents are shown"
-        for w in ("#detail-meta", "#detail-text", "#detail-source", "#detail-foot"):
+        for w in ("#detail-meta", "#detail-source", "#detail-foot"):
             self.query_one(w).display = True
+        self.query_one("#detail-text").display = p.kind == "llm"
         self.query_one("#game-matrix").display = False
         self.query_one("#detail-foot", Static).update(Content.from_markup(
             "[dim]e edit · d duplicate · E open in $ed · n new program[/]", ed="$EDITOR"))
@@ -171,7 +174,7 @@ class LibraryScreen(ArenaScreen):
             actions=" ".join(g.actions), coop=coop, d=g.default_action, x=g.defect_action,
             common="[common payoff]" if g.common_payoff else ""))
         text = self.query_one("#detail-text", Static)
-        text.update(Content(g.description.strip()))
+        text.update(Content(reflow(g.description)))
         text.border_title = "description (shown to LLMs)"
         table = self.query_one("#game-matrix", DataTable)
         table.clear(columns=True)
@@ -187,9 +190,12 @@ class LibraryScreen(ArenaScreen):
                 style = heat.style(1.0) if (a, b) in g.cooperative_set else ""
                 cells.append(Text(label, style=style, justify="center"))
             table.add_row(Text(a, style="bold"), *cells)
-        table.border_title = "payoffs (row, column) · cooperative outcomes highlighted"
+        table.border_title = "payoffs"
         self.query_one("#detail-source").display = False
-        self.query_one("#detail-foot").display = False
+        self.query_one("#detail-foot", Static).update(Content.from_markup(
+            "[dim]cells: (row payoff, column payoff) · cooperative outcomes in colour · games/$f[/]",
+            f=f"{g.id}.yaml"))
+        self.query_one("#detail-foot").display = True
         self.query_one("#detail-meta").display = True
         self.query_one("#detail-text").display = True
         table.display = True

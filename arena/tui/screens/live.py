@@ -23,8 +23,8 @@ MATRIX_EVERY_S = 0.5
 class LiveScreen(ArenaScreen):
     MODE = "live"
     BINDINGS = [
-        Binding("space,p", "pause", "Pause/resume", key_display="space", priority=True),
-        Binding("c", "cancel", "Cancel run"),
+        Binding("space,p", "pause", "Pause", key_display="space", priority=True),
+        Binding("c", "cancel", "Cancel"),
         Binding("f", "follow", "Follow"),
         Binding("r", "results", "Results"),
         Binding("t", "focus_tree", "Tree", show=False),
@@ -73,6 +73,9 @@ class LiveScreen(ArenaScreen):
         self.query_one("#live-condition").display = False
         self._bind_session(self.app.session)
         self.set_interval(0.1, self._tick)
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "-narrow")
 
     @property
     def session(self) -> LiveSession | None:
@@ -151,17 +154,16 @@ class LiveScreen(ArenaScreen):
             parts.append(f"[$error]{c.get('refused', 0)} refused · {c.get('error', 0)} errors[/]")
         if s.llm_calls:
             parts.append(f"{s.llm_calls:,} LLM calls ({s.cached_calls:,} cached)")
-        elif s.has_llm and not s.trials_seen and not s.ended:
+        elif s.has_llm and not s.trials_seen and not s.ended and not s.inflight():
             parts.append("[$accent]preparing the LLM backend…[/]")
         markup = "  ·  ".join(parts)
-        grid = ""
         if cfg is not None:
             grid = (f"{', '.join(cfg.games)} · ε {' '.join(f'{e:g}' for e in cfg.epsilons)} · cap "
                     f"{' '.join(map(str, cfg.max_depths))} · {len(cfg.programs)} programs · {cfg.trials:,} trials/cell")
-            markup += "\n[dim]$grid[/]"
+            _titles(box, subtitle=fmt.ellipsize(grid, max(20, self.size.width - 30)))
         if s.error:
             markup += "\n[b $error]$error[/]"
-        self._set("#live-stats", markup, grid=fmt.ellipsize(grid, 200), error=s.error or "")
+        self._set("#live-stats", markup, error=s.error or "")
 
     def _draw_log(self) -> None:
         log = self.app.session_log
@@ -195,7 +197,6 @@ class LiveScreen(ArenaScreen):
         want = max(PairMatrix.width_for(programs) + 4, 40)
         if left.styles.width is None or left.styles.width.value != want:
             left.styles.width = want
-            left.styles.max_width = "60%"
         cells = {}
         for pair, cell in s.tally.matrix(self._condition).items():
             label = fmt.pct(cell.cooperation) if cell.valid else ("–" if cell.trials else "·")
@@ -248,7 +249,12 @@ class LiveScreen(ArenaScreen):
         _titles(tree, title, " · ".join(x for x in (outcome or "in progress", mode) if x))
         if rebuilt:
             self._tx_sig = None
-            self.query_one(Transcript).show(None)
+            tx = self.query_one(Transcript)
+            if t.llm:
+                tx.show(None)
+            else:
+                tx.show_hint("Built-in bots decide by rule: their trials make no LLM calls. "
+                             "Trials with an LLM program show each node's messages here.")
         else:
             self._refresh_transcript()
 
@@ -272,11 +278,17 @@ class LiveScreen(ArenaScreen):
             node = cur.data if cur is not None else None
         if node is None:
             return
-        sig = (id(node), len(node.calls), node.action, node.error)
+        tree_node = tree.cursor_node
+        asking = tree_node is not None and tree_node.data is node and tree.is_asking(tree_node)
+        sig = (id(node), len(node.calls), node.action, node.error, asking)
         if sig == self._tx_sig:
             return
         self._tx_sig = sig
-        self.query_one(Transcript).show(node)
+        note = ""
+        if not node.calls and node.action is None and node.error is None:
+            note = ("Asking the model now: the call appears here when it returns." if asking else
+                    "Waiting: this node is asked once the simulation below it has an action.")
+        self.query_one(Transcript).show(node, note=note)
 
     # -- actions --------------------------------------------------------------------------------------------
     def action_pause(self) -> None:

@@ -15,7 +15,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane
 
 from .. import format as fmt
-from ..widgets import Heat, PairMatrix, short
+from ..widgets import Heat, PairMatrix
 from .base import ArenaScreen
 
 # column key -> (header, PairRow attribute used for sorting, right-aligned)
@@ -41,9 +41,9 @@ COLUMNS = [
 class ResultsScreen(ArenaScreen):
     MODE = "results"
     BINDINGS = [
-        Binding("s", "sort", "Sort by column"),
+        Binding("s", "sort", "Sort"),
         Binding("x", "export", "Export"),
-        Binding("enter", "trials", "Trials of the pair"),
+        Binding("enter", "trials", "Trials"),
         Binding("t", "choose", "Tournament"),
         Binding("R", "refresh", "Refresh", show=False),
     ]
@@ -57,11 +57,17 @@ class ResultsScreen(ArenaScreen):
                 yield Select([("–", "0")], value="0", id="results-condition", allow_blank=False, compact=True)
             with TabbedContent(id="results-tabs"):
                 with TabPane("Pairs", id="tab-pairs"):
+                    yield Static(Content.from_markup(
+                        "[dim]One row per cell · [b]enter[/]: its trials, trees and transcripts · [b]s[/]: sort by the "
+                        "cursor's column (again: reverse) · coop = share of trials ending in a cooperative outcome[/]"),
+                        classes="tab-caption")
                     yield DataTable(id="pairs", cursor_type="cell", zebra_stripes=True)
                 with TabPane("Cooperation matrix", id="tab-coop"):
+                    yield Static(id="coop-caption", classes="tab-caption")
                     yield PairMatrix(id="coop-matrix")
                 with TabPane("Payoff matrix", id="tab-payoff"):
-                    yield DataTable(id="payoff-matrix", cursor_type="cell")
+                    yield Static(id="payoff-caption", classes="tab-caption")
+                    yield PairMatrix(id="payoff-matrix")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -107,21 +113,22 @@ class ResultsScreen(ArenaScreen):
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
         status = row.display_status
-        colour = {"finished": "$success", "running": "$accent", "interrupted": "$warning",
-                  "cancelled": "$warning"}.get(status, "$error")
+        colour = self.app.theme_variables.get({"finished": "success", "running": "accent", "interrupted": "warning",
+                                               "cancelled": "warning"}.get(status, "error"), "")
         head = self.query_one("#results-head", Static)
         head.border_title = f"Tournament {row.id}" + (f" · {row.name}" if row.name else "")
         temps = [t for t in cfg.get("temperatures", [None]) if t is not None]
         head.update(Content.from_markup(
-            "[b $colour]$status[/] · $done / $total trials · $games\n"
+            "[b]$status[/] · $done / $total trials · $games\n"
             "[dim]ε $eps · depth cap $caps$temps · $np programs · $trials trials per cell · seed $seed · "
             "simulation $sim$resume[/]",
-            colour=colour, status=status, done=f"{row.done:,}", total=f"{row.total_trials:,}",
+            status=status, done=f"{row.done:,}", total=f"{row.total_trials:,}",
             games=", ".join(cfg["games"]), eps=" ".join(f"{e:g}" for e in cfg["epsilons"]),
             caps=" ".join(map(str, cfg["max_depths"])), temps=(" · T " + " ".join(f"{t:g}" for t in temps)) if temps else "",
             np=str(len(cfg["programs"])), trials=str(cfg["trials"]), seed=str(cfg.get("seed", 0)),
             sim=cfg.get("simulation", "run"),
-            resume=" · resume it from History (5, r)" if status in ("interrupted", "cancelled", "failed") else ""))
+            resume=" · resume it from History (5, r)" if status in ("interrupted", "cancelled", "failed") else "")
+            .stylize(f"bold {colour}", 0, len(status)))
         conds = list(dict.fromkeys((r.game, r.epsilon, r.max_depth, r.temperature) for r in self.rows))
         self._conditions = conds
         select = self.query_one("#results-condition", Select)
@@ -132,6 +139,7 @@ class ResultsScreen(ArenaScreen):
         self.query_one("#results-bar").display = len(conds) > 1
         self._fill_pairs()
         self._fill_matrices()
+        self.query_one("#pairs", DataTable).focus()
 
     # -- pairs table -------------------------------------------------------------------------------------------
     def _columns(self):
@@ -208,20 +216,15 @@ class ResultsScreen(ArenaScreen):
         rows = [r for r in self.rows if (r.game, r.epsilon, r.max_depth, r.temperature) == self._condition]
         coop = {(r.row_program, r.col_program): (fmt.pct(r.cooperation), r.cooperation) for r in rows}
         self.query_one("#coop-matrix", PairMatrix).set_cells(programs, coop)
-        table = self.query_one("#payoff-matrix", DataTable)
-        table.clear(columns=True)
-        table.add_column(Text("row \\ col", style="dim"), key="_row")
-        for p in programs:
-            table.add_column(Text(short(p, 11), justify="right"), key=p)
-        by = {(r.row_program, r.col_program): r for r in rows}
-        for rp in programs:
-            cells = [Text(short(rp, 14), style="bold")]
-            for cp in programs:
-                r = by.get((rp, cp))
-                cells.append(Text("·" if r is None else f"{fmt.num(r.row_payoff, 2)}, {fmt.num(r.col_payoff, 2)}",
-                                  justify="right"))
-            table.add_row(*cells)
-        table.border_title = "mean payoffs (row, column)"
+        payoff = {(r.row_program, r.col_program): (f"{fmt.num(r.row_payoff, 2)}, {fmt.num(r.col_payoff, 2)}", math.nan)
+                  for r in rows}
+        self.query_one("#payoff-matrix", PairMatrix).set_cells(programs, payoff)
+        where = fmt.condition(*self._condition) if self._condition else ""
+        self.query_one("#coop-caption", Static).update(Content.styled(
+            f"Share of cooperative outcomes, row program (numbered) against column program · {where} · enter: trials",
+            "dim"))
+        self.query_one("#payoff-caption", Static).update(Content.styled(
+            f"Mean payoffs (row program, column program) over the valid trials of each pair · {where}", "dim"))
 
     # -- actions --------------------------------------------------------------------------------------------------
     def action_trials(self) -> None:

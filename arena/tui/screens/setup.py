@@ -19,15 +19,15 @@ PRESET_NONE = "custom"
 class SetupScreen(ArenaScreen):
     MODE = "setup"
     BINDINGS = [
-        Binding("ctrl+r", "start", "Run tournament"),
+        Binding("ctrl+r", "start", "Run"),
         Binding("ctrl+a", "select_all", "All programs"),
         Binding("ctrl+l", "clear_programs", "Clear", show=False),
     ]
 
-    def compose_body(self) -> ComposeResult:
-        from ...core.grid import PRESETS
+    _filled = False  # the form reacts to changes only once the library is in (after the first paint)
 
-        presets = [(name, name) for name in PRESETS]
+    def compose_body(self) -> ComposeResult:
+        presets = [("smoke", "smoke")]  # the others are added after the first paint (importing core is slow)
         with Horizontal(id="setup"):
             with Vertical(id="setup-pick"):
                 yield SelectionList[str](id="pick-programs", classes="panel")
@@ -73,8 +73,17 @@ class SetupScreen(ArenaScreen):
         self.query_one("#pick-games").border_title = "Games"
         self.query_one("#setup-form").border_title = "Grid"
         self.query_one("#setup-bottom").border_title = "This tournament"
-        from ...core.providers import load_providers
+        self.query_one("#pick-programs").focus()
+        self.query_one("#summary", Static).update(Content.styled("loading the library…", "dim"))
+        self.call_after_refresh(self._first_fill)  # paint first: the library may still be loading
+
+    def _first_fill(self) -> None:
         from ...core.errors import ArenaError
+        from ...core.grid import PRESETS
+        from ...core.providers import load_providers
+
+        self.query_one("#preset", Select).set_options([("custom (fields below)", PRESET_NONE),
+                                                       *[(name, name) for name in PRESETS]])
 
         try:
             names = list(load_providers())
@@ -82,8 +91,8 @@ class SetupScreen(ArenaScreen):
             names = []
         self.query_one("#provider", Select).set_options([("each program's own", ""), *[(n, n) for n in names]])
         self._fill_lists()
+        self._filled = True
         self._apply_preset("smoke")
-        self.query_one("#pick-programs").focus()
 
     def _fill_lists(self) -> None:
         lib = self.app.library
@@ -97,6 +106,9 @@ class SetupScreen(ArenaScreen):
         for gid, g in lib.games.items():
             games.add_option((Content.from_markup("$id", id=gid), gid, gid in chosen_g))
 
+    def on_resize(self) -> None:
+        self.set_class(self.size.height < 34, "-short")
+
     def library_changed(self) -> None:
         self._fill_lists()
         self._update_summary()
@@ -104,6 +116,8 @@ class SetupScreen(ArenaScreen):
     # -- presets ----------------------------------------------------------------------------------------
     @on(Select.Changed, "#preset")
     def _preset_changed(self, event: Select.Changed) -> None:
+        if not self._filled:
+            return
         if event.value != PRESET_NONE and not self._matches(str(event.value)):
             self._apply_preset(str(event.value))
 
@@ -156,6 +170,8 @@ class SetupScreen(ArenaScreen):
     @on(Checkbox.Changed)
     @on(Select.Changed, "#simulation, #provider")
     def _changed(self, event) -> None:
+        if not self._filled:
+            return
         sel = self.query_one("#preset", Select)
         if sel.value != PRESET_NONE and not self._matches(str(sel.value)):
             sel.value = PRESET_NONE
@@ -235,29 +251,23 @@ class SetupScreen(ArenaScreen):
         lib = self.app.library
         e = estimate(config, lib.programs)
         n = len(config.programs)
-        lines = []
-        if config.preset:
-            from ...core.grid import PRESETS
-
-            lines.append(Content.from_markup("[b]$name[/]: $d", name=config.preset, d=PRESETS[config.preset].description))
-        lines += [Content.from_markup(
-            "$np program$ps → $pairs ordered pairs × $ng game$gs × $ne ε × $nd cap$ds$nt = [b]$cells[/] cells",
-            np=str(n), ps="s" if n != 1 else "", pairs=str(n * n), ng=str(len(config.games)),
-            gs="s" if len(config.games) != 1 else "", ne=str(len(config.epsilons)), nd=str(len(config.max_depths)),
-            ds="s" if len(config.max_depths) != 1 else "",
+        lines = [Content.from_markup(
+            "[b]$total trials[/] = $cells cells ($np program$ps → $pairs ordered pairs × $ng game$gs × $ne ε × "
+            "$nd cap$ds$nt) × $t per cell",
+            total=f"{config.total_trials:,}", cells=f"{config.cells:,}", np=str(n), ps="s" if n != 1 else "",
+            pairs=str(n * n), ng=str(len(config.games)), gs="s" if len(config.games) != 1 else "",
+            ne=str(len(config.epsilons)), nd=str(len(config.max_depths)), ds="s" if len(config.max_depths) != 1 else "",
             nt=f" × {len(config.temperatures)} temperatures" if len(config.temperatures) > 1 else "",
-            cells=f"{config.cells:,}")]
-        lines.append(Content.from_markup("× $t trials per cell = [b]$total trials[/]  [dim]($nodes simulation nodes expected)[/]",
-                                         t=f"{config.trials:,}", total=f"{config.total_trials:,}",
-                                         nodes=fmt.count(e.nodes)))
+            t=f"{config.trials:,}")]
         if e.llm_trials:
-            where = config.provider or "each program's provider"
+            where = f"on {config.provider}" if config.provider else "on each program's provider"
             lines.append(Content.from_markup(
-                "[b]LLM:[/] $lt trials with an LLM program · about [b $warning]$calls LLM calls[/] "
-                "($per per trial, first attempts) on $where",
+                "[b $warning]≈ $calls LLM calls[/] over $lt trials with an LLM program ($per per trial, first "
+                "attempts) $where",
                 lt=f"{e.llm_trials:,}", calls=fmt.count(e.llm_calls), per=f"{e.calls_per_llm_trial:.1f}", where=where))
         else:
-            lines.append(Content.from_markup("[dim]Built-in bots only: no LLM calls.[/]"))
+            lines.append(Content.from_markup("No LLM calls (built-in bots only) · [dim]≈ $nodes simulation nodes[/]",
+                                             nodes=fmt.count(e.nodes)))
         stored = self._stored(config)
         if stored is not None:
             tid, done = stored
@@ -267,7 +277,7 @@ class SetupScreen(ArenaScreen):
             elif done >= config.total_trials:
                 lines.append(Content.from_markup(
                     "[$warning]Identical to stored tournament $t, which is complete: running it adds nothing "
-                    "(switch on 'Always new' to re-sample).[/]", t=str(tid)))
+                    "(tick 'always record a new tournament' to re-sample).[/]", t=str(tid)))
             else:
                 lines.append(Content.from_markup(
                     "[$accent]Identical to stored tournament $t ($d/$n stored): only the missing trials run.[/]",

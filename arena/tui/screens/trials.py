@@ -48,9 +48,9 @@ class TrialsScreen(Screen):
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
                               f"{fmt.condition(c.game, c.epsilon, c.max_depth, c.temperature, short=True)}")
-        table.border_subtitle = f"{len(self.trials)} trials · enter: tree"
+        table.border_subtitle = f"{len(self.trials)} trials · depth row/col · enter: tree"
         heat = Heat(self.app)
-        for col in ("#", "row", "col", "payoffs", "status", "depth", "nodes", "calls"):
+        for col in ("#", "row", "col", "pay", "status", "depth", "calls"):
             table.add_column(col, key=col)
         for t in self.trials:
             coop = bool(t["cooperative"])
@@ -58,11 +58,11 @@ class TrialsScreen(Screen):
             table.add_row(
                 Text(str(t["trial_index"] + 1), justify="right"),
                 Text(t["row_action"] or "–", style=act_style), Text(t["col_action"] or "–", style=act_style),
-                Text(f"{fmt.num(t['row_payoff'], 1)}, {fmt.num(t['col_payoff'], 1)}" if t["status"] == "ok" else "–",
+                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}" if t["status"] == "ok" else "–",
                      justify="right"),
                 Text(t["status"], style="" if t["status"] == "ok" else heat.style(0.0)),
                 Text(f"{t['row_depth']}/{t['col_depth']}", justify="right"),
-                Text(str(t["n_nodes"]), justify="right"), Text(str(t["n_calls"]), justify="right"),
+                Text(str(t["n_calls"]), justify="right"),
                 key=str(t["id"]))
         self.query_one("#trial-tree").border_title = "Simulation tree"
         self.query_one("#trial-transcript").border_title = "LLM transcript"
