@@ -24,6 +24,10 @@ $(STAMP): pyproject.toml requirements-model.txt
 smoke: $(STAMP)
 	$(BIN)/arena run --grid smoke --display plain
 
+# A tiny tournament of two LLM programs on the default embedded model (Qwen2.5-Coder-0.5B), for real.
+e2e: $(STAMP)
+	$(BIN)/arena run -p fair-llm -p defect-llm -n 1 -e 0.5 -d 2 --new --no-cache --db e2e.db --display plain
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
 

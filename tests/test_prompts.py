@@ -62,7 +62,8 @@ def test_messages_by_mode(games):
     m = prompts.messages("Be fair.", pd, "row", "Model: a/b\nSystem prompt:\nhi", prompts.RESPOND, "defect")
     assert m[0] == {"role": "system", "content": "Be fair."}
     assert "In that simulation your opponent chose: defect." in m[1]["content"]
-    assert m[1]["content"].rstrip().endswith("ACTION: <one of: cooperate, defect>")
+    assert "end your reply with a final line of exactly this form:\nACTION: <one of: cooperate, defect>" in m[1]["content"]
+    assert m[1]["content"].index("Game: Prisoner's Dilemma") < m[1]["content"].index("<<<BEGIN SOURCE-")
     g = prompts.messages("Be fair.", pd, "col", "src", prompts.GROUND)[1]["content"]
     assert "No simulation of your opponent is available" in g and "You are the column player" in g
     s = prompts.messages("Be fair.", pd, "row", "src", prompts.IMAGINE, structured=True)[1]["content"]

@@ -87,7 +87,13 @@ class LLMService:
             raise ArenaError("; ".join(missing))
 
     def check(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
-        self.check_keys({r.provider for r in self.routes_for(programs, config).values()})
+        routes = self.routes_for(programs, config).values()
+        self.check_keys({r.provider for r in routes})
+        from .localmodel import model_spec
+
+        for r in routes:
+            if r.provider == "local":
+                model_spec(r.model)  # an unknown embedded model fails now, not mid-run
 
     async def prepare(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
         self.routes = self.routes_for(programs, config)
