@@ -1,14 +1,304 @@
-"""Placeholder until the app lands: bare `arena` prints the help."""
+"""The Arena app: five modes (Library, Setup, Live, Results, History), a help screen, the command
+palette, and one tournament at a time running in a worker thread (see session.py)."""
 
 from __future__ import annotations
 
+import os
+import time
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING
 
-class ArenaApp:
-    def __init__(self, db=None):
-        self.db = db
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.reactive import reactive
+from textual.screen import Screen
 
-    def run(self) -> None:
-        import subprocess
-        import sys
+from . import format as fmt
 
-        subprocess.run([sys.executable, "-m", "arena.cli", "--help"], check=False)
+if TYPE_CHECKING:
+    from .session import LiveSession
+
+
+class ArenaApp(App):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "Arena"
+    SUB_TITLE = "program equilibrium with LLM programs"
+    ENABLE_COMMAND_PALETTE = True
+
+    MODES = {
+        "library": lambda: _screen("library"),
+        "setup": lambda: _screen("setup"),
+        "live": lambda: _screen("live"),
+        "results": lambda: _screen("results"),
+        "history": lambda: _screen("history"),
+    }
+    BINDINGS = [
+        Binding("1", "mode('library')", "Library", show=False),
+        Binding("2", "mode('setup')", "Setup", show=False),
+        Binding("3", "mode('live')", "Live", show=False),
+        Binding("4", "mode('results')", "Results", show=False),
+        Binding("5", "mode('history')", "History", show=False),
+        Binding("f1,question_mark", "help", "Help", key_display="?"),
+        Binding("ctrl+t", "toggle_dark", "Theme", show=False),
+        Binding("ctrl+q", "quit", "Quit", priority=True),
+    ]
+
+    run_label: reactive[str] = reactive("")
+
+    def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
+                 programs_path: Path | None = None, games_path: Path | None = None):
+        super().__init__()
+        # (core.store's default_db_path, without importing the store before the first paint)
+        self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
+        self.start_mode = start_mode
+        self.clock = clock
+        self.programs_path = programs_path
+        self.games_path = games_path
+        self._store = None
+        self._library = None
+        self.session: LiveSession | None = None
+        self.session_log: deque = deque(maxlen=200)  # (clock, level, message) of the current session
+        self.results_tid: int | None = None  # the tournament the Results screen shows
+        self.library_problems: list = []  # problems in the YAML files (the rest of the library still loads)
+        self.mode_screens: dict[str, Screen] = {}  # filled by each mode screen when it mounts
+
+    # -- shared state ----------------------------------------------------------------------------------
+    @property
+    def store(self):
+        if self._store is None:
+            from ..core.store import Store
+
+            self._store = Store(self.db_path)
+        return self._store
+
+    @property
+    def library(self):
+        """Programs and games from the YAML files; files with problems are left out (see library_problems).
+
+        Loaded on first use, which screens defer until after their first paint (YAML parsing and the
+        pydantic models are the slowest part of start-up)."""
+        if self._library is None:
+            self.reload_library()
+        return self._library
+
+    def reload_library(self):
+        from .library import load_lenient
+
+        self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
+        return self._library
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.switch_mode(self.start_mode)
+        self.set_interval(0.1, self._tick)
+        self.call_after_refresh(self._open_store)
+
+    def _open_store(self) -> None:
+        """Open the database after the first paint; a database that cannot be used ends the app."""
+        from ..core.errors import ArenaError
+
+        try:
+            self.store
+        except ArenaError as exc:
+            self.exit(message=f"arena: error: {exc}", return_code=2)
+
+    def _tick(self) -> None:
+        s = self.session
+        if s is None:
+            return
+        poll = s.poll()
+        for n in poll.notices:
+            self.session_log.append((self.clock(), n.level, n.message))
+            if n.level in ("warning", "error"):
+                self.notify(n.message, severity=n.level, timeout=8)
+        p = s.progress()
+        tid = s.tournament_id
+        share = p.done / p.total if p.total else 0
+        if s.status in ("running", "starting"):
+            eta = f" · {fmt.duration(p.eta_s)} left" if p.eta_s is not None else ""
+            self.run_label = f"[$success]●[/] T{tid} {fmt.pct(share)}{eta}"
+        elif s.status == "paused":
+            self.run_label = f"[$warning]❚❚[/] T{tid} paused {fmt.pct(share)}"
+        elif s.status == "cancelling":
+            self.run_label = f"[$warning]■[/] T{tid} cancelling…"
+        else:
+            colour = {"finished": "$success", "cancelled": "$warning"}.get(s.status, "$error")
+            self.run_label = f"[{colour}]■[/] T{tid} {s.status}"
+        if poll.finished is not None:
+            f = poll.finished
+            self.session_log.append((self.clock(), "info", f"tournament {f.status}: {f.done}/{f.total} trials stored"))
+            if f.status == "failed":
+                self.notify(f"Tournament {f.tournament_id} failed: {f.error}", severity="error", timeout=15)
+            else:
+                self.notify(f"Tournament {f.tournament_id} {f.status}: {f.done:,}/{f.total:,} trials stored. "
+                            "Press 4 for the results.", timeout=8)
+            self.results_tid = f.tournament_id
+            for screen in self._mode_screens():
+                if hasattr(screen, "tournament_changed"):
+                    screen.tournament_changed(f.tournament_id)
+
+    def _mode_screens(self) -> Iterable[Screen]:
+        return list(self.mode_screens.values())
+
+    # -- tournaments -------------------------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        return self.session is not None and not self.session.ended
+
+    def start_tournament(self, config, new: bool = False) -> int:
+        """Create (or continue) a tournament from a validated config and run it; raises ArenaError."""
+        from ..core.errors import ArenaError
+        from ..core.tournament import TournamentRunner
+
+        if self.busy:
+            raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
+        lib = self.library
+        from .session import LiveSession
+
+        session = LiveSession(self.store, clock=self.clock)
+        backend = self._backend(lib.programs, config)
+        runner = TournamentRunner.create(self.store, config, lib.programs, lib.games, new=new, backend=backend,
+                                         sink=session.on_event)
+        self._run(session, runner)
+        return runner.tournament_id
+
+    def resume_tournament(self, tid: int) -> None:
+        from ..core.errors import ArenaError
+        from ..core.tournament import TournamentRunner
+
+        if self.busy:
+            raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
+        from .session import LiveSession
+
+        session = LiveSession(self.store, clock=self.clock)
+        runner = TournamentRunner.resume(self.store, tid, sink=session.on_event)
+        runner.backend = self._backend(runner.programs, runner.config)
+        self._run(session, runner)
+
+    def _backend(self, programs: dict, config):
+        """The LLM layer (imported only when a tournament has LLM programs); checks keys up front."""
+        llm = [programs[p] for p in config.programs if p in programs and programs[p].kind == "llm"]
+        if not llm:
+            return None
+        from ..core.llm import LLMService
+
+        service = LLMService(self.store)
+        service.check(llm, config)
+        return service
+
+    def _run(self, session: LiveSession, runner) -> None:
+        self.session = session
+        self.session_log.clear()
+        self.session_log.append((self.clock(), "info", f"tournament {runner.tournament_id}: "
+                                 f"{runner.config.total_trials:,} trials" + (" (continuing the stored one)" if runner.reused else "")))
+        session.start(runner)
+        self.results_tid = runner.tournament_id
+        for screen in self._mode_screens():
+            if hasattr(screen, "session_started"):
+                screen.session_started(session)
+        self.switch_mode("live")
+
+    def open_results(self, tid: int) -> None:
+        self.results_tid = tid
+        for screen in self._mode_screens():
+            if hasattr(screen, "tournament_changed"):
+                screen.tournament_changed(tid)
+        self.switch_mode("results")
+
+    # -- actions ------------------------------------------------------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.current_mode))
+
+    def action_toggle_dark(self) -> None:
+        self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
+
+    async def action_quit(self) -> None:
+        if self.busy:
+            from .screens.dialogs import Confirm
+
+            def done(ok: bool | None) -> None:
+                if ok:
+                    self._stop_session()
+                    self.exit()
+
+            self.push_screen(Confirm(
+                f"Tournament {self.session.tournament_id} is running. Quit and stop it?",
+                "Everything stored so far stays; resume it later from History.", "Quit"), done)
+            return
+        self._stop_session()
+        self.exit()
+
+    def _stop_session(self) -> None:
+        if self.session is not None and not self.session.ended:
+            self.session.cancel()
+            self.session.join(10)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        for i, (mode, title) in enumerate((("library", "Library"), ("setup", "Setup"), ("live", "Live"),
+                                           ("results", "Results"), ("history", "History")), 1):
+            yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen (key {i})",
+                                lambda m=mode: self.action_mode(m))
+        yield SystemCommand("New program", "Write a new program in the editor (Library)", self._cmd_new_program)
+        yield SystemCommand("Start the smoke tournament", "Five built-in bots on the Prisoner's Dilemma, 20 trials",
+                            self._cmd_smoke)
+        if self.session is not None and not self.session.ended:
+            yield SystemCommand("Pause / resume tournament", "Toggle pause of the running tournament",
+                                self.session.toggle_pause)
+            yield SystemCommand("Cancel tournament", "Stop the running tournament (stored trials stay)",
+                                self._cmd_cancel)
+        yield SystemCommand("Export results", "Export the tournament shown in Results", self._cmd_export)
+        yield SystemCommand("Help", "Keys and concepts", self.action_help)
+        yield SystemCommand("Toggle light / dark", "Switch between the light and dark theme", self.action_toggle_dark)
+        yield from super().get_system_commands(screen)
+
+    def _cmd_new_program(self) -> None:
+        self.switch_mode("library")
+        self.call_after_refresh(lambda: getattr(self.screen, "action_new", lambda: None)())
+
+    def _cmd_smoke(self) -> None:
+        from ..core.errors import ArenaError
+        from ..core.grid import TournamentConfig, from_preset
+
+        try:
+            self.start_tournament(TournamentConfig(**from_preset("smoke")))
+        except ArenaError as exc:
+            self.notify(str(exc), severity="error")
+
+    def _cmd_cancel(self) -> None:
+        self.switch_mode("live")
+        self.call_after_refresh(lambda: getattr(self.screen, "action_cancel", lambda: None)())
+
+    def _cmd_export(self) -> None:
+        self.switch_mode("results")
+        self.call_after_refresh(lambda: getattr(self.screen, "action_export", lambda: None)())
+
+
+def _screen(name: str) -> Screen:
+    if name == "library":
+        from .screens.library import LibraryScreen
+
+        return LibraryScreen()
+    if name == "setup":
+        from .screens.setup import SetupScreen
+
+        return SetupScreen()
+    if name == "live":
+        from .screens.live import LiveScreen
+
+        return LiveScreen()
+    if name == "results":
+        from .screens.results import ResultsScreen
+
+        return ResultsScreen()
+    from .screens.history import HistoryScreen
+
+    return HistoryScreen()

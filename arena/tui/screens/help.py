@@ -1,0 +1,70 @@
+"""Help: keys and concepts."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# Arena
+
+Programs see each other's **source** and may **simulate** the opponent before a one-shot game.
+At each level of the simulation, with probability **ε** a program acts *grounded* (without
+simulating); a **depth cap** grounds it too. Every trial, node and LLM call is stored.
+
+## Everywhere
+
+| key | |
+|---|---|
+| `1` … `5` | Library · Setup · Live · Results · History |
+| `ctrl+p` | command palette (all main actions) |
+| `?` / `F1` | this help |
+| `ctrl+t` | light / dark theme |
+| `tab` / `shift+tab` | move between panes |
+| `ctrl+q` | quit (asks first while a tournament runs) |
+
+## Library
+`n` new program · `d` duplicate · `e` / `enter` edit in the app · `E` edit in `$EDITOR` · `r` reload.
+In the editor: `ctrl+s` saves (only when valid; problems are listed as *file:line*, `enter` on one
+jumps to it), `esc` cancels, `ctrl+o` continues in `$EDITOR`.
+
+## Setup
+Pick programs and games (`space` toggles, `ctrl+a` all programs), or a **preset grid**; the box at
+the bottom shows the number of trials and the expected LLM calls. `ctrl+r` runs it. Running an
+identical tournament again continues the stored one (only missing trials run).
+
+## Live
+`space` pause / resume · `c` cancel (stored trials stay) · `f` follow new trials / pin this one ·
+`t` focus the tree · `r` results. The tree stays put while it has the focus; moving the cursor
+shows the node's LLM transcript (messages, raw answer, parsed action, attempts, latency, cache).
+Tree: `◇` simulates the opponent, `●` grounded (ε), `■` capped (depth cap), `○` acts directly.
+
+## Results
+`s` sort by the cursor's column (again: reverse; or click a header) · `enter` the trials of a pair,
+with their trees and transcripts · `x` export · `t` pick another tournament (History).
+
+## History
+`enter` open results · `r` resume an interrupted or cancelled tournament · `R` refresh.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
+
+    def __init__(self, mode: str = ""):
+        super().__init__(classes="dialog-screen")
+        self.mode = mode
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help"):
+            yield Markdown(HELP)
+
+    def on_mount(self) -> None:
+        self.query_one("#help").border_title = "Help"
+        self.query_one("#help").border_subtitle = "esc to close"
+
+    def action_close(self) -> None:
+        self.dismiss(None)

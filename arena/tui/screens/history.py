@@ -1,0 +1,154 @@
+"""History: the tournaments stored in the database; open their results, resume unfinished ones."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.content import Content
+from textual.widgets import DataTable, Static
+
+from .. import format as fmt
+from .base import ArenaScreen
+
+STATUS_STYLE = {"finished": "$success", "running": "$accent", "interrupted": "$warning", "cancelled": "$warning",
+                "failed": "$error"}
+RESUMABLE = ("interrupted", "cancelled", "failed")
+
+
+class HistoryScreen(ArenaScreen):
+    MODE = "history"
+    BINDINGS = [
+        Binding("enter", "open", "Open results"),
+        Binding("r", "resume", "Resume"),
+        Binding("l", "live", "Live", show=False),
+        Binding("R", "refresh", "Refresh"),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Vertical(id="history"):
+            yield DataTable(id="tournaments", cursor_type="row", zebra_stripes=True, classes="panel")
+            yield Static(id="history-detail", classes="panel")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.rows = []
+        self.query_one("#history-detail").border_title = "Tournament"
+        self.refresh_rows()
+        self.call_after_refresh(self.query_one("#tournaments").refresh, layout=True)
+        self.query_one("#tournaments").focus()
+
+    def on_screen_resume(self) -> None:
+        if getattr(self, "_shown_once", False):  # the first resume follows on_mount, which just filled the table
+            self.refresh_rows()
+        self._shown_once = True
+
+    def tournament_changed(self, tid: int) -> None:
+        self.refresh_rows()
+
+    def refresh_rows(self) -> None:
+        table = self.query_one("#tournaments", DataTable)
+        keep = table.cursor_row
+        self.rows = self.app.store.tournaments()
+        table.clear(columns=True)
+        for key, label in (("id", "id"), ("name", "name"), ("status", "status"), ("trials", "trials"),
+                           ("games", "games"), ("grid", "ε · cap"), ("created", "created")):
+            table.add_column(label, key=key)
+        theme = self.app.theme_variables
+        for r in self.rows:
+            status = r.display_status
+            colour = theme.get(STATUS_STYLE.get(status, "$text").lstrip("$"), "")
+            share = r.done / r.total_trials if r.total_trials else 0
+            cfg = r.config
+            games = ", ".join(cfg["games"])
+            table.add_row(
+                Text(str(r.id), justify="right"), r.name or "",
+                Text(status, style=f"bold {colour}"),
+                Text(f"{r.done:,}/{r.total_trials:,} {fmt.pct(share)}", justify="right"),
+                fmt.ellipsize(games, 24),
+                f"{' '.join(f'{e:g}' for e in cfg['epsilons'])} · {' '.join(map(str, cfg['max_depths']))}",
+                dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"), key=str(r.id))
+        table.border_title = f"Tournaments in {self.app.db_path.name}"
+        table.border_subtitle = f"{len(self.rows)} stored"
+        if self.rows:
+            table.move_cursor(row=min(max(keep, 0), len(self.rows) - 1))
+        self._detail()
+
+    def _current(self):
+        table = self.query_one("#tournaments", DataTable)
+        if not self.rows or table.cursor_row < 0 or table.cursor_row >= len(self.rows):
+            return None
+        return self.rows[table.cursor_row]
+
+    @on(DataTable.RowHighlighted, "#tournaments")
+    def _highlight(self) -> None:
+        self._detail()
+
+    @on(DataTable.RowSelected, "#tournaments")
+    def _selected(self) -> None:
+        self.action_open()
+
+    def _detail(self) -> None:
+        box = self.query_one("#history-detail", Static)
+        r = self._current()
+        if r is None:
+            box.update(Content.from_markup(
+                "[b]No tournaments stored yet.[/] Start one in Setup ([b]2[/]); every trial is kept in the database."))
+            return
+        cfg = r.config
+        status = r.display_status
+        temps = [t for t in cfg.get("temperatures", [None]) if t is not None]
+        colour = self.app.theme_variables.get(STATUS_STYLE.get(status, "$text").lstrip("$"), "")
+        lines = [Content.assemble(Content.styled(f"#{r.id} ", "bold"), Content(f"{r.name} " if r.name else ""),
+                                  Content.styled(status, f"bold {colour}"),
+                                  Content(f"  {r.done:,} / {r.total_trials:,} trials"))]
+        lines.append(Content(f"programs ({len(cfg['programs'])}): {', '.join(cfg['programs'])}"))
+        lines.append(Content(
+            f"games: {', '.join(cfg['games'])} · ε {' '.join(f'{e:g}' for e in cfg['epsilons'])} · cap "
+            f"{' '.join(map(str, cfg['max_depths']))}" + (f" · T {' '.join(f'{t:g}' for t in temps)}" if temps else "")
+            + f" · {cfg['trials']} trials/cell · seed {cfg.get('seed', 0)} · simulation {cfg.get('simulation', 'run')}"))
+        hint = "enter: results"
+        if status in RESUMABLE and r.done < r.total_trials:
+            hint += f" · r: resume ({r.total_trials - r.done:,} trials missing)"
+        if status == "running":
+            hint += " · l: watch it live" if self._is_live(r.id) else " · running in another process"
+        lines.append(Content.styled(hint, "dim"))
+        box.update(Content("\n").join(lines))
+
+    def _is_live(self, tid: int) -> bool:
+        s = self.app.session
+        return s is not None and s.tournament_id == tid and not s.ended
+
+    def action_open(self) -> None:
+        r = self._current()
+        if r is not None:
+            self.app.open_results(r.id)
+
+    def action_resume(self) -> None:
+        from ...core.errors import ArenaError
+
+        r = self._current()
+        if r is None:
+            return
+        status = r.display_status
+        if self._is_live(r.id):
+            self.app.switch_mode("live")
+            return
+        if status not in RESUMABLE or r.done >= r.total_trials:
+            self.notify(f"Tournament {r.id} is {status} with {r.done:,}/{r.total_trials:,} trials: nothing to resume.",
+                        severity="warning")
+            return
+        try:
+            self.app.resume_tournament(r.id)
+        except ArenaError as exc:
+            self.notify(str(exc), severity="error", title="Cannot resume", timeout=10)
+
+    def action_live(self) -> None:
+        self.app.switch_mode("live")
+
+    def action_refresh(self) -> None:
+        self.refresh_rows()

@@ -1,0 +1,277 @@
+"""Library: the programs and games of the YAML library, a detail pane, and program editing."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+from pathlib import Path
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
+from textual.widgets import DataTable, OptionList, Static
+from textual.widgets.option_list import Option
+
+from .. import format as fmt
+from ..widgets import Heat
+from .base import ArenaScreen
+
+
+def display_path(path: Path) -> str:
+    """A library file as shown: its directory's name and its own (programs/fair-llm.yaml)."""
+    path = Path(path)
+    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+
+
+def reflow(text: str) -> str:
+    """Paragraphs of a YAML description on one line each (the terminal wraps them)."""
+    paras = [" ".join(p.split()) for p in text.strip().split("\n\n")]
+    return "\n\n".join(p for p in paras if p)
+
+
+def program_label(p, width: int) -> Content:
+    """'fair-llm  qwen2.5-coder…' on one line: the id, then (dim) the model or the strategy."""
+    what = p.model.split("/", 1)[-1] if p.kind == "llm" else p.strategy
+    if what == p.id:
+        what = ""
+    room = max(0, width - len(p.id) - 1)
+    return Content.from_markup("$id [dim]$what[/]", id=p.id, what=fmt.ellipsize(what, room) if room > 3 else "")
+
+
+class LibraryScreen(ArenaScreen):
+    MODE = "library"
+    BINDINGS = [
+        Binding("n", "new", "New"),
+        Binding("d", "duplicate", "Duplicate"),
+        Binding("e", "edit", "Edit"),
+        Binding("E", "external_edit", "$EDITOR", key_display="E"),
+        Binding("r", "reload", "Reload"),
+        Binding("tab", "app.focus_next", "Next pane", show=False),
+    ]
+
+    def compose_body(self) -> ComposeResult:
+        with Horizontal(id="library"):
+            with Vertical(id="lib-lists"):
+                yield OptionList(id="programs", classes="panel")
+                yield OptionList(id="games", classes="panel")
+            with VerticalScroll(id="lib-detail", classes="panel"):
+                yield Static(id="lib-problems")
+                yield Static(id="detail-title")
+                yield Static(id="detail-meta")
+                yield Static(id="detail-text", classes="boxed")
+                yield Static(id="detail-source", classes="boxed")
+                yield DataTable(id="game-matrix", cursor_type="none", zebra_stripes=False, show_cursor=False)
+                yield Static(id="detail-foot")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.query_one("#programs").border_title = "Programs"
+        self.query_one("#games").border_title = "Games"
+        self.query_one("#lib-detail").border_title = "Details"
+        self._fill()
+        self.query_one("#programs", OptionList).focus()
+
+    # -- lists -------------------------------------------------------------------------------------------
+    def _fill(self, select: str | None = None) -> None:
+        lib = self.app.library
+        progs = self.query_one("#programs", OptionList)
+        games = self.query_one("#games", OptionList)
+        progs.clear_options()
+        games.clear_options()
+        for pid, e in lib.entries.items():
+            progs.add_option(Option(program_label(e.program, 28), id=f"p:{pid}"))
+        for gid, g in lib.games.items():
+            games.add_option(Option(Content.from_markup("$id [dim]$n×$n[/]", id=gid, n=str(len(g.actions))), id=f"g:{gid}"))
+        progs.border_subtitle = f"{len(lib.entries)}"
+        games.border_subtitle = f"{len(lib.games)}"
+        problems = self.app.library_problems
+        box = self.query_one("#lib-problems", Static)
+        box.display = bool(problems)
+        if problems:
+            lines = "\n".join(f"✗ {p}" for p in problems[:12])
+            more = f"\n… and {len(problems) - 12} more" if len(problems) > 12 else ""
+            box.update(Content.from_markup("[b $error]Files left out of the library:[/]\n$p", p=lines + more))
+        target = select or (f"p:{next(iter(lib.entries))}" if lib.entries else None)
+        if target:
+            lst = progs if target.startswith("p:") else games
+            try:
+                lst.highlighted = lst.get_option_index(target)
+            except Exception:
+                lst.highlighted = 0 if lst.option_count else None
+        if target is None:
+            self._show_none()
+
+    @on(OptionList.OptionHighlighted)
+    def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
+        oid = event.option.id or ""
+        if oid.startswith("p:"):
+            self._show_program(oid[2:])
+        elif oid.startswith("g:"):
+            self._show_game(oid[2:])
+
+    @on(OptionList.OptionSelected, "#programs")
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        self.action_edit()
+
+    def _current_program(self) -> str | None:
+        lst = self.query_one("#programs", OptionList)
+        if lst.highlighted is None or not lst.option_count:
+            return None
+        return (lst.get_option_at_index(lst.highlighted).id or "")[2:]
+
+    # -- detail --------------------------------------------------------------------------------------------
+    def _show_none(self) -> None:
+        self.query_one("#detail-title", Static).update("No programs yet: press n to write one.")
+        for w in ("#detail-meta", "#detail-text", "#detail-source", "#game-matrix", "#detail-foot"):
+            self.query_one(w).display = False
+
+    def _show_program(self, pid: str) -> None:
+        lib = self.app.library
+        e = lib.entries.get(pid)
+        if e is None:
+            return
+        p = e.program
+        title = self.query_one("#detail-title", Static)
+        title.update(Content.from_markup("[b]$id[/]  [dim]$where[/]\n$desc", id=p.id,
+                                         where=f"{display_path(e.file)}:{e.line}", desc=reflow(p.description)))
+        eps = "the tournament's" if p.epsilon is None else f"{p.epsilon:g}"
+        if p.kind == "llm":
+            meta = ("[b]kind[/] LLM   [b]model[/] $model   [b]temperature[/] $t   [b]ε[/] $eps   [b]max tokens[/] $mt")
+            self.query_one("#detail-meta", Static).update(Content.from_markup(
+                meta, model=p.model, t=f"{p.temperature:g}", eps=eps, mt=str(p.max_tokens)))
+            text = self.query_one("#detail-text", Static)
+            text.update(Content(p.system_prompt.rstrip()))
+            text.border_title = "system prompt"
+        else:
+            params = ", ".join(f"{k}={v}" for k, v in p.params.items()) or "none"
+            self.query_one("#detail-meta", Static).update(Content.from_markup(
+                "[b]kind[/] built-in   [b]strategy[/] $s   [b]params[/] $params   [b]ε[/] $eps",
+                s=p.strategy, params=params, eps=eps))
+            self.query_one("#detail-text", Static).display = False
+        src = self.query_one("#detail-source", Static)
+        src.update(Content(p.source()))
+        src.border_title = "what opponents are shown"
+        for w in ("#detail-meta", "#detail-source", "#detail-foot"):
+            self.query_one(w).display = True
+        self.query_one("#detail-text").display = p.kind == "llm"
+        self.query_one("#game-matrix").display = False
+        self.query_one("#detail-foot", Static).update(Content.from_markup(
+            "[dim]e edit · d duplicate · E open in $ed · n new program[/]", ed="$EDITOR"))
+
+    def _show_game(self, gid: str) -> None:
+        g = self.app.library.games.get(gid)
+        if g is None:
+            return
+        self.query_one("#detail-title", Static).update(Content.from_markup(
+            "[b]$name[/]  [dim]$id[/]", name=g.name, id=g.id))
+        coop = ", ".join(f"({a}, {b})" for a, b in g.cooperative)
+        self.query_one("#detail-meta", Static).update(Content.from_markup(
+            "[b]actions[/] $actions   [b]cooperative[/] $coop\n[b]default[/] $d   [b]defect[/] $x   $common",
+            actions=" ".join(g.actions), coop=coop, d=g.default_action, x=g.defect_action,
+            common="[common payoff]" if g.common_payoff else ""))
+        text = self.query_one("#detail-text", Static)
+        text.update(Content(reflow(g.description)))
+        text.border_title = "description (shown to LLMs)"
+        table = self.query_one("#game-matrix", DataTable)
+        table.clear(columns=True)
+        heat = Heat(self.app)
+        table.add_column(Text("row \\ col", style="dim"))
+        for a in g.actions:
+            table.add_column(Text(a, style="bold", justify="center"))
+        for i, a in enumerate(g.actions):
+            cells = []
+            for j, b in enumerate(g.actions):
+                r, c = g.payoffs[i][j]
+                label = f"{r:g}" if g.common_payoff else f"{r:g}, {c:g}"
+                style = heat.style(1.0) if (a, b) in g.cooperative_set else ""
+                cells.append(Text(label, style=style, justify="center"))
+            table.add_row(Text(a, style="bold"), *cells)
+        table.border_title = "payoffs"
+        self.query_one("#detail-source").display = False
+        self.query_one("#detail-foot", Static).update(Content.from_markup(
+            "[dim]cells: (row payoff, column payoff) · cooperative outcomes in colour · games/$f[/]",
+            f=f"{g.id}.yaml"))
+        self.query_one("#detail-foot").display = True
+        self.query_one("#detail-meta").display = True
+        self.query_one("#detail-text").display = True
+        table.display = True
+
+    # -- editing -------------------------------------------------------------------------------------------
+    def _open_editor(self, text: str, path: Path | None, title: str) -> None:
+        from .editor import ProgramEditor
+
+        def done(saved: str | None) -> None:
+            if saved:
+                self.app.reload_library()
+                self._fill(select=f"p:{saved}")
+                self.notify(f"Saved program '{saved}'.")
+
+        self.app.push_screen(ProgramEditor(text, path, title), done)
+
+    def action_new(self) -> None:
+        from .editor import NEW_PROGRAM
+
+        self._open_editor(NEW_PROGRAM, None, "New program")
+
+    def action_duplicate(self) -> None:
+        pid = self._current_program()
+        if pid is None:
+            return
+        from ...core.yamlio import dump_yaml
+
+        p = self.app.library.entries[pid].program
+        data = p.model_dump(mode="json", exclude_defaults=False)
+        data["id"] = _free_id(f"{pid}-copy", self.app.library.entries)
+        data = {k: v for k, v in data.items() if v not in (None, "", {})}
+        self._open_editor(dump_yaml(_ordered(data)), None, f"Duplicate of {pid}")
+
+    def action_edit(self) -> None:
+        pid = self._current_program()
+        if pid is None:
+            return
+        e = self.app.library.entries[pid]
+        self._open_editor(e.file.read_text(encoding="utf-8"), e.file, f"Edit {display_path(e.file)}")
+
+    def action_external_edit(self) -> None:
+        pid = self._current_program()
+        if pid is None:
+            return
+        path = self.app.library.entries[pid].file
+        editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
+        try:
+            with self.app.suspend():
+                subprocess.call([*shlex.split(editor), str(path)])
+        except Exception as exc:  # no terminal to hand over (e.g. headless)
+            self.notify(f"cannot open {editor}: {exc}", severity="error")
+            return
+        self.action_reload()
+        bad = [p for p in self.app.library_problems if Path(p.file).resolve() == path.resolve()]
+        if bad:
+            self._open_editor(path.read_text(encoding="utf-8"), path, f"Fix {display_path(path)}")
+
+    def action_reload(self) -> None:
+        self.app.reload_library()
+        self._fill(select=f"p:{self._current_program()}" if self._current_program() else None)
+        n = len(self.app.library_problems)
+        self.notify("Library reloaded." + (f" {n} problem(s)." if n else ""), severity="warning" if n else "information")
+
+
+FIELD_ORDER = ("id", "kind", "description", "model", "strategy", "params", "temperature", "epsilon", "max_tokens",
+               "system_prompt")
+
+
+def _ordered(data: dict) -> dict:
+    return {k: data[k] for k in (*FIELD_ORDER, *data) if k in data}
+
+
+def _free_id(base: str, taken) -> str:
+    if base not in taken:
+        return base
+    i = 2
+    while f"{base}{i}" in taken:
+        i += 1
+    return f"{base}{i}"

@@ -1,0 +1,77 @@
+"""core/estimate.py (cost before a run) and core/live.py (running counts during a run)."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+
+import pytest
+
+from arena.core.analysis import pair_rows
+from arena.core.estimate import estimate
+from arena.core.grid import TournamentConfig
+from arena.core.live import LiveTally
+from arena.core.programs import LLMProgram
+from arena.core.tournament import TournamentRunner
+from arena.core.events import TrialsFinished
+
+
+def _config(**kw):
+    base = dict(programs=["fairbot"], games=["prisoners_dilemma"], epsilons=[0.2], max_depths=[100_000], trials=10)
+    return TournamentConfig(**{**base, **kw})
+
+
+def test_estimate_fairbot_self_play_is_one_over_epsilon(programs):
+    e = estimate(_config(), programs)
+    assert e.trials == 10 and e.llm_trials == 0 and e.llm_calls == 0
+    # two decisions per trial, 1/eps nodes each
+    assert e.nodes == pytest.approx(10 * 2 / 0.2)
+
+
+def test_estimate_counts_llm_nodes_only():
+    llm = LLMProgram(id="l", kind="llm", model="local/x", system_prompt="hi")
+    from arena.core.programs import program_from_json
+
+    fair = program_from_json({"id": "fairbot", "kind": "builtin", "strategy": "fairbot"})
+    progs = {"l": llm, "fairbot": fair}
+    cfg = _config(programs=["l", "fairbot"], epsilons=[0.5], max_depths=[1], trials=3)
+    e = estimate(cfg, progs)
+    # cap 1: a simulating program's chain is at most 2 nodes; P(second node) = 1 - eps = 0.5.
+    # (l, l): both decisions all-LLM: 2 * 1.5 nodes; (l, f) and (f, l): per trial, the chain of l has
+    # 1 l-node + 0.5 f-node and the chain of f has 1 f-node + 0.5 l-node -> 1.5 LLM calls; (f, f): 0.
+    assert e.llm_trials == 3 * 3
+    assert e.llm_calls == pytest.approx(3 * (3 + 1.5 + 1.5))
+    assert e.nodes == pytest.approx(3 * 4 * 3)
+    imagine = estimate(cfg.model_copy(update={"simulation": "imagine"}), progs)
+    assert imagine.llm_calls == pytest.approx(3 * (2 + 1.5 + 1.5))
+
+
+def test_live_tally_matches_pair_rows(store, programs, games):
+    cfg = TournamentConfig(programs=["fairbot", "defectbot", "randombot"], games=["prisoners_dilemma", "stag_hunt"],
+                           epsilons=[0.2, 0.5], max_depths=[10], trials=15)
+    tally = LiveTally()
+
+    def sink(event):
+        if isinstance(event, TrialsFinished):
+            tally.add(event.results)
+
+    runner = TournamentRunner.create(store, cfg, programs, games, sink=sink, batch_size=50)
+    asyncio.run(runner.run())
+    stored = pair_rows(store, runner.tournament_id)
+    seeded = LiveTally()
+    seeded.seed(store, runner.tournament_id)
+    for live in (tally.rows(), seeded.rows()):
+        assert len(live) == len(stored)
+        for a, b in zip(sorted(live, key=_key), sorted(stored, key=_key)):
+            for field in ("trials", "valid", "cooperation", "wald_low", "wilson_high", "row_payoff", "col_payoff",
+                          "refusal_rate", "calls_per_trial"):
+                x, y = getattr(a, field), getattr(b, field)
+                assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y), field
+    m = tally.matrix(("prisoners_dilemma", 0.2, 10, None))
+    assert m[("defectbot", "defectbot")].cooperation == 0 and m[("defectbot", "defectbot")].trials == 15
+    assert sum(c.trials for c in tally.matrix().values()) == cfg.total_trials
+    assert len(tally.conditions()) == 4
+
+
+def _key(r):
+    return (r.game, r.epsilon, r.max_depth, r.row_program, r.col_program)

@@ -1,0 +1,255 @@
+"""Driving the app with Textual's Pilot: every screen, tournaments end to end (built-in bots, and LLM
+programs against the loopback fake server), transcripts, export, history, resume."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from arena.tui.screens.editor import ProgramEditor
+from arena.tui.widgets import SimTree, Transcript
+from tui_helpers import transcript_text, tree_labels, wait_for
+
+
+async def test_smoke_tournament_from_setup(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause(0.3)
+        assert app.current_mode == "setup"
+        summary = str(app.screen.query_one("#summary").render())
+        assert "500 trials" in summary and "No LLM calls" in summary
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        await pilot.pause(0.3)
+        assert app.current_mode == "live"
+        s = app.session
+        assert s.status == "finished" and s.done == 500
+        tree = app.screen.query_one(SimTree)
+        assert tree.key is not None and len(tree._shown_nodes) >= 2  # the latest built-in trial's tree
+        assert all("→" in label for label in tree_labels(tree))  # every node resolved
+        matrix = app.screen.query_one("#live-matrix")
+        assert matrix.row_count == 5
+        cells = [str(matrix.get_cell_at((r, c))) for r in range(5) for c in range(1, 6)]
+        assert "100%" in cells and "0%" in cells and "·" not in cells
+        await pilot.press("r")  # results of this tournament
+        await pilot.pause()
+        assert app.current_mode == "results" and app.screen.tid == s.tournament_id
+        assert app.screen.query_one("#pairs").row_count == 25
+
+
+async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_dir, monkeypatch):
+    from arena.core.grid import TournamentConfig
+    from arena.testing.fake_llm import FakeLLMServer, action_responder
+
+    def policy(req) -> str:
+        return "defect" if "chose: defect" in req.last_user_text else "cooperate"
+
+    with FakeLLMServer(action_responder(policy), latency=0.15) as srv:
+        monkeypatch.setenv("LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("LLM_API_KEY", "test-key")
+        app = make_app(programs_path=library_dir)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.pause()
+            config = TournamentConfig(programs=["fair-llm", "defectbot"], games=["prisoners_dilemma"], epsilons=[0.3],
+                                      max_depths=[3], trials=2, seed=4, concurrency=2)
+            app.start_tournament(config)
+            await pilot.pause()
+            tree = app.screen.query_one(SimTree)
+            # an LLM trial's tree appears with pending nodes, one of them being asked
+            await wait_for(pilot, lambda: any("asking" in x for x in tree_labels(tree)), timeout=20)
+            seen_pending = [x for x in tree_labels(tree) if "→" not in x]
+            assert seen_pending
+            # ... and its nodes resolve one by one
+            await wait_for(pilot, lambda: app.session.ended, timeout=30)
+            await pilot.pause(0.3)
+            assert app.session.status == "finished" and app.session.done == 8
+            assert app.session.llm_calls == srv.count > 0
+            # open the transcript of an LLM node of the trial on screen
+            await pilot.press("t")
+            llm_line = next(i for i, n in enumerate(tree._shown_nodes) if n.data.calls)
+            tree.cursor_line = tree._shown_nodes[llm_line].line
+            await pilot.pause(0.2)
+            text = transcript_text(app.screen.query_one(Transcript))
+            assert "raw answer" in text and "ACTION:" in text and "parsed action" in text
+            assert "You are fair" in text  # the system prompt
+            assert "attempt 1" in text and "custom/fake-8b" in text
+
+
+async def test_transcript_of_stored_trial_with_retry(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.open_results(ids["llm"])
+        await pilot.pause()
+        pairs = app.screen.query_one("#pairs")
+        assert pairs.row_count == 1  # only fair-llm vs defectbot has stored trials
+        pairs.focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        from arena.tui.screens.trials import TrialsScreen
+
+        assert isinstance(app.screen, TrialsScreen)
+        assert app.screen.query_one("#trial-list").row_count == 2
+        await pilot.press("t")
+        await pilot.pause()
+        tree = app.screen.query_one(SimTree)
+        assert tree.cursor_line == 0
+        await pilot.pause(0.1)
+        text = transcript_text(app.screen.query_one(Transcript))
+        # the first attempt was unparseable; the corrective retry gave the action
+        assert "I would rather think about cooperation" in text and "unparsed" in text
+        assert "correction" in text and "parsed action: defect" in text
+        assert "640 ms" in text and "tokens 312→41" in text
+        await pilot.press("down")  # the simulated defectbot: a built-in, no LLM call
+        await pilot.pause(0.1)
+        assert "No LLM call" in transcript_text(app.screen.query_one(Transcript))
+        await pilot.press("escape")
+        assert app.screen.MODE == "results"
+
+
+async def test_export_from_results(seeded_app, tmp_path, monkeypatch):
+    make, ids = seeded_app
+    monkeypatch.chdir(tmp_path)
+    app = make(start_mode="results")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        path = app.screen.query_one("#export-path")
+        assert path.value.startswith(f"arena-tournament-{ids['bots']}.")
+        path.value = str(tmp_path / "out.csv")
+        await pilot.click("#export")
+        await pilot.pause()
+    rows = list(csv.DictReader((tmp_path / "out.csv").open()))
+    assert len(rows) == 16 and {"row_program", "col_program", "cooperation"} <= set(rows[0])
+
+
+async def test_history_reopens_results_and_resumes(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        table = app.screen.query_one("#tournaments")
+        assert table.row_count == 3
+        statuses = [str(table.get_row_at(i)[2]) for i in range(3)]
+        assert statuses == ["cancelled", "interrupted", "finished"]
+        await pilot.press("down", "down", "enter")  # tournament 1 (finished)
+        await pilot.pause()
+        assert app.current_mode == "results" and app.screen.tid == ids["bots"]
+        await pilot.press("5")
+        await pilot.pause()
+        await pilot.press("up", "up", "r")  # resume tournament 3 (cancelled, 8/20)
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        assert app.session.tournament_id == ids["resume"]
+        assert app.session.status == "finished" and app.session.done == 20 and app.session.done_at_start == 8
+        assert app.store.tournament(ids["resume"]).status == "finished"
+
+
+async def test_pause_and_cancel_keep_what_is_stored(make_app):
+    from arena.core.grid import TournamentConfig
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        config = TournamentConfig(programs=["fairbot", "defectbot", "randombot"], games=["prisoners_dilemma"],
+                                  epsilons=[0.05], max_depths=[200], trials=100_000)
+        app.start_tournament(config)
+        await pilot.pause()
+        await wait_for(pilot, lambda: app.session.done > 0)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "paused")
+        await pilot.pause(0.3)
+        done = app.session.done
+        await pilot.pause(0.3)
+        assert app.session.done == done  # nothing moves while paused
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "running")
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("y")  # confirm
+        await wait_for(pilot, lambda: app.session.ended)
+        assert app.session.status == "cancelled"
+        tid = app.session.tournament_id
+        assert 0 < app.session.done < config.total_trials
+        assert app.store.count_trials(tid) == app.session.done
+        assert app.store.tournament(tid).status == "cancelled"
+
+
+async def test_library_new_program_validated_inline_and_saved(make_app, library_dir):
+    app = make_app(programs_path=library_dir, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ProgramEditor)
+        area = editor.query_one("#yaml")
+        area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: hi\n")
+        await pilot.pause(0.4)
+        problems = [str(p) for p in editor.problems]
+        assert problems == ["tit-llm.yaml:4: field 'temperature': Input should be less than or equal to 2"]
+        await pilot.press("ctrl+s")  # refused while invalid
+        assert isinstance(app.screen, ProgramEditor) and not (library_dir / "tit-llm.yaml").exists()
+        area.load_text("id: fairbot\nkind: builtin\nstrategy: fairbot\n")
+        await pilot.pause(0.4)
+        assert "already used in fairbot.yaml:1" in str(editor.problems[0])
+        area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 0.2\nsystem_prompt: hi\n")
+        await pilot.pause(0.4)
+        assert editor.problems == []
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen.MODE == "library"
+        assert (library_dir / "tit-llm.yaml").exists() and "tit-llm" in app.library.entries
+        # duplicate and edit are prefilled from the highlighted program
+        await pilot.press("d")
+        await pilot.pause()
+        assert "id: tit-llm-copy" in app.screen.query_one("#yaml").text
+        await pilot.press("escape")
+
+
+async def test_setup_estimates_llm_calls(make_app, library_dir):
+    app = make_app(programs_path=library_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        progs = screen.query_one("#pick-programs")
+        progs.deselect_all()
+        progs.select("fair-llm")
+        progs.select("defectbot")
+        screen.query_one("#epsilons").value = "0.5"
+        screen.query_one("#depths").value = "1"
+        screen.query_one("#trials").value = "3"
+        # (fair, fair): 2 decisions x 1.5 LLM nodes; (fair, defect) and (defect, fair): 1.5 + 0.5; x 3 trials
+        await wait_for(pilot, lambda: "12 trials" in str(screen.query_one("#summary").render()))
+        assert screen.query_one("#preset").value == "custom"
+        summary = str(screen.query_one("#summary").render())
+        assert "15 LLM calls over 9 trials with an LLM program" in summary
+        screen.query_one("#epsilons").value = "2"
+        await wait_for(pilot, lambda: "ε values" in str(screen.query_one("#summary").render()))
+        assert screen.query_one("#start").disabled
+
+
+async def test_help_palette_and_theme(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from arena.tui.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")
+        assert app.current_theme.dark != dark
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        for t in ("Go to Library", "Go to History", "New program", "Start the smoke tournament", "Export results", "Help"):
+            assert t in titles
+        for key, mode in (("1", "library"), ("3", "live"), ("4", "results"), ("5", "history"), ("2", "setup")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode

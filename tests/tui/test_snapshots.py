@@ -1,0 +1,173 @@
+"""Screenshots of every screen at 120x40 and 80x24 (pytest-textual-snapshot; update with
+`pytest tests/tui --snapshot-update` and look at the SVGs under tests/tui/__snapshots__/)."""
+
+from __future__ import annotations
+
+import pytest
+
+from arena.core.events import NodeResolved, TournamentStarted, TrialPlanned
+from arena.core.grid import TournamentConfig
+from tui_helpers import wait_for
+
+SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
+
+
+async def _settle(pilot, delay: float = 0.4):
+    await pilot.pause(delay)
+    pilot.app.clear_notifications()
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_setup(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_library_program(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        await pilot.press("down", "down", "down")  # fair-llm: an LLM program with its prompt
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="library"), terminal_size=size, run_before=run)
+
+
+def test_library_game(snap_compare, seeded_app):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        await pilot.press("tab", "down")  # the games list: chicken
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="library"), terminal_size=(120, 40), run_before=run)
+
+
+def test_editor_with_problem(snap_compare, seeded_app):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        await pilot.press("n")
+        await pilot.pause()
+        pilot.app.screen.query_one("#yaml").load_text(
+            "id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: |\n  Mirror.\n")
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="library"), terminal_size=(120, 40), run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_live_finished_builtin(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        await pilot.press("ctrl+r")  # the smoke preset
+        await wait_for(pilot, lambda: pilot.app.session is not None and pilot.app.session.ended)
+        await _settle(pilot, 0.5)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=run)
+
+
+def test_live_llm_trial_in_progress(snap_compare, seeded_app):
+    """A tree half resolved, fed with the events an LLM trial emits (no thread, fixed content)."""
+    from arena.core.tournament import TournamentRunner
+    from arena.tui.session import LiveSession
+    from conftest import llm_trial
+
+    make, _ = seeded_app
+    app = make(start_mode="live")
+
+    async def run(pilot):
+        lib = app.library
+        config = TournamentConfig(programs=["fair-llm", "defectbot"], games=["prisoners_dilemma"], epsilons=[0.5],
+                                  max_depths=[3], trials=2, seed=9, name="snapshot")
+        session = LiveSession(app.store, clock=app.clock)
+        runner = TournamentRunner.create(app.store, config, lib.programs, lib.games, backend=_Unused(),
+                                         sink=session.on_event, new=True)
+        session.runner, session.tournament_id, session.total = runner, runner.tournament_id, config.total_trials
+        session.started_at = app.clock()
+        session.on_event(TournamentStarted(runner.tournament_id, config.total_trials, 0, {}))
+        spec = next(s for s in config.iter_specs() if s.row == "fair-llm" and s.col == "defectbot")
+        done = llm_trial(spec)
+        nodes = done.nodes
+        pending = [type(n)(n.index, n.parent, n.side, n.depth, n.program, n.u, n.mode) for n in nodes]
+        session.on_event(TrialPlanned(runner.tournament_id, spec, pending))
+        for i in (1, 2):  # the simulated defectbot and the column's defectbot resolve; fair-llm is being asked
+            pending[i].action = nodes[i].action
+            session.on_event(NodeResolved(runner.tournament_id, spec, pending[i]))
+        app.session = session
+        app.mode_screens["live"].session_started(session)
+        await pilot.pause()
+        await pilot.press("t", "down")  # the simulated defectbot's node
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_results(snap_compare, seeded_app, size):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+
+    async def run(pilot):
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+def test_results_payoff_matrix(snap_compare, seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+
+    async def run(pilot):
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        app.screen.query_one("#results-tabs").active = "tab-payoff"
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_trial_transcript(snap_compare, seeded_app, size):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+
+    async def run(pilot):
+        app.open_results(ids["llm"])
+        await pilot.pause()
+        app.screen.query_one("#pairs").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("t")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+    assert snap_compare(make(start_mode="history"), terminal_size=size, run_before=_settle)
+
+
+def test_help(snap_compare, seeded_app):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        await pilot.press("question_mark")
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=(120, 40), run_before=run)
+
+
+class _Unused:
+    """An LLM backend that is never run (the snapshot feeds the session by hand)."""
+
+    def check(self, programs, config) -> None:
+        pass
