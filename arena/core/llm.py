@@ -149,24 +149,22 @@ class LLMService:
         fmt = prompts.json_schema(game.actions) if structured else None
         calls: list[CallRecord] = []
 
-        reply = await self._ask(client, route, msgs, temperature, program.max_tokens, seed, fmt, sample, calls, "answer")
-        if reply.text is None:
-            return LLMMove(None, reply.error, False, calls)
-        action = prompts.parse_action(reply.text, game.actions)
-        calls[-1].parsed_action = action
-        if action is None:
-            calls[-1].status = "unparsed"
-            fixed = [*msgs, {"role": "assistant", "content": reply.text},
-                     {"role": "user", "content": prompts.correction(game.actions)}]
-            reply = await self._ask(client, route, fixed, temperature, 16, seed, None, sample, calls, "correction")
+        request, max_tokens, constraint, purpose = msgs, program.max_tokens, fmt, "answer"
+        for final in (False, True):
+            reply = await self._ask(client, route, request, temperature, max_tokens, seed, constraint, sample, calls,
+                                    purpose)
             if reply.text is None:
                 return LLMMove(None, reply.error, False, calls)
             action = prompts.parse_action(reply.text, game.actions)
             calls[-1].parsed_action = action
-            if action is None:
-                calls[-1].status = "refusal"
-                return LLMMove(None, "no valid ACTION line, even after a corrective retry", True, calls)
-        return LLMMove(action, None, False, calls)
+            if action is not None:
+                return LLMMove(action, None, False, calls)
+            calls[-1].status = "refusal" if final else "unparsed"
+            # one corrective retry: the model sees its answer and is asked for the action line alone
+            request = [*msgs, {"role": "assistant", "content": reply.text},
+                       {"role": "user", "content": prompts.correction(game.actions)}]
+            max_tokens, constraint, purpose = 16, None, "correction"
+        return LLMMove(None, "no valid ACTION line, even after a corrective retry", True, calls)
 
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str) -> Reply:
