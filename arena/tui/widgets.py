@@ -318,6 +318,8 @@ class PairMatrix(DataTable):
     """Row program × column program. Columns are numbered (the row labels carry the numbers) so that
     ten programs fit in half a screen; cells come from the caller as (label, share)."""
 
+    MIN_CELL = 4  # '100%'
+
     def on_mount(self) -> None:
         self.cursor_type = "cell"
         self.zebra_stripes = False
@@ -334,13 +336,18 @@ class PairMatrix(DataTable):
                   corner: str = "row \\ col") -> None:
         last = self._last
         self._last = (tuple(programs), dict(cells), corner)
-        if last is not None and last[0] == self._last[0] and last[2] == corner and self.row_count == len(programs):
+        if (last is not None and last[0] == self._last[0] and last[2] == corner and self.row_count == len(programs)
+                and self._cell_width(cells) == self._cell_width(last[1])):
             heat = Heat(self.app)  # same layout: touch only the cells that changed
             for pair, value in cells.items():
                 if last[1].get(pair) != value:
                     self.update_cell(pair[0], pair[1], heat.text(*value))
             return
         self._redraw()
+
+    @classmethod
+    def _cell_width(cls, cells: dict) -> int:
+        return max([cls.MIN_CELL] + [len(label) for label, _ in cells.values()])
 
     def _redraw(self) -> None:
         if not self._last:
@@ -350,8 +357,10 @@ class PairMatrix(DataTable):
         cursor = self.cursor_coordinate
         self.clear(columns=True)
         self.add_column(Text(corner, style="dim"), key="_row")
+        width = self._cell_width(cells)
         for i, p in enumerate(programs, 1):
-            self.add_column(Text(str(i), justify="right", style="bold"), key=p)
+            # a fixed width: cells start as '·' and later show '100%' (update_cell keeps the width)
+            self.add_column(Text(str(i), justify="right", style="bold"), width=width, key=p)
         for i, r in enumerate(programs, 1):
             row = [Text.assemble((f"{i:>2} ", "dim"), (short(r, 16), "bold"))]
             for c in programs:

@@ -110,7 +110,8 @@ class LiveScreen(ArenaScreen):
         now = self.app.clock()
         self._draw_progress(s)
         self._draw_log()
-        if force or s.tally.version != self._matrix_version and now - self._matrix_at >= MATRIX_EVERY_S:
+        # throttled while trials stream in; the final state is always drawn once the run has ended
+        if force or s.tally.version != self._matrix_version and (s.ended or now - self._matrix_at >= MATRIX_EVERY_S):
             self._draw_matrix(s)
             self._matrix_at = now
         self._draw_tree(s, now)
