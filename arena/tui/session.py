@@ -85,7 +85,11 @@ class LiveSession:
         self._recent: deque[LiveTrial] = deque(maxlen=KEEP_FINISHED)
         self._last_builtin: LiveTrial | None = None
         self._active: LiveTrial | None = None  # the trial that most recently changed
+        # (time, trials paced so far): the ETA's rate counts only LLM trials when the tournament has LLM
+        # programs (its built-in trials all finish in the first second and would promise a wrong ETA)
         self._samples: deque[tuple[float, int]] = deque(maxlen=512)
+        self._paced = 0
+        self._llm_ids: frozenset[str] = frozenset()
         self._thread: threading.Thread | None = None
         self._batches = 0
 
@@ -117,6 +121,11 @@ class LiveSession:
     @property
     def ended(self) -> bool:
         return self.status in ("finished", "cancelled", "failed")
+
+    @property
+    def paces_llm(self) -> bool:
+        """True when the rate and ETA count LLM trials only (the tournament has LLM programs)."""
+        return bool(self._llm_ids)
 
     @property
     def has_llm(self) -> bool:
@@ -157,10 +166,12 @@ class LiveSession:
             if isinstance(e, TrialsFinished):
                 self.done = e.done
                 self.trials_seen += len(e.results)
-                self._samples.append((now, e.done))
                 builtin = []
                 counts = self.counts
+                llm_ids = self._llm_ids
                 for r in e.results:
+                    if not llm_ids or r.spec.row in llm_ids or r.spec.col in llm_ids:
+                        self._paced += 1
                     counts[r.status] = counts.get(r.status, 0) + 1
                     t = self._inflight.pop(r.spec.seq, None)
                     if t is not None:
@@ -174,6 +185,7 @@ class LiveSession:
                         self._active = t
                     else:
                         builtin.append(r)
+                self._samples.append((now, self._paced))
                 if builtin:
                     # a different cell each batch (batches hold whole grid rows, so 'the last one' would
                     # always be the same pair)
@@ -194,7 +206,9 @@ class LiveSession:
                 self.tournament_id = e.tournament_id
                 self.total, self.done, self.done_at_start = e.total, e.already_done, e.already_done
                 self.started_at = now
-                self._samples.append((now, e.already_done))
+                if self.runner is not None:
+                    self._llm_ids = frozenset(pid for pid, p in self.runner.programs.items() if p.kind == "llm")
+                self._samples.append((now, self._paced))
                 self.status = "paused" if (self.runner is not None and self.runner.paused) else "running"
             elif isinstance(e, Notice):
                 self._notices.append(e)
@@ -222,13 +236,13 @@ class LiveSession:
             now = self.ended_at if self.ended_at is not None else self.clock()
             start = self.started_at if self.started_at is not None else now
             samples = list(self._samples)
-            done, total = self.done, self.total
+            done, total, paced = self.done, self.total, self._paced
         rate = 0.0
         if samples:
             recent = [s for s in samples if now - s[0] <= RATE_WINDOW_S] or samples[-1:]
             t0, d0 = recent[0] if len(recent) > 1 else samples[0]
             if now - t0 > 0:
-                rate = (done - d0) / (now - t0)
+                rate = (paced - d0) / (now - t0)
         left = total - done
         eta = None if rate <= 0 or self.ended else left / rate
         return Progress(done, total, done - self.done_at_start, max(0.0, now - start), rate, eta)

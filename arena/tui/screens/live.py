@@ -145,7 +145,7 @@ class LiveScreen(ArenaScreen):
         rate = fmt.rate(p.rate)
         parts = [status, f"elapsed {fmt.duration(p.elapsed_s)}"]
         if not s.ended:
-            parts.append(f"{rate} trials/s")
+            parts.append(f"{rate} {'LLM ' if s.paces_llm else ''}trials/s")
             parts.append(f"ETA {fmt.duration(p.eta_s)}" if p.eta_s is not None else "ETA –")
         if p.done - p.new:
             parts.append(f"{p.done - p.new:,} stored before")
