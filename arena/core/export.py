@@ -250,7 +250,7 @@ def interval(lo: float | None, hi: float | None, percent: bool = True) -> str:
 
 
 def mixture(m: dict[str, float]) -> str:
-    return ", ".join(p if abs(x - 1) < 1e-12 else f"{p} {x:.3f}" for p, x in m.items())
+    return ", ".join(p if abs(x - 1) < 1e-12 else f"{p} {x:.3f}" for p, x in m.items() if x > 0)
 
 
 @dataclass(frozen=True)

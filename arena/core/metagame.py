@@ -40,7 +40,7 @@ class MatrixRow(ConditionKey):
 
 
 class EquilibriumRow(ConditionKey):
-    """A Nash equilibrium of the meta-game: mixtures over programs (programs with probability 0 left out)."""
+    """A Nash equilibrium of the meta-game: each player's probability of every program (in tournament order)."""
 
     index: int
     row_strategy: dict[str, float]
@@ -241,8 +241,7 @@ def equilibrium_rows(matrices: dict[Condition, MetaMatrix]) -> list[EquilibriumR
         for k, e in enumerate(m.equilibria, 1):
             rows.append(EquilibriumRow(
                 game=game, epsilon=eps, max_depth=depth, temperature=temp, index=k,
-                row_strategy={p: x for p, x in zip(m.programs, e.row) if x > 0},
-                col_strategy={p: x for p, x in zip(m.programs, e.col) if x > 0},
+                row_strategy=dict(zip(m.programs, e.row)), col_strategy=dict(zip(m.programs, e.col)),
                 row_payoff=e.row_payoff, col_payoff=e.col_payoff, pure=e.pure, symmetric=e.symmetric,
                 method=m.method or "",
             ))
