@@ -346,10 +346,10 @@ class ExportPlot(str, Enum):
 
 @app.command("export")
 def export_cmd(
-    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="csv | json | markdown | latex (tables), png | svg (plots)")] = None,
+    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="csv, json, markdown, latex: tables; png, svg: plots")] = None,
     tournament: Annotated[Optional[int], typer.Option("--tournament", "-t", help="tournament id (default: the latest)")] = None,
-    table: Annotated[Optional[ExportTable], typer.Option(help="table: summary | pairs | programs | matrix | equilibria | calls | all (default: pairs for csv, all otherwise)")] = None,
-    plot: Annotated[Optional[ExportPlot], typer.Option(help="plot: coop-vs-eps | payoff-heatmap | depth-hist | all (default all)")] = None,
+    table: Annotated[Optional[ExportTable], typer.Option(help="the table (default: pairs for csv, all otherwise)")] = None,
+    plot: Annotated[Optional[ExportPlot], typer.Option(help="the plot (default: all)")] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
     db: DbOpt = None,
