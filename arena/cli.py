@@ -318,6 +318,72 @@ def tournaments_show(tournament: Annotated[Optional[int], typer.Argument()] = No
         fail(str(exc))
 
 
+class ExportFormat(str, Enum):
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
+    latex = "latex"
+    png = "png"
+    svg = "svg"
+
+
+class ExportTable(str, Enum):
+    summary = "summary"
+    pairs = "pairs"
+    programs = "programs"
+    matrix = "matrix"
+    equilibria = "equilibria"
+    calls = "calls"
+    all = "all"
+
+
+class ExportPlot(str, Enum):
+    coop_vs_eps = "coop-vs-eps"
+    payoff_heatmap = "payoff-heatmap"
+    depth_hist = "depth-hist"
+    all = "all"
+
+
+@app.command("export")
+def export_cmd(
+    format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="csv, json, markdown, latex: tables; png, svg: plots")] = None,
+    tournament: Annotated[Optional[int], typer.Option("--tournament", "-t", help="tournament id (default: the latest)")] = None,
+    table: Annotated[Optional[ExportTable], typer.Option(help="the table (default: pairs for csv, all otherwise)")] = None,
+    plot: Annotated[Optional[ExportPlot], typer.Option(help="the plot (default: all)")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
+    schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
+    import json
+
+    from .core import export as ex
+    from .core.errors import ArenaError
+
+    if schema:
+        typer.echo(json.dumps(ex.json_schema(), indent=2))
+        return
+    if format is None:
+        fail(f"--format is required: {' | '.join(ex.FORMATS)}")
+    fmt = format.value
+    try:
+        with _store(db) as store:
+            tid = store.tournament(tournament).id
+            if fmt in ex.TEXT_FORMATS and (out is None or out == "-"):
+                if plot is not None:
+                    fail("--plot goes with --format png or svg")
+                sys.stdout.write(ex.render(store, tid, fmt, table.value if table else None))
+                return
+            if fmt in ex.PLOT_FORMATS and out == "-":
+                fail(f"{fmt} plots need a file: --out PATH (or no --out for the default names)")
+            paths = ex.export(store, tid, fmt, Path(out) if out else None, table.value if table else None,
+                              plot.value if plot else None)
+    except ArenaError as exc:
+        fail(str(exc))
+    for p in paths:
+        typer.echo(f"wrote {p}", err=True)
+
+
 @providers_app.command("list")
 def providers_list() -> None:
     """Providers, their endpoints, key variables (never the keys), limits and model aliases."""

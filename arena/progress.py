@@ -94,14 +94,14 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
         t.add_row(
             r.game, *([f"{r.epsilon:g}", str(r.max_depth)] if multi else []), r.row_program, r.col_program,
             str(r.trials), _pct(r.cooperation), f"[{_pct(r.wald_low)}, {_pct(r.wald_high)}]",
-            _num(r.row_payoff), _num(r.col_payoff), _pct(r.refusal_rate + r.error_rate),
+            _num(r.row_payoff), _num(r.col_payoff), _pct((r.refusal_rate or 0) + (r.error_rate or 0)),
         )
     console(plain).print(t)
 
 
-def _pct(x: float) -> str:
-    return "-" if x != x else f"{100 * x:.1f}%"
+def _pct(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{100 * x:.1f}%"
 
 
-def _num(x: float) -> str:
-    return "-" if x != x else f"{x:.2f}"
+def _num(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.2f}"

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .analysis import PairRow, wald_ci, wilson_ci
+from .analysis import PairStats, wald_ci, wilson_ci
 from .records import ERROR, OK, REFUSED, TrialResult
 from .store import Store
 
@@ -103,8 +103,8 @@ class LiveTally:
                 acc[2] += int(c[2])
         return {k: PairCell(*v) for k, v in out.items()}
 
-    def rows(self) -> list[PairRow]:
-        """The same rows as `analysis.pair_rows` gives for the trials counted so far."""
+    def rows(self) -> list[PairStats]:
+        """The same numbers as `analysis.pair_rows` gives for the trials counted so far."""
         with self._lock:
             items = [(k, list(c)) for k, c in self._cells.items()]
         out = []
@@ -112,7 +112,7 @@ class LiveTally:
             trials, valid, coop, refused, errors, rsum, csum, calls = c
             p, wl, wh = wald_ci(int(coop), int(valid))
             _, sl, sh = wilson_ci(int(coop), int(valid))
-            out.append(PairRow(
+            out.append(PairStats(
                 game=game, epsilon=eps, max_depth=depth, temperature=temp, row_program=row, col_program=col,
                 trials=int(trials), valid=int(valid), cooperation=p, wald_low=wl, wald_high=wh, wilson_low=sl,
                 wilson_high=sh, row_payoff=rsum / valid if valid else math.nan,

@@ -118,6 +118,7 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 );
 CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
 CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
+CREATE INDEX IF NOT EXISTS llm_calls_tournament ON llm_calls (tournament_id);  -- analysis.call_rows
 CREATE TABLE IF NOT EXISTS response_cache (
     key TEXT PRIMARY KEY,            -- hash of (provider, model, messages, temperature, sample index, ...)
     provider TEXT NOT NULL,

@@ -1,54 +1,41 @@
-"""The export hook of the Results screen.
-
-Exports belong to core (`arena/core/export.py`, from the analysis work): when it exists, its formats
-and writer are used. Until then the one format offered is the pair table as CSV, written from
-`analysis.pair_rows` exactly as the Results screen shows it (no numbers are computed here).
-"""
+"""What the Results screen's export dialog offers: every format of `arena.core.export`, and per
+format the tables or plots it can hold. The files are written by core; nothing is computed here."""
 
 from __future__ import annotations
 
-import csv
-import importlib
 from pathlib import Path
 
-FALLBACK = ("csv",)
+from ..core import export as core
 
-
-def _core_export():
-    try:
-        return importlib.import_module("arena.core.export")
-    except ImportError:
-        return None
+TABLE_LABELS = {"pairs": "pairs", "summary": "summary", "programs": "programs (ranking)",
+                "matrix": "meta-game payoff matrix", "equilibria": "meta-game equilibria", "calls": "LLM calls",
+                "all": "all tables"}
+PLOT_LABELS = {"all": "all plots (into a folder)", "coop-vs-eps": "cooperation vs ε", "payoff-heatmap": "payoff heat map",
+               "depth-hist": "depth histogram"}
 
 
 def formats() -> list[str]:
-    mod = _core_export()
-    if mod is not None and hasattr(mod, "FORMATS"):
-        return list(mod.FORMATS)
-    return list(FALLBACK)
+    return list(core.FORMATS)
 
 
-def default_path(tid: int, fmt: str) -> Path:
-    ext = {"markdown": "md", "latex": "tex"}.get(fmt, fmt)
-    return Path(f"arena-tournament-{tid}.{ext}")
+def choices(fmt: str) -> list[tuple[str, str]]:
+    """(label, value) of the tables (text formats) or plots (image formats) of `fmt`, the default first."""
+    if fmt in core.PLOT_FORMATS:
+        return [(label, v) for v, label in PLOT_LABELS.items()]
+    first = core.default_table(fmt)
+    values = [first] + [t for t in (*core.TABLES, "all") if t != first and not (fmt == "csv" and t == "all")]
+    return [(TABLE_LABELS[v], v) for v in values]
 
 
-def export(store, tid: int, fmt: str, path: Path) -> Path:
-    """Write tournament `tid` in format `fmt` to `path`; returns the path written."""
-    mod = _core_export()
-    if mod is not None and hasattr(mod, "export"):
-        out = mod.export(store, tid, fmt, Path(path))
-        return Path(out) if out is not None else Path(path)
-    if fmt != "csv":
-        raise ValueError(f"format {fmt!r} needs arena.core.export; available: {', '.join(FALLBACK)}")
-    from ..core.analysis import pair_rows
+def default_path(tid: int, fmt: str, what: str | None = None) -> Path:
+    """The file to offer; for every plot at once, the folder they go into."""
+    if fmt in core.PLOT_FORMATS and (what is None or what == "all"):
+        return Path(".")
+    return core.default_path(tid, fmt, what)
 
-    rows = pair_rows(store, tid)
-    path = Path(path)
-    with path.open("w", newline="", encoding="utf-8") as f:
-        fields = list(rows[0].model_dump()) if rows else ["game"]
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r.model_dump())
-    return path
+
+def export(store, tid: int, fmt: str, path: Path, what: str | None = None) -> list[Path]:
+    """Write tournament `tid` in format `fmt` to `path`; returns the files written."""
+    if fmt in core.PLOT_FORMATS:
+        return core.export(store, tid, fmt, path, plot=what)
+    return core.export(store, tid, fmt, path, table=what)

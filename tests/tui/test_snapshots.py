@@ -133,6 +133,37 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
     assert snap_compare(app, terminal_size=(120, 40), run_before=run)
 
 
+@pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
+                                     ("tab-plots", "plot-depth")])
+def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+
+    async def run(pilot):
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        app.screen.query_one("#results-tabs").active = tab
+        if sub:
+            await pilot.pause()
+            app.screen.query_one("#plot-tabs").active = sub
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(120, 40), run_before=run)
+
+
+def test_export_dialog(snap_compare, seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+
+    async def run(pilot):
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        await pilot.press("x")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run)
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_trial_transcript(snap_compare, seeded_app, size):
     make, ids = seeded_app

@@ -44,7 +44,9 @@ Tree: `◇` simulates the opponent, `●` grounded (ε), `■` capped (depth cap
 
 ## Results
 `s` sort by the cursor's column (again: reverse; or click a header) · `enter` the trials of a pair,
-with their trees and transcripts · `x` export · `t` pick another tournament (History).
+with their trees and transcripts · `x` export (CSV, JSON, Markdown, LaTeX, PNG, SVG) · `t` pick another
+tournament (History). Tabs: pairs, matrices, Programs (the ranking), Plots (cooperation vs ε, the
+meta-game heat map with program equilibria `*`, the depth histogram) for the chosen condition.
 
 ## History
 `enter` open results · `r` resume an interrupted or cancelled tournament · `R` refresh.

@@ -1,4 +1,5 @@
-"""Results: the pair table (sortable), cooperation and payoff matrices, export; drill into trials."""
+"""Results: the pair table (sortable), cooperation and payoff matrices, the program ranking, plots,
+export; drill into trials. Every number comes from arena.core.analysis / plots (display only)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
 
 from .. import format as fmt
 from ..widgets import Heat, PairMatrix
@@ -54,7 +56,7 @@ class ResultsScreen(ArenaScreen):
             yield Static(id="results-head", classes="panel")
             with Horizontal(id="results-bar"):
                 yield Label("Condition ", id="results-cond-label")
-                yield Select([("–", "0")], value="0", id="results-condition", allow_blank=False, compact=True)
+                yield Select([("–", "-")], value="-", id="results-condition", allow_blank=False, compact=True)
             with TabbedContent(id="results-tabs"):
                 with TabPane("Pairs", id="tab-pairs"):
                     yield Static(Content.from_markup(
@@ -68,6 +70,20 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Payoff matrix", id="tab-payoff"):
                     yield Static(id="payoff-caption", classes="tab-caption")
                     yield PairMatrix(id="payoff-matrix")
+                with TabPane("Programs", id="tab-programs"):
+                    yield Static(id="programs-caption", classes="tab-caption")
+                    yield DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
+                with TabPane("Plots", id="tab-plots"):
+                    with TabbedContent(id="plot-tabs"):
+                        with TabPane("Cooperation vs ε", id="plot-coop"):
+                            yield Static(id="plot-coop-caption", classes="tab-caption")
+                            yield PlotextPlot(id="plot-coop-chart")
+                        with TabPane("Payoff heat map", id="plot-heat"):
+                            yield Static(id="plot-heat-caption", classes="tab-caption")
+                            yield PairMatrix(id="heat-matrix")
+                        with TabPane("Depth histogram", id="plot-depth"):
+                            yield Static(id="plot-depth-caption", classes="tab-caption")
+                            yield PlotextPlot(id="plot-depth-chart")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -77,6 +93,9 @@ class ResultsScreen(ArenaScreen):
         self.sort_reverse = False
         self._conditions: list = []
         self._condition = None
+        self._outcomes = None
+        self._programs = None  # per-program rows, computed when the Programs tab is shown
+        self._plots = None  # plot data, computed when the Plots tab is shown
         self.query_one("#results-head").border_title = "Tournament"
         self.load(self.app.results_tid)
 
@@ -89,7 +108,7 @@ class ResultsScreen(ArenaScreen):
 
     # -- loading -------------------------------------------------------------------------------------------
     def load(self, tid: int | None) -> None:
-        from ...core.analysis import pair_rows
+        from ...core.analysis import load_outcomes, pairs
         from ...core.errors import ArenaError
 
         store = self.app.store
@@ -109,7 +128,9 @@ class ResultsScreen(ArenaScreen):
         self.tid = row.id
         self.app.results_tid = row.id
         self.tournament = row
-        self.rows = pair_rows(store, row.id)
+        self._outcomes = load_outcomes(store, row.id)
+        self.rows = pairs(self._outcomes)
+        self._programs = self._plots = None
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
         status = row.display_status
@@ -133,12 +154,13 @@ class ResultsScreen(ArenaScreen):
         self._conditions = conds
         select = self.query_one("#results-condition", Select)
         if conds:
-            select.set_options([(fmt.condition(*c), str(i)) for i, c in enumerate(conds)])
-            select.value = "0"
+            # values unique per tournament: Select shows a new label only when its value changes
+            select.set_options([(fmt.condition(*c), f"{row.id}:{i}") for i, c in enumerate(conds)])
             self._condition = conds[0]
         self.query_one("#results-bar").display = len(conds) > 1
         self._fill_pairs()
         self._fill_matrices()
+        self._fill_active()
         self.query_one("#pairs", DataTable).focus()
 
     # -- pairs table -------------------------------------------------------------------------------------------
@@ -207,9 +229,118 @@ class ResultsScreen(ArenaScreen):
     # -- matrices ------------------------------------------------------------------------------------------------
     @on(Select.Changed, "#results-condition")
     def _cond(self, event: Select.Changed) -> None:
-        if event.value is not Select.NULL and self._conditions:
-            self._condition = self._conditions[int(event.value)]
+        if event.value is not Select.NULL and str(event.value) != "-" and self._conditions:
+            self._condition = self._conditions[int(str(event.value).rpartition(":")[2])]
             self._fill_matrices()
+            self._fill_active()
+
+    @on(TabbedContent.TabActivated)
+    def _tab(self, event: TabbedContent.TabActivated) -> None:
+        self._fill_active()
+
+    def _fill_active(self) -> None:
+        """Fill the Programs or Plots tab when shown (computed on first use, then kept)."""
+        if self.tid is None:
+            return
+        active = self.query_one("#results-tabs", TabbedContent).active
+        if active == "tab-programs":
+            self._fill_programs()
+        elif active == "tab-plots":
+            self._fill_plots()
+
+    # -- programs ---------------------------------------------------------------------------------------------
+    def _fill_programs(self) -> None:
+        from ...core.analysis import programs
+
+        if self._programs is None:
+            self._programs = programs(self._outcomes)
+        rows = [r for r in self._programs if r.condition == self._condition]
+        table = self.query_one("#ranking", DataTable)
+        table.clear(columns=True)
+        heat = Heat(self.app)
+        two = any(r.cc is not None for r in rows)
+        headers = ["rank", "program", "mean payoff", "95% CI", "median", "coop rating", "wins", "initial",
+                   "initial plays", *(["CC", "CD", "DC", "DD"] if two else [])]
+        for h in headers:
+            table.add_column(Text(h, justify="left" if h in ("program", "initial plays") else "right"), key=h)
+        for r in rows:
+            plays = " ".join(f"{a} {fmt.pct(x)}" for a, x in r.initial_actions.items() if x > 0) or "–"
+            cells = [str(r.rank or "–"), r.program, fmt.num(r.mean_payoff),
+                     "–" if r.payoff_low is None else f"{fmt.num(r.payoff_low)}–{fmt.num(r.payoff_high)}",
+                     fmt.num(r.median_payoff), heat.text(fmt.pct(r.cooperation_rating, 1), r.cooperation_rating),
+                     str(r.wins), fmt.pct(r.initial_rate), plays,
+                     *([fmt.pct(x) for x in (r.cc, r.cd, r.dc, r.dd)] if two else [])]
+            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if i in (1, 8) else "right")
+                            for i, c in enumerate(cells)], key=r.program)
+        where = fmt.condition(*self._condition) if self._condition else ""
+        self.query_one("#programs-caption", Static).update(Content.styled(
+            f"Ranked by mean payoff, both seats pooled · {where} · wins: opponents it out-scores on average · "
+            "initial: top-level decisions that did not simulate", "dim"))
+
+    # -- plots ------------------------------------------------------------------------------------------------
+    def _fill_plots(self) -> None:
+        from ...core import plots
+
+        if self._plots is None:
+            self._plots = plots.plot_data(self.app.store, self.tid, self._outcomes, self.rows)
+        if self._condition is None:
+            return
+        game, eps, depth, temp = self._condition
+        where = plots.panel_label(game, depth, temp)
+        # cooperation vs epsilon: every pair of this game, cap and temperature
+        series = plots.coop_series(self._plots.coop).get(where, {})
+        chart = self.query_one("#plot-coop-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        single = all(len(pts) == 1 for pts in series.values())
+        if single and series:  # one ε: a line per pair would be a dot; show a bar per pair instead
+            shown = [(pair, pts[0].cooperation) for pair, pts in series.items() if pts[0].cooperation is not None]
+            plt.bar([p for p, _ in shown], [x for _, x in shown], orientation="horizontal", width=0.4)
+            plt.xlim(0, 1)
+            plt.xlabel(f"cooperation at ε {next(iter(series.values()))[0].epsilon:g}")
+        else:
+            for pair, pts in series.items():
+                xs = [p.epsilon for p in pts if p.cooperation is not None]
+                ys = [p.cooperation for p in pts if p.cooperation is not None]
+                if xs:
+                    plt.plot(xs, ys, label=pair, marker="hd")
+            plt.ylim(0, 1)
+            plt.xlabel("ε")
+            plt.ylabel("cooperation")
+        chart.refresh()
+        self.query_one("#plot-coop-caption", Static).update(Content.styled(
+            f"Cooperation rate against ε per pair (both seatings pooled) · {where}", "dim"))
+        # payoff heat map of the meta-game under the chosen condition
+        label = plots.panel_label(game, depth, temp, eps)
+        programs, U, eq = plots.matrices(self._plots.matrix).get(label, ([], [], []))
+        values = [x for row in U for x in row if x is not None]
+        lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
+        cells = {}
+        for i, a in enumerate(programs):
+            for j, b in enumerate(programs):
+                x = U[i][j]
+                share = math.nan if x is None else ((x - lo) / (hi - lo) if hi > lo else 0.5)
+                cells[(a, b)] = (fmt.num(x) + ("*" if eq[i][j] else ""), share)
+        self.query_one("#heat-matrix", PairMatrix).set_cells(programs, cells, corner="program \\ opp.")
+        self.query_one("#plot-heat-caption", Static).update(Content.styled(
+            f"Meta-game: mean payoff of the row program against the column program, both seats · * program "
+            f"equilibrium (no program gains by switching) · {label}", "dim"))
+        # depth histogram: one series per epsilon
+        dseries = plots.depth_series(self._plots.depths).get(where, {})
+        chart = self.query_one("#plot-depth-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        if dseries:
+            depths = sorted({d for pts in dseries.values() for d, _ in pts})
+            ys = [[dict(pts).get(d, 0.0) for d in depths] for pts in dseries.values()]
+            plt.multiple_bar([str(d) for d in depths], ys, labels=[f"ε {e:g}" for e in dseries])
+        plt.xlabel("depth reached (0: did not simulate)")
+        plt.ylabel("share of decisions")
+        chart.refresh()
+        self.query_one("#plot-depth-caption", Static).update(Content.styled(
+            f"Simulation depth reached by top-level decisions, both seats · {where}", "dim"))
 
     def _fill_matrices(self) -> None:
         programs = self.tournament.config["programs"] if self.tid is not None else []
@@ -279,33 +410,65 @@ def _sort_value(x):
     return x
 
 
-class ExportDialog(ModalScreen[Path | None]):
+class ExportDialog(ModalScreen[list[Path] | None]):
+    """Every export format; a table (text formats) or a plot (png, svg) to put in it; the file."""
+
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
     def __init__(self, tid: int):
         super().__init__(classes="dialog-screen")
         self.tid = tid
+        self._folder_mode = False  # the path is a folder (every plot at once)
 
     def compose(self) -> ComposeResult:
         from .. import exporting
 
         formats = exporting.formats()
+        choices = exporting.choices(formats[0])
         with Vertical(classes="dialog", id="export-dialog"):
             yield Static(Content.from_markup("[b]Export tournament $t[/]", t=str(self.tid)), classes="dialog-question")
             yield Label("Format")
             yield Select([(f, f) for f in formats], value=formats[0], allow_blank=False, id="export-format")
-            yield Label("File")
-            yield Input(str(exporting.default_path(self.tid, formats[0])), id="export-path")
+            yield Label("Table", id="export-what-label")
+            yield Select(choices, value=choices[0][1], allow_blank=False, id="export-what")
+            yield Label("File", id="export-path-label")
+            yield Input(str(exporting.default_path(self.tid, formats[0], choices[0][1])), id="export-path")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Cancel", id="cancel")
                 yield Button("Export", id="export", variant="success")
+
+    def _selected(self) -> tuple[str, str]:
+        return (str(self.query_one("#export-format", Select).value), str(self.query_one("#export-what", Select).value))
 
     @on(Select.Changed, "#export-format")
     def _fmt(self, event: Select.Changed) -> None:
         from .. import exporting
 
+        fmt_ = str(event.value)
+        what = self.query_one("#export-what", Select)
+        choices = exporting.choices(fmt_)
+        with what.prevent(Select.Changed):
+            what.set_options(choices)
+            what.value = choices[0][1]
+        self.query_one("#export-what-label", Label).update("Plot" if fmt_ in ("png", "svg") else "Table")
+        self._update_path()
+
+    @on(Select.Changed, "#export-what")
+    def _what(self, event: Select.Changed) -> None:
+        self._update_path()
+
+    def _update_path(self) -> None:
+        """The new default name, in the folder the user chose so far."""
+        from .. import exporting
+
+        fmt_, what = self._selected()
+        folder_mode = fmt_ in exporting.core.PLOT_FORMATS and what == "all"
         path = self.query_one("#export-path", Input)
-        path.value = str(Path(path.value).with_name(exporting.default_path(self.tid, str(event.value)).name))
+        current = Path(path.value.strip() or ".")
+        folder = current if self._folder_mode else current.parent
+        self._folder_mode = folder_mode
+        self.query_one("#export-path-label", Label).update("Folder" if folder_mode else "File")
+        path.value = str(folder) if folder_mode else str(folder / exporting.default_path(self.tid, fmt_, what).name)
 
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
@@ -316,12 +479,13 @@ class ExportDialog(ModalScreen[Path | None]):
     def _export(self) -> None:
         from .. import exporting
 
-        fmt_ = str(self.query_one("#export-format", Select).value)
-        path = Path(self.query_one("#export-path", Input).value.strip() or exporting.default_path(self.tid, fmt_))
+        fmt_, what = self._selected()
+        path = Path(self.query_one("#export-path", Input).value.strip() or exporting.default_path(self.tid, fmt_, what))
         try:
-            out = exporting.export(self.app.store, self.tid, fmt_, path)
+            out = exporting.export(self.app.store, self.tid, fmt_, path, what)
         except Exception as exc:
             self.notify(f"Export failed: {exc}", severity="error", timeout=10)
             return
-        self.notify(f"Exported tournament {self.tid} to {out}")
+        shown = str(out[0]) if len(out) == 1 else f"{len(out)} files in {out[0].parent}"
+        self.notify(f"Exported tournament {self.tid} to {shown}")
         self.dismiss(out)

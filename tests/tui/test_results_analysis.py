@@ -1,0 +1,125 @@
+"""The Results screen's Programs and Plots tabs, and its export dialog with every format (Pilot)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+from arena.core import analysis
+from arena.core.metagame import matrix_rows, meta_matrices
+from tui_helpers import wait_for
+
+
+async def _open(app, pilot, tid, tab):
+    app.open_results(tid)
+    await pilot.pause()
+    app.screen.query_one("#results-tabs").active = tab
+    await pilot.pause(0.2)
+
+
+async def test_programs_tab_shows_the_ranking(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-programs")
+        table = app.screen.query_one("#ranking")
+        expected = [r for r in analysis.tables(app.store, ids["bots"], ["programs"])["programs"]]
+        assert table.row_count == 4
+        shown = [(str(table.get_row_at(i)[0]), str(table.get_row_at(i)[1]), str(table.get_row_at(i)[2]))
+                 for i in range(4)]
+        assert shown == [(str(r.rank), r.program, f"{r.mean_payoff:.2f}") for r in expected]
+        assert str(table.get_row_at(0)[1]) == "defectbot"  # DefectBot wins this small PD tournament
+
+
+async def test_plots_tab_draws_the_three_plots(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-plots")
+        screen = app.screen
+        coop = screen.query_one("#plot-coop-chart").render().plain
+        for pair in ("cooperatebot/cooperatebot", "defectbot/fairbot", "fairbot/fairbot"):
+            assert pair in coop  # the legend: unordered pairs in the tournament's program order
+        assert "cooperation at ε 0.2" in coop  # one ε in this tournament: a bar per pair
+        # the heat map: the meta-game matrix with its program equilibria marked
+        screen.query_one("#plot-tabs").active = "plot-heat"
+        await pilot.pause(0.2)
+        heat = screen.query_one("#heat-matrix")
+        out = analysis.load_outcomes(app.store, ids["bots"])
+        rows = {(r.program, r.opponent): r for r in matrix_rows(meta_matrices(out.programs, analysis.pairs(out), nash=False))}
+        programs = ["cooperatebot", "defectbot", "fairbot", "randombot"]
+        for i, a in enumerate(programs):
+            for j, b in enumerate(programs):
+                r = rows[(a, b)]
+                assert str(heat.get_cell_at((i, j + 1))) == f"{r.payoff:.2f}" + ("*" if r.program_equilibrium else "")
+        assert str(heat.get_cell_at((2, 3))) == "3.00*"  # FairBot against FairBot
+        screen.query_one("#plot-tabs").active = "plot-depth"
+        await pilot.pause(0.2)
+        depth = screen.query_one("#plot-depth-chart").render().plain
+        assert "ε 0.2" in depth and "share of decisions" in depth
+
+
+async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypatch):
+    from arena.core.export import FORMATS
+
+    make, ids = seeded_app
+    monkeypatch.chdir(tmp_path)
+    app = make(start_mode="results")
+    written = {}
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        for fmt in FORMATS:
+            await pilot.press("x")
+            await pilot.pause()
+            dialog = app.screen
+            options = [str(v) for _, v in dialog.query_one("#export-format")._options]
+            assert options == list(FORMATS)
+            dialog.query_one("#export-format").value = fmt
+            await pilot.pause()
+            what = dialog.query_one("#export-what")
+            values = [str(v) for _, v in what._options]
+            if fmt in ("png", "svg"):
+                assert values == ["all", "coop-vs-eps", "payoff-heatmap", "depth-hist"]
+                what.value = "payoff-heatmap"
+            elif fmt == "csv":
+                assert values == ["pairs", "summary", "programs", "matrix", "equilibria", "calls"]
+            else:
+                assert values[0] == "all" and "calls" in values
+            await pilot.pause()
+            path = dialog.query_one("#export-path").value
+            written[fmt] = tmp_path / path
+            await pilot.click("#export")
+            await wait_for(pilot, lambda: app.screen.MODE == "results")
+    assert {f: p.name for f, p in written.items()} == {
+        "csv": "arena-tournament-1.csv", "json": "arena-tournament-1.json", "markdown": "arena-tournament-1.md",
+        "latex": "arena-tournament-1.tex", "png": "arena-tournament-1-payoff-heatmap.png",
+        "svg": "arena-tournament-1-payoff-heatmap.svg"}
+    assert len(list(csv.DictReader(written["csv"].open()))) == 16
+    assert set(json.loads(written["json"].read_text())["tables"]) == set(analysis.TABLES)
+    assert written["markdown"].read_text().startswith("# Arena tournament 1: bots")
+    assert written["latex"].read_text().count("\\begin{tabular}") == 6
+    assert written["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert written["svg"].read_text().lstrip().startswith("<?xml")
+
+
+async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monkeypatch):
+    make, ids = seeded_app
+    monkeypatch.chdir(tmp_path)
+    app = make(start_mode="results")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        dialog = app.screen
+        dialog.query_one("#export-path").value = "exports/mine.csv"
+        dialog.query_one("#export-format").value = "svg"
+        await pilot.pause()
+        assert str(dialog.query_one("#export-what").value) == "all"
+        assert dialog.query_one("#export-path").value == "exports"  # the folder chosen so far
+        assert str(dialog.query_one("#export-path-label").render()) == "Folder"
+        await pilot.click("#export")
+        await wait_for(pilot, lambda: app.screen.MODE == "results")
+    assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
+        "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg"]
