@@ -51,8 +51,9 @@ def test_editor_with_problem(snap_compare, seeded_app):
     async def run(pilot):
         await pilot.press("n")
         await pilot.pause()
-        pilot.app.screen.query_one("#yaml").load_text(
-            "id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: |\n  Mirror.\n")
+        editor = pilot.app.screen.query_one("#yaml")
+        editor.cursor_blink = False  # a blinking cursor makes the screenshot depend on timing
+        editor.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: |\n  Mirror.\n")
         await _settle(pilot)
 
     assert snap_compare(make(start_mode="library"), terminal_size=(120, 40), run_before=run)
