@@ -42,10 +42,15 @@ async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_d
     from arena.core.grid import TournamentConfig
     from arena.testing.fake_llm import FakeLLMServer, action_responder
 
+    import threading
+
+    answer = threading.Event()  # the server holds every answer until the test has seen a node being asked
+
     def policy(req) -> str:
+        answer.wait(30)
         return "defect" if "chose: defect" in req.last_user_text else "cooperate"
 
-    with FakeLLMServer(action_responder(policy), latency=0.15) as srv:
+    with FakeLLMServer(action_responder(policy), latency=0.05) as srv:
         monkeypatch.setenv("LLM_BASE_URL", srv.base_url)
         monkeypatch.setenv("LLM_API_KEY", "test-key")
         app = make_app(programs_path=library_dir)
@@ -60,6 +65,7 @@ async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_d
             await wait_for(pilot, lambda: any("asking" in x for x in tree_labels(tree)), timeout=20)
             seen_pending = [x for x in tree_labels(tree) if "→" not in x]
             assert seen_pending
+            answer.set()
             # ... and its nodes resolve one by one
             await wait_for(pilot, lambda: app.session.ended, timeout=30)
             await pilot.pause(0.3)
