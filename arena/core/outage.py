@@ -67,7 +67,7 @@ class ProviderHealth:
         self.down_s += down
         start = self.outage_from if self.outage_from is not None else started
         # attempts sent during it are excused, but not past outage_wait (their calls were no longer waiting)
-        self.last_outage = (start, min(started, self.down_since + self.outage_wait))
+        self.last_outage = (start, min(started, self.down_since + self.outage_wait)) if self.outage_wait > 0 else None
         self.down_since = None
         return down
 

@@ -421,7 +421,7 @@ class ProviderClient:
         """Out of attempts: `max_attempts` failed attempts that no outage excuses (see outage.py)."""
         if charged < self.spec.max_attempts:
             return False
-        if self.health.down and not self.health.gave_up:
+        if self.health.down and not self.health.waiting() and not self.health.gave_up:
             self.health.gave_up = True
             self.notify(f"provider '{self.spec.name}' has been down for {self.health.down_for():.0f}s: its calls "
                         "now fail after their own attempts (failed trials are recorded) until it answers again",

@@ -27,6 +27,7 @@ class Document:
 
 MAX_FILE_BYTES = 4 * 1024 * 1024  # a program or game file larger than this is refused unread
 SECRET_FIELDS = ("api_key", "apikey", "key", "token", "password", "secret")  # never accepted in a file
+MAX_DEPTH = 100  # nesting of [ ] and { } (a program or game needs 4)
 MAX_VALUES = 100_000  # values a file may hold once YAML aliases are expanded (an alias bomb holds billions)
 
 
@@ -74,6 +75,9 @@ def read_documents(path: Path, text: str | None = None) -> list[Document]:
     elif len(text.encode("utf-8", "replace")) > MAX_FILE_BYTES:
         raise ConfigError([Problem(name, None, None, f"text is too large (the limit is {MAX_FILE_BYTES:,} bytes)")])
     try:
+        deep = _too_deep(text, MAX_DEPTH)
+        if deep is not None:  # refused before the composer recurses into it (slowly, then RecursionError)
+            raise ConfigError([Problem(name, deep, None, f"YAML is nested too deeply (more than {MAX_DEPTH} levels)")])
         data = _yaml().load(text)
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -91,7 +95,7 @@ def read_documents(path: Path, text: str | None = None) -> list[Document]:
     except YAMLError as exc:
         raise ConfigError([Problem(name, None, None, f"YAML error: {exc}")]) from None
     except RecursionError:
-        raise ConfigError([Problem(name, _deep_line(text), None, "YAML is nested too deeply")]) from None
+        raise ConfigError([Problem(name, None, None, "YAML is nested too deeply")]) from None
     if data is None:
         raise ConfigError([Problem(name, None, None, "file is empty")])
     _check_expansion(name, data)
@@ -111,15 +115,19 @@ def read_documents(path: Path, text: str | None = None) -> list[Document]:
     return [Document(name, data, None, _line_of(data) or 1, text)]
 
 
-def _deep_line(text: str, depth: int = 100) -> int | None:
-    """The first line where flow brackets nest deeper than `depth` (where a too-deep structure starts)."""
+def _too_deep(text: str, depth: int) -> int | None:
+    """The line where collections nest deeper than `depth`, from the parser's events (strings and
+    block scalars do not count); the events stop being read there."""
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
     level = 0
-    for number, line in enumerate(text.splitlines(), 1):
-        for ch in line:
-            level += ch in "[{"
-            level -= ch in "]}"
+    for event in _yaml().parse(text):
+        if isinstance(event, CollectionStartEvent):
+            level += 1
             if level > depth:
-                return number
+                return event.start_mark.line + 1
+        elif isinstance(event, CollectionEndEvent):
+            level -= 1
     return None
 
 

@@ -45,7 +45,9 @@ async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_d
     def policy(req) -> str:
         return "defect" if "chose: defect" in req.last_user_text else "cooperate"
 
-    with FakeLLMServer(action_responder(policy), latency=0.15) as srv:
+    # slow enough that the first trial is still being asked when the Live screen first looks, even when
+    # openai and the LLM layer were imported by earlier tests (the run then starts at once)
+    with FakeLLMServer(action_responder(policy), latency=0.5) as srv:
         monkeypatch.setenv("LLM_BASE_URL", srv.base_url)
         monkeypatch.setenv("LLM_API_KEY", "test-key")
         app = make_app(programs_path=library_dir)

@@ -18,6 +18,7 @@ async def test_history_resumes_an_interrupted_llm_tournament(seeded_app, monkeyp
             assert str(table.get_row_at(1)[2]) == "interrupted"
             await pilot.press("down", "r")  # tournament 2: fair-llm vs defectbot, 2 of 8 trials stored
             await wait_for(pilot, lambda: app.session is not None and app.session.ended, timeout=30)
+            await pilot.pause(0.3)  # the screens take in the finished tournament
             s = app.session
             assert (s.tournament_id, s.status, s.done_at_start, s.done) == (ids["llm"], "finished", 2, 8)
             assert app.store.tournament(ids["llm"]).status == "finished"
