@@ -49,9 +49,16 @@ def fail(message: str, code: int = 2) -> None:
 
 
 def _store(db: Path | None):
+    import os
+
     from .core.store import Store, default_db_path
 
-    return Store(db or default_db_path())
+    wait = os.environ.get("ARENA_DB_TIMEOUT", "10")
+    try:
+        timeout = float(wait)
+    except ValueError:
+        fail(f"ARENA_DB_TIMEOUT must be a number of seconds, got {wait!r}")
+    return Store(db or default_db_path(), timeout=timeout)
 
 
 @app.callback(invoke_without_command=True)
@@ -117,6 +124,8 @@ def run(
         )
         if "programs" not in fields:
             fields["programs"] = list(lib.entries)
+            if not lib.entries:
+                fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         config = TournamentConfig(
             **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
             models=models, cache=not no_cache, name=name,
@@ -145,23 +154,34 @@ def resume(
         fail(str(exc))
 
 
+# TournamentConfig fields as the `arena run` options that set them
+_OPTIONS = {"programs": "--program", "games": "--game", "epsilons": "--epsilon", "max_depths": "--max-depth",
+            "temperatures": "--temperature", "trials": "--trials", "concurrency": "--concurrency", "models": "--model"}
+
+
 def _config_error(exc) -> str:
     parts = []
     for e in exc.errors(include_url=False):
-        loc = ".".join(str(x) for x in e["loc"])
+        loc = e["loc"]
         msg = e["msg"].removeprefix("Value error, ")
-        parts.append(f"{loc}: {msg}" if loc else msg)
+        if loc and loc[0] in _OPTIONS:
+            value = f" {e['input']}" if len(loc) > 1 or not isinstance(e["input"], (list, dict)) else ""
+            parts.append(f"{_OPTIONS[loc[0]]}{value}: {msg}")
+        else:
+            where = ".".join(str(x) for x in loc)
+            parts.append(f"{where}: {msg}" if where else msg)
     return "invalid tournament: " + "; ".join(parts)
 
 
 def _run_tournament(store, config, lib, display: Display, resume_id: int | None = None, new: bool = False) -> None:
     import asyncio
+    import signal
 
     from .core.tournament import TournamentRunner
     from .progress import ProgressDisplay
 
     shown = ProgressDisplay(display.value)
-    backend = _backend(store)
+    backend = _backend(store, shown.event)
     if resume_id is not None or config is None:
         runner = TournamentRunner.resume(store, resume_id, backend=backend, sink=shown.event)
     else:
@@ -169,14 +189,30 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
         if runner.reused and display != Display.none:
             typer.echo(f"Same tournament as stored tournament {runner.tournament_id}: running only its missing trials "
                        "(--new records a fresh one).", err=True)
+    stopped_by: list[int] = []
+
+    async def main():
+        # SIGTERM (kill, docker stop) stops like Ctrl-C: in-flight trials are abandoned, the rest is kept
+        loop, task = asyncio.get_running_loop(), asyncio.current_task()
+
+        def stop() -> None:
+            stopped_by.append(signal.SIGTERM)
+            task.cancel()
+
+        try:
+            loop.add_signal_handler(signal.SIGTERM, stop)
+        except (NotImplementedError, RuntimeError):  # not on this platform / not the main thread
+            pass
+        return await runner.run()
+
     try:
         with shown:
-            result = asyncio.run(runner.run())
-    except KeyboardInterrupt:
+            result = asyncio.run(main())
+    except (KeyboardInterrupt, asyncio.CancelledError):
         typer.echo(
-            f"\nInterrupted: {runner.done}/{runner.config.total_trials} trials stored. "
-            f"Resume with: arena resume {runner.tournament_id}" + _db_flag(store), err=True)
-        raise typer.Exit(130)
+            f"\nInterrupted: {runner.done}/{runner.config.total_trials} trials stored; trials in flight were "
+            f"abandoned. Resume with: arena resume {runner.tournament_id}" + _db_flag(store), err=True)
+        raise typer.Exit(143 if stopped_by else 130)
     shown.summary(store, result)
     if result.status == "failed":
         fail(result.error or "tournament failed", 1)
@@ -190,10 +226,10 @@ def _db_flag(store) -> str:
     return "" if store.path == default_db_path() else f" --db {store.path}"
 
 
-def _backend(store):
+def _backend(store, sink=None):
     from .core.llm import LLMService
 
-    return LLMService(store)
+    return LLMService(store, sink=sink)
 
 
 # --- libraries -----------------------------------------------------------------------------------------
@@ -392,7 +428,7 @@ def providers_list() -> None:
     from rich.table import Table
 
     from .core.errors import ArenaError
-    from .core.providers import load_providers
+    from .core.providers import load_providers, split_credentials
     from .progress import console
 
     try:
@@ -402,7 +438,9 @@ def providers_list() -> None:
     t = Table("provider", "endpoint", "key", "concurrency", "rpm", "constraint", "aliases")
     for p in registry.values():
         key = "-" if not p.key_env else f"{p.key_env} ({'set' if os.environ.get(p.key_env) else 'NOT SET'})"
-        url = p.url(os.environ) or ("embedded" if p.name == "local" else f"set {p.base_url_env}")
+        url, secret = split_credentials(p.url(os.environ))
+        url = (url + " (credentials hidden)" if secret else url) or (
+            "embedded" if p.name == "local" else f"set {p.base_url_env}")
         aliases = ", ".join(f"{a}={m}" for a, m in p.aliases.items() if a != m) or "-"
         t.add_row(p.name, url, key, str(p.concurrency), f"{p.rpm:g}" if p.rpm else "-", p.structured, aliases)
     console().print(t)

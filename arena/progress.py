@@ -6,6 +6,7 @@ import sys
 import time
 
 from .core.events import Notice, TournamentFinished, TournamentStarted, TrialsFinished
+from .core.providers import stats_line
 
 
 class ProgressDisplay:
@@ -54,7 +55,7 @@ class ProgressDisplay:
             elif now - self._last >= 1.0 or e.done == e.total:
                 self._last = now
                 print(f"  {e.done}/{e.total} trials ({rate:,.0f}/s)", flush=True)
-        elif isinstance(e, Notice) and e.level != "info":
+        elif isinstance(e, Notice) and e.message not in ("paused", "resumed"):
             out = self._progress.console if self._progress is not None else None
             msg = f"{e.level}: {e.message}"
             out.print(msg) if out else print(msg, file=sys.stderr, flush=True)
@@ -66,8 +67,7 @@ class ProgressDisplay:
         print(f"tournament {result.tournament_id} {result.status}: {result.done}/{result.total} trials stored "
               f"({counts} this run) in {result.elapsed_s:.2f}s; database {store.path}")
         for name, s in sorted(result.providers.items()):
-            print(f"provider {name}: {s['calls']} calls, {s['cached']} from cache, {s['attempts']} attempts, "
-                  f"{s['retries']} retried, {s['failed']} failed")
+            print(stats_line(name, s))
         print_summary(store, result.tournament_id, plain=self.mode == "plain")
 
 

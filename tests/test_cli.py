@@ -68,11 +68,11 @@ def test_program_given_as_yaml_path(tmp_path):
 @pytest.mark.parametrize("args,message", [
     (["run", "--game", "nope"], "unknown game(s): nope"),
     (["run", "--program", "nobody"], "unknown program(s): nobody"),
-    (["run", "--epsilon", "0"], "epsilons.0: Input should be greater than 0"),
-    (["run", "--epsilon", "1.5"], "epsilons.0: Input should be less than or equal to 1"),
+    (["run", "--epsilon", "0"], "--epsilon 0.0: Input should be greater than 0"),
+    (["run", "--epsilon", "1.5"], "--epsilon 1.5: Input should be less than or equal to 1"),
     (["run", "--grid", "giant"], "unknown grid 'giant'"),
-    (["run", "--trials", "0"], "trials: Input should be greater than or equal to 1"),
-    (["run", "-p", "fairbot", "-p", "fairbot"], "programs repeats fairbot"),
+    (["run", "--trials", "0"], "--trials 0: Input should be greater than or equal to 1"),
+    (["run", "-p", "fairbot", "-p", "fairbot"], "--program: programs repeats fairbot"),
 ])
 def test_bad_input_exits_2_with_a_message(tmp_path, args, message):
     r = invoke(*args, "--db", str(tmp_path / "a.db"))

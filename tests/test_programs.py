@@ -26,17 +26,18 @@ def test_llm_program_parses_and_exposes_source():
 
 
 @pytest.mark.parametrize("text,line,field,message", [
-    ("id: x\nkind: builtin\nstrategy: fairbot\nparams:\n  q: 1\n", 4, "params", "strategy 'fairbot' parameter 'q': unknown parameter"),
-    ("id: x\nkind: builtin\nstrategy: random\nparams:\n  p: 2\n", 4, "params", "less than or equal to 1"),
+    ("id: x\nkind: builtin\nstrategy: fairbot\nparams:\n  q: 1\n", 5, "params.q",
+     "unknown field; strategy 'fairbot' takes no parameters"),
+    ("id: x\nkind: builtin\nstrategy: random\nparams:\n  p: 2\n", 5, "params.p", "less than or equal to 1"),
     ("id: x\nkind: builtin\nstrategy: titfortat\n", 3, "strategy", "Input should be 'cooperate'"),
-    ("id: x\nkind: robot\n", 1, "kind", "must be 'llm' or 'builtin'"),
+    ("id: x\nkind: robot\n", 2, "kind", "must be 'llm' or 'builtin'"),
     ("id: x\nstrategy: fairbot\n", 1, "kind", "required field is missing"),
     ("id: x\nkind: llm\nmodel: local/m\nsystem_prompt: hi\ntemperature: hot\n", 5, "temperature", "valid number"),
-    ("id: x\nkind: llm\nmodel: nomodel\nsystem_prompt: hi\n", 3, "model", "should match pattern"),
+    ("id: x\nkind: llm\nmodel: nomodel\nsystem_prompt: hi\n", 3, "model", "'nomodel' is not allowed here: write provider/model"),
     ("id: x\nkind: llm\nmodel: local/m\n", 1, "system_prompt", "required field is missing"),
     ("id: x\nkind: builtin\nstrategy: fairbot\nepsilon: 0\n", 4, "epsilon", "greater than 0"),
     ("id: x\nkind: builtin\nstrategy: fairbot\nepsilon: 1.5\n", 4, "epsilon", "less than or equal to 1"),
-    ("id: Bad Id\nkind: builtin\nstrategy: fairbot\n", 1, "id", "should match pattern"),
+    ("id: Bad Id\nkind: builtin\nstrategy: fairbot\n", 1, "id", "'Bad Id' is not allowed here: use lowercase letters"),
     ("id: x\nkind: builtin\nstrategy: fairbot\ncolour: red\n", 4, "colour", "unknown field"),
     ("id: x\nkind: builtin\nstrategy: [fairbot\n", 4, None, "YAML syntax error"),
     ("id: x\nid: y\nkind: builtin\nstrategy: fairbot\n", 2, None, "YAML syntax error"),

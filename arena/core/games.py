@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
 
 from .errors import ConfigError, LookupFailed, Problem
 from .yamlio import iter_yaml_files, read_documents, validate
@@ -30,7 +30,7 @@ class Game(BaseModel):
     name: str = Field(min_length=1)
     description: str = Field(min_length=1, description="the text an LLM is shown")
     actions: list[ActionName] = Field(min_length=2, max_length=12)
-    payoffs: list[list[tuple[float, float]]]
+    payoffs: list[list[tuple[FiniteFloat, FiniteFloat]]]
     cooperative: list[tuple[ActionName, ActionName]] = Field(min_length=1)
     default_action: ActionName = Field(description="what a grounded cooperative player plays")
     defect_action: ActionName = Field(description="what DefectBot / CliqueBot-against-outsiders play")
@@ -64,7 +64,7 @@ class Game(BaseModel):
         if actions is not None:
             n = len(actions)
             if len(v) != n or any(len(row) != n for row in v):
-                shape = f"{len(v)}x" + "/".join(str(len(r)) for r in v)
+                shape = f"{len(v)} row(s) of " + ", ".join(str(len(r)) for r in v) + " cell(s)"
                 raise ValueError(f"payoffs must be a {n}x{n} matrix (one row and column per action), got {shape}")
         return v
 
@@ -132,17 +132,18 @@ def content_hash(data: object) -> str:
 def load_games(directory: Path) -> dict[str, Game]:
     """Every game in a directory of YAML files; all problems are collected before raising."""
     games: dict[str, Game] = {}
-    where: dict[str, str] = {}
+    where: dict[str, str] = {}  # id -> file:line where it was first defined
     problems: list[Problem] = []
     for path in iter_yaml_files(directory):
         try:
             for doc in read_documents(path):
                 game = validate(doc, Game)
                 if game.id in games:
-                    problems.append(Problem(doc.file, doc.line, "id", f"duplicate game id '{game.id}' (also in {where[game.id]})"))
+                    problems.append(Problem(doc.file, doc.line, "id",
+                                            f"duplicate game id '{game.id}' (first defined in {where[game.id]})"))
                     continue
                 games[game.id] = game
-                where[game.id] = doc.file
+                where[game.id] = f"{doc.file}:{doc.line}"
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -16,9 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from .errors import ArenaError
 from .records import TrialSpec
 
-Epsilon = Annotated[float, Field(gt=0, le=1)]
+Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Depth = Annotated[int, Field(ge=0, le=100_000)]
-Temperature = Annotated[float, Field(ge=0, le=2)]
+Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
 
 
 class Preset(BaseModel):

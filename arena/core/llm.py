@@ -21,10 +21,12 @@ from dataclasses import dataclass, field
 from . import prompts
 from .cache import ResponseCache, cache_key
 from .errors import ArenaError
+from .events import Notice, Sink
 from .games import Game
 from .grid import TournamentConfig
 from .programs import LLMProgram
-from .providers import ProviderClient, ProviderSpec, Reply, Route, load_providers, redact, resolve, secret_values
+from .providers import (ProviderClient, ProviderSpec, Reply, Route, load_providers, redact, resolve, secret_values,
+                        split_credentials)
 from .records import CallRecord, Node, TrialSpec
 from .store import Store
 
@@ -60,8 +62,9 @@ class LLMService:
     """Providers, cache and local servers for one tournament run."""
 
     def __init__(self, store: Store | None = None, registry: Mapping[str, ProviderSpec] | None = None,
-                 env: Mapping[str, str] | None = None):
+                 env: Mapping[str, str] | None = None, sink: Sink | None = None):
         self.store = store
+        self.sink = sink  # receives Notices (a provider down, back again)
         self.env = dict(os.environ if env is None else env)
         self.registry = dict(registry) if registry is not None else load_providers(env=self.env)
         self.secrets = secret_values(self.registry, self.env)
@@ -79,7 +82,7 @@ class LLMService:
         missing = []
         for name in sorted(providers):
             spec = self.registry[name]
-            if spec.key_env and not self.env.get(spec.key_env):
+            if spec.key_env and not self.env.get(spec.key_env) and not split_credentials(spec.url(self.env))[1]:
                 missing.append(f"provider '{name}' needs the environment variable {spec.key_env}")
             if name != "local" and not spec.url(self.env):
                 missing.append(f"provider '{name}' needs a base URL: set {spec.base_url_env}")
@@ -106,7 +109,7 @@ class LLMService:
             if name == "local":
                 continue
             key = self.env.get(spec.key_env) if spec.key_env else None
-            self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets)
+            self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets, notify=self._notify)
         local_models = sorted({r.model for r in self.routes.values() if r.provider == "local"})
         if local_models:
             await self._start_local(local_models)
@@ -120,7 +123,11 @@ class LLMService:
         server = LocalServer(model_spec(models[0]), parallel=spec.concurrency)
         await server.start()
         self._local_servers.append(server)
-        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets)
+        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, notify=self._notify)
+
+    def _notify(self, message: str, level: str) -> None:
+        if self.sink is not None:
+            self.sink(Notice(redact(message, self.secrets) or "", level))
 
     def agent(self, program: LLMProgram, config: TournamentConfig) -> LLMAgent:
         return LLMAgent(program, self, simulates=config.simulation == "run")
@@ -139,6 +146,16 @@ class LLMService:
     # -- one decision --------------------------------------------------------------------------------
     async def decide(self, program: LLMProgram, game: Game, opp, spec: TrialSpec, node: Node, mode: str,
                      opp_action: str | None) -> LLMMove:
+        calls: list[CallRecord] = []
+        try:
+            return await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
+        except ArenaError:
+            raise  # systematic (bad key, unknown model): the run stops
+        except Exception as exc:  # anything else fails this node only, and its text never holds a key
+            return LLMMove(None, redact(f"{type(exc).__name__}: {exc}", self.secrets), False, calls)
+
+    async def _decide(self, program: LLMProgram, game: Game, opp, spec: TrialSpec, node: Node, mode: str,
+                      opp_action: str | None, calls: list[CallRecord]) -> LLMMove:
         route = self.routes[program.id]
         client = self.clients[route.provider]
         structured = client.spec.structured == "json_schema"
@@ -147,7 +164,6 @@ class LLMService:
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
         fmt = prompts.json_schema(game.actions) if structured else None
-        calls: list[CallRecord] = []
 
         request, max_tokens, constraint, purpose = msgs, program.max_tokens, fmt, "answer"
         for final in (False, True):

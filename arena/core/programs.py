@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .errors import ConfigError, LookupFailed, Problem
 from .games import Identifier, content_hash
-from .yamlio import Document, iter_yaml_files, plain, problems_from, read_documents
+from .yamlio import SECRET_FIELDS, Document, iter_yaml_files, line_of, plain, problems_from, read_documents
 
-Epsilon = Annotated[float, Field(gt=0, le=1, description="probability of acting without simulating")]
+Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
 STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot")
 
 
@@ -104,7 +104,7 @@ class BuiltinProgram(_ProgramBase):
 class LLMProgram(_ProgramBase):
     kind: Literal["llm"]
     model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="provider/model, e.g. local/qwen2.5-coder-0.5b")
-    temperature: float = Field(0.7, ge=0, le=2)
+    temperature: float = Field(0.7, ge=0, le=2, allow_inf_nan=False)
     system_prompt: str = Field(min_length=1, max_length=20_000)
     max_tokens: int = Field(400, ge=16, le=8192)
 
@@ -146,12 +146,31 @@ def parse_program(doc: Document) -> BuiltinProgram | LLMProgram:
     if isinstance(data, dict) and "kind" not in data:
         raise ConfigError([Problem(doc.file, doc.line, "kind", "required field is missing (llm or builtin)")])
     if isinstance(data, dict) and data.get("kind") not in ("llm", "builtin"):
-        raise ConfigError([Problem(doc.file, doc.line, "kind", f"must be 'llm' or 'builtin', got {data.get('kind')!r}")])
+        raise ConfigError([Problem(doc.file, line_of(doc, "kind"), "kind",
+                                   f"must be 'llm' or 'builtin', got {data.get('kind')!r}")])
+    secret = [k for k in data if k.lower() in SECRET_FIELDS]
+    if secret:
+        raise ConfigError([Problem(doc.file, line_of(doc, secret[0]), secret[0],
+                                   "API keys never go in program files: set the provider's key variable in the "
+                                   "environment (see `arena providers list`)")])
     model = BuiltinProgram if data["kind"] == "builtin" else LLMProgram  # no union tag in error paths
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, doc)) from None
+        problems = problems_from(exc, doc, allowed=model.model_fields)
+    # A bad parameter is reported where it is (params.p, its own line), not on the params mapping.
+    strategy, params = data.get("strategy"), data.get("params")
+    if model is BuiltinProgram and strategy in PARAMS and isinstance(params, dict):
+        detailed = [p for p in problems if p.field != "params"]
+        try:
+            PARAMS[strategy].model_validate(params)
+        except ValidationError as exc:
+            allowed = list(PARAMS[strategy].model_fields)
+            takes = (f"strategy '{strategy}' takes: {', '.join(allowed)}" if allowed
+                     else f"strategy '{strategy}' takes no parameters")
+            detailed += problems_from(exc, doc, prefix=("params",), unknown=takes)
+            problems = detailed
+    raise ConfigError(problems)
 
 
 def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | LLMProgram:

@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import ArenaError, ConfigError, Problem
+from .outage import ProviderHealth
 from .records import CallRecord
 
 COMMON_ALIASES = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.2-3b", "phi-4", "mixtral-8x7b")
@@ -42,6 +43,8 @@ class ProviderSpec(BaseModel):
     backoff_initial: float = Field(1.0, ge=0, description="first backoff in seconds (doubles, with jitter)")
     backoff_max: float = Field(30.0, ge=0, description="longest single backoff")
     retry_after_max: float = Field(120.0, ge=0, description="longest Retry-After honoured")
+    outage_after: int = Field(5, ge=1, le=1000, description="failed attempts in a row (from 2+ calls): provider down")
+    outage_wait: float = Field(600.0, ge=0, description="seconds calls keep waiting for a provider that is down")
     structured: Literal["json_schema", "none"] = "none"
     send_seed: bool = True
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> this provider's model name
@@ -117,14 +120,17 @@ def load_providers(path: Path | None = None, env: Mapping[str, str] | None = Non
     """
     from pydantic import ValidationError
 
-    from .yamlio import plain, problems_from, read_documents
+    from .yamlio import SECRET_FIELDS, plain, problems_from, read_documents
 
     env = os.environ if env is None else env
     path = path or Path(env.get("ARENA_PROVIDERS") or "providers.yaml")
     registry = dict(BUILTIN)
     if not path.exists():
         return registry
-    (doc,) = read_documents(path)
+    docs = read_documents(path)
+    if len(docs) != 1 or docs[0].index is not None:
+        raise ConfigError([Problem(str(path), 1, None, "expected a mapping of provider names to their settings")])
+    doc = docs[0]
     problems = []
     for name, fields in doc.data.items():
         line = doc.data.lc.key(name)[0] + 1
@@ -132,13 +138,13 @@ def load_providers(path: Path | None = None, env: Mapping[str, str] | None = Non
         if not isinstance(fields, dict):
             problems.append(Problem(str(path), line, str(name), "expected a mapping of provider settings"))
             continue
-        if any(str(k).lower() in ("api_key", "key", "token", "password") for k in fields):
+        if any(str(k).lower() in SECRET_FIELDS for k in fields):
             problems.append(Problem(str(path), line, str(name), "keys never go in files: set the key_env variable"))
             continue
         try:
             registry[name] = ProviderSpec.model_validate({**base, **plain(fields), "name": name})
         except ValidationError as exc:
-            problems.extend(problems_from(exc, doc, prefix=(name,)))
+            problems.extend(problems_from(exc, doc, prefix=(name,), allowed=ProviderSpec.model_fields))
     if problems:
         raise ConfigError(problems)
     return registry
@@ -174,13 +180,51 @@ def resolve(model: str, registry: Mapping[str, ProviderSpec], provider_override:
 
 
 # --- secrets ---------------------------------------------------------------------------------------
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s:@]+:[^/\s@]+@")
-_BEARER = re.compile(r"(?i)(bearer\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9._~+/=-]{6,}")
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
+_BEARER = re.compile(r"(?i)(bearer\s+|basic\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9._~+/=-]{6,}")
+_QUERY_KEY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|auth)=)[^&\s\"']+")
+# Environment variables holding a secret even if no provider names them (HF_TOKEN, ANTHROPIC_API_KEY, ...)
+_SECRET_ENV = re.compile(r"(?i)(^|_)(api_?key|key|token|secret|password|passwd)$")
+
+
+def split_credentials(url: str | None) -> tuple[str | None, str | None]:
+    """A base URL without its user:password@ part, and that password (or a lone user part) if any."""
+    from urllib.parse import unquote, urlsplit, urlunsplit
+
+    if not url or "@" not in url:
+        return url, None
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url, None
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    secret = parts.password if parts.password is not None else parts.username
+    return urlunsplit(parts._replace(netloc=netloc)), unquote(secret) if secret else None
 
 
 def secret_values(registry: Mapping[str, ProviderSpec], env: Mapping[str, str] | None = None) -> list[str]:
+    """Every secret a run could see: provider keys, other *_KEY/*_TOKEN variables, passwords in base
+    URLs (with their Basic-auth forms). Longest first, so that a key containing another is removed whole."""
+    import base64
+    from urllib.parse import quote, unquote, urlsplit
+
     env = os.environ if env is None else env
-    return [env[p.key_env] for p in registry.values() if p.key_env and env.get(p.key_env) and len(env[p.key_env]) >= 4]
+    found = {env[p.key_env] for p in registry.values() if p.key_env and env.get(p.key_env)}
+    found |= {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
+    for p in registry.values():
+        for url in (p.base_url, env.get(p.base_url_env) if p.base_url_env else None):
+            if not url or "@" not in url:
+                continue
+            parts = urlsplit(url)
+            user, password = parts.username or "", parts.password or ""
+            for value in (password, unquote(password), user if not password else ""):
+                if value:
+                    found |= {value, quote(value, safe="")}
+            if user or password:
+                found.add(base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode())
+    return sorted((v for v in found if len(v) >= 4), key=len, reverse=True)
 
 
 def redact(text: str | None, secrets: list[str] = ()) -> str | None:
@@ -190,6 +234,7 @@ def redact(text: str | None, secrets: list[str] = ()) -> str | None:
     for s in secrets:
         text = text.replace(s, "***")
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
+    text = _QUERY_KEY.sub(r"\1***", text)
     return _BEARER.sub(r"\1***", text)
 
 
@@ -206,15 +251,32 @@ class EmptyAnswer(Exception):
 class ProviderStats:
     calls: int = 0  # logical requests (each may take several attempts)
     attempts: int = 0
-    retries: int = 0
+    retries: int = 0  # attempts after a call's first
+    retried: int = 0  # calls that needed more than one attempt
     failed: int = 0  # requests that failed after all attempts
     cached: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     latency_ms: float = 0.0
+    errors: dict[str, int] = field(default_factory=dict)  # failed attempts by kind (HTTP 429, timeout, ...)
+    outages: int = 0  # times the provider was down (see outage.py)
+    down_s: float = 0.0
 
     def as_dict(self) -> dict:
-        return dict(self.__dict__)
+        return {**self.__dict__, "errors": dict(self.errors)}
+
+
+def stats_line(name: str, s: dict) -> str:
+    """One provider's share of a run, for the end-of-run summary (CLI and TUI)."""
+    line = (f"provider {name}: {s['calls']} calls ({s.get('retried', 0)} retried, {s['failed']} failed), "
+            f"{s['cached']} from cache, {s['attempts']} attempts")
+    errors = s.get("errors") or {}
+    if errors:
+        kinds = sorted(errors.items(), key=lambda kv: (-kv[1], kv[0]))
+        line += f"; {sum(errors.values())} failed attempts: " + ", ".join(f"{n} {k}" for k, n in kinds)
+    if s.get("outages"):
+        line += f"; down {s['outages']} time(s), {s.get('down_s', 0.0):.1f}s in all"
+    return line
 
 
 @dataclass
@@ -232,11 +294,17 @@ class ProviderClient:
     api_key: str | None
     secrets: list[str] = field(default_factory=list)
     stats: ProviderStats = field(default_factory=ProviderStats)
+    notify: Callable[[str, str], None] = lambda message, level: None  # (message, info | warning | error)
 
     def __post_init__(self) -> None:
         from openai import AsyncOpenAI
 
-        self.client = AsyncOpenAI(base_url=self.base_url, api_key=self.api_key or "no-key", max_retries=0,
+        self.health = ProviderHealth(self.spec.outage_after, self.spec.outage_wait)
+        self._next_call = 0
+        # Credentials in the URL would go out as Basic auth *instead of* the key: the key is sent as a
+        # bearer token, the URL's password only stands in for a key that is not set.
+        url, url_key = split_credentials(self.base_url)
+        self.client = AsyncOpenAI(base_url=url, api_key=self.api_key or url_key or "no-key", max_retries=0,
                                   timeout=self.spec.timeout)
         self.gate = asyncio.Semaphore(self.spec.concurrency)
         self.limiter = None
@@ -255,7 +323,7 @@ class ProviderClient:
                        purpose: str = "answer") -> Reply:
         """One logical request: attempts until an answer or a final failure; each attempt is appended
         to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure)."""
-        from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
+        from tenacity import AsyncRetrying, retry_if_exception
 
         import openai
 
@@ -268,9 +336,12 @@ class ProviderClient:
             kwargs["response_format"] = response_format
             params["constraint"] = response_format.get("type")
         self.stats.calls += 1
+        self._next_call += 1
+        call_no = self._next_call
         attempt_no = 0
+        charged = [0]  # failed attempts that count against this call (not excused by an outage)
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(self.spec.max_attempts),
+            stop=lambda state: self._stop(charged[0]),
             wait=self._wait,
             retry=retry_if_exception(_retriable),
             reraise=True,
@@ -284,13 +355,16 @@ class ProviderClient:
                     calls.append(record)
                     if attempt_no > 1:
                         self.stats.retries += 1
+                        self.stats.retried += attempt_no == 2
                     self.stats.attempts += 1
                     t0 = time.perf_counter()
+                    sent = self.health.clock()
                     try:
                         async with self.gate:
                             if self.limiter is not None:
                                 await self.limiter.acquire()
                             t0 = time.perf_counter()
+                            sent = self.health.clock()
                             resp = await self.client.chat.completions.create(**kwargs)
                         text = resp.choices[0].message.content if resp.choices else None
                         record.latency_ms = (time.perf_counter() - t0) * 1000
@@ -302,12 +376,20 @@ class ProviderClient:
                             self.stats.completion_tokens += resp.usage.completion_tokens or 0
                         if not text or not text.strip():
                             raise EmptyAnswer("empty answer (no content)")
+                        for secret in self.secrets:  # a reply that echoes a key (a hostile proxy) keeps no key
+                            text = text.replace(secret, "***")
                         record.response = text
+                        self._answered(sent)
                         return Reply(text)
                     except Exception as exc:
                         record.latency_ms = record.latency_ms or (time.perf_counter() - t0) * 1000
                         record.status = "error"
-                        record.error = redact(describe(exc), self.secrets)
+                        record.error = clip(redact(describe(exc), self.secrets))
+                        kind = error_kind(exc)
+                        self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
+                        if _retriable(exc):
+                            self._failed(call_no, sent, record.error)
+                            charged[0] += not self.health.excuses(sent)
                         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError,
                                             openai.NotFoundError)):
                             raise ProviderUnusable(
@@ -321,6 +403,30 @@ class ProviderClient:
             last = calls[-1].error if calls else "unknown error"
             return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answered(self, sent: float) -> None:
+        down = self.health.succeeded(sent)
+        if down is not None:
+            self.stats.outages, self.stats.down_s = self.health.outages, self.health.down_s
+            self.notify(f"provider '{self.spec.name}' answers again after {down:.0f}s down", "info")
+
+    def _failed(self, call_no: int, sent: float, error: str | None) -> None:
+        if self.health.failed(call_no, sent):
+            self.stats.outages = self.health.outages
+            self.notify(f"provider '{self.spec.name}' looks down ({self.health.failures_in_row} failed attempts in a "
+                        f"row, last: {error}); its calls keep retrying for up to {self.spec.outage_wait:g}s",
+                        "warning")
+
+    def _stop(self, charged: int) -> bool:
+        """Out of attempts: `max_attempts` failed attempts that no outage excuses (see outage.py)."""
+        if charged < self.spec.max_attempts:
+            return False
+        if self.health.down and not self.health.waiting() and not self.health.gave_up:
+            self.health.gave_up = True
+            self.notify(f"provider '{self.spec.name}' has been down for {self.health.down_for():.0f}s: its calls "
+                        "now fail after their own attempts (failed trials are recorded) until it answers again",
+                        "error")
+        return True
 
     def _wait(self, state) -> float:
         """Retry-After when the server gives one (capped), else exponential backoff with full jitter."""
@@ -341,6 +447,24 @@ def _retriable(exc: BaseException) -> bool:
                         openai.BadRequestError, openai.UnprocessableEntityError, ProviderUnusable)):
         return False
     return isinstance(exc, (openai.APIError, EmptyAnswer, ValueError))
+
+
+def error_kind(exc: BaseException) -> str:
+    """A failed attempt's kind, for counting: 'HTTP 503', 'timeout', 'connection', 'bad body', ..."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    status = getattr(exc, "status_code", None)
+    if status:
+        return f"HTTP {status}"
+    if isinstance(exc, EmptyAnswer):
+        return "empty answer"
+    if isinstance(exc, ValueError):
+        return "bad body"
+    return type(exc).__name__
 
 
 def retry_after(exc: BaseException | None) -> float | None:
@@ -379,6 +503,9 @@ def describe(exc: BaseException) -> str:
         cause = exc.__cause__
         return f"connection error: {type(cause).__name__ if cause else name}"
     msg = str(exc).strip() or name
-    if len(msg) > 500:
-        msg = msg[:500] + "..."
     return f"HTTP {status}: {msg}" if status else f"{name}: {msg}"
+
+
+def clip(text: str | None, limit: int = 500) -> str | None:
+    """Shorten an error text for storage (after redaction: a cut must never leave half a key behind)."""
+    return text if text is None or len(text) <= limit else text[:limit] + "..."

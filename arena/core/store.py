@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -33,7 +34,7 @@ CREATE TABLE IF NOT EXISTS tournaments (
     total_trials INTEGER NOT NULL,
     seed INTEGER NOT NULL,
     created_at REAL NOT NULL,
-    started_at REAL,
+    started_at REAL,                 -- when the latest run (process runner_pid) started it
     finished_at REAL,
     runner_pid INTEGER,
     arena_version TEXT,
@@ -163,14 +164,21 @@ class TournamentRow(BaseModel):
 
     @property
     def display_status(self) -> str:
-        """'interrupted' for a tournament marked running whose process is gone."""
-        if self.status == "running" and not _pid_alive(self.runner_pid):
+        """'interrupted' for a tournament marked running whose process is gone (killed, crashed)."""
+        if self.status == "running" and not _pid_alive(self.runner_pid, self.started_at):
             return "interrupted"
         return self.status
 
 
-def _pid_alive(pid: int | None) -> bool:
+def _pid_alive(pid: int | None, since: float | None = None) -> bool:
+    """Whether process `pid`, which marked a tournament running at `since`, still runs.
+
+    A pid can be reused: a process that started after `since` (Linux: /proc) is another program.
+    """
     if not pid:
+        return False
+    started = _process_start(pid)
+    if started is not None and since is not None and started > since + 2.0:
         return False
     if pid == os.getpid():
         return True
@@ -181,6 +189,17 @@ def _pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), where /proc tells; None elsewhere or if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(x.split()[1]) for x in Path("/proc/stat").read_text().splitlines() if x.startswith("btime"))
+        ticks = float(stat.rsplit(")", 1)[1].split()[19])  # field 22, counted after the command name
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def default_db_path() -> Path:
@@ -197,13 +216,44 @@ class Store:
             if self.path.parent and not self.path.parent.exists():
                 raise StoreError(f"cannot open database {self.path}: directory {self.path.parent} does not exist")
             self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
-            self.conn.execute("PRAGMA journal_mode=WAL")
-            self.conn.execute("PRAGMA synchronous=NORMAL")
             self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            self.conn.executescript(SCHEMA)
-            self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-        except sqlite3.DatabaseError as exc:
+            self._check_schema()
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._has_schema():
+                self.conn.executescript(SCHEMA)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            if isinstance(exc, StoreError):
+                raise
             raise StoreError(_explain(self.path, exc)) from None
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _has_schema(self) -> bool:
+        """Every table and index of SCHEMA exists (read-only commands then never need the write lock)."""
+        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        wanted = set(re.findall(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
+        return wanted <= names
+
+    def _check_schema(self) -> None:
+        """Refuse a database that is not Arena's (other tables) or was written by a newer Arena."""
+        tables = self._tables()
+        if not tables:
+            return
+        if "meta" not in tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(f"{self.path} is an SQLite database but not Arena's (its tables: {shown}); "
+                             "pass --db another path")
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row and str(row[0]).isdigit() else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer Arena (schema {version}; this one reads "
+                             f"{SCHEMA_VERSION}): upgrade Arena or pass --db another path")
 
     # -- sqlite-utils view, for ad-hoc queries (analysis, exports) --------------------------------
     @property
@@ -274,7 +324,7 @@ class Store:
 
     def mark_running(self, tid: int) -> None:
         self._write(lambda cur: cur.execute(
-            "UPDATE tournaments SET status='running', runner_pid=?, started_at=coalesce(started_at, ?) WHERE id=?",
+            "UPDATE tournaments SET status='running', runner_pid=?, started_at=? WHERE id=?",
             (os.getpid(), time.time(), tid)))
 
     def set_status(self, tid: int, status: str) -> None:

@@ -10,10 +10,12 @@ positions that are not stored.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 from .. import __version__
@@ -23,9 +25,10 @@ from .events import Notice, NodeResolved, Sink, TournamentFinished, TournamentSt
 from .games import Game
 from .grid import TournamentConfig
 from .programs import BuiltinProgram, LLMProgram, program_from_json
+from .providers import redact
 from .records import TrialResult
 from .simulator import Agent, run_trial_async, run_trial_sync
-from .store import Store
+from .store import Store, TournamentRow
 
 
 class LLMBackend(Protocol):
@@ -97,13 +100,17 @@ class TournamentRunner:
 
     @classmethod
     def resume(cls, store: Store, tournament_id: int | None = None, **kw) -> TournamentRunner:
-        """The runner of a stored tournament, with the program and game versions it started with."""
-        row = store.tournament(tournament_id)
-        config = TournamentConfig.model_validate(row.config)
-        progs, games = store.snapshot(row.id)
-        programs = {k: program_from_json(v) for k, v in progs.items()}
-        _check_backend(kw.get("backend"), programs.values(), config)
-        return cls(store, row.id, config, programs, {k: Game.model_validate(v) for k, v in games.items()}, **kw)
+        """The runner of a stored tournament, with the program and game versions it started with.
+
+        Refused while another live process runs it (both would ask for the same missing trials).
+        """
+        stored = load_stored(store, tournament_id)
+        row = stored.row
+        if row.status == "running" and row.display_status == "running" and row.runner_pid != os.getpid():
+            raise ArenaError(f"tournament {row.id} is being run by another process (pid {row.runner_pid}); "
+                             "stop that one first, or wait for it to finish")
+        _check_backend(kw.get("backend"), stored.programs.values(), stored.config)
+        return cls(store, row.id, stored.config, stored.programs, stored.games, **kw)
 
     # -- control (thread-safe) ---------------------------------------------------------------------
     def pause(self) -> None:
@@ -154,8 +161,8 @@ class TournamentRunner:
                 raise
         except ArenaError as exc:
             status, error = "failed", str(exc)
-        except Exception as exc:  # keep what is stored; say what broke
-            status, error = "failed", f"{type(exc).__name__}: {exc}"
+        except Exception as exc:  # keep what is stored; say what broke (never with a key in it)
+            status, error = "failed", redact(f"{type(exc).__name__}: {exc}", getattr(self.backend, "secrets", []))
         finally:
             if self.backend is not None and llm:
                 self.provider_stats = self.backend.stats()
@@ -241,6 +248,25 @@ class TournamentRunner:
             for t in tasks:
                 t.cancel()
             self._tasks.difference_update(tasks)
+
+
+@dataclass(frozen=True)
+class StoredTournament:
+    """A stored tournament as it started: its row, config, and program and game versions."""
+
+    row: TournamentRow
+    config: TournamentConfig
+    programs: dict[str, Program]
+    games: dict[str, Game]
+
+
+def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournament:
+    """The stored tournament `tournament_id` (None: the latest); raises LookupFailed if there is none."""
+    row = store.tournament(tournament_id)
+    progs, games = store.snapshot(row.id)
+    return StoredTournament(row, TournamentConfig.model_validate(row.config),
+                            {k: program_from_json(v) for k, v in progs.items()},
+                            {k: Game.model_validate(v) for k, v in games.items()})
 
 
 def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:

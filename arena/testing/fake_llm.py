@@ -30,6 +30,10 @@ What the real ``openai`` client (max_retries=0) raises for each reply:
 * ``Truncated(drop_connection=False)`` / ``Malformed()`` -> ``json.JSONDecodeError``
   (a complete 200 response whose JSON body does not parse; openai does not wrap it)
 * ``Empty()``                    -> a normal ``ChatCompletion`` whose content is ``""`` (or ``None``)
+* ``Echo(500)``                  -> ``openai.InternalServerError`` whose message holds the request's headers
+
+``FakeLLMServer(require_key=K)`` answers 401 to a chat request without ``Authorization: Bearer K``
+(and counts those with it in ``.authorized``), as a real provider does.
 
 Run ``python -m arena.testing.fake_llm --help`` for a stand-alone demo server.
 """
@@ -59,6 +63,7 @@ __all__ = [
     "Malformed",
     "Empty",
     "Truncated",
+    "Echo",
     "Reply",
     "Responder",
     "ChatRequest",
@@ -140,8 +145,17 @@ class Truncated:
     delay: float = 0.0
 
 
-Reply = Union[Text, Status, Delay, Reset, Malformed, Empty, Truncated]
-REPLY_TYPES = (Text, Status, Delay, Reset, Malformed, Empty, Truncated)
+@dataclass(frozen=True)
+class Echo:
+    """An error (``code``) whose body echoes the request line and *all* its headers, credentials
+    included: a misbehaving proxy, for checking that a client never stores what such a body holds."""
+
+    code: int = 500
+    delay: float = 0.0
+
+
+Reply = Union[Text, Status, Delay, Reset, Malformed, Empty, Truncated, Echo]
+REPLY_TYPES = (Text, Status, Delay, Reset, Malformed, Empty, Truncated, Echo)
 
 
 def _coerce(reply: Any) -> Reply:
@@ -593,6 +607,13 @@ class _Handler(BaseHTTPRequestHandler):
             elif not isinstance(body.get("messages"), list):
                 bad = "Missing required parameter: 'messages'."
         rec = fake._record(self.command, path, self._headers_for_record(), body, chat=True)
+        if bad is None and fake.require_key is not None:
+            if self.headers.get("Authorization") == f"Bearer {fake.require_key}":
+                fake._authorized()
+            else:
+                self._begin(rec)
+                self._send_json(401, _error_body(401))
+                return
         if bad is not None:
             self._begin(rec)
             self._send_json(400, _error_body(400, bad, param="messages" if "messages" in bad else None))
@@ -638,6 +659,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _deliver(self, reply: Reply, request: ChatRequest, fake: "FakeLLMServer") -> None:
         if isinstance(reply, Reset):
             self._reset()
+            return
+        if isinstance(reply, Echo):
+            echoed = f"{self.command} {self.path} " + json.dumps(dict(self.headers.items()))
+            self._send_json(reply.code, _error_body(reply.code, f"upstream rejected the request: {echoed}"))
             return
         if isinstance(reply, Status):
             body = reply.body
@@ -780,8 +805,11 @@ class FakeLLMServer:
         host: str = "127.0.0.1",
         port: int = 0,
         model: str = "fake-model",
+        require_key: str | None = None,
     ):
         self.responder: Responder = responder if responder is not None else action_responder("cooperate")
+        self.require_key = require_key  # chat requests without "Authorization: Bearer <it>" get a 401
+        self.authorized = 0  # chat requests that carried it
         self.latency = latency
         self.model = model
         self._host = host
@@ -920,6 +948,10 @@ class FakeLLMServer:
             if chat:
                 self._chat_records.append(rec)
             return rec
+
+    def _authorized(self) -> None:
+        with self._lock:
+            self.authorized += 1
 
     def _next_chat_index(self) -> int:
         with self._lock:

@@ -129,6 +129,11 @@ class ArenaApp(App):
         if poll.finished is not None:
             f = poll.finished
             self.session_log.append((self.clock(), "info", f"tournament {f.status}: {f.done}/{f.total} trials stored"))
+            if f.providers:
+                from ..core.providers import stats_line
+
+                for name, stats in sorted(f.providers.items()):
+                    self.session_log.append((self.clock(), "info", stats_line(name, stats)))
             if f.status == "failed":
                 self.notify(f"Tournament {f.tournament_id} failed: {f.error}", severity="error", timeout=15)
             else:
@@ -158,7 +163,7 @@ class ArenaApp(App):
         from .session import LiveSession
 
         session = LiveSession(self.store, clock=self.clock)
-        backend = self._backend(lib.programs, config)
+        backend = self._backend(lib.programs, config, session.on_event)
         runner = TournamentRunner.create(self.store, config, lib.programs, lib.games, new=new, backend=backend,
                                          sink=session.on_event)
         self._run(session, runner)
@@ -166,25 +171,26 @@ class ArenaApp(App):
 
     def resume_tournament(self, tid: int) -> None:
         from ..core.errors import ArenaError
-        from ..core.tournament import TournamentRunner
+        from ..core.tournament import TournamentRunner, load_stored
 
         if self.busy:
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
         from .session import LiveSession
 
         session = LiveSession(self.store, clock=self.clock)
-        runner = TournamentRunner.resume(self.store, tid, sink=session.on_event)
-        runner.backend = self._backend(runner.programs, runner.config)
+        stored = load_stored(self.store, tid)
+        backend = self._backend(stored.programs, stored.config, session.on_event)  # keys checked before it starts
+        runner = TournamentRunner.resume(self.store, tid, backend=backend, sink=session.on_event)
         self._run(session, runner)
 
-    def _backend(self, programs: dict, config):
+    def _backend(self, programs: dict, config, sink=None):
         """The LLM layer (imported only when a tournament has LLM programs); checks keys up front."""
         llm = [programs[p] for p in config.programs if p in programs and programs[p].kind == "llm"]
         if not llm:
             return None
         from ..core.llm import LLMService
 
-        service = LLMService(self.store)
+        service = LLMService(self.store, sink=sink)
         service.check(llm, config)
         return service
 
