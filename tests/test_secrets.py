@@ -137,13 +137,19 @@ def test_canary_keys_reach_no_database_export_output_or_log(setup):
     keeper.close()
 
     # exports (whatever formats this build has) and any log Arena wrote
+    from arena.core import export
     from arena.core.store import Store
-    from arena.tui import exporting
 
     with Store(db) as store:
         for tid in (1, 2, 3):
-            for fmt in exporting.formats():
-                path = exporting.export(store, tid, fmt, tmp / f"export-{tid}.{fmt}")
+            written = []
+            for fmt in export.TEXT_FORMATS:  # every table, the LLM call statistics included
+                written += export.export(store, tid, fmt, tmp / f"export-{tid}.{fmt}", table="all" if fmt != "csv" else None)
+                written += export.export(store, tid, fmt, tmp / f"calls-{tid}.{fmt}", table="calls")
+            for fmt in export.PLOT_FORMATS:
+                written += export.export(store, tid, fmt, tmp / f"plots-{tid}-{fmt}")
+            assert len(written) == 4 * 2 + 2 * len(export.PLOTS)
+            for path in written:
                 assert_clean(path.name, path.read_bytes())
     for f in tmp.rglob("*.log"):
         assert_clean(str(f), f.read_bytes())
