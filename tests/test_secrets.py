@@ -200,12 +200,17 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
             shown += [m for _, _, m in app.session_log]
             await pilot.press("t")
             await pilot.pause(0.1)
-            tree = app.screen.query_one(SimTree)
-            for node in list(tree._shown_nodes):
-                tree.cursor_line = node.line
+            live, tree = app.screen, app.screen.query_one(SimTree)
+            # every finished LLM trial the session kept, every node's transcript (errors included)
+            for trial in list(app.session._recent):
+                live.follow, live.shown, live._shown_version = False, trial, -1
+                live._tick(force=True)
                 await pilot.pause(0.05)
-                shown.append(transcript_text(app.screen.query_one(Transcript)))
-                shown.append(app.export_screenshot())
+                for node in list(tree._shown_nodes):
+                    tree.cursor_line = node.line
+                    await pilot.pause(0.05)
+                    shown.append(transcript_text(app.screen.query_one(Transcript)))
+                    shown.append(app.export_screenshot())
             for mode in ("results", "history"):
                 await pilot.press({"results": "4", "history": "5"}[mode])
                 await pilot.pause(0.2)
