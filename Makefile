@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv bench e2e clean smoke
+.PHONY: run test venv bench bench-quick bench-model e2e clean smoke
 
 run: $(STAMP)
 	$(BIN)/arena
@@ -28,8 +28,21 @@ smoke: $(STAMP)
 e2e: $(STAMP)
 	$(BIN)/arena run -p fair-llm -p defect-llm -n 1 -e 0.5 -d 2 --new --no-cache --db e2e.db --display plain
 
-bench: $(STAMP)
+# Performance: every benchmark and one summary table (~3 minutes; see benchmarks/README.md).
+BENCH_STAMP := $(VENV)/.bench-installed
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+bench-quick: $(BENCH_STAMP)
+	$(BIN)/python benchmarks/run_all.py --quick
+
+# The embedded model (slow: needs the real model; run it on a quiet machine).
+bench-model: $(STAMP)
+	$(BIN)/python benchmarks/local_model.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

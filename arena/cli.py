@@ -82,7 +82,7 @@ def run(
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="trials per cell")] = None,
     temperature: Annotated[Optional[list[float]], typer.Option("--temperature", help="override LLM temperature (repeatable)")] = None,
     seed: Annotated[int, typer.Option(help="tournament seed: same seed, same trials")] = 0,
-    concurrency: Annotated[int, typer.Option(help="LLM trials in flight at once")] = 8,
+    concurrency: Annotated[int, typer.Option(help="LLM calls in flight at once (each provider's own limit applies too)")] = 8,
     simulation: Annotated[Simulation, typer.Option(help="run: simulate opponents by running them; imagine: the LLM imagines")] = Simulation.run,
     provider: Annotated[Optional[str], typer.Option(help="run every LLM program on this provider (model aliases mapped)")] = None,
     model: Annotated[Optional[list[str]], typer.Option("--model", help="PROGRAM=provider/model override (repeatable)")] = None,

@@ -244,25 +244,22 @@ def test_call_rows_from_the_loopback_server(store, games, programs):
     """One LLM program ('mean') on the fake server, one trial per cell, concurrency 1: (defectbot, mean)
     fails after 2 attempts (HTTP 500 twice); (mean, defectbot) answers without an action twice (refused);
     (mean, mean) answers without an action then gives it when corrected, for both decisions."""
-    import threading
-
     from arena.core.llm import LLMService
     from arena.core.programs import LLMProgram
     from arena.core.providers import BUILTIN
     from arena.testing.fake_llm import FakeLLMServer, Status, Text
 
     mean = LLMProgram(id="mean", kind="llm", model="custom/fake-8b", temperature=0.7, system_prompt="You defect.")
-    lock, seen = threading.Lock(), {"n": 0, "corrections": 0}
 
     def responder(req):
-        with lock:
-            seen["n"] += 1
-            if seen["n"] <= 2:
-                return Status(500)
-            if len(req.messages) > 2:  # a corrective retry: the model's answer and the request for the action
-                seen["corrections"] += 1
-                return Text("still no" if seen["corrections"] == 1 else "ACTION: defect")
-            return Text("I will not play.")
+        """By cell, whatever order the calls arrive in (trials and decisions run concurrently)."""
+        text = req.messages[1]["content"]
+        against_bot = "Built-in program, strategy 'defect'" in text
+        if against_bot and "You are the column player" in text:  # (defectbot, mean)
+            return Status(500)
+        if len(req.messages) > 2:  # a corrective retry: the model's answer and the request for the action
+            return Text("still no" if against_bot else "ACTION: defect")  # (mean, defectbot) | (mean, mean)
+        return Text("I will not play.")
 
     key = "sk-test-SECRET-0123456789"
     registry = {**BUILTIN, "custom": BUILTIN["custom"].model_copy(update=dict(

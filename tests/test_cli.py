@@ -125,3 +125,8 @@ def test_resume_of_a_finished_tournament_adds_nothing(tmp_path):
     invoke("run", "-n", "2", "--db", db, "--display", "none")
     r = invoke("resume", "--db", db, "--display", "plain")
     assert r.exit_code == 0 and "nothing new this run" in r.output
+
+
+def test_python_dash_m_arena_is_the_cli_with_arguments():
+    out = subprocess.run([sys.executable, "-m", "arena", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert out.returncode == 0 and "Usage: " in out.stdout and "run" in out.stdout and "resume" in out.stdout

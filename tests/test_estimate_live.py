@@ -75,3 +75,20 @@ def test_live_tally_matches_pair_rows(store, programs, games):
 
 def _key(r):
     return (r.game, r.epsilon, r.max_depth, r.row_program, r.col_program)
+
+
+def test_pair_rows_cells_in_grid_order_with_none_and_zero_temperature_apart(store, programs, games):
+    cfg = TournamentConfig(programs=["cooperatebot", "defectbot"], games=["prisoners_dilemma"], epsilons=[0.5],
+                           max_depths=[3], temperatures=[None, 0.0], trials=3)
+    runner = TournamentRunner.create(store, cfg, programs, games)
+    asyncio.run(runner.run())
+    rows = pair_rows(store, runner.tournament_id)
+    pairs = [("cooperatebot", "cooperatebot"), ("cooperatebot", "defectbot"), ("defectbot", "cooperatebot"),
+             ("defectbot", "defectbot")]
+    assert [(r.temperature, r.row_program, r.col_program, r.trials) for r in rows] == (
+        [(None, a, b, 3) for a, b in pairs] + [(0.0, a, b, 3) for a, b in pairs])
+    assert [r.cooperation for r in rows] == [1.0, 0.0, 0.0, 0.0] * 2
+    assert [(r.row_payoff, r.col_payoff) for r in rows[:4]] == [(3, 3), (0, 5), (5, 0), (1, 1)]
+    seeded = LiveTally()
+    seeded.seed(store, runner.tournament_id)
+    assert seeded.conditions() == [("prisoners_dilemma", 0.5, 3, None), ("prisoners_dilemma", 0.5, 3, 0.0)]

@@ -171,17 +171,21 @@ def test_an_outage_longer_than_outage_wait_fails_trials_and_the_run_goes_on(work
 
 
 class TimedOutage:
-    """Down (503) from 0.2 s after the first request, for `seconds`."""
+    """Down (503) for `seconds` from the `start`-th request on (a request count, not a time: the run's
+    speed must not decide whether the outage meets calls in flight)."""
 
-    def __init__(self, seconds: float, responder):
-        self.seconds, self.responder, self.t0 = seconds, responder, None
+    def __init__(self, seconds: float, responder, start: int = 30):
+        self.seconds, self.responder, self.start = seconds, responder, start
+        self.n, self.t0 = 0, None
         self.lock = threading.Lock()
 
     def __call__(self, req):
         with self.lock:
+            self.n += 1
             now = time.monotonic()
-            self.t0 = self.t0 or now
-        if 0.2 <= now - self.t0 < 0.2 + self.seconds:
+            if self.n == self.start:
+                self.t0 = now
+        if self.t0 is not None and now - self.t0 < self.seconds:
             return Status(503)
         return self.responder(req)
 

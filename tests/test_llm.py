@@ -220,3 +220,16 @@ def test_mixed_faults_never_lose_a_trial(store, games):
     stored = store.query("SELECT count(*) AS n, sum(status = 'error') AS err FROM llm_calls")[0]
     assert stored["n"] == requests  # every attempt is in llm_calls
     assert stored["err"] >= 1 and done.providers["custom"]["retries"] >= 1
+
+
+@pytest.mark.parametrize("concurrency, provider_limit", [(3, 8), (8, 2)])
+def test_calls_in_flight_are_capped_by_the_tournament_and_by_the_provider(store, games, concurrency, provider_limit):
+    # Deep trees (each level waits for the one below) with more decisions in flight than slots: the
+    # slots stay full, no more calls than the lower limit ever reach the server, nothing deadlocks.
+    with FakeLLMServer(action_responder(policy), latency=0.05) as srv:
+        runner, done = run(store, srv.base_url, [FAIR, MEAN], games, provider={"concurrency": provider_limit},
+                           concurrency=concurrency, epsilons=[0.2], max_depths=[6], trials=3)
+        assert srv.max_concurrency == min(concurrency, provider_limit)
+        calls = srv.count
+    assert done.status == "finished" and done.done == 12 and done.counts == {"ok": 12}
+    assert sum(t["n_calls"] for t in store.trial_rows(runner.tournament_id)) == calls

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 
 import pytest
@@ -9,7 +10,7 @@ from arena.core.errors import StoreError
 from arena.core.grid import TournamentConfig
 from arena.core.records import CallRecord, Node, TrialResult, TrialSpec
 from arena.core.simulator import run_trial_sync
-from arena.core.tournament import fingerprint
+from arena.core.tournament import TournamentRunner, fingerprint
 
 
 def make_tournament(store, programs, games, **kw):
@@ -125,3 +126,23 @@ def test_locked_database_is_a_clear_error(tmp_path, programs, games):
         other.rollback()
         other.close()
     assert s.count_trials(tid) == 0
+
+
+def test_deep_builtin_trials_are_written_in_batches_of_bounded_nodes(store, programs, games):
+    from arena.core.events import TrialsFinished
+    from arena.core.tournament import BATCH_NODES
+
+    # FairBot self-play at epsilon 0.001: ~2,000 nodes a trial, so 2,000-trial batches would hold millions
+    cfg = TournamentConfig(programs=["fairbot"], games=["prisoners_dilemma"], epsilons=[0.001], max_depths=[100_000],
+                           trials=60, seed=2)
+    batches = []
+    runner = TournamentRunner.create(store, cfg, programs, games,
+                                     sink=lambda e: batches.append(e.results) if isinstance(e, TrialsFinished) else None)
+    done = asyncio.run(runner.run())
+    assert done.status == "finished" and sum(len(b) for b in batches) == 60 and len(batches) > 1
+    for b in batches[:-1]:  # each written as soon as it reached BATCH_NODES nodes
+        sizes = [len(r.nodes) for r in b]
+        assert sum(sizes) >= BATCH_NODES > sum(sizes) - sizes[-1]
+    stored = store.query("SELECT count(*) AS n, sum(cooperative) AS c, sum(n_nodes) AS nodes FROM trials")[0]
+    assert stored == {"n": 60, "c": 60, "nodes": sum(len(r.nodes) for b in batches for r in b)}
+    assert store.query("SELECT count(*) AS n FROM nodes")[0]["n"] == stored["nodes"]

@@ -65,7 +65,7 @@ class TournamentConfig(BaseModel):
     temperatures: list[Temperature | None] = Field(default_factory=lambda: [None], min_length=1)
     trials: int = Field(ge=1, le=100_000_000)
     seed: int = 0
-    concurrency: int = Field(8, ge=1, le=1024, description="trials in flight at once (LLM trials)")
+    concurrency: int = Field(8, ge=1, le=1024, description="LLM calls in flight at once (decisions asking; each provider's own limit applies too)")
     simulation: Literal["run", "imagine"] = "run"
     provider: str | None = None  # run every LLM program on this provider (model aliases mapped)
     models: dict[str, str] = Field(default_factory=dict)  # program id -> provider/model override

@@ -54,7 +54,8 @@ class LiveTally:
                    sum(status = 'error'), coalesce(sum(row_payoff), 0), coalesce(sum(col_payoff), 0),
                    sum(n_calls), min(seq) AS first
             FROM trials WHERE tournament_id = ?
-            GROUP BY game, epsilon, max_depth, temperature, row_program, col_program ORDER BY first
+            GROUP BY game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0)
+            ORDER BY first  -- (grouped in trials_key's order: no sort of every trial)
             """,
             (tournament_id,),
         )

@@ -12,6 +12,7 @@ program becomes an `LLMAgent` whose ground/respond ask its model through `decide
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import time
@@ -72,6 +73,7 @@ class LLMService:
         self.clients: dict[str, ProviderClient] = {}
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
+        self.gate: asyncio.Semaphore | None = None
 
     # -- LLMBackend --------------------------------------------------------------------------------
     def routes_for(self, programs: list[LLMProgram], config: TournamentConfig) -> dict[str, Route]:
@@ -104,12 +106,14 @@ class LLMService:
         self.check_keys(used)
         if self.store is not None:
             self.cache = ResponseCache(self.store, read=config.cache)
+        self.gate = asyncio.Semaphore(config.concurrency)  # calls in flight, over all providers
         for name in sorted(used):
             spec = self.registry[name]
             if name == "local":
                 continue
             key = self.env.get(spec.key_env) if spec.key_env else None
-            self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets, notify=self._notify)
+            self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets, self.gate,
+                                                notify=self._notify)
         local_models = sorted({r.model for r in self.routes.values() if r.provider == "local"})
         if local_models:
             await self._start_local(local_models)
@@ -123,7 +127,8 @@ class LLMService:
         server = LocalServer(model_spec(models[0]), parallel=spec.concurrency)
         await server.start()
         self._local_servers.append(server)
-        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, notify=self._notify)
+        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, self.gate,
+                                               notify=self._notify)
 
     def _notify(self, message: str, level: str) -> None:
         if self.sink is not None:
@@ -208,8 +213,6 @@ __all__ = ["LLMService", "LLMAgent", "LLMMove", "redact"]
 
 async def check_providers(names: list[str] | None = None, env: Mapping[str, str] | None = None) -> list[tuple[str, bool, str]]:
     """Ping providers with one tiny chat completion: (name, ok, detail) each."""
-    import asyncio
-
     env = dict(os.environ if env is None else env)
     registry = load_providers(env=env)
     if not names:

@@ -176,15 +176,21 @@ async def resolve_async(chain: list[Node], spec: TrialSpec, game: Game, agents: 
 
 async def run_trial_async(spec: TrialSpec, game: Game, agents: dict[str, Agent], programs: dict,
                           on_plan: Callable[[TrialSpec, list[Node]], None] | None = None,
-                          on_node: NodeListener | None = None) -> TrialResult:
+                          on_node: NodeListener | None = None,
+                          on_decided: Callable[[], None] | None = None) -> TrialResult:
+    """One trial; its row and column decisions resolve concurrently. `on_decided()` is called as each
+    of the two top-level decisions is done (the runner keeps a number of decisions in flight)."""
     t0 = time.perf_counter()
     nodes, row, col = plan(spec, agents)
     if on_plan is not None:
         on_plan(spec, nodes)
-    await asyncio.gather(
-        resolve_async(row, spec, game, agents, programs, on_node),
-        resolve_async(col, spec, game, agents, programs, on_node),
-    )
+
+    async def decide(chain: list[Node]) -> None:
+        await resolve_async(chain, spec, game, agents, programs, on_node)
+        if on_decided is not None:
+            on_decided()
+
+    await asyncio.gather(decide(row), decide(col))
     return _finish(spec, game, nodes, row, col, t0)
 
 

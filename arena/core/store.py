@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS trials (
 CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials (
     tournament_id, game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), trial_index
 );
+-- which grid positions are stored (resume: an index-only scan, not a million row lookups)
+CREATE INDEX IF NOT EXISTS trials_seq ON trials (tournament_id, seq);
 CREATE TABLE IF NOT EXISTS nodes (
     id INTEGER PRIMARY KEY,
     trial_id INTEGER NOT NULL REFERENCES trials(id),

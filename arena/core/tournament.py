@@ -1,8 +1,8 @@
 """Running a tournament: validation, scheduling, persistence, pause/cancel, resume, progress events.
 
 Built-in-only trials run on a synchronous fast path in batches (one transaction per batch); trials
-with an LLM program run as asyncio tasks, `concurrency` at a time, each written in its own
-transaction as soon as it completes. A killed run therefore loses at most the trials in flight (and
+with an LLM program run as asyncio tasks, enough of them to keep `concurrency` decisions (so about as
+many LLM calls) in flight, each written in its own transaction as soon as it completes. A killed run therefore loses at most the trials in flight (and
 one unwritten batch of built-in trials, a few milliseconds of work); `resume` runs exactly the grid
 positions that are not stored.
 """
@@ -48,6 +48,7 @@ class LLMBackend(Protocol):
 
 
 Program = BuiltinProgram | LLMProgram
+BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
 
 
 class TournamentRunner:
@@ -74,6 +75,7 @@ class TournamentRunner:
         self._tasks: set[asyncio.Task] = set()
         self.reused = False  # True when create() found this tournament already stored
         self.provider_stats: dict = {}
+        self._yield_until = 0.0
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -124,6 +126,11 @@ class TournamentRunner:
     @property
     def paused(self) -> bool:
         return not self._running.is_set()
+
+    def yield_to(self, seconds: float) -> None:
+        """Leave the interpreter to another thread of this process for a moment (a UI answering a key):
+        the built-in fast path, which never waits on anything, sleeps before its next trial until then."""
+        self._yield_until = time.monotonic() + seconds
 
     def cancel(self) -> None:
         """Stop: in-flight trials are abandoned (not stored); everything stored stays."""
@@ -210,20 +217,39 @@ class TournamentRunner:
         self.sink(TrialsFinished(self.tournament_id, results, self.done, self.config.total_trials))
 
     async def _run_builtin(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        """Built-in trials in batches of `batch_size` trials, or fewer when their trees are deep: a batch
+        is written once it holds BATCH_NODES nodes (FairBot with epsilon 0.0005 makes ~4,000 nodes a
+        trial: 2,000 of those would hold 8 million nodes in memory and in one transaction)."""
         batch: list[TrialResult] = []
+        nodes = 0
         games, programs = self.games, self.programs
         for spec in self.config.iter_specs(done_map):
             if spec.row in llm or spec.col in llm:
                 continue
-            batch.append(run_trial_sync(spec, games[spec.game], agents, programs))
-            if len(batch) >= self.batch_size:
+            if self._yield_until:
+                wait, self._yield_until = self._yield_until - time.monotonic(), 0.0
+                if wait > 0:
+                    time.sleep(wait)
+            result = run_trial_sync(spec, games[spec.game], agents, programs)
+            batch.append(result)
+            nodes += len(result.nodes)
+            if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
                 self._store(batch)
-                batch = []
+                batch, nodes = [], 0
                 await self._checkpoint()
         if batch:
             self._store(batch)
 
     async def _run_llm(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        """LLM trials in grid order, a new one started whenever too few decisions are in flight.
+
+        A top-level decision is a chain of calls made one after another (each level answers the one
+        below it), so a trial has two calls asking, then one once its shorter decision is done.
+        Counting decisions rather than trials keeps the providers busy however deep the trees are (a
+        fixed number of trials leaves slots idle while each waits on its one long chain). The backend
+        caps calls in flight at `concurrency`; a quarter more decisions than that are kept going so
+        that a call is always queued for a slot while others build their next prompt.
+        """
         specs = (s for s in self.config.iter_specs(done_map) if s.row in llm or s.col in llm)
         tid = self.tournament_id
         on_plan = on_node = None
@@ -234,18 +260,56 @@ class TournamentRunner:
             def on_node(spec, node):
                 self.sink(NodeResolved(tid, spec, node))
 
-        async def worker() -> None:
-            for spec in specs:
-                await self._checkpoint()
-                result = await run_trial_async(spec, self.games[spec.game], agents, self.programs, on_plan, on_node)
-                self._store([result])
+        limit = self.config.concurrency + self.config.concurrency // 4 + 1
+        in_flight = 0  # decisions of started trials that are not done yet
+        room = asyncio.Event()  # set whenever a decision ends (or a trial fails)
+        failures: list[BaseException] = []
+        tasks: set[asyncio.Task] = set()
 
-        tasks = [asyncio.create_task(worker()) for _ in range(self.config.concurrency)]
-        self._tasks.update(tasks)
+        async def trial(spec) -> None:
+            nonlocal in_flight
+            pending = 2
+
+            def decided() -> None:
+                nonlocal in_flight, pending
+                pending -= 1
+                in_flight -= 1
+                room.set()
+
+            try:
+                result = await run_trial_async(spec, self.games[spec.game], agents, self.programs, on_plan, on_node,
+                                               decided)
+                self._store([result])
+            finally:
+                in_flight -= pending  # the decisions of a cancelled or failed trial
+                room.set()
+
+        def finished(task: asyncio.Task) -> None:
+            tasks.discard(task)
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())
+                room.set()
+
         try:
-            await asyncio.gather(*tasks)
+            for spec in specs:
+                while in_flight >= limit and not failures:
+                    room.clear()
+                    await room.wait()
+                await self._checkpoint()
+                if failures:
+                    break
+                in_flight += 2
+                task = asyncio.create_task(trial(spec))
+                tasks.add(task)
+                self._tasks.add(task)
+                task.add_done_callback(finished)
+            if tasks and not failures:
+                await asyncio.gather(*tasks)  # raises the first failure
+            if failures:
+                raise failures[0]
         finally:
-            for t in tasks:
+            for t in list(tasks):
                 t.cancel()
             self._tasks.difference_update(tasks)
 

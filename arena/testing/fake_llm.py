@@ -462,6 +462,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: Nagle would hold the body ~40 ms
     server_version = "FakeLLM/1.0"
     sys_version = ""
     server: _HTTPServer

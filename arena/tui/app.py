@@ -90,6 +90,13 @@ class ArenaApp(App):
         return self._library
 
     # -- lifecycle -------------------------------------------------------------------------------------
+    async def on_event(self, event) -> None:
+        from textual import events
+
+        if isinstance(event, events.Key) and self.session is not None:
+            self.session.yield_to_ui()  # answer the key first, then the tournament goes on
+        await super().on_event(event)
+
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
         self.set_interval(0.1, self._tick)
@@ -163,9 +170,14 @@ class ArenaApp(App):
         from .session import LiveSession
 
         session = LiveSession(self.store, clock=self.clock)
-        backend = self._backend(lib.programs, config, session.on_event)
-        runner = TournamentRunner.create(self.store, config, lib.programs, lib.games, new=new, backend=backend,
-                                         sink=session.on_event)
+        store = self._runner_store()
+        try:
+            backend = self._backend(lib.programs, config, store, session.on_event)
+            runner = TournamentRunner.create(store, config, lib.programs, lib.games, new=new, backend=backend,
+                                             sink=session.on_event)
+        except BaseException:
+            store.close()
+            raise
         self._run(session, runner)
         return runner.tournament_id
 
@@ -178,19 +190,34 @@ class ArenaApp(App):
         from .session import LiveSession
 
         session = LiveSession(self.store, clock=self.clock)
-        stored = load_stored(self.store, tid)
-        backend = self._backend(stored.programs, stored.config, session.on_event)  # keys checked before it starts
-        runner = TournamentRunner.resume(self.store, tid, backend=backend, sink=session.on_event)
+        store = self._runner_store()
+        try:
+            stored = load_stored(store, tid)
+            backend = self._backend(stored.programs, stored.config, store, session.on_event)  # keys checked first
+            runner = TournamentRunner.resume(store, tid, backend=backend, sink=session.on_event)
+        except BaseException:
+            store.close()
+            raise
         self._run(session, runner)
 
-    def _backend(self, programs: dict, config, sink=None):
+    def _runner_store(self):
+        """The tournament's own connection to the database (the session closes it when the run ends).
+
+        With one shared connection every screen's query would wait for the runner's write transactions
+        (a batch of deep built-in trials holds it for a second); in WAL mode a second connection reads
+        the last committed state without waiting."""
+        from ..core.store import Store
+
+        return Store(self.db_path)
+
+    def _backend(self, programs: dict, config, store, sink=None):
         """The LLM layer (imported only when a tournament has LLM programs); checks keys up front."""
         llm = [programs[p] for p in config.programs if p in programs and programs[p].kind == "llm"]
         if not llm:
             return None
         from ..core.llm import LLMService
 
-        service = LLMService(self.store, sink=sink)
+        service = LLMService(store, sink=sink)
         service.check(llm, config)
         return service
 

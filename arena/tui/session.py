@@ -113,6 +113,10 @@ class LiveSession:
                     self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
                     self.ended_at = self.clock()
                     self._notices.append(Notice(self.error, "error"))
+        finally:
+            own = getattr(self.runner, "store", None)
+            if own is not None and own is not self.store:  # the runner's own connection (see ArenaApp)
+                own.close()
 
     @property
     def running(self) -> bool:
@@ -144,6 +148,13 @@ class LiveSession:
             self.unpause()
         else:
             self.pause()
+
+    def yield_to_ui(self, seconds: float = 0.2) -> None:
+        """A key was pressed: let the UI have the interpreter while it answers (a built-in tournament's
+        thread never waits on anything, so it would otherwise take half of it; see TournamentRunner.yield_to)."""
+        r = self.runner
+        if r is not None and not self.ended and hasattr(r, "yield_to"):
+            r.yield_to(seconds)
 
     def cancel(self) -> None:
         if self.runner is not None and not self.ended:

@@ -95,12 +95,67 @@ def call_field(call: Any, name: str, default: Any = None) -> Any:
     return getattr(call, name, default)
 
 
+@dataclass
+class Elided:
+    """The middle of a chain too deep to show: one tree line stands for these nodes (shallowest first)."""
+
+    nodes: list[Any]
+
+    @property
+    def action(self) -> str | None:  # the shallowest hidden node resolves last: then all of them have
+        return self.nodes[0].action
+
+    @property
+    def error(self) -> str | None:
+        return self.nodes[0].error
+
+    @property
+    def calls(self) -> list:
+        return []
+
+    def summary(self, pending: bool) -> str:
+        first, last = self.nodes[0].depth, self.nodes[-1].depth
+        text = f"⋮ {len(self.nodes):,} levels not shown (d{first}–d{last})"
+        if pending:
+            done = sum(n.action is not None or n.error is not None for n in self.nodes)
+            text += f", {done:,} resolved"
+        return text
+
+
+def elide(nodes: Sequence[Any], head: int, tail: int) -> dict[int, Elided]:
+    """Which nodes a tree shows: a chain (each node has at most one child) deeper than head + tail + 1
+    levels keeps its first `head` and last `tail` levels; the levels between become one Elided line.
+    Returns {node index: its Elided} for the hidden nodes."""
+    root: dict[int, Any] = {}  # node index -> the root of its chain (nodes come parents first)
+    deepest: dict[int, int] = {}
+    for n in nodes:
+        r = n if n.parent is None else root[n.parent]
+        root[n.index] = r
+        deepest[r.index] = max(deepest.get(r.index, 0), n.depth)
+    hidden: dict[int, Elided] = {}
+    groups: dict[int, Elided] = {}
+    for n in nodes:
+        r = root[n.index]
+        levels = deepest[r.index] - r.depth + 1
+        if levels > head + tail + 1 and head <= n.depth - r.depth < levels - tail:
+            group = groups.setdefault(r.index, Elided([]))
+            group.nodes.append(n)
+            hidden[n.index] = group
+    return hidden
+
+
 class SimTree(Tree):
     """One trial's simulation tree: the row decision's chain and the column decision's chain.
 
     Labels are rendered from the node objects at paint time (theme-aware styles from the component
-    classes), so a node that resolves only needs a refresh.
+    classes), so a node that resolves only needs a refresh. A chain deeper than HEAD + TAIL + 1 levels
+    shows its first HEAD and last TAIL levels around one "⋮ k levels not shown" line: a FairBot with a
+    tiny epsilon makes chains of thousands of nodes, which would nest past any screen's width (and past
+    Python's recursion limit in Tree's layout).
     """
+
+    HEAD = 40
+    TAIL = 3
 
     COMPONENT_CLASSES = {"simtree--coop", "simtree--defect", "simtree--action", "simtree--muted",
                          "simtree--error", "simtree--active", "simtree--seat"}
@@ -124,25 +179,35 @@ class SimTree(Tree):
         self.defect_action: str | None = None
         self.opponents: tuple[str, str] = ("", "")
         self._shown_nodes: list[TreeNode] = []
+        self._node_count = 0
 
     def show(self, key: Any, nodes: Sequence[Any], *, finished: bool, coop_action: str | None = None,
              defect_action: str | None = None, opponents: tuple[str, str] = ("", "")) -> bool:
         """Show a trial's nodes; returns True when the tree was rebuilt (a different trial)."""
         self.finished = finished
-        if key == self.key and len(nodes) == len(self._shown_nodes):
+        if key == self.key and len(nodes) == self._node_count:
             for tn in self._shown_nodes:
                 tn.refresh()
             return False
         self.key = key
         self.coop_action, self.defect_action, self.opponents = coop_action, defect_action, opponents
         self.clear()
+        hidden = elide(nodes, self.HEAD, self.TAIL)
         has_child = {n.parent for n in nodes if n.parent is not None}
         made: dict[int, TreeNode] = {}
         self._shown_nodes = []
+        self._node_count = len(nodes)
         for n in nodes:
             parent = made.get(n.parent) if n.parent is not None else self.root
             if parent is None:
                 parent = self.root
+            group = hidden.get(n.index)
+            if group is not None:
+                if group.nodes[0] is n:  # the group's one line, where its first node would be
+                    tn = parent.add("", data=group, expand=True)
+                    self._shown_nodes.append(tn)
+                made[n.index] = made.get(n.parent) if group.nodes[0] is not n else tn
+                continue
             if n.index in has_child:
                 tn = parent.add("", data=n, expand=True)
             else:
@@ -154,6 +219,7 @@ class SimTree(Tree):
     def reset_tree(self, message: str = "") -> None:
         self.key = None
         self._shown_nodes = []
+        self._node_count = 0
         self.clear()
 
     def _style(self, name: str) -> Style:
@@ -165,7 +231,7 @@ class SimTree(Tree):
     def is_asking(self, node: TreeNode) -> bool:
         """A pending node whose simulation below has resolved (or that has none) is being asked now."""
         n = node.data
-        if n is None or not self._pending(n):
+        if n is None or isinstance(n, Elided) or not self._pending(n):
             return False
         child = next(iter(node.children), None)
         return child is None or child.data.action is not None or child.data.error is not None
@@ -174,6 +240,10 @@ class SimTree(Tree):
         n = node.data
         if n is None:
             return Text("")
+        if isinstance(n, Elided):
+            text = Text(n.summary(not self.finished), self._style("simtree--muted"))
+            text.stylize(style)
+            return text
         glyph, verb = MODE_TEXT.get(n.mode, ("·", n.mode or "?"))
         text = Text()
         if n.parent is None:
@@ -221,6 +291,10 @@ class Transcript(VerticalScroll):
         self.remove_children()
         if node is None:
             self.mount(Static("Select a node of the simulation tree to see its LLM transcript.", classes="hint"))
+            return
+        if isinstance(node, Elided):
+            self.mount(Static(Content(f"{len(node.nodes):,} levels of this chain are not shown: select a node "
+                                      "above or below them."), classes="hint"))
             return
         calls = list(node.calls if calls is None else calls)
         widgets: list[Static] = []
