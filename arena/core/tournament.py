@@ -2,9 +2,9 @@
 
 Built-in-only trials run on a synchronous fast path in batches (one transaction per batch); trials
 with an LLM program run as asyncio tasks, enough of them to keep `concurrency` decisions (so about as
-many LLM calls) in flight, each written in its own transaction as soon as it completes. A killed run therefore loses at most the trials in flight (and
-one unwritten batch of built-in trials, a few milliseconds of work); `resume` runs exactly the grid
-positions that are not stored.
+many LLM calls) in flight, each written in its own transaction as soon as it completes. A killed run
+therefore loses at most the trials in flight (and one unwritten batch of built-in trials, a few
+milliseconds of work); `resume` runs exactly the grid positions that are not stored.
 """
 
 from __future__ import annotations
