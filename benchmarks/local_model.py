@@ -111,7 +111,12 @@ async def main(args) -> None:
 
 
 async def overhead(server, spec, client, schema, m: int) -> str:
-    """The same constrained calls, bare (openai client) and through LLMService.decide (cache off)."""
+    """The same constrained calls, bare (openai client) and through LLMService.decide (cache off).
+
+    Greedy decoding (temperature 0) and the seed Arena sends, so that both paths make the very same
+    request and get the very same answer: the difference is the harness alone."""
+    import hashlib
+
     from arena.core.grid import TournamentConfig
     from arena.core.llm import LLMService
     from arena.core.programs import LLMProgram
@@ -120,7 +125,8 @@ async def overhead(server, spec, client, schema, m: int) -> str:
     from arena.core.store import Store
 
     pd = load_games(ROOT / "games")["prisoners_dilemma"]
-    me = LLMProgram(id="fair", kind="llm", model=f"local/{spec.name}", system_prompt=FAIR)
+    me = LLMProgram(id="fair", kind="llm", model=f"local/{spec.name}", system_prompt=FAIR, temperature=0.0)
+    seed = int.from_bytes(hashlib.blake2b(b"0", digest_size=4).digest(), "big")  # Arena's seed at temperature 0
     opp = LLMProgram(id="opp", kind="llm", model=f"local/{spec.name}", system_prompt="You always defect.")
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "o.db") as store:
         svc = LLMService(store, BUILTIN, {})
@@ -129,21 +135,22 @@ async def overhead(server, spec, client, schema, m: int) -> str:
         svc.routes = svc.routes_for([me], cfg)
         svc.clients["local"] = ProviderClient(BUILTIN["local"], server.base_url, None)
         svc.cache = None
-        bare, arena = [], []
+        bare, arena, same = [], [], 0
         for i in range(m):
             spec_i = TrialSpec(i, "prisoners_dilemma", "fair", "opp", 1.0, 0, None, 0, 1000 + i)
             node = Node(0, None, "row", 0, "fair", 0.5)
             msgs = prompts.messages(me.system_prompt, pd, "row", opp.source(), prompts.GROUND, None, True)
             t = time.perf_counter()
-            await client.chat.completions.create(model=spec.name, messages=msgs, temperature=0.7, max_tokens=400,
-                                                 response_format=schema, seed=i)
+            r = await client.chat.completions.create(model=spec.name, messages=msgs, temperature=0.0,
+                                                     max_tokens=me.max_tokens, response_format=schema, seed=seed)
             bare.append(time.perf_counter() - t)
             t = time.perf_counter()
-            await svc.decide(me, pd, opp, spec_i, node, prompts.GROUND, None)
+            move = await svc.decide(me, pd, opp, spec_i, node, prompts.GROUND, None)
             arena.append(time.perf_counter() - t)
+            same += move.calls[-1].response == r.choices[0].message.content
         await svc.aclose()
     b, a = statistics.median(bare), statistics.median(arena)
-    return f"bare {b:.2f} s, arena {a:.2f} s per call: ratio {a / b:.2f}"
+    return f"bare {b:.2f} s, arena {a:.2f} s per call: ratio {a / b:.2f} ({same}/{m} identical answers)"
 
 
 if __name__ == "__main__":

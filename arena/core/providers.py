@@ -75,7 +75,9 @@ def _same(model: str) -> dict[str, str]:
 BUILTIN: dict[str, ProviderSpec] = {p.name: p for p in [
     ProviderSpec(
         name="local", description="embedded llama.cpp server with a small model from PyPI (offline)",
-        concurrency=2, timeout=180.0, max_attempts=3, backoff_initial=0.5, structured="json_schema",
+        # one server slot: on 2 cores, 2 slots answered a real tournament's 63 calls in 121 s against 98 s
+        # for one (llama.cpp's threads share the cores); raise it in providers.yaml on a bigger machine
+        concurrency=1, timeout=180.0, max_attempts=3, backoff_initial=0.5, structured="json_schema",
         aliases={**_same("qwen2.5-coder-0.5b"), "smollm2-135m": "smollm2-135m"},
     ),
     ProviderSpec(
