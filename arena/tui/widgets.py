@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Static, Tree
+from textual.widgets import DataTable, Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
@@ -60,6 +60,27 @@ MODE_TEXT = {
     "capped": ("■", "capped"),
     "direct": ("○", "acts directly"),
 }
+
+
+class ArenaFooter(Footer):
+    """Textual's Footer, rebuilt only when the keys it shows change. Textual rebuilds it (a dozen widgets
+    mounted and styled) on every focus change, e.g. each time the simulation tree takes focus, which
+    under a busy tournament delayed the key itself by tens of milliseconds."""
+
+    _shown: tuple | None = None
+
+    def bindings_changed(self, screen) -> None:
+        shown = self._signature(screen)
+        if self._bindings_ready and shown == self._shown:
+            return
+        super().bindings_changed(screen)
+        if screen.app.app_focus and self.is_attached and screen is self.screen:  # a rebuild was scheduled
+            self._shown = shown
+
+    @staticmethod
+    def _signature(screen) -> tuple:
+        return tuple((b.key, b.description, b.action, enabled, tooltip)
+                     for _, b, enabled, tooltip in screen.active_bindings.values() if b.show)
 
 
 @dataclass

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.screen import Screen
-from textual.widgets import Footer
-
-from ..widgets import AppHeader
+from ..widgets import AppHeader, ArenaFooter
 
 
 class ArenaScreen(Screen):
@@ -15,7 +13,7 @@ class ArenaScreen(Screen):
     def compose(self) -> ComposeResult:
         yield AppHeader(self.MODE)
         yield from self.compose_body()
-        yield Footer()
+        yield ArenaFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()

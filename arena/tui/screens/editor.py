@@ -14,10 +14,11 @@ from textual.binding import Binding
 from textual.containers import Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Footer, OptionList, Static, TextArea
+from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from ...core.errors import ConfigError, Problem
+from ..widgets import ArenaFooter
 
 NEW_PROGRAM = """\
 id: my-program
@@ -90,7 +91,7 @@ class ProgramEditor(ModalScreen[str | None]):
             yield area
             yield Static(id="editor-status")
             yield OptionList(id="editor-problems")
-        yield Footer()
+        yield ArenaFooter()
 
     def on_mount(self) -> None:
         self.query_one("#editor").border_title = self.title_text

@@ -78,7 +78,11 @@ class SetupScreen(ArenaScreen):
         # Paint first, fill then (loading the library takes ~100 ms). While the app is still switching to
         # this screen, its after-refresh callbacks run before its first frame is drawn (measured in a
         # pty, benchmarks/startup.py); a short timer lets that frame out first.
-        self.set_timer(0.01, lambda: self.call_after_refresh(self._first_fill))
+        self.set_timer(0.01, self._fill_after_next_frame)
+
+    def _fill_after_next_frame(self) -> None:
+        self.call_after_refresh(self._first_fill)
+        self.refresh()  # a frame to come after: nothing else may ask for one (an idle screen)
 
     def _first_fill(self) -> None:
         if self._filled:  # a key (ctrl+r) came first and filled the form already

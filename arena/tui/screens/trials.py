@@ -8,10 +8,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Tree
+from textual.widgets import DataTable, Tree
 
 from .. import format as fmt
-from ..widgets import AppHeader, Heat, SimTree, StoredNode, Transcript
+from ..widgets import AppHeader, ArenaFooter, Heat, SimTree, StoredNode, Transcript
 
 
 class TrialsScreen(Screen):
@@ -33,7 +33,7 @@ class TrialsScreen(Screen):
             with Vertical(id="trial-right"):
                 yield SimTree(id="trial-tree", classes="panel")
                 yield Transcript(id="trial-transcript", classes="panel")
-        yield Footer()
+        yield ArenaFooter()
 
     def on_mount(self) -> None:
         c = self.cell
