@@ -57,6 +57,7 @@ class LiveScreen(ArenaScreen):
         self.follow = True
         self.shown: LiveTrial | None = None
         self._shown_version = -1
+        self._shown_held = False
         self._shown_at = 0.0
         self._matrix_version = -1
         self._matrix_at = -1e9
@@ -231,9 +232,9 @@ class LiveScreen(ArenaScreen):
         if t is None:
             _titles(tree, "Simulation tree", "waiting for the first trial…")
             return
-        if t.version == self._shown_version:
+        if t.version == self._shown_version and held == self._shown_held:
             return
-        self._shown_version = t.version
+        self._shown_version, self._shown_held = t.version, held
         game = s.runner.games.get(t.spec.game) if s.runner is not None else None
         sp = t.spec
         rebuilt = tree.show(("live", sp.seq, id(t)), t.nodes, finished=t.finished,
@@ -246,7 +247,8 @@ class LiveScreen(ArenaScreen):
             r = t.result
             outcome = (f"{r.row_action} / {r.col_action} → {fmt.num(r.row_payoff, 1)}, {fmt.num(r.col_payoff, 1)}"
                        if r.status == "ok" else f"{r.status}: {fmt.ellipsize(r.error or '', 50)}")
-        mode = "following" if self.follow else "pinned (f to follow)"
+        mode = ("pinned (f to follow)" if not self.follow else
+                "held while you browse the tree (f to follow)" if held else "following")
         _titles(tree, title, " · ".join(x for x in (outcome or "in progress", mode) if x))
         if rebuilt:
             self._tx_sig = None
@@ -311,6 +313,11 @@ class LiveScreen(ArenaScreen):
                                      "Cancel run", "Keep running"), done)
 
     def action_follow(self) -> None:
+        if self.follow and self.query_one(SimTree).has_focus:  # held while browsing: follow again
+            self.set_focus(None)
+            self._shown_version = -1
+            self.notify("Following new trials.", timeout=2)
+            return
         self.follow = not self.follow
         self._shown_version = -1
         if self.follow:
