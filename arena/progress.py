@@ -51,10 +51,10 @@ class ProgressDisplay:
             now = time.perf_counter()
             rate = (e.done - self._done0) / max(now - self._t0, 1e-9)
             if self._progress is not None:
-                self._progress.update(self._task, completed=e.done, rate=f"{rate:,.0f} trials/s")
+                self._progress.update(self._task, completed=e.done, rate=f"{_rate(rate)} trials/s")
             elif now - self._last >= 1.0 or e.done == e.total:
                 self._last = now
-                print(f"  {e.done}/{e.total} trials ({rate:,.0f}/s)", flush=True)
+                print(f"  {e.done}/{e.total} trials ({_rate(rate)}/s)", flush=True)
         elif isinstance(e, Notice) and e.message not in ("paused", "resumed"):
             out = self._progress.console if self._progress is not None else None
             msg = f"{e.level}: {e.message}"
@@ -86,17 +86,29 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
     from .core.analysis import pair_rows
 
     rows = pair_rows(store, tournament_id)
+    _, games = store.snapshot(tournament_id)
+    coop_action = {gid: g["default_action"] for gid, g in games.items()}
     multi = len({(r.epsilon, r.max_depth, r.temperature) for r in rows}) > 1
-    t = Table(title=f"Tournament {tournament_id}: cooperation rate (95% Wald CI) and mean payoffs")
-    for col in ("game", *(["eps", "cap"] if multi else []), "row", "col", "trials", "coop", "95% CI", "row pay", "col pay", "failed"):
-        t.add_column(col, justify="right" if col in ("trials", "coop", "row pay", "col pay", "failed", "eps", "cap") else "left")
+    t = Table(title=f"Tournament {tournament_id}: cooperation rate (95% Wald CI) and mean payoffs",
+              caption="coop: share of trials with a cooperative joint outcome; row C / col C: share of each "
+                      "side's decisions playing the game's cooperative (default) action")
+    right = ("trials", "coop", "row C", "col C", "row pay", "col pay", "failed", "eps", "cap")
+    for col in ("game", *(["eps", "cap"] if multi else []), "row", "col", "trials", "coop", "95% CI", "row C", "col C",
+                "row pay", "col pay", "failed"):
+        t.add_column(col, justify="right" if col in right else "left")
     for r in rows:
+        c = coop_action.get(r.game)
         t.add_row(
             r.game, *([f"{r.epsilon:g}", str(r.max_depth)] if multi else []), r.row_program, r.col_program,
             str(r.trials), _pct(r.cooperation), f"[{_pct(r.wald_low)}, {_pct(r.wald_high)}]",
+            _pct(r.row_actions.get(c) if r.valid else None), _pct(r.col_actions.get(c) if r.valid else None),
             _num(r.row_payoff), _num(r.col_payoff), _pct((r.refusal_rate or 0) + (r.error_rate or 0)),
         )
     console(plain).print(t)
+
+
+def _rate(x: float) -> str:
+    return f"{x:,.0f}" if x >= 10 else f"{x:.2g}"
 
 
 def _pct(x: float | None) -> str:

@@ -35,6 +35,9 @@ def test_headline_command(tmp_path):
         "SELECT col_program, avg(row_action = 'cooperate') FROM trials WHERE row_program = 'fairbot' GROUP BY col_program"))
     assert share["fairbot"] == 1.0
     assert abs(share["defectbot"] - 0.2) < 4 * (0.2 * 0.8 / 2000) ** 0.5
+    # the summary shows that share (row C) beside the joint cooperation rate
+    line = next(x for x in out.stdout.splitlines() if "│ fairbot   │ defectbot │" in x)
+    assert f"{100 * share['defectbot']:.1f}%" in line.split("│")[7]
     before = con.execute("SELECT * FROM trials ORDER BY seq").fetchall()
     # Same command again: continues the stored tournament, adds nothing.
     again = arena(*HEADLINE, "--db", str(db), "--display", "plain")
