@@ -22,15 +22,10 @@ import pytest
 from arena.core.outage import ProviderHealth
 from arena.core.providers import BUILTIN
 from arena.testing.fake_llm import FakeLLMServer, FaultPlan, Reset, Status, action_responder
+from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
 KINDS = ["rate_limit", "server_error", "unavailable", "timeout", "reset", "malformed", "empty", "truncated"]
-
-
-def policy(req) -> str:
-    if "always defect" in req.messages[0]["content"]:
-        return "defect"
-    return "defect" if "your opponent chose: defect" in req.last_user_text else "cooperate"
 
 
 @pytest.fixture

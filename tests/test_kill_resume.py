@@ -22,6 +22,7 @@ import pytest
 
 from arena.core.store import Store
 from arena.testing.fake_llm import FakeLLMServer, action_responder
+from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
 BOTS = ["cooperatebot", "defectbot", "randombot", "fairbot", "cliquebot"]
@@ -194,12 +195,6 @@ LLM_PROGRAMS = {
     "fair-llm": "You are fair: mirror what the simulated opponent did.",
     "mean-llm": "You always defect.",
 }
-
-
-def policy(req) -> str:
-    if "always defect" in req.messages[0]["content"]:
-        return "defect"
-    return "defect" if "your opponent chose: defect" in req.last_user_text else "cooperate"
 
 
 @pytest.fixture

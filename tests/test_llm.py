@@ -19,18 +19,13 @@ from arena.core.records import CAPPED, GROUNDED, SIMULATED, Node, TrialSpec
 from arena.core.tournament import TournamentRunner
 from arena.testing.fake_llm import (Delay, Empty, FakeLLMServer, FaultPlan, Malformed, Reset, Script, Status, Text,
                                     action_responder)
+from llm_policies import mirror_policy as policy
 
 ENV = {"LLM_API_KEY": "test-key-not-secret"}
 FAIR = LLMProgram(id="fair", kind="llm", model="custom/fake-8b", temperature=0.7,
                   system_prompt="You are fair: mirror what the simulated opponent did.")
 MEAN = LLMProgram(id="mean", kind="llm", model="custom/fake-8b", temperature=0.7,
                   system_prompt="You always defect.")
-
-
-def policy(req) -> str:
-    if "always defect" in req.messages[0]["content"]:
-        return "defect"
-    return "defect" if "your opponent chose: defect" in req.last_user_text else "cooperate"
 
 
 def registry(url: str, **over):

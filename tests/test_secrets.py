@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pytest
 
 from arena.testing.fake_llm import Echo, FakeLLMServer, FaultPlan, Text, action_responder
+from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
 KEYS = {
@@ -41,12 +42,6 @@ def assert_clean(what: str, data: str | bytes) -> None:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     found = [c for c in canaries() if c in text]
     assert not found, f"{what} holds {found}"
-
-
-def policy(req) -> str:
-    if "always defect" in req.messages[0]["content"]:
-        return "defect"
-    return "defect" if "your opponent chose: defect" in req.last_user_text else "cooperate"
 
 
 @pytest.fixture
