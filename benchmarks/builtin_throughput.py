@@ -22,7 +22,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Row, arg_parser, finish, library, machine  # noqa: E402
+from common import Row, arg_parser, library, machine, run  # noqa: E402
 
 BOTS = ["cooperatebot", "defectbot", "fairbot", "randombot"]
 
@@ -92,6 +92,4 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    json_path = args[args.index("--json") + 1] if "--json" in args else None
-    finish(main(args), json_path)
+    run(main)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Row, arg_parser, fake_env, fake_server, finish, library, machine, registry, to_fake  # noqa: E402
+from common import Row, arg_parser, fake_env, fake_server, library, machine, registry, run, to_fake  # noqa: E402
 
 from arena.core.grid import TournamentConfig  # noqa: E402
 
@@ -28,7 +28,7 @@ TABLE = ("seq, game, row_program, col_program, trial_index, seed, row_action, co
          "cooperative, status, n_nodes, n_calls, row_depth, col_depth")
 
 
-def run(store, config: TournamentConfig, lib, url: str, new: bool) -> tuple[float, object, int]:
+def run_tournament(store, config: TournamentConfig, lib, url: str, new: bool) -> tuple[float, object, int]:
     from arena.core.llm import LLMService
     from arena.core.tournament import TournamentRunner
 
@@ -51,8 +51,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
     from arena.core.store import Store
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store, fake_server(L) as url:
-        first_s, first, tid1 = run(store, config, lib, url, new=False)
-        replays = [run(store, config, lib, url, new=True) for _ in range(3)]
+        first_s, first, tid1 = run_tournament(store, config, lib, url, new=False)
+        replays = [run_tournament(store, config, lib, url, new=True) for _ in range(3)]
         table = lambda tid: store.query(f"SELECT {TABLE} FROM trials WHERE tournament_id=? ORDER BY seq", (tid,))  # noqa: E731
         t1 = table(tid1)
         same = len(t1) == config.total_trials and all(table(tid) == t1 for _, _, tid in replays)
@@ -73,6 +73,4 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    json_path = args[args.index("--json") + 1] if "--json" in args else None
-    finish(main(args), json_path)
+    run(main)

@@ -52,6 +52,13 @@ def finish(rows: list[Row], json_path: str | None) -> None:
         Path(json_path).write_text(json.dumps([asdict(r) for r in rows]))
 
 
+def run(main) -> None:
+    """A script's entry point: `main(argv)` measures and returns its rows, printed here (and written as
+    JSON for run_all.py when --json FILE is given)."""
+    argv = sys.argv[1:]
+    finish(main(argv), argv[argv.index("--json") + 1] if "--json" in argv else None)
+
+
 def arg_parser(doc: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     ap.add_argument("--json", help="also write the summary rows to this file (used by run_all.py)")

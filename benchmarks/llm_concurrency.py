@@ -29,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Row, arg_parser, fake_env, fake_server, finish, library, machine, registry, to_fake  # noqa: E402
+from common import Row, arg_parser, fake_env, fake_server, library, machine, registry, run, to_fake  # noqa: E402
 
 from arena.core.grid import TournamentConfig  # noqa: E402
 from arena.core.simulator import plan  # noqa: E402
@@ -197,6 +197,4 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    json_path = args[args.index("--json") + 1] if "--json" in args else None
-    finish(main(args), json_path)
+    run(main)

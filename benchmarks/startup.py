@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Row, arg_parser, finish, machine  # noqa: E402
+from common import ROOT, Row, arg_parser, machine, run  # noqa: E402
 
 TARGET = 0.5
 
@@ -131,6 +131,4 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    json_path = args[args.index("--json") + 1] if "--json" in args else None
-    finish(main(args), json_path)
+    run(main)

@@ -29,7 +29,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ROOT, Row, arg_parser, finish, library, machine, to_fake  # noqa: E402
+from common import ROOT, Row, arg_parser, library, machine, run, to_fake  # noqa: E402
 
 from arena.core.events import NodeResolved, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished  # noqa: E402
 from arena.core.grid import TournamentConfig  # noqa: E402
@@ -252,6 +252,4 @@ def main(argv: list[str] | None = None) -> list[Row]:
 
 
 if __name__ == "__main__":
-    args = sys.argv[1:]
-    json_path = args[args.index("--json") + 1] if "--json" in args else None
-    finish(main(args), json_path)
+    run(main)
