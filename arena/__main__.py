@@ -2,7 +2,7 @@
 
 Bare `arena` opens the app straight away: building the typer CLI (every subcommand's options) and
 importing typer cost ~80 ms that the first paint would otherwise wait for. Anything else goes to
-arena.cli.
+arena.cli.main.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ def main() -> None:
         except KeyboardInterrupt:
             sys.exit(130)
         return
-    from .cli import main as cli_main
+    from arena.cli.main import main as cli_main
 
     cli_main()
 

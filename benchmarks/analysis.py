@@ -24,12 +24,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arena.core import analysis  # noqa: E402
-from arena.core.games import load_games  # noqa: E402
-from arena.core.grid import TournamentConfig  # noqa: E402
-from arena.core.programs import load_programs  # noqa: E402
-from arena.core.store import Store  # noqa: E402
-from arena.core.tournament import TournamentRunner  # noqa: E402
+from arena.analysis import tables as analysis  # noqa: E402
+from arena.library.games import load_games  # noqa: E402
+from arena.engine.grid import TournamentConfig  # noqa: E402
+from arena.library.programs import load_programs  # noqa: E402
+from arena.store.database import Store  # noqa: E402
+from arena.runner.tournament import TournamentRunner  # noqa: E402
 
 BOTS = ["fairbot", "defectbot", "cooperatebot", "randombot", "cliquebot"]
 

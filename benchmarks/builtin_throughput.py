@@ -28,9 +28,9 @@ BOTS = ["cooperatebot", "defectbot", "fairbot", "randombot"]
 
 
 def arena(trials_per_cell: int, db: Path) -> dict:
-    from arena.core.grid import TournamentConfig
-    from arena.core.store import Store
-    from arena.core.tournament import TournamentRunner
+    from arena.engine.grid import TournamentConfig
+    from arena.store.database import Store
+    from arena.runner.tournament import TournamentRunner
 
     lib = library()
     config = TournamentConfig(programs=BOTS, games=["prisoners_dilemma"], epsilons=[0.05], max_depths=[100],

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, arg_parser, fake_env, fake_server, library, machine, registry, run, to_fake  # noqa: E402
 
-from arena.core.grid import TournamentConfig  # noqa: E402
+from arena.engine.grid import TournamentConfig  # noqa: E402
 
 L = 0.1
 PROGRAMS = ["fair-llm", "exploit-llm", "defect-llm"]
@@ -29,8 +29,8 @@ TABLE = ("seq, game, row_program, col_program, trial_index, seed, row_action, co
 
 
 def run_tournament(store, config: TournamentConfig, lib, url: str, new: bool) -> tuple[float, object, int]:
-    from arena.core.llm import LLMService
-    from arena.core.tournament import TournamentRunner
+    from arena.llm.service import LLMService
+    from arena.runner.tournament import TournamentRunner
 
     backend = LLMService(store, registry(url, config.concurrency), fake_env(url))
     runner = TournamentRunner.create(store, config, lib.programs, lib.games, backend=backend, new=new)
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                               trials=4 if args.quick else args.trials, seed=3, concurrency=8,
                               models=to_fake(PROGRAMS), name="bench cache replay")
     print(f"cache replay, latency {L * 1000:.0f} ms, concurrency {config.concurrency}, {machine()}")
-    from arena.core.store import Store
+    from arena.store.database import Store
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store, fake_server(L) as url:
         first_s, first, tid1 = run_tournament(store, config, lib, url, new=False)

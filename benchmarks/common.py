@@ -103,7 +103,7 @@ def fake_server(latency: float):
 
 
 def _serve(latency: float) -> None:
-    from arena.testing.fake_llm import FakeLLMServer, action_responder
+    from tests.support.fake_llm import FakeLLMServer, action_responder
 
     with FakeLLMServer(action_responder(policy), latency=latency) as srv:
         print(f"serving {srv.base_url}", flush=True)
@@ -116,14 +116,14 @@ def fake_env(base_url: str) -> dict[str, str]:
 
 def registry(base_url: str, concurrency: int):
     """The provider registry with `custom` pointing at the fake server, `concurrency` calls at a time."""
-    from arena.core.providers import BUILTIN
+    from arena.llm.providers import BUILTIN
 
     return {**BUILTIN, "custom": BUILTIN["custom"].model_copy(update={"base_url": base_url, "concurrency": concurrency})}
 
 
 def library():
     """The shipped program and game library (real prompt sizes)."""
-    from arena.core.library import load_library
+    from arena.library.catalog import load_library
 
     return load_library(ROOT / "programs", ROOT / "games")
 

@@ -2,7 +2,7 @@
 
     python benchmarks/llm_concurrency.py [--quick] [--json rows.json]
 
-A fake OpenAI-compatible server (arena.testing.fake_llm, in its own process) answers every call after a
+A fake OpenAI-compatible server (tests.support.fake_llm, in its own process) answers every call after a
 fixed latency L = 100 ms. For each configuration, in one run:
 
 - bare:  N' calls through a bare `openai.AsyncOpenAI` client, C at a time, with an arena-sized prompt:
@@ -31,8 +31,8 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, arg_parser, fake_env, fake_server, library, machine, registry, run, to_fake  # noqa: E402
 
-from arena.core.grid import TournamentConfig  # noqa: E402
-from arena.core.simulator import plan  # noqa: E402
+from arena.engine.grid import TournamentConfig  # noqa: E402
+from arena.engine.simulator import plan  # noqa: E402
 
 L = 0.1  # seconds of server latency per call
 PROGRAMS = ["fair-llm", "exploit-llm"]
@@ -124,9 +124,9 @@ async def bare(base_url: str, n: int, c: int, messages: list[dict]) -> tuple[flo
 
 
 def arena_run(base_url: str, config: TournamentConfig, provider_concurrency: int, lib) -> tuple[float, float, dict]:
-    from arena.core.llm import LLMService
-    from arena.core.store import Store
-    from arena.core.tournament import TournamentRunner
+    from arena.llm.service import LLMService
+    from arena.store.database import Store
+    from arena.runner.tournament import TournamentRunner
 
     events = 0
 
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     args = ap.parse_args(argv)
     seconds = 1.5 if args.quick else args.seconds
     lib = library()
-    from arena.core import prompts
+    from arena.llm import prompts
 
     pd = lib.games["prisoners_dilemma"]
     fair, exploit = lib.programs["fair-llm"], lib.programs["exploit-llm"]

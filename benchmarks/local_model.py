@@ -19,8 +19,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from arena.core import localmodel, prompts  # noqa: E402
-from arena.core.games import load_games  # noqa: E402
+from arena.llm import localmodel, prompts  # noqa: E402
+from arena.library.games import load_games  # noqa: E402
 
 FAIR = "You are fair: mirror what your opponent does to you; cooperate if it would cooperate with you."
 OPP = "Model: local/qwen2.5-coder-0.5b\nTemperature: 0.7\nSystem prompt:\nYou always defect."
@@ -117,12 +117,12 @@ async def overhead(server, spec, client, schema, m: int) -> str:
     request and get the very same answer: the difference is the harness alone."""
     import hashlib
 
-    from arena.core.grid import TournamentConfig
-    from arena.core.llm import LLMService
-    from arena.core.programs import LLMProgram
-    from arena.core.providers import BUILTIN, ProviderClient
-    from arena.core.records import Node, TrialSpec
-    from arena.core.store import Store
+    from arena.engine.grid import TournamentConfig
+    from arena.llm.service import LLMService
+    from arena.library.programs import LLMProgram
+    from arena.llm.providers import BUILTIN, ProviderClient
+    from arena.engine.records import Node, TrialSpec
+    from arena.store.database import Store
 
     pd = load_games(ROOT / "games")["prisoners_dilemma"]
     me = LLMProgram(id="fair", kind="llm", model=f"local/{spec.name}", system_prompt=FAIR, temperature=0.0)

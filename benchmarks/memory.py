@@ -65,9 +65,9 @@ def timed_query(fn, repeat: int = 3) -> float:
 
 
 def queries(db: Path) -> list[tuple[str, float]]:
-    from arena.core.analysis import pair_rows
-    from arena.core.live import LiveTally
-    from arena.core.store import Store
+    from arena.analysis.tables import pair_rows
+    from arena.analysis.tally import LiveTally
+    from arena.store.database import Store
 
     with Store(db) as store:
         tid = store.tournament().id

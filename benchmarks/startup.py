@@ -33,9 +33,9 @@ TARGET = 0.5
 
 
 def entry() -> list[str]:
-    """The `arena` console script beside this interpreter (what `make run` starts), else `-m arena.cli`."""
+    """The `arena` console script beside this interpreter (what `make run` starts), else `-m arena.cli.main`."""
     script = Path(sys.executable).with_name("arena")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "arena.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "arena.cli.main"]
 
 
 def wall(cmd: list[str], cwd: str) -> float:
@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         print(f"  python -c pass        {b * 1000:6.0f} ms (the interpreter alone)")
         print(f"  arena --help          {h * 1000:6.0f} ms  (max {max(helps) * 1000:.0f})")
         print(f"  TUI first paint       {p * 1000:6.0f} ms  (max {max(paints) * 1000:.0f})")
-        for label, code in [("arena --help", "import arena.cli"),
+        for label, code in [("arena --help", "import arena.cli.main"),
                             ("TUI", "import arena.__main__, arena.tui.app, arena.tui.screens.setup")]:
             slow = ", ".join(f"{k} {v:.0f} ms" for k, v in import_offenders(code, tmp))
             print(f"  slowest imports, {label}: {slow}")

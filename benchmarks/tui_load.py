@@ -31,10 +31,16 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ROOT, Row, arg_parser, library, machine, run, to_fake  # noqa: E402
 
-from arena.core.events import NodeResolved, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished  # noqa: E402
-from arena.core.grid import TournamentConfig  # noqa: E402
-from arena.core.records import CallRecord, TrialResult  # noqa: E402
-from arena.core.simulator import plan  # noqa: E402
+from arena.engine.events import (
+    NodeResolved,
+    TournamentFinished,
+    TournamentStarted,
+    TrialPlanned,
+    TrialsFinished,
+)  # noqa: E402
+from arena.engine.grid import TournamentConfig  # noqa: E402
+from arena.engine.records import CallRecord, TrialResult  # noqa: E402
+from arena.engine.simulator import plan  # noqa: E402
 
 TARGET_S = 0.1
 PROGRAMS = ["fair-llm", "exploit-llm"]
@@ -178,7 +184,7 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path) -> dict:
         if load == "idle":  # no tournament: Textual's own cost of each key, the baseline
             await pilot.press("3")
         elif load == "flood":
-            from arena.core.store import Store
+            from arena.store.database import Store
 
             config = TournamentConfig(programs=PROGRAMS, games=["prisoners_dilemma"], epsilons=[0.05],
                                       max_depths=[30], trials=100_000, seed=5, models=to_fake(PROGRAMS))

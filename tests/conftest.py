@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from arena.core.games import load_games
-from arena.core.programs import load_programs
-from arena.core.store import Store
+from arena.library.games import load_games
+from arena.library.programs import load_programs
+from arena.store.database import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 

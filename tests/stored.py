@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from arena.core.grid import TournamentConfig
-from arena.core.records import DIRECT, GROUNDED, SIMULATED, Node, TrialResult
-from arena.core.tournament import fingerprint
+from arena.engine.grid import TournamentConfig
+from arena.engine.records import DIRECT, GROUNDED, SIMULATED, Node, TrialResult
+from arena.runner.tournament import fingerprint
 
 FDC = ["fairbot", "defectbot", "cooperatebot"]
 C, D = "cooperate", "defect"

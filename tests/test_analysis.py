@@ -8,12 +8,19 @@ from fractions import Fraction
 
 import pytest
 
-from arena.core import analysis
-from arena.core.analysis import (competition_ranks, load_outcomes, mean_ci, pair_rows, pairs, programs as program_rows,
-                                 wald_ci, weighted_median, wilson_ci)
-from arena.core.grid import TournamentConfig
-from arena.core.metagame import meta_matrices, nash_equilibria, pure_equilibria
-from arena.core.tournament import TournamentRunner
+from arena.analysis import tables as analysis
+from arena.analysis.tables import (
+    competition_ranks,
+    load_outcomes,
+    pair_rows,
+    pairs,
+    programs as program_rows,
+    weighted_median,
+)
+from arena.analysis.stats import mean_ci, wald_ci, wilson_ci
+from arena.engine.grid import TournamentConfig
+from arena.analysis.metagame import meta_matrices, nash_equilibria, pure_equilibria
+from arena.runner.tournament import TournamentRunner
 from stored import FDC, C, D, fdc_trial, make_tournament, make_trial
 
 
@@ -244,10 +251,10 @@ def test_call_rows_from_the_loopback_server(store, games, programs):
     """One LLM program ('mean') on the fake server, one trial per cell, concurrency 1: (defectbot, mean)
     fails after 2 attempts (HTTP 500 twice); (mean, defectbot) answers without an action twice (refused);
     (mean, mean) answers without an action then gives it when corrected, for both decisions."""
-    from arena.core.llm import LLMService
-    from arena.core.programs import LLMProgram
-    from arena.core.providers import BUILTIN
-    from arena.testing.fake_llm import FakeLLMServer, Status, Text
+    from arena.llm.service import LLMService
+    from arena.library.programs import LLMProgram
+    from arena.llm.providers import BUILTIN
+    from tests.support.fake_llm import FakeLLMServer, Status, Text
 
     mean = LLMProgram(id="mean", kind="llm", model="custom/fake-8b", temperature=0.7, system_prompt="You defect.")
 
@@ -281,7 +288,7 @@ def test_call_rows_from_the_loopback_server(store, games, programs):
     assert cells[("defectbot", "mean")].error_rate == 1.0 and cells[("mean", "defectbot")].refusal_rate == 1.0
     assert (cells[("mean", "mean")].calls_per_trial, cells[("mean", "mean")].calls_max) == (4.0, 4)
     # the key went to the server, never to the store
-    from arena.core.export import render
+    from arena.analysis.export import render
 
     for fmt in ("csv", "json", "markdown", "latex"):
         for table in (["calls"] if fmt == "csv" else ["all"]):

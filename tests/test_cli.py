@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arena.cli import app
+from arena.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ["run", "--game", "prisoners_dilemma", "--program", "fairbot", "--program", "defectbot", "--epsilon", "0.2",
@@ -18,7 +18,7 @@ HEADLINE = ["run", "--game", "prisoners_dilemma", "--program", "fairbot", "--pro
 
 
 def arena(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def invoke(*args):

@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arena.cli import app
-from arena.core.errors import ConfigError
-from arena.core.games import load_games
-from arena.core.programs import load_program_entries
-from arena.core.yamlio import MAX_FILE_BYTES
+from arena.cli.main import app
+from arena.errors import ConfigError
+from arena.library.games import load_games
+from arena.library.programs import load_program_entries
+from arena.library.yamlio import MAX_FILE_BYTES
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"
@@ -111,7 +111,7 @@ def test_a_real_process_reports_the_worst_files_cleanly():
     for name in ("billion_laughs", "binary_garbage", "deep_nesting"):
         case = CORPUS / "bad_programs" / f"{name}.yaml"
         reported, line, field, message = expectation(case)
-        out = subprocess.run([sys.executable, "-m", "arena.cli", "programs", "validate", str(case)],
+        out = subprocess.run([sys.executable, "-m", "arena.cli.main", "programs", "validate", str(case)],
                              capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 2 and "Traceback" not in out.stderr
         assert out.stderr.startswith(prefix(case, line, field)) and message in out.stderr

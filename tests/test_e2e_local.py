@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_two_llm_programs_on_the_embedded_model(tmp_path):
     db = tmp_path / "e2e.db"
-    args = [sys.executable, "-m", "arena.cli", "run", "-p", "fair-llm", "-p", "defect-llm", "-n", "1", "-e", "0.5",
+    args = [sys.executable, "-m", "arena.cli.main", "run", "-p", "fair-llm", "-p", "defect-llm", "-n", "1", "-e", "0.5",
             "-d", "2", "--seed", "3", "--model", "fair-llm=local/smollm2-135m", "--model", "defect-llm=local/smollm2-135m",
             "--db", str(db), "--display", "plain"]
     out = subprocess.run(args, capture_output=True, text=True, cwd=ROOT, timeout=600)

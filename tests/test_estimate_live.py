@@ -1,4 +1,4 @@
-"""core/estimate.py (cost before a run) and core/live.py (running counts during a run)."""
+"""engine/estimate.py (cost before a run) and analysis/tally.py (running counts during a run)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import math
 
 import pytest
 
-from arena.core.analysis import pair_rows
-from arena.core.estimate import estimate
-from arena.core.grid import TournamentConfig
-from arena.core.live import LiveTally
-from arena.core.programs import LLMProgram
-from arena.core.tournament import TournamentRunner
-from arena.core.events import TrialsFinished
+from arena.analysis.tables import pair_rows
+from arena.engine.estimate import estimate
+from arena.engine.grid import TournamentConfig
+from arena.analysis.tally import LiveTally
+from arena.library.programs import LLMProgram
+from arena.runner.tournament import TournamentRunner
+from arena.engine.events import TrialsFinished
 
 
 def _config(**kw):
@@ -30,7 +30,7 @@ def test_estimate_fairbot_self_play_is_one_over_epsilon(programs):
 
 def test_estimate_counts_llm_nodes_only():
     llm = LLMProgram(id="l", kind="llm", model="local/x", system_prompt="hi")
-    from arena.core.programs import program_from_json
+    from arena.library.programs import program_from_json
 
     fair = program_from_json({"id": "fairbot", "kind": "builtin", "strategy": "fairbot"})
     progs = {"l": llm, "fairbot": fair}

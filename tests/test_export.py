@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from arena.cli import app
-from arena.core import export as ex
-from arena.core.store import Store
+from arena.cli.main import app
+from arena.analysis import export as ex
+from arena.store.database import Store
 from stored import fdc_trial, make_tournament
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -231,10 +231,10 @@ def test_no_tournament_yet(tmp_path):
 def test_start_up_imports_no_plotting_or_numerics():
     """`arena --help` stays fast: neither the CLI nor core modules the TUI starts with import
     matplotlib, numpy or nashpy (they load when a plot or the meta-game is computed)."""
-    code = ("import sys\nfrom arena import cli\nimport arena.core.export, arena.core.analysis, arena.core.plots\n"
+    code = ("import sys\nfrom arena import cli\nimport arena.analysis.export, arena.analysis.tables, arena.analysis.plots\n"
             "import arena.tui.app, arena.tui.exporting\n"
             "print(sorted(m for m in ('matplotlib', 'numpy', 'nashpy', 'scipy') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert out.stdout.strip() == "[]"
-    assert subprocess.run([sys.executable, "-m", "arena.cli", "export", "--help"], capture_output=True, text=True,
+    assert subprocess.run([sys.executable, "-m", "arena.cli.main", "export", "--help"], capture_output=True, text=True,
                           cwd=ROOT).stdout.count("--format") >= 1

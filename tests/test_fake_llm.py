@@ -16,7 +16,7 @@ import httpx
 import openai
 import pytest
 
-from arena.testing.fake_llm import (
+from tests.support.fake_llm import (
     FAULT_KINDS,
     ChatRequest,
     Delay,
@@ -408,7 +408,7 @@ async def test_reset_stats(server):
 def test_cli_serves_until_interrupted():
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "arena.testing.fake_llm", "--port", "0", "--action", "defect", "--latency", "0.01"],
+        [sys.executable, "-m", "tests.support.fake_llm", "--port", "0", "--action", "defect", "--latency", "0.01"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

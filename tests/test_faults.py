@@ -19,9 +19,9 @@ from pathlib import Path
 
 import pytest
 
-from arena.core.outage import ProviderHealth
-from arena.core.providers import BUILTIN
-from arena.testing.fake_llm import FakeLLMServer, FaultPlan, Reset, Status, action_responder
+from arena.llm.outage import ProviderHealth
+from arena.llm.providers import BUILTIN
+from tests.support.fake_llm import FakeLLMServer, FaultPlan, Reset, Status, action_responder
 from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,7 +50,7 @@ def providers_yaml(path: Path, **settings) -> Path:
 def arena_run(workdir: Path, srv: FakeLLMServer, providers: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ARENA_PROGRAMS": str(workdir / "programs"), "ARENA_PROVIDERS": str(providers),
            "LLM_BASE_URL": srv.base_url, "LLM_API_KEY": "fault-test-key"}
-    return subprocess.run([sys.executable, "-m", "arena.cli", "run", "-p", "fair-llm", "-p", "mean-llm", "-p", "fairbot",
+    return subprocess.run([sys.executable, "-m", "arena.cli.main", "run", "-p", "fair-llm", "-p", "mean-llm", "-p", "fairbot",
                            "-g", "prisoners_dilemma", "-e", "0.3", "-d", "3", "--seed", "3", "--display", "plain",
                            "--db", str(workdir / "arena.db"), *args],
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)

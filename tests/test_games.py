@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from arena.core.errors import ConfigError
-from arena.core.games import Game, load_games
-from arena.core.yamlio import read_documents, validate
+from arena.errors import ConfigError
+from arena.library.games import Game, load_games
+from arena.library.yamlio import read_documents, validate
 
 EXPECTED = {
     # game: {(row action, col action): (row payoff, col payoff)}

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from arena.core.grid import PRESETS, TournamentConfig, from_preset, trial_seed
+from arena.engine.grid import PRESETS, TournamentConfig, from_preset, trial_seed
 
 
 def cfg(**kw):

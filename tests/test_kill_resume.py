@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from arena.core.store import Store
-from arena.testing.fake_llm import FakeLLMServer, action_responder
+from arena.store.database import Store
+from tests.support.fake_llm import FakeLLMServer, action_responder
 from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ BUILTIN_TOTAL = 60_000
 
 
 def spawn(*args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "arena.cli", *args], cwd=ROOT, env={**os.environ, **(env or {})},
+    return subprocess.Popen([sys.executable, "-m", "arena.cli.main", *args], cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -185,7 +185,7 @@ def test_ctrl_c_or_sigterm_stops_cleanly_and_says_how_to_resume(tmp_path, sig, c
     with Store(db) as store:
         row = store.tournament(1)
         assert (row.status, row.display_status, row.done) == ("cancelled", "cancelled", n)
-    listing = subprocess.run([sys.executable, "-m", "arena.cli", "tournaments", "list", "--db", str(db)],
+    listing = subprocess.run([sys.executable, "-m", "arena.cli.main", "tournaments", "list", "--db", str(db)],
                              capture_output=True, text=True, cwd=ROOT, timeout=60).stdout
     assert "cancelled" in listing and f"{n}/{BUILTIN_TOTAL}" in listing
 
@@ -264,7 +264,7 @@ def test_sigkill_during_llm_trials_then_resume(tmp_path, llm_library):
 # --- the TUI: the runner is a thread of the app's process ---------------------------------------------------
 TUI_SCRIPT = """
 import asyncio, sys
-from arena.core.grid import TournamentConfig
+from arena.engine.grid import TournamentConfig
 from arena.tui.app import ArenaApp
 
 async def main():

@@ -1,4 +1,4 @@
-"""LLM programs end to end against a real HTTP server on 127.0.0.1 (arena.testing.fake_llm).
+"""LLM programs end to end against a real HTTP server on 127.0.0.1 (tests.support.fake_llm).
 
 Nothing of Arena's own is mocked: requests go through openai.AsyncOpenAI and httpx to a socket.
 """
@@ -10,15 +10,25 @@ import json
 
 import pytest
 
-from arena.core.errors import ArenaError
-from arena.core.grid import TournamentConfig
-from arena.core.llm import LLMService
-from arena.core.programs import LLMProgram
-from arena.core.providers import BUILTIN, ProviderUnusable
-from arena.core.records import CAPPED, GROUNDED, SIMULATED, Node, TrialSpec
-from arena.core.tournament import TournamentRunner
-from arena.testing.fake_llm import (Delay, Empty, FakeLLMServer, FaultPlan, Malformed, Reset, Script, Status, Text,
-                                    action_responder)
+from arena.errors import ArenaError
+from arena.engine.grid import TournamentConfig
+from arena.llm.service import LLMService
+from arena.library.programs import LLMProgram
+from arena.llm.providers import BUILTIN, ProviderUnusable
+from arena.engine.records import CAPPED, GROUNDED, SIMULATED, Node, TrialSpec
+from arena.runner.tournament import TournamentRunner
+from tests.support.fake_llm import (
+    Delay,
+    Empty,
+    FakeLLMServer,
+    FaultPlan,
+    Malformed,
+    Reset,
+    Script,
+    Status,
+    Text,
+    action_responder,
+)
 from llm_policies import mirror_policy as policy
 
 ENV = {"LLM_API_KEY": "test-key-not-secret"}

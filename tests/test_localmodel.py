@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from arena.core import localmodel
-from arena.core.localmodel import ModelPart, ModelSpec, ModelUnavailable, assemble
+from arena.llm import localmodel
+from arena.llm.localmodel import ModelPart, ModelSpec, ModelUnavailable, assemble
 
 
 @pytest.fixture
@@ -119,7 +119,7 @@ def test_real_server_answers_and_stops(tmp_path):
 def test_killing_arena_never_orphans_the_server(tmp_path):
     code = textwrap.dedent(f"""
         import asyncio, sys
-        from arena.core import localmodel
+        from arena.llm import localmodel
         async def main():
             s = localmodel.LocalServer(localmodel.model_spec("smollm2-135m"), parallel=1, ctx_per_slot=512,
                                        log_dir=__import__("pathlib").Path({str(tmp_path)!r}))

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from arena.core.errors import ConfigError
-from arena.core.programs import BuiltinProgram, LLMProgram, load_program_entries, parse_program_text
+from arena.errors import ConfigError
+from arena.library.programs import BuiltinProgram, LLMProgram, load_program_entries, parse_program_text
 
 
 def test_shipped_builtins(programs):

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from arena.core import prompts
-from arena.core.prompts import fence, parse_action, seat_payoffs
+from arena.llm import prompts
+from arena.llm.prompts import fence, parse_action, seat_payoffs
 
 PD = ["cooperate", "defect"]
 
@@ -151,12 +151,12 @@ def test_a_hostile_program_cannot_steer_the_others_parse_or_records(store, games
     import asyncio
     import json
 
-    from arena.core.grid import TournamentConfig
-    from arena.core.llm import LLMService
-    from arena.core.programs import LLMProgram
-    from arena.core.providers import BUILTIN
-    from arena.core.tournament import TournamentRunner
-    from arena.testing.fake_llm import FakeLLMServer, Text
+    from arena.engine.grid import TournamentConfig
+    from arena.llm.service import LLMService
+    from arena.library.programs import LLMProgram
+    from arena.llm.providers import BUILTIN
+    from arena.runner.tournament import TournamentRunner
+    from tests.support.fake_llm import FakeLLMServer, Text
 
     hostile = LLMProgram(id="hostile", kind="llm", model="custom/fake-8b", temperature=0.7, system_prompt=HOSTILE)
     fair = LLMProgram(id="fair", kind="llm", model="custom/fake-8b", temperature=0.7,

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from arena.core.errors import ArenaError, ConfigError
-from arena.core.providers import BUILTIN, load_providers, redact, resolve
+from arena.errors import ArenaError, ConfigError
+from arena.llm.providers import BUILTIN, load_providers, redact, resolve
 
 
 def test_resolve_native_and_alias():

@@ -18,7 +18,7 @@ from urllib.parse import quote
 
 import pytest
 
-from arena.testing.fake_llm import Echo, FakeLLMServer, FaultPlan, Text, action_responder
+from tests.support.fake_llm import Echo, FakeLLMServer, FaultPlan, Text, action_responder
 from llm_policies import mirror_policy as policy
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -66,7 +66,7 @@ def setup(tmp_path):
 
 
 def arena(env, *args, cwd):
-    return subprocess.run([sys.executable, "-m", "arena.cli", *args], capture_output=True, text=True, env=env, cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, env=env, cwd=cwd,
                           timeout=240)
 
 
@@ -132,8 +132,8 @@ def test_canary_keys_reach_no_database_export_output_or_log(setup):
     keeper.close()
 
     # exports (whatever formats this build has) and any log Arena wrote
-    from arena.core import export
-    from arena.core.store import Store
+    from arena.analysis import export
+    from arena.store.database import Store
 
     with Store(db) as store:
         for tid in (1, 2, 3):
@@ -151,7 +151,7 @@ def test_canary_keys_reach_no_database_export_output_or_log(setup):
 
 
 def test_redact_handles_every_form_of_a_secret():
-    from arena.core.providers import BUILTIN, clip, redact, secret_values
+    from arena.llm.providers import BUILTIN, clip, redact, secret_values
 
     env = {**KEYS, "LLM_BASE_URL": f"http://{URL_USER}:{quote(URL_PASSWORD, safe='')}@127.0.0.1:9/v1"}
     secrets = secret_values(BUILTIN, env)
@@ -175,7 +175,7 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
         monkeypatch.setenv(k, env[k])
 
     async def go() -> list[str]:
-        from arena.core.grid import TournamentConfig
+        from arena.engine.grid import TournamentConfig
         from arena.tui.app import ArenaApp
         from arena.tui.widgets import SimTree, Transcript
 

@@ -1,4 +1,4 @@
-"""The epsilon-grounded recursion against its exact analytic values (DESIGN.md).
+"""The epsilon-grounded recursion against its exact analytic values (ARCHITECTURE.md).
 
 Each test runs many trials from a fixed seed and checks the empirical share against the analytic
 probability within 4 binomial standard deviations (deterministic: the seed is fixed).
@@ -13,11 +13,11 @@ from collections import Counter
 
 import pytest
 
-from arena.core.bots import BotAgent
-from arena.core.grid import TournamentConfig, expected_nodes
-from arena.core.programs import BuiltinProgram
-from arena.core.records import CAPPED, DIRECT, GROUNDED, SIMULATED
-from arena.core.simulator import plan, run_trial_async, run_trial_sync
+from arena.engine.bots import BotAgent
+from arena.engine.grid import TournamentConfig, expected_nodes
+from arena.library.programs import BuiltinProgram
+from arena.engine.records import CAPPED, DIRECT, GROUNDED, SIMULATED
+from arena.engine.simulator import plan, run_trial_async, run_trial_sync
 
 N = 20_000
 

@@ -5,12 +5,12 @@ import sqlite3
 
 import pytest
 
-from arena.core.bots import BotAgent
-from arena.core.errors import StoreError
-from arena.core.grid import TournamentConfig
-from arena.core.records import CallRecord, Node, TrialResult, TrialSpec
-from arena.core.simulator import run_trial_sync
-from arena.core.tournament import TournamentRunner, fingerprint
+from arena.engine.bots import BotAgent
+from arena.errors import StoreError
+from arena.engine.grid import TournamentConfig
+from arena.engine.records import CallRecord, Node, TrialResult, TrialSpec
+from arena.engine.simulator import run_trial_sync
+from arena.runner.tournament import TournamentRunner, fingerprint
 
 
 def make_tournament(store, programs, games, **kw):
@@ -95,13 +95,13 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     p = tmp_path / "junk.db"
     p.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="is not a usable SQLite database"):
-        from arena.core.store import Store
+        from arena.store.database import Store
 
         Store(p)
 
 
 def test_missing_directory_is_a_clear_error(tmp_path):
-    from arena.core.store import Store
+    from arena.store.database import Store
 
     with pytest.raises(StoreError, match="does not exist"):
         Store(tmp_path / "nope" / "a.db")
@@ -113,7 +113,7 @@ def test_wal_mode_and_integrity(store):
 
 
 def test_locked_database_is_a_clear_error(tmp_path, programs, games):
-    from arena.core.store import Store
+    from arena.store.database import Store
 
     s = Store(tmp_path / "a.db", timeout=0.2)
     tid, cfg = make_tournament(s, programs, games)
@@ -129,8 +129,8 @@ def test_locked_database_is_a_clear_error(tmp_path, programs, games):
 
 
 def test_deep_builtin_trials_are_written_in_batches_of_bounded_nodes(store, programs, games):
-    from arena.core.events import TrialsFinished
-    from arena.core.tournament import BATCH_NODES
+    from arena.engine.events import TrialsFinished
+    from arena.runner.tournament import BATCH_NODES
 
     # FairBot self-play at epsilon 0.001: ~2,000 nodes a trial, so 2,000-trial batches would hold millions
     cfg = TournamentConfig(programs=["fairbot"], games=["prisoners_dilemma"], epsilons=[0.001], max_depths=[100_000],

@@ -50,7 +50,7 @@ class ArenaApp(App):
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
                  programs_path: Path | None = None, games_path: Path | None = None):
         super().__init__()
-        # (core.store's default_db_path, without importing the store before the first paint)
+        # (arena.store.database.default_db_path, without importing the store before the first paint)
         self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
         self.start_mode = start_mode
         self.clock = clock
@@ -68,7 +68,7 @@ class ArenaApp(App):
     @property
     def store(self):
         if self._store is None:
-            from ..core.store import Store
+            from arena.store.database import Store
 
             self._store = Store(self.db_path)
         return self._store
@@ -84,7 +84,7 @@ class ArenaApp(App):
         return self._library
 
     def reload_library(self):
-        from .library import load_lenient
+        from arena.library.catalog import load_lenient
 
         self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
         return self._library
@@ -104,7 +104,7 @@ class ArenaApp(App):
 
     def _open_store(self) -> None:
         """Open the database after the first paint; a database that cannot be used ends the app."""
-        from ..core.errors import ArenaError
+        from arena.errors import ArenaError
 
         try:
             self.store
@@ -137,7 +137,7 @@ class ArenaApp(App):
             f = poll.finished
             self.session_log.append((self.clock(), "info", f"tournament {f.status}: {f.done}/{f.total} trials stored"))
             if f.providers:
-                from ..core.providers import stats_line
+                from arena.llm.providers import stats_line
 
                 for name, stats in sorted(f.providers.items()):
                     self.session_log.append((self.clock(), "info", stats_line(name, stats)))
@@ -161,8 +161,8 @@ class ArenaApp(App):
 
     def start_tournament(self, config, new: bool = False) -> int:
         """Create (or continue) a tournament from a validated config and run it; raises ArenaError."""
-        from ..core.errors import ArenaError
-        from ..core.tournament import TournamentRunner
+        from arena.errors import ArenaError
+        from arena.runner.tournament import TournamentRunner
 
         if self.busy:
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
@@ -182,8 +182,8 @@ class ArenaApp(App):
         return runner.tournament_id
 
     def resume_tournament(self, tid: int) -> None:
-        from ..core.errors import ArenaError
-        from ..core.tournament import TournamentRunner, load_stored
+        from arena.errors import ArenaError
+        from arena.runner.tournament import TournamentRunner, load_stored
 
         if self.busy:
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
@@ -206,7 +206,7 @@ class ArenaApp(App):
         With one shared connection every screen's query would wait for the runner's write transactions
         (a batch of deep built-in trials holds it for a second); in WAL mode a second connection reads
         the last committed state without waiting."""
-        from ..core.store import Store
+        from arena.store.database import Store
 
         return Store(self.db_path)
 
@@ -215,7 +215,7 @@ class ArenaApp(App):
         llm = [programs[p] for p in config.programs if p in programs and programs[p].kind == "llm"]
         if not llm:
             return None
-        from ..core.llm import LLMService
+        from arena.llm.service import LLMService
 
         service = LLMService(store, sink=sink)
         service.check(llm, config)
@@ -298,8 +298,8 @@ class ArenaApp(App):
         self.call_after_refresh(lambda: getattr(self.screen, "action_new", lambda: None)())
 
     def _cmd_smoke(self) -> None:
-        from ..core.errors import ArenaError
-        from ..core.grid import TournamentConfig, from_preset
+        from arena.errors import ArenaError
+        from arena.engine.grid import TournamentConfig, from_preset
 
         try:
             self.start_tournament(TournamentConfig(**from_preset("smoke")))

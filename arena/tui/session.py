@@ -15,9 +15,16 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..core.events import Notice, NodeResolved, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished
-from ..core.live import LiveTally
-from ..core.records import Node, TrialResult, TrialSpec
+from arena.engine.events import (
+    Notice,
+    NodeResolved,
+    TournamentFinished,
+    TournamentStarted,
+    TrialPlanned,
+    TrialsFinished,
+)
+from arena.analysis.tally import LiveTally
+from arena.engine.records import Node, TrialResult, TrialSpec
 
 RATE_WINDOW_S = 30.0  # trials/s is measured over this much recent time (for the ETA)
 KEEP_FINISHED = 20  # finished LLM trials kept for display

@@ -56,7 +56,7 @@ system_prompt: |
 
 
 def _call(response, action, *, attempt=1, status="ok", latency=812.0, cached=False, purpose="answer", user="") -> object:
-    from arena.core.records import CallRecord
+    from arena.engine.records import CallRecord
 
     return CallRecord(
         provider="custom", model="fake-8b",
@@ -70,7 +70,7 @@ def _call(response, action, *, attempt=1, status="ok", latency=812.0, cached=Fal
 
 def llm_trial(spec, *, refusal_first: bool = False):
     """A stored-looking LLM trial: fair-llm (row) simulates defectbot, which defects; fair-llm defects."""
-    from arena.core.records import DIRECT, SIMULATED, Node, TrialResult
+    from arena.engine.records import DIRECT, SIMULATED, Node, TrialResult
 
     row_top = Node(0, None, "row", 0, spec.row, 0.5, SIMULATED, "defect")
     calls = []
@@ -89,13 +89,13 @@ def llm_trial(spec, *, refusal_first: bool = False):
 def build_db(path: Path, programs_dir: Path) -> dict:
     """A database with fixed content: a finished built-in tournament (1), an interrupted LLM
     tournament with stored transcripts (2), and a cancelled built-in one that can be resumed (3)."""
-    from arena.core.games import load_games
-    from arena.core.grid import TournamentConfig
-    from arena.core.programs import load_programs
-    from arena.core.store import Store
-    from arena.core.tournament import TournamentRunner, fingerprint
-    from arena.core.simulator import run_trial_sync
-    from arena.core.bots import BotAgent
+    from arena.library.games import load_games
+    from arena.engine.grid import TournamentConfig
+    from arena.library.programs import load_programs
+    from arena.store.database import Store
+    from arena.runner.tournament import TournamentRunner, fingerprint
+    from arena.engine.simulator import run_trial_sync
+    from arena.engine.bots import BotAgent
 
     games = load_games(ROOT / "games")
     programs = load_programs([programs_dir])

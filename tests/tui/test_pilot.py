@@ -39,8 +39,8 @@ async def test_smoke_tournament_from_setup(make_app):
 
 
 async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_dir, monkeypatch):
-    from arena.core.grid import TournamentConfig
-    from arena.testing.fake_llm import FakeLLMServer, action_responder
+    from arena.engine.grid import TournamentConfig
+    from tests.support.fake_llm import FakeLLMServer, action_responder
 
     import threading
 
@@ -156,7 +156,7 @@ async def test_history_reopens_results_and_resumes(seeded_app):
 
 
 async def test_pause_and_cancel_keep_what_is_stored(make_app):
-    from arena.core.grid import TournamentConfig
+    from arena.engine.grid import TournamentConfig
 
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 import json
 
-from arena.core import analysis
-from arena.core.metagame import matrix_rows, meta_matrices
+from arena.analysis import tables as analysis
+from arena.analysis.metagame import matrix_rows, meta_matrices
 from tui_helpers import wait_for
 
 
@@ -60,7 +60,7 @@ async def test_plots_tab_draws_the_three_plots(seeded_app):
 
 
 async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypatch):
-    from arena.core.export import FORMATS
+    from arena.analysis.export import FORMATS
 
     make, ids = seeded_app
     monkeypatch.chdir(tmp_path)

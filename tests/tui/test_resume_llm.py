@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from arena.testing.fake_llm import FakeLLMServer, action_responder
+from tests.support.fake_llm import FakeLLMServer, action_responder
 from tui_helpers import wait_for
 
 

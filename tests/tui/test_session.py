@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from arena.core.events import TournamentStarted, TrialsFinished
-from arena.core.records import TrialResult, TrialSpec
+from arena.engine.events import TournamentStarted, TrialsFinished
+from arena.engine.records import TrialResult, TrialSpec
 from arena.tui.session import LiveSession
 from conftest import FakeClock
 

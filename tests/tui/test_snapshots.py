@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from arena.core.events import NodeResolved, TournamentStarted, TrialPlanned
-from arena.core.grid import TournamentConfig
+from arena.engine.events import NodeResolved, TournamentStarted, TrialPlanned
+from arena.engine.grid import TournamentConfig
 from tui_helpers import wait_for
 
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
@@ -73,7 +73,7 @@ def test_live_finished_builtin(snap_compare, seeded_app, size):
 
 def test_live_llm_trial_in_progress(snap_compare, seeded_app):
     """A tree half resolved, fed with the events an LLM trial emits (no thread, fixed content)."""
-    from arena.core.tournament import TournamentRunner
+    from arena.runner.tournament import TournamentRunner
     from arena.tui.session import LiveSession
     from conftest import llm_trial
 

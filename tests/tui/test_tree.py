@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.app import App, ComposeResult
 
-from arena.core.records import GROUNDED, SIMULATED, Node
+from arena.engine.records import GROUNDED, SIMULATED, Node
 from arena.tui.widgets import Elided, SimTree, elide
 from tui_helpers import tree_labels
 

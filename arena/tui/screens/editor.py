@@ -17,7 +17,7 @@ from textual.screen import ModalScreen
 from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
-from ...core.errors import ConfigError, Problem
+from arena.errors import ConfigError, Problem
 from ..widgets import ArenaFooter
 
 NEW_PROGRAM = """\
@@ -34,8 +34,8 @@ system_prompt: |
 
 def check_program_text(text: str, name: str, entries: dict, path: Path | None, programs_dir: Path):
     """Validate the editor's text: (programs, problems). Problems name `name` and the line."""
-    from ...core.programs import parse_program
-    from ...core.yamlio import read_documents
+    from arena.library.programs import parse_program
+    from arena.library.yamlio import read_documents
 
     try:
         docs = read_documents(Path(name), text=text)

@@ -129,7 +129,7 @@ class HistoryScreen(ArenaScreen):
             self.app.open_results(r.id)
 
     def action_resume(self) -> None:
-        from ...core.errors import ArenaError
+        from arena.errors import ArenaError
 
         r = self._current()
         if r is None:

@@ -221,7 +221,7 @@ class LibraryScreen(ArenaScreen):
         pid = self._current_program()
         if pid is None:
             return
-        from ...core.yamlio import dump_yaml
+        from arena.library.yamlio import dump_yaml
 
         p = self.app.library.entries[pid].program
         data = p.model_dump(mode="json", exclude_defaults=False)

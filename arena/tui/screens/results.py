@@ -1,5 +1,5 @@
 """Results: the pair table (sortable), cooperation and payoff matrices, the program ranking, plots,
-export; drill into trials. Every number comes from arena.core.analysis / plots (display only)."""
+export; drill into trials. Every number comes from arena.analysis.tables / plots (display only)."""
 
 from __future__ import annotations
 
@@ -108,8 +108,8 @@ class ResultsScreen(ArenaScreen):
 
     # -- loading -------------------------------------------------------------------------------------------
     def load(self, tid: int | None) -> None:
-        from ...core.analysis import load_outcomes, pairs
-        from ...core.errors import ArenaError
+        from arena.analysis.tables import load_outcomes, pairs
+        from arena.errors import ArenaError
 
         store = self.app.store
         try:
@@ -250,7 +250,7 @@ class ResultsScreen(ArenaScreen):
 
     # -- programs ---------------------------------------------------------------------------------------------
     def _fill_programs(self) -> None:
-        from ...core.analysis import programs
+        from arena.analysis.tables import programs
 
         if self._programs is None:
             self._programs = programs(self._outcomes)
@@ -279,7 +279,7 @@ class ResultsScreen(ArenaScreen):
 
     # -- plots ------------------------------------------------------------------------------------------------
     def _fill_plots(self) -> None:
-        from ...core import plots
+        from arena.analysis import plots
 
         if self._plots is None:
             self._plots = plots.plot_data(self.app.store, self.tid, self._outcomes, self.rows)
@@ -462,7 +462,7 @@ class ExportDialog(ModalScreen[list[Path] | None]):
         from .. import exporting
 
         fmt_, what = self._selected()
-        folder_mode = fmt_ in exporting.core.PLOT_FORMATS and what == "all"
+        folder_mode = fmt_ in exporting.exports.PLOT_FORMATS and what == "all"
         path = self.query_one("#export-path", Input)
         current = Path(path.value.strip() or ".")
         folder = current if self._folder_mode else current.parent

@@ -87,9 +87,9 @@ class SetupScreen(ArenaScreen):
     def _first_fill(self) -> None:
         if self._filled:  # a key (ctrl+r) came first and filled the form already
             return
-        from ...core.errors import ArenaError
-        from ...core.grid import PRESETS
-        from ...core.providers import load_providers
+        from arena.errors import ArenaError
+        from arena.engine.grid import PRESETS
+        from arena.llm.providers import load_providers
 
         self.query_one("#preset", Select).set_options([("custom (fields below)", PRESET_NONE),
                                                        *[(name, name) for name in PRESETS]])
@@ -131,7 +131,7 @@ class SetupScreen(ArenaScreen):
             self._apply_preset(str(event.value))
 
     def _apply_preset(self, name: str) -> None:
-        from ...core.grid import PRESETS
+        from arena.engine.grid import PRESETS
 
         p = PRESETS[name]
         lib = self.app.library
@@ -155,7 +155,7 @@ class SetupScreen(ArenaScreen):
 
     def _matches(self, name: str) -> bool:
         """Whether the form still describes preset `name` (else the preset shows 'custom')."""
-        from ...core.grid import PRESETS
+        from arena.engine.grid import PRESETS
 
         p = PRESETS.get(name)
         if p is None:
@@ -196,7 +196,7 @@ class SetupScreen(ArenaScreen):
         """The TournamentConfig the form describes; raises ValueError with a readable message."""
         from pydantic import ValidationError
 
-        from ...core.grid import TournamentConfig
+        from arena.engine.grid import TournamentConfig
 
         q = self.query_one
         problems = []
@@ -255,7 +255,7 @@ class SetupScreen(ArenaScreen):
             box.update(Content.from_markup("[b $error]✗[/] $m", m=str(exc)))
             start.disabled = True
             return
-        from ...core.estimate import estimate
+        from arena.engine.estimate import estimate
 
         lib = self.app.library
         e = estimate(config, lib.programs)
@@ -295,7 +295,7 @@ class SetupScreen(ArenaScreen):
         start.disabled = False
 
     def _stored(self, config) -> tuple[int, int] | None:
-        from ...core.tournament import fingerprint
+        from arena.runner.tournament import fingerprint
 
         lib = self.app.library
         try:
@@ -311,7 +311,7 @@ class SetupScreen(ArenaScreen):
         self.action_start()
 
     def action_start(self) -> None:
-        from ...core.errors import ArenaError
+        from arena.errors import ArenaError
 
         self._first_fill()  # (no-op once the form is filled)
         try:

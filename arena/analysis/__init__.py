@@ -1,0 +1,1 @@
+"""Analysis of stored tournaments: intervals, tables, the meta-game, live tallies, exports and plots."""

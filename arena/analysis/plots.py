@@ -1,0 +1,216 @@
+"""The data behind the plots (for the TUI and for files) and their drawing as PNG/SVG files.
+
+Plots:
+- coop-vs-eps: cooperation rate against ε, one line per unordered pair (both seatings pooled) with
+  95% Wilson intervals; one panel per (game, depth cap, temperature).
+- payoff-heatmap: the meta-game payoff matrix U (mean payoff of the row program against the column
+  program, both seats averaged), empirical program equilibria marked *; one panel per condition.
+- depth-hist: share of top-level decisions (both seats) by the simulation depth they reached, one
+  series per ε; one panel per (game, depth cap, temperature).
+
+matplotlib is imported only when a file is drawn (never at start-up) and used through its object API
+(Figure, no pyplot state) with the Agg/SVG canvases.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from arena.analysis.rows import CoopPoint, DepthBin, PairRow
+from arena.analysis.tables import Outcomes, coop_points, depth_histogram, load_outcomes, pairs
+from arena.analysis.metagame import MatrixRow, matrix_rows, meta_matrices
+from arena.store.database import Store
+
+
+class PlotData(BaseModel):
+    tournament_id: int
+    title: str
+    coop: list[CoopPoint]
+    matrix: list[MatrixRow]
+    depths: list[DepthBin]
+
+
+def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None,
+              pair_list: list[PairRow] | None = None) -> PlotData:
+    """Everything the three plots show (`outcomes`/`pair_list`: already loaded for this tournament)."""
+    row = store.tournament(tournament_id)
+    out = outcomes or load_outcomes(store, row.id)
+    pair_list = pair_list if pair_list is not None else pairs(out)
+    return PlotData(
+        tournament_id=row.id, title=f"Arena tournament {row.id}" + (f": {row.name}" if row.name else ""),
+        coop=coop_points(out, pair_list), matrix=matrix_rows(meta_matrices(out.programs, pair_list, nash=False)),
+        depths=depth_histogram(store, row.id),
+    )
+
+
+def panel_label(game: str, max_depth: int, temperature: float | None, epsilon: float | None = None) -> str:
+    eps = "" if epsilon is None else f", ε = {epsilon:g}"
+    temp = "" if temperature is None else f", T = {temperature:g}"
+    return f"{game}{eps}, cap {max_depth}{temp}"
+
+
+def coop_series(points: Sequence[CoopPoint]) -> dict[str, dict[str, list[CoopPoint]]]:
+    """panel label -> pair -> points sorted by ε."""
+    panels: dict[str, dict[str, list[CoopPoint]]] = {}
+    for p in points:
+        panels.setdefault(panel_label(p.game, p.max_depth, p.temperature), {}).setdefault(p.pair, []).append(p)
+    for series in panels.values():
+        for pts in series.values():
+            pts.sort(key=lambda p: p.epsilon)
+    return panels
+
+
+def depth_series(bins: Sequence[DepthBin]) -> dict[str, dict[float, list[tuple[int, float]]]]:
+    """panel label -> ε -> [(depth, share of decisions)]."""
+    totals: dict[tuple, int] = {}
+    for b in bins:
+        totals[b.condition] = totals.get(b.condition, 0) + b.decisions
+    panels: dict[str, dict[float, list[tuple[int, float]]]] = {}
+    for b in bins:
+        label = panel_label(b.game, b.max_depth, b.temperature)
+        panels.setdefault(label, {}).setdefault(b.epsilon, []).append((b.depth, b.decisions / totals[b.condition]))
+    return panels
+
+
+def matrices(rows: Sequence[MatrixRow]) -> dict[str, tuple[list[str], list[list[float | None]], list[list[bool]]]]:
+    """panel label -> (programs, U, program-equilibrium marks)."""
+    by: dict[str, list[MatrixRow]] = {}
+    for r in rows:
+        by.setdefault(panel_label(r.game, r.max_depth, r.temperature, r.epsilon), []).append(r)
+    out = {}
+    for label, rs in by.items():
+        programs = list(dict.fromkeys(r.program for r in rs))
+        cell = {(r.program, r.opponent): r for r in rs}
+        U = [[cell[(a, b)].payoff if (a, b) in cell else None for b in programs] for a in programs]
+        eq = [[bool((a, b) in cell and cell[(a, b)].program_equilibrium) for b in programs] for a in programs]
+        out[label] = (programs, U, eq)
+    return out
+
+
+# --- drawing ---------------------------------------------------------------------------------------------
+def _figure(n_panels: int, panel_w: float, panel_h: float, title: str, subtitle: str = ""):
+    from matplotlib.figure import Figure
+
+    cols = max(1, min(3, n_panels))
+    rows = max(1, math.ceil(n_panels / cols))
+    fig = Figure(figsize=(panel_w * cols, panel_h * rows + 0.6), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False).ravel()
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title}\n{subtitle}" if subtitle else title, fontsize="medium")
+    return fig, axes
+
+
+def _empty(title: str):
+    fig, (ax,) = _figure(1, 6, 3, title)
+    ax.text(0.5, 0.5, "no trials stored", ha="center", va="center")
+    ax.set_axis_off()
+    return fig
+
+
+def draw_coop_vs_eps(data: PlotData):
+    panels = coop_series(data.coop)
+    if not panels:
+        return _empty(data.title)
+    wide = max(len(s) for s in panels.values()) > 6  # many lines: the legend goes beside the panel
+    fig, axes = _figure(len(panels), 8.5 if wide else 6.0, 4.5, data.title,
+                        "cooperation rate vs ε, each pair both seatings pooled (95% Wilson intervals)")
+    for ax, (label, series) in zip(axes, panels.items()):
+        colours = _colours(len(series))
+        eps = [p.epsilon for pts in series.values() for p in pts]
+        for k, (pair, pts) in enumerate(series.items()):
+            xs = [p.epsilon for p in pts if p.cooperation is not None]
+            ys = [p.cooperation for p in pts if p.cooperation is not None]
+            lo = [p.cooperation - p.wilson_low for p in pts if p.cooperation is not None]
+            hi = [p.wilson_high - p.cooperation for p in pts if p.cooperation is not None]
+            ax.errorbar(xs, ys, yerr=[lo, hi], marker=_MARKERS[k % len(_MARKERS)], markersize=4, capsize=3,
+                        linewidth=1.2, color=colours[k], label=pair)
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("ε (grounding probability)")
+        ax.set_ylabel("cooperation rate")
+        ax.set_xlim(0, min(1.0, max(eps) * 1.1) if len(set(eps)) > 1 else min(1.0, max(eps) * 2))
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        if wide:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(series) // 18)
+        else:
+            ax.legend(fontsize="x-small")
+    return fig
+
+
+_MARKERS = "osD^vP*Xh<>"
+
+
+def _colours(n: int) -> list:
+    from matplotlib import colormaps
+
+    cmap = colormaps["tab10" if n <= 10 else "tab20"]
+    return [cmap(i % cmap.N) for i in range(n)]
+
+
+def draw_payoff_heatmap(data: PlotData):
+    import numpy as np
+
+    panels = matrices(data.matrix)
+    if not panels:
+        return _empty(data.title)
+    n = max(len(p) for p, _, _ in panels.values())
+    size = max(4.0, 0.75 * n + 2.5)
+    fig, axes = _figure(len(panels), size, size * 0.85, data.title,
+                        "meta-game payoffs: program (row) against opponent (column); * program equilibrium")
+    for ax, (label, (programs, U, eq)) in zip(axes, panels.items()):
+        values = np.ma.masked_invalid(np.array([[math.nan if x is None else x for x in row] for row in U], dtype=float))
+        im = ax.imshow(values, cmap="viridis", aspect="equal")
+        fig.colorbar(im, ax=ax, shrink=0.8, label="mean payoff")
+        lo, hi = (float(values.min()), float(values.max())) if values.count() else (0.0, 1.0)
+        for i, row in enumerate(U):
+            for j, x in enumerate(row):
+                if x is None:
+                    continue
+                dark = hi > lo and (x - lo) / (hi - lo) < 0.5
+                ax.text(j, i, f"{x:.2f}" + ("*" if eq[i][j] else ""), ha="center", va="center", fontsize="small",
+                        color="white" if dark else "black", fontweight="bold" if eq[i][j] else "normal")
+        ax.set_xticks(range(len(programs)), programs, rotation=45, ha="right", fontsize="small")
+        ax.set_yticks(range(len(programs)), programs, fontsize="small")
+        ax.set_xlabel("opponent")
+        ax.set_ylabel("program")
+        ax.set_title(label, fontsize="medium")
+    return fig
+
+
+def draw_depth_hist(data: PlotData):
+    panels = depth_series(data.depths)
+    if not panels:
+        return _empty(data.title)
+    fig, axes = _figure(len(panels), 6.0, 4.2, data.title, "simulation depth reached by top-level decisions")
+    for ax, (label, series) in zip(axes, panels.items()):
+        k = len(series)
+        width = 0.8 / k
+        for s, (eps, pts) in enumerate(sorted(series.items())):
+            xs = [d + (s - (k - 1) / 2) * width for d, _ in pts]
+            ax.bar(xs, [share for _, share in pts], width=width, label=f"ε = {eps:g}")
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("depth reached (0 = did not simulate)")
+        ax.set_ylabel("share of decisions")
+        ax.grid(alpha=0.3, axis="y")
+        ax.legend(fontsize="small")
+    return fig
+
+
+DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist}
+
+
+def save(store: Store, tournament_id: int, name: str, path: Path, fmt: str, data: PlotData | None = None) -> Path:
+    """Draw plot `name` of a tournament into `path` as png or svg (reproducible bytes for the same data)."""
+    import matplotlib
+
+    data = data or plot_data(store, tournament_id)
+    fig = DRAW[name](data)
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
+        fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
+    return path

@@ -1,0 +1,145 @@
+"""The row types of the analysis tables (pairs, programs, conditions, calls, plot points)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from arena.analysis.stats import Condition
+
+
+class ConditionKey(BaseModel):
+    game: str
+    epsilon: float
+    max_depth: int
+    temperature: float | None
+
+    @property
+    def condition(self) -> Condition:
+        return (self.game, self.epsilon, self.max_depth, self.temperature)
+
+
+class PairStats(ConditionKey):
+    """The counts and shares of one cell that a running tournament can also keep (analysis/tally.py)."""
+
+    row_program: str
+    col_program: str
+    trials: int  # stored trials, any status
+    valid: int  # trials with both actions (status ok)
+    cooperation: float | None  # cooperative / valid
+    wald_low: float | None
+    wald_high: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+    row_payoff: float | None  # mean over valid trials
+    col_payoff: float | None
+    refusal_rate: float | None  # trials with status refused / trials
+    error_rate: float | None  # trials with status error / trials
+    calls_per_trial: float | None  # LLM call attempts per trial (mean over all trials)
+
+
+class PairRow(PairStats):
+    """One cell: a condition and an ordered (row, column) pair of programs."""
+
+    cooperative: int  # valid trials whose joint outcome is in the game's cooperative set
+    row_payoff_low: float | None  # mean ± 1.96·s/√n
+    row_payoff_high: float | None
+    col_payoff_low: float | None
+    col_payoff_high: float | None
+    row_actions: dict[str, float]  # share of each action among the row program's valid decisions
+    col_actions: dict[str, float]
+    calls_max: int
+    row_depth_mean: float | None  # depth of the deepest node of the row decision's simulation chain
+    row_depth_max: int
+    col_depth_mean: float | None
+    col_depth_max: int
+
+
+class ProgramRow(ConditionKey):
+    """One program under one condition, both seats pooled (an Axelrod-like summary)."""
+
+    rank: int | None  # 1 = highest mean payoff; equal means share a rank (1, 2, 2, 4)
+    program: str
+    opponents: int  # distinct opponents met (itself included when self-play was stored)
+    trials: int  # observations: one per seat it played, any status
+    valid: int
+    mean_payoff: float | None
+    payoff_low: float | None
+    payoff_high: float | None
+    median_payoff: float | None
+    cooperation_rating: float | None  # share of its valid trials that ended in a cooperative outcome
+    wins: int  # opponents (itself excluded) against which its mean payoff beats theirs (meta-game matrix)
+    trial_wins: int  # valid trials against another program in which it scored strictly more
+    actions: dict[str, float]  # share of each action among its valid decisions
+    initial_rate: float | None  # share of its top-level decisions that did not simulate
+    initial_actions: dict[str, float]  # what it played in those decisions (shares)
+    cc: float | None  # 2x2 games: own action first; C = the game's default action, D = the other
+    cd: float | None
+    dc: float | None
+    dd: float | None
+
+
+class ConditionRow(ConditionKey):
+    """A condition of the tournament at a glance, with its meta-game."""
+
+    programs: int
+    trials: int
+    valid: int
+    cooperative: int
+    cooperation: float | None
+    wald_low: float | None
+    wald_high: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+    mean_payoff: float | None  # over every seat of every valid trial
+    refusal_rate: float | None
+    error_rate: float | None
+    calls_per_trial: float | None
+    depth_mean: float | None  # over both top-level decisions of every trial
+    depth_max: int
+    best: list[str]  # the programs ranked 1
+    nash_equilibria: int  # equilibria of the meta-game found (see equilibria)
+    degenerate: bool | None  # some program has several pure best replies in the meta-game
+    program_equilibria: list[str]  # pure pairs 'row/col' that are empirical program equilibria
+
+
+class CallRow(BaseModel):
+    """LLM call statistics of one (provider, model, program) in one tournament."""
+
+    provider: str
+    model: str
+    program: str
+    calls: int  # logical requests (the first attempt of each; a corrective retry is a request of its own)
+    attempts: int  # every attempt, retries included
+    retries: int  # attempts after the first
+    failures: int  # requests that failed after all attempts
+    refusals: int  # answers with no action even after the corrective retry
+    unparsed: int  # first answers with no action (each then got a corrective retry)
+    cached: int  # answers replayed from the response cache
+    latency_ms_mean: float | None  # over attempts that reached the provider (not cached)
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class CoopPoint(BaseModel):
+    """Cooperation of an unordered pair at one epsilon, both seatings pooled (for cooperation-vs-ε)."""
+
+    game: str
+    max_depth: int
+    temperature: float | None
+    pair: str  # 'a/b' (a before b in the tournament's program order)
+    epsilon: float
+    valid: int
+    cooperative: int
+    cooperation: float | None
+    wilson_low: float | None
+    wilson_high: float | None
+
+
+class DepthBin(ConditionKey):
+    """How many top-level decisions (both seats) reached simulation depth `depth`."""
+
+    depth: int
+    decisions: int
+
+
+# --- the one pass over the trials ------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The `arena` command line: subcommands and headless progress display."""

@@ -1,0 +1,1 @@
+"""The engine: trial records, the ε-grounded simulator, built-in bots, the grid of conditions, events."""

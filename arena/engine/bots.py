@@ -1,0 +1,68 @@
+"""Built-in bots: pure functions of (game, own program, opponent, a uniform draw, simulated action).
+
+Each bot is an Agent for the simulator. Bots are synchronous and cheap; the simulator runs them on a
+fast path without an event loop.
+"""
+
+from __future__ import annotations
+
+from arena.library.games import Game
+from arena.library.programs import BuiltinProgram, LLMProgram
+
+
+class BotAgent:
+    """The runtime form of a BuiltinProgram."""
+
+    is_async = False
+    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p")
+
+    def __init__(self, program: BuiltinProgram):
+        self.program = program
+        self.epsilon = program.epsilon
+        self.simulates = program.strategy == "fairbot"
+        self._action = program.params.get("action")
+        self._p = program.params.get("p", 0.5)
+        # The simulator calls these two: ground(game, opp, u, [spec, node]) and
+        # respond(game, opp, u, opp_action, [spec, node]), `u` being the node's own uniform draw in [0, 1).
+        # They are bound straight to the strategy: a built-in tournament makes ~10^5 calls a second.
+        self.ground = getattr(self, f"_ground_{program.strategy}")
+        self.respond = self._respond_copy if self.simulates else self._respond_never
+
+    # --- strategies ----------------------------------------------------------------------------
+    def _ground_cooperate(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, *_) -> str:
+        return self._action or game.default_action
+
+    def _ground_defect(self, game: Game, opp, u: float, *_) -> str:
+        return self._action or game.defect_action
+
+    def _ground_random(self, game: Game, opp, u: float, *_) -> str:
+        return random_action(game, self._p, u)
+
+    def _ground_fairbot(self, game: Game, opp, u: float, *_) -> str:
+        return game.default_action
+
+    def _ground_cliquebot(self, game: Game, opp, u: float, *_) -> str:
+        same = opp.kind == "builtin" and opp.source() == self.program.source()
+        return game.default_action if same else game.defect_action
+
+    def _respond_copy(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
+        return opp_action
+
+    def _respond_never(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
+        raise TypeError(f"program '{self.program.id}' never simulates, so it has nothing to respond to")
+
+    def check_game(self, game: Game) -> str | None:
+        """Why this bot cannot play `game`, or None if it can."""
+        action = self.program.params.get("action")
+        if action is not None and action not in game.actions:
+            return f"program '{self.program.id}' plays '{action}', which is not an action of game '{game.id}' {game.actions}"
+        return None
+
+
+def random_action(game: Game, p: float, u: float) -> str:
+    """The default action with probability p, else one of the others uniformly, from one draw u."""
+    if u < p:
+        return game.default_action
+    others = [a for a in game.actions if a != game.default_action]
+    k = int((u - p) / (1 - p) * len(others)) if p < 1 else 0
+    return others[min(k, len(others) - 1)]

@@ -1,0 +1,55 @@
+"""What a tournament will cost before it runs: trials, expected simulation nodes and LLM calls.
+
+Each top-level decision is a chain of nodes (see simulator.py); `grid.expected_nodes` gives the
+expected length of that chain split between the two programs, from which the expected number of LLM
+calls follows (one call per LLM node; corrective retries and transport retries are not counted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from arena.engine.bots import BotAgent
+from arena.engine.grid import TournamentConfig, expected_nodes
+
+
+@dataclass(frozen=True)
+class Estimate:
+    trials: int
+    llm_trials: int  # trials with at least one LLM program
+    nodes: float  # expected simulation nodes over the whole grid
+    llm_calls: float  # expected LLM calls (one per LLM node, first attempts only)
+
+    @property
+    def calls_per_llm_trial(self) -> float:
+        return self.llm_calls / self.llm_trials if self.llm_trials else 0.0
+
+
+def simulates(program, config: TournamentConfig) -> bool:
+    """Whether a program simulates its opponent in this tournament (FairBot; LLMs in 'run' mode)."""
+    if program.kind == "llm":
+        return config.simulation == "run"
+    return BotAgent(program).simulates
+
+
+def estimate(config: TournamentConfig, programs: dict) -> Estimate:
+    """Expected nodes and LLM calls of `config` over `programs` (id -> program; unknown ids ignored)."""
+    chosen = {pid: programs[pid] for pid in config.programs if pid in programs}
+    sim = {pid: simulates(p, config) for pid, p in chosen.items()}
+    llm = {pid: p.kind == "llm" for pid, p in chosen.items()}
+    per_cell = len(config.games) * len(config.temperatures) * config.trials
+    nodes = calls = 0.0
+    llm_trials = 0
+    for eps in config.epsilons:
+        own_eps = {pid: (p.epsilon if p.epsilon is not None else eps) for pid, p in chosen.items()}
+        for depth in config.max_depths:
+            for a in chosen:
+                for b in chosen:
+                    if llm[a] or llm[b]:
+                        llm_trials += per_cell
+                    # the row decision (a's chain) and the column decision (b's chain)
+                    for me, opp in ((a, b), (b, a)):
+                        own, other = expected_nodes((sim[me], sim[opp]), (own_eps[me], own_eps[opp]), depth)
+                        nodes += (own + other) * per_cell
+                        calls += (own * llm[me] + other * llm[opp]) * per_cell
+    return Estimate(config.total_trials, llm_trials, nodes, calls)

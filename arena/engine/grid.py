@@ -1,0 +1,170 @@
+"""Tournament configuration, grid presets, and the lazy expansion of a grid into trials.
+
+Pairs are *ordered*: every (row, column) pair of the chosen programs, self-play included, so each
+unordered pair is played in both seats (n programs -> n*n cells per condition). The grid order puts
+the trial index outermost, so a partly finished tournament has results for every cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from arena.errors import ArenaError
+from arena.engine.records import TrialSpec
+
+Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
+Depth = Annotated[int, Field(ge=0, le=100_000)]
+Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+
+
+class Preset(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    description: str
+    games: list[str]
+    epsilons: list[float]
+    max_depths: list[int]
+    trials: int
+    programs: list[str] | None = None  # None: every program in the library
+
+
+PRESETS: dict[str, Preset] = {
+    "smoke": Preset(
+        description="Seconds on built-in bots: Prisoner's Dilemma, eps 0.2, depth cap 10, 20 trials",
+        games=["prisoners_dilemma"], epsilons=[0.2], max_depths=[10], trials=20,
+        programs=["cooperatebot", "defectbot", "randombot", "fairbot", "cliquebot"],
+    ),
+    "headline": Preset(
+        description="The four classic 2x2 games at eps 0.1/0.2/0.5, depth cap 10, 30 trials",
+        games=["prisoners_dilemma", "stag_hunt", "chicken", "battle_of_the_sexes"],
+        epsilons=[0.1, 0.2, 0.5], max_depths=[10], trials=30,
+    ),
+    "full": Preset(
+        description="All seven games at eps 0.05/0.1/0.2/0.5, depth caps 5 and 20, 100 trials",
+        games=["prisoners_dilemma", "stag_hunt", "chicken", "battle_of_the_sexes",
+               "vanilla_coordination", "climbing", "penalty"],
+        epsilons=[0.05, 0.1, 0.2, 0.5], max_depths=[5, 20], trials=100,
+    ),
+}
+
+
+class TournamentConfig(BaseModel):
+    """Everything that determines a tournament's trials; stored as JSON with the tournament."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    preset: str | None = None
+    programs: list[str] = Field(min_length=1)
+    games: list[str] = Field(min_length=1)
+    epsilons: list[Epsilon] = Field(min_length=1)
+    max_depths: list[Depth] = Field(min_length=1)
+    temperatures: list[Temperature | None] = Field(default_factory=lambda: [None], min_length=1)
+    trials: int = Field(ge=1, le=100_000_000)
+    seed: int = 0
+    concurrency: int = Field(8, ge=1, le=1024, description="LLM calls in flight at once (decisions asking; each provider's own limit applies too)")
+    simulation: Literal["run", "imagine"] = "run"
+    provider: str | None = None  # run every LLM program on this provider (model aliases mapped)
+    models: dict[str, str] = Field(default_factory=dict)  # program id -> provider/model override
+    cache: bool = True
+
+    @field_validator("programs", "games", "epsilons", "max_depths", "temperatures")
+    @classmethod
+    def _unique(cls, v: list, info):
+        seen = set()
+        dups = [x for x in v if x in seen or seen.add(x)]
+        if dups:
+            raise ValueError(f"{info.field_name} repeats {', '.join(map(str, dups))}")
+        return v
+
+    @model_validator(mode="after")
+    def _size(self) -> TournamentConfig:
+        if self.total_trials > 100_000_000:
+            raise ValueError(f"the grid has {self.total_trials:,} trials; the limit is 100,000,000")
+        return self
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(r, c) for r in self.programs for c in self.programs]
+
+    @property
+    def cells(self) -> int:
+        return len(self.games) * len(self.epsilons) * len(self.max_depths) * len(self.temperatures) * len(self.programs) ** 2
+
+    @property
+    def total_trials(self) -> int:
+        return self.cells * self.trials
+
+    def spec_at(self, seq: int) -> TrialSpec:
+        """The trial at grid position `seq` (mixed-radix decoding; the trial index is outermost)."""
+        n = len(self.programs)
+        seq0 = seq
+        seq, col = divmod(seq, n)
+        seq, row = divmod(seq, n)
+        seq, t = divmod(seq, len(self.temperatures))
+        seq, d = divmod(seq, len(self.max_depths))
+        seq, e = divmod(seq, len(self.epsilons))
+        index, g = divmod(seq, len(self.games))
+        return self._spec(seq0, self.games[g], self.programs[row], self.programs[col], self.epsilons[e],
+                          self.max_depths[d], self.temperatures[t], index)
+
+    def _spec(self, seq, game, row, col, eps, depth, temp, index) -> TrialSpec:
+        return TrialSpec(seq, game, row, col, eps, depth, temp, index,
+                         trial_seed(self.seed, game, row, col, eps, depth, temp, index))
+
+    def iter_specs(self, skip: bytearray | None = None) -> Iterator[TrialSpec]:
+        """Every trial in grid order, lazily; `skip[seq]` true means already done."""
+        seq = 0
+        for index in range(self.trials):
+            for game in self.games:
+                for eps in self.epsilons:
+                    for depth in self.max_depths:
+                        for temp in self.temperatures:
+                            for row in self.programs:
+                                for col in self.programs:
+                                    if skip is None or not skip[seq]:
+                                        yield self._spec(seq, game, row, col, eps, depth, temp, index)
+                                    seq += 1
+
+
+def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int, temp: float | None, index: int) -> int:
+    """A trial's seed from its coordinates alone, so it never depends on scheduling order."""
+    key = f"{base}|{game}|{row}|{col}|{eps!r}|{depth}|{temp!r}|{index}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+
+
+def from_preset(name: str, **overrides) -> dict:
+    """Config fields of a preset, with explicit overrides (None values ignored)."""
+    if name not in PRESETS:
+        raise ArenaError(f"unknown grid '{name}'. Presets: {', '.join(PRESETS)}")
+    p = PRESETS[name]
+    base = {"preset": name, "games": p.games, "epsilons": p.epsilons, "max_depths": p.max_depths, "trials": p.trials}
+    if p.programs is not None:
+        base["programs"] = p.programs
+    base.update({k: v for k, v in overrides.items() if v not in (None, [], ())})
+    return base
+
+
+def expected_nodes(simulates: tuple[bool, bool], eps: tuple[float, float], max_depth: int) -> tuple[float, float]:
+    """Expected nodes of one top-level decision, split by which program decides at the node.
+
+    Node k belongs to the deciding program when k is even and to its opponent when k is odd; it exists
+    if all nodes above it simulated.
+    """
+    own = other = 0.0
+    alive = 1.0
+    for k in range(max_depth + 1):
+        who = k % 2
+        if who == 0:
+            own += alive
+        else:
+            other += alive
+        if not simulates[who] or k >= max_depth:
+            break
+        alive *= 1 - eps[who]
+        if alive < 1e-12:
+            break
+    return own, other

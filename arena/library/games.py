@@ -1,0 +1,158 @@
+"""Normal-form games: the pydantic model, payoff lookup, the cooperative outcome set, loading."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
+
+from arena.errors import ConfigError, LookupFailed, Problem
+from arena.library.yamlio import iter_yaml_files, read_documents, validate
+
+Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
+ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=32)]
+
+
+class Game(BaseModel):
+    """A symmetric-action one-shot game: both players choose from the same action list.
+
+    `payoffs[i][j]` is (row payoff, column payoff) when row plays `actions[i]` and column plays
+    `actions[j]`. A common-payoff game may be written with plain numbers.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1, description="the text an LLM is shown")
+    actions: list[ActionName] = Field(min_length=2, max_length=12)
+    payoffs: list[list[tuple[FiniteFloat, FiniteFloat]]]
+    cooperative: list[tuple[ActionName, ActionName]] = Field(min_length=1)
+    default_action: ActionName = Field(description="what a grounded cooperative player plays")
+    defect_action: ActionName = Field(description="what DefectBot / CliqueBot-against-outsiders play")
+
+    @field_validator("payoffs", mode="before")
+    @classmethod
+    def _expand_common(cls, v):
+        # Allow [[2, 0], [0, 1]] for a common-payoff game: each cell becomes (x, x).
+        if isinstance(v, list):
+            return [
+                [[c, c] if isinstance(c, (int, float)) and not isinstance(c, bool) else c for c in row]
+                if isinstance(row, list)
+                else row
+                for row in v
+            ]
+        return v
+
+    @field_validator("actions")
+    @classmethod
+    def _unique_actions(cls, v: list[str]) -> list[str]:
+        dup = sorted({a for a in v if v.count(a) > 1})
+        if dup:
+            raise ValueError(f"actions must be unique; repeated: {', '.join(dup)}")
+        return v
+
+    # The checks below use the (already validated) action list: fields validate in declaration order.
+    @field_validator("payoffs")
+    @classmethod
+    def _square(cls, v: list, info: ValidationInfo) -> list:
+        actions = info.data.get("actions")
+        if actions is not None:
+            n = len(actions)
+            if len(v) != n or any(len(row) != n for row in v):
+                shape = f"{len(v)} row(s) of " + ", ".join(str(len(r)) for r in v) + " cell(s)"
+                raise ValueError(f"payoffs must be a {n}x{n} matrix (one row and column per action), got {shape}")
+        return v
+
+    @field_validator("cooperative")
+    @classmethod
+    def _known_outcomes(cls, v: list, info: ValidationInfo) -> list:
+        known = set(info.data.get("actions") or ())
+        for a, b in v:
+            if known and (a not in known or b not in known):
+                raise ValueError(f"cooperative outcome ({a}, {b}) uses an action not in {sorted(known)}")
+        return v
+
+    @field_validator("default_action", "defect_action")
+    @classmethod
+    def _known_action(cls, v: str, info: ValidationInfo) -> str:
+        actions = info.data.get("actions")
+        if actions is not None and v not in actions:
+            raise ValueError(f"{info.field_name} '{v}' is not one of the actions {actions}")
+        return v
+
+    # --- lookups (cached: games are frozen) -------------------------------------------------
+    @cached_property
+    def payoff_table(self) -> dict[tuple[str, str], tuple[float, float]]:
+        return {
+            (a, b): self.payoffs[i][j] for i, a in enumerate(self.actions) for j, b in enumerate(self.actions)
+        }
+
+    @cached_property
+    def cooperative_set(self) -> frozenset[tuple[str, str]]:
+        return frozenset(tuple(c) for c in self.cooperative)
+
+    def payoff(self, row_action: str, col_action: str) -> tuple[float, float]:
+        return self.payoff_table[(row_action, col_action)]
+
+    def is_cooperative(self, row_action: str, col_action: str) -> bool:
+        return (row_action, col_action) in self.cooperative_set
+
+    @property
+    def common_payoff(self) -> bool:
+        return all(r == c for row in self.payoffs for r, c in row)
+
+    @property
+    def is_2x2(self) -> bool:
+        return len(self.actions) == 2
+
+    @cached_property
+    def content_hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+    def matrix_text(self) -> str:
+        """The payoff matrix as plain text, for prompts and terminals."""
+        width = max(len(a) for a in self.actions) + 2
+        cells = [[f"{r:g}, {c:g}" for r, c in row] for row in self.payoffs]
+        cw = max(width, *(len(x) + 2 for row in cells for x in row))
+        head = " " * width + "".join(a.center(cw) for a in self.actions)
+        lines = [head] + [a.ljust(width) + "".join(x.center(cw) for x in cells[i]) for i, a in enumerate(self.actions)]
+        return "\n".join(lines)
+
+
+def content_hash(data: object) -> str:
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def load_games(directory: Path) -> dict[str, Game]:
+    """Every game in a directory of YAML files; all problems are collected before raising."""
+    games: dict[str, Game] = {}
+    where: dict[str, str] = {}  # id -> file:line where it was first defined
+    problems: list[Problem] = []
+    for path in iter_yaml_files(directory):
+        try:
+            for doc in read_documents(path):
+                game = validate(doc, Game)
+                if game.id in games:
+                    problems.append(Problem(doc.file, doc.line, "id",
+                                            f"duplicate game id '{game.id}' (first defined in {where[game.id]})"))
+                    continue
+                games[game.id] = game
+                where[game.id] = f"{doc.file}:{doc.line}"
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return games
+
+
+def pick(games: dict[str, Game], ids: list[str]) -> list[Game]:
+    missing = [g for g in ids if g not in games]
+    if missing:
+        raise LookupFailed(f"unknown game(s): {', '.join(missing)}. Known: {', '.join(sorted(games))}")
+    return [games[g] for g in ids]

@@ -1,0 +1,239 @@
+"""Program models (LLM programs and built-in bots) and loading them from YAML."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+
+from arena.errors import ConfigError, LookupFailed, Problem
+from arena.library.games import Identifier, content_hash
+from arena.library.yamlio import (
+    SECRET_FIELDS,
+    Document,
+    iter_yaml_files,
+    line_of,
+    plain,
+    problems_from,
+    read_documents,
+)
+
+Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
+STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot")
+
+
+class _ProgramBase(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: Identifier
+    description: str = ""
+    epsilon: Epsilon | None = None
+
+    @cached_property
+    def content_hash(self) -> str:
+        return content_hash(self.model_dump(mode="json"))
+
+
+# --- built-in strategies' parameters -------------------------------------------------------
+class _ActionParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: str | None = Field(None, description="play this action instead of the game's default")
+
+
+class _RandomParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    p: float = Field(0.5, ge=0, le=1, description="probability of the game's default (cooperative) action")
+
+
+class _NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+PARAMS: dict[str, type[BaseModel]] = {
+    "cooperate": _ActionParams,
+    "defect": _ActionParams,
+    "random": _RandomParams,
+    "fairbot": _NoParams,
+    "cliquebot": _NoParams,
+}
+
+STRATEGY_DOCS = {
+    "cooperate": "Always plays the game's cooperative (default) action. Never simulates.",
+    "defect": "Always plays the game's defect action. Never simulates.",
+    "random": "Plays the cooperative action with probability p, else another action uniformly. Never simulates.",
+    "fairbot": (
+        "Epsilon-grounded FairBot: with probability epsilon (or at the depth cap) plays the cooperative "
+        "action without simulating; otherwise simulates the opponent playing against it and plays "
+        "whatever the simulated opponent played."
+    ),
+    "cliquebot": "Plays the cooperative action if the opponent's source is identical to its own, else defects. Never simulates.",
+}
+
+
+class BuiltinProgram(_ProgramBase):
+    kind: Literal["builtin"]
+    strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot"]
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("params")
+    @classmethod
+    def _check_params(cls, v: dict, info: ValidationInfo) -> dict:
+        strategy = info.data.get("strategy")
+        if strategy is None:
+            return v
+        model = PARAMS[strategy]
+        try:
+            checked = model.model_validate(v)
+        except ValidationError as exc:
+            err = exc.errors(include_url=False)[0]
+            key = ".".join(str(p) for p in err["loc"])
+            msg = "unknown parameter" if err["type"] == "extra_forbidden" else err["msg"]
+            allowed = ", ".join(model.model_fields) or "none"
+            raise ValueError(f"strategy '{strategy}' parameter '{key}': {msg} (allowed: {allowed})") from None
+        return checked.model_dump(exclude_none=True)
+
+    def source(self) -> str:
+        """What an opponent is shown: the algorithm, its parameters and epsilon (not the id)."""
+        lines = [f"Built-in program, strategy '{self.strategy}'.", STRATEGY_DOCS[self.strategy]]
+        if self.params:
+            lines.append("Parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())))
+        if self.epsilon is not None:
+            lines.append(f"Its own epsilon: {self.epsilon:g}")
+        return "\n".join(lines)
+
+    @property
+    def label(self) -> str:
+        return f"builtin:{self.strategy}"
+
+
+class LLMProgram(_ProgramBase):
+    kind: Literal["llm"]
+    model: str = Field(pattern=r"^[a-z0-9_-]+/.+$", description="provider/model, e.g. local/qwen2.5-coder-0.5b")
+    temperature: float = Field(0.7, ge=0, le=2, allow_inf_nan=False)
+    system_prompt: str = Field(min_length=1, max_length=20_000)
+    max_tokens: int = Field(400, ge=16, le=8192)
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0]
+
+    @property
+    def model_name(self) -> str:
+        return self.model.split("/", 1)[1]
+
+    def source(self) -> str:
+        text = f"Model: {self.model}\nTemperature: {self.temperature:g}\n"
+        if self.epsilon is not None:
+            text += f"Epsilon: {self.epsilon:g}\n"
+        return text + "System prompt:\n" + self.system_prompt.rstrip("\n")
+
+    @property
+    def label(self) -> str:
+        return self.model
+
+
+Program = Annotated[Union[BuiltinProgram, LLMProgram], Field(discriminator="kind")]
+_PROGRAM = TypeAdapter(Program)
+
+
+@dataclass(frozen=True)
+class ProgramEntry:
+    """A program and where it was defined (for editing and error messages)."""
+
+    program: BuiltinProgram | LLMProgram
+    file: Path
+    index: int | None
+    line: int
+
+
+def parse_program(doc: Document) -> BuiltinProgram | LLMProgram:
+    data = plain(doc.data)
+    if isinstance(data, dict) and "kind" not in data:
+        raise ConfigError([Problem(doc.file, doc.line, "kind", "required field is missing (llm or builtin)")])
+    if isinstance(data, dict) and data.get("kind") not in ("llm", "builtin"):
+        raise ConfigError([Problem(doc.file, line_of(doc, "kind"), "kind",
+                                   f"must be 'llm' or 'builtin', got {data.get('kind')!r}")])
+    secret = [k for k in data if k.lower() in SECRET_FIELDS]
+    if secret:
+        raise ConfigError([Problem(doc.file, line_of(doc, secret[0]), secret[0],
+                                   "API keys never go in program files: set the provider's key variable in the "
+                                   "environment (see `arena providers list`)")])
+    model = BuiltinProgram if data["kind"] == "builtin" else LLMProgram  # no union tag in error paths
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        problems = problems_from(exc, doc, allowed=model.model_fields)
+    # A bad parameter is reported where it is (params.p, its own line), not on the params mapping.
+    strategy, params = data.get("strategy"), data.get("params")
+    if model is BuiltinProgram and strategy in PARAMS and isinstance(params, dict):
+        detailed = [p for p in problems if p.field != "params"]
+        try:
+            PARAMS[strategy].model_validate(params)
+        except ValidationError as exc:
+            allowed = list(PARAMS[strategy].model_fields)
+            takes = (f"strategy '{strategy}' takes: {', '.join(allowed)}" if allowed
+                     else f"strategy '{strategy}' takes no parameters")
+            detailed += problems_from(exc, doc, prefix=("params",), unknown=takes)
+            problems = detailed
+    raise ConfigError(problems)
+
+
+def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | LLMProgram:
+    """Validate YAML text holding exactly one program (used by the editor)."""
+    docs = read_documents(Path(name), text=text)
+    if len(docs) != 1:
+        raise ConfigError([Problem(name, None, None, "expected exactly one program")])
+    return parse_program(docs[0])
+
+
+def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
+    """Programs from YAML files and directories; every problem (duplicates too) is reported."""
+    entries: dict[str, ProgramEntry] = {}
+    problems: list[Problem] = []
+    files: list[Path] = []
+    for p in paths:
+        p = Path(p)
+        if p.is_dir():
+            files.extend(iter_yaml_files(p))
+        elif p.exists():
+            files.append(p)
+        else:
+            problems.append(Problem(str(p), None, None, "no such file or directory"))
+    for f in files:
+        try:
+            for doc in read_documents(f):
+                try:
+                    prog = parse_program(doc)
+                except ConfigError as exc:
+                    problems.extend(exc.problems)
+                    continue
+                if prog.id in entries:
+                    other = entries[prog.id]
+                    problems.append(
+                        Problem(doc.file, doc.line, "id", f"duplicate program id '{prog.id}' (first defined in {other.file}:{other.line})")
+                    )
+                    continue
+                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return entries
+
+
+def load_programs(paths: list[Path]) -> dict[str, BuiltinProgram | LLMProgram]:
+    return {k: e.program for k, e in load_program_entries(paths).items()}
+
+
+def pick(programs: dict[str, BuiltinProgram | LLMProgram], ids: list[str]) -> list[BuiltinProgram | LLMProgram]:
+    missing = [p for p in ids if p not in programs]
+    if missing:
+        raise LookupFailed(f"unknown program(s): {', '.join(missing)}. Known: {', '.join(sorted(programs))}")
+    return [programs[p] for p in ids]
+
+
+def program_from_json(data: dict) -> BuiltinProgram | LLMProgram:
+    return _PROGRAM.validate_python(data)

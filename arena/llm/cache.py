@@ -1,0 +1,50 @@
+"""The response cache: a re-run of the same calls is served from arena.db, reproducible and free.
+
+Keyed on (provider, model, messages, temperature, sample index, max tokens, constraint). The sample
+index tells apart the trials that ask the same question at a temperature above zero (it is derived
+from the trial's seed and the node), so a cached re-run returns each trial its own answer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass
+
+from arena.store.database import Store
+
+
+@dataclass(frozen=True)
+class Cached:
+    response: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+
+
+def cache_key(provider: str, model: str, messages: list[dict], temperature: float, sample: str,
+              max_tokens: int, constraint: dict | None) -> str:
+    blob = json.dumps(
+        {"p": provider, "m": model, "msgs": messages, "t": temperature, "s": sample, "n": max_tokens, "c": constraint},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+class ResponseCache:
+    def __init__(self, store: Store, read: bool = True):
+        self.store = store
+        self.read = read
+
+    def get(self, key: str) -> Cached | None:
+        if not self.read:
+            return None
+        rows = self.store.query(
+            "SELECT response, prompt_tokens, completion_tokens FROM response_cache WHERE key=?", (key,))
+        return Cached(**rows[0]) if rows else None
+
+    def put(self, key: str, provider: str, model: str, response: str, prompt_tokens: int | None,
+            completion_tokens: int | None) -> None:
+        self.store._write(lambda cur: cur.execute(
+            "INSERT OR REPLACE INTO response_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (key, provider, model, response, prompt_tokens, completion_tokens, time.time())))

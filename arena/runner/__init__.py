@@ -1,0 +1,1 @@
+"""The tournament runner: plans the trials of a tournament, runs them on the engine (and LLMs), stores them."""

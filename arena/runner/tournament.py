@@ -1,0 +1,379 @@
+"""Running a tournament: validation, scheduling, persistence, pause/cancel, resume, progress events.
+
+Built-in-only trials run on a synchronous fast path in batches (one transaction per batch); trials
+with an LLM program run as asyncio tasks, enough of them to keep `concurrency` decisions (so about as
+many LLM calls) in flight, each written in its own transaction as soon as it completes. A killed run
+therefore loses at most the trials in flight (and one unwritten batch of built-in trials, a few
+milliseconds of work); `resume` runs exactly the grid positions that are not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+from arena import __version__
+from arena.engine.bots import BotAgent
+from arena.errors import ArenaError, LookupFailed
+from arena.engine.events import (
+    Notice,
+    NodeResolved,
+    Sink,
+    TournamentFinished,
+    TournamentStarted,
+    TrialPlanned,
+    TrialsFinished,
+)
+from arena.library.games import Game
+from arena.engine.grid import TournamentConfig
+from arena.library.programs import BuiltinProgram, LLMProgram, program_from_json
+from arena.llm.providers import redact
+from arena.engine.records import TrialResult
+from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
+from arena.store.database import Store, TournamentRow
+
+
+class LLMBackend(Protocol):
+    """What the tournament needs from the LLM layer (providers, prompts, cache)."""
+
+    def check(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
+        """Raise ArenaError now (before anything is recorded) for unknown providers or missing keys."""
+
+    async def prepare(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
+        """Check keys and endpoints, start the local server if needed; raise ArenaError if unusable."""
+
+    def agent(self, program: LLMProgram, config: TournamentConfig) -> Agent: ...
+
+    def stats(self) -> dict: ...
+
+    async def aclose(self) -> None: ...
+
+
+Program = BuiltinProgram | LLMProgram
+BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
+
+
+class TournamentRunner:
+    """One run of one tournament (new or resumed). Control methods are safe from other threads."""
+
+    def __init__(self, store: Store, tournament_id: int, config: TournamentConfig, programs: dict[str, Program],
+                 games: dict[str, Game], backend: LLMBackend | None = None, sink: Sink | None = None,
+                 batch_size: int = 2000, node_events: bool = True):
+        self.store = store
+        self.tournament_id = tournament_id
+        self.config = config
+        self.programs = programs
+        self.games = games
+        self.backend = backend
+        self.sink = sink or (lambda event: None)
+        self.batch_size = batch_size
+        self.node_events = node_events
+        self.counts: Counter[str] = Counter()
+        self.done = 0
+        self._cancelled = False
+        self._running = threading.Event()
+        self._running.set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self.reused = False  # True when create() found this tournament already stored
+        self.provider_stats: dict = {}
+        self._yield_until = 0.0
+
+    # -- construction ------------------------------------------------------------------------------
+    @classmethod
+    def create(cls, store: Store, config: TournamentConfig, programs: dict[str, Program], games: dict[str, Game],
+               new: bool = False, **kw) -> TournamentRunner:
+        """Validate a tournament against the library and return its runner.
+
+        A tournament identical to a stored one (same config, same program and game versions) *is* that
+        tournament: its runner continues it, so running the same command twice never duplicates
+        trials. `new=True` records a fresh tournament instead (e.g. to re-sample LLMs without cache).
+        """
+        chosen_p = _pick(programs, config.programs, "program")
+        chosen_g = _pick(games, config.games, "game")
+        check_compatible(chosen_p.values(), chosen_g.values())
+        _check_backend(kw.get("backend"), chosen_p.values(), config)
+        fp = fingerprint(config, chosen_p.values(), chosen_g.values())
+        tid = None if new else store.find_tournament(fp)
+        if tid is not None:
+            runner = cls.resume(store, tid, **kw)
+            runner.reused = True
+            return runner
+        tid = store.create_tournament(config, chosen_p.values(), chosen_g.values(), config.total_trials, __version__, fp)
+        return cls(store, tid, config, chosen_p, chosen_g, **kw)
+
+    @classmethod
+    def resume(cls, store: Store, tournament_id: int | None = None, **kw) -> TournamentRunner:
+        """The runner of a stored tournament, with the program and game versions it started with.
+
+        Refused while another live process runs it (both would ask for the same missing trials).
+        """
+        stored = load_stored(store, tournament_id)
+        row = stored.row
+        if row.status == "running" and row.display_status == "running" and row.runner_pid != os.getpid():
+            raise ArenaError(f"tournament {row.id} is being run by another process (pid {row.runner_pid}); "
+                             "stop that one first, or wait for it to finish")
+        _check_backend(kw.get("backend"), stored.programs.values(), stored.config)
+        return cls(store, row.id, stored.config, stored.programs, stored.games, **kw)
+
+    # -- control (thread-safe) ---------------------------------------------------------------------
+    def pause(self) -> None:
+        self._running.clear()
+        self.sink(Notice("paused", "info"))
+
+    def unpause(self) -> None:
+        self._running.set()
+        self.sink(Notice("resumed", "info"))
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def yield_to(self, seconds: float) -> None:
+        """Leave the interpreter to another thread of this process for a moment (a UI answering a key):
+        the built-in fast path, which never waits on anything, sleeps before its next trial until then."""
+        self._yield_until = time.monotonic() + seconds
+
+    def cancel(self) -> None:
+        """Stop: in-flight trials are abandoned (not stored); everything stored stays."""
+        self._cancelled = True
+        self._running.set()
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._cancel_tasks)
+
+    def _cancel_tasks(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+
+    # -- running -----------------------------------------------------------------------------------
+    async def run(self) -> TournamentFinished:
+        self._loop = asyncio.get_running_loop()
+        t0 = time.perf_counter()
+        total = self.config.total_trials
+        done_map = await asyncio.to_thread(self.store.completed, self.tournament_id, total)
+        self.done = sum(done_map)
+        self.store.mark_running(self.tournament_id)
+        self.sink(TournamentStarted(self.tournament_id, total, self.done, self.config.model_dump(mode="json")))
+        status, error = "finished", None
+        llm = {pid for pid, p in self.programs.items() if p.kind == "llm"}
+        try:
+            agents = await self._agents(llm)
+            await self._run_builtin(agents, done_map, llm)
+            if llm:
+                await self._run_llm(agents, done_map, llm)
+            if self._cancelled:
+                status = "cancelled"
+        except asyncio.CancelledError:
+            status = "cancelled"
+            if not self._cancelled:  # cancelled from outside (Ctrl-C): record, then let it propagate
+                self._finish(status, error, t0)
+                raise
+        except ArenaError as exc:
+            status, error = "failed", str(exc)
+        except Exception as exc:  # keep what is stored; say what broke (never with a key in it)
+            status, error = "failed", redact(f"{type(exc).__name__}: {exc}", getattr(self.backend, "secrets", []))
+        finally:
+            if self.backend is not None and llm:
+                self.provider_stats = self.backend.stats()
+                try:
+                    await self.backend.aclose()
+                except Exception:
+                    pass
+        return self._finish(status, error, t0)
+
+    def _finish(self, status: str, error: str | None, t0: float) -> TournamentFinished:
+        if status == "finished" and self.done < self.config.total_trials:
+            status = "cancelled"
+        self.store.set_status(self.tournament_id, status)
+        event = TournamentFinished(self.tournament_id, status, self.done, self.config.total_trials,
+                                   dict(self.counts), time.perf_counter() - t0, error, self.provider_stats)
+        self.sink(event)
+        return event
+
+    async def _agents(self, llm: set[str]) -> dict[str, Agent]:
+        agents: dict[str, Agent] = {}
+        for pid, p in self.programs.items():
+            if p.kind == "builtin":
+                agents[pid] = BotAgent(p)
+        if llm:
+            if self.backend is None:
+                raise ArenaError(f"LLM programs {sorted(llm)} need an LLM backend")
+            llm_programs = [self.programs[p] for p in sorted(llm)]
+            await self.backend.prepare(llm_programs, self.config)
+            for p in llm_programs:
+                agents[p.id] = self.backend.agent(p, self.config)
+        return agents
+
+    async def _checkpoint(self) -> None:
+        await asyncio.sleep(0)
+        while not self._running.is_set():
+            await asyncio.sleep(0.05)
+        if self._cancelled:
+            raise asyncio.CancelledError
+
+    def _store(self, results: list[TrialResult]) -> None:
+        new = self.store.write_trials(self.tournament_id, results)
+        self.done += new
+        for r in results:
+            self.counts[r.status] += 1
+        self.sink(TrialsFinished(self.tournament_id, results, self.done, self.config.total_trials))
+
+    async def _run_builtin(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        """Built-in trials in batches of `batch_size` trials, or fewer when their trees are deep: a batch
+        is written once it holds BATCH_NODES nodes (FairBot with epsilon 0.0005 makes ~4,000 nodes a
+        trial: 2,000 of those would hold 8 million nodes in memory and in one transaction)."""
+        batch: list[TrialResult] = []
+        nodes = 0
+        games, programs = self.games, self.programs
+        for spec in self.config.iter_specs(done_map):
+            if spec.row in llm or spec.col in llm:
+                continue
+            if self._yield_until:
+                wait, self._yield_until = self._yield_until - time.monotonic(), 0.0
+                if wait > 0:
+                    time.sleep(wait)
+            result = run_trial_sync(spec, games[spec.game], agents, programs)
+            batch.append(result)
+            nodes += len(result.nodes)
+            if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
+                self._store(batch)
+                batch, nodes = [], 0
+                await self._checkpoint()
+        if batch:
+            self._store(batch)
+
+    async def _run_llm(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
+        """LLM trials in grid order, a new one started whenever too few decisions are in flight.
+
+        A top-level decision is a chain of calls made one after another (each level answers the one
+        below it), so a trial has two calls asking, then one once its shorter decision is done.
+        Counting decisions rather than trials keeps the providers busy however deep the trees are (a
+        fixed number of trials leaves slots idle while each waits on its one long chain). The backend
+        caps calls in flight at `concurrency`; a quarter more decisions than that are kept going so
+        that a call is always queued for a slot while others build their next prompt.
+        """
+        specs = (s for s in self.config.iter_specs(done_map) if s.row in llm or s.col in llm)
+        tid = self.tournament_id
+        on_plan = on_node = None
+        if self.node_events:
+            def on_plan(spec, nodes):
+                self.sink(TrialPlanned(tid, spec, nodes))
+
+            def on_node(spec, node):
+                self.sink(NodeResolved(tid, spec, node))
+
+        limit = self.config.concurrency + self.config.concurrency // 4 + 1
+        in_flight = 0  # decisions of started trials that are not done yet
+        room = asyncio.Event()  # set whenever a decision ends (or a trial fails)
+        failures: list[BaseException] = []
+        tasks: set[asyncio.Task] = set()
+
+        async def trial(spec) -> None:
+            nonlocal in_flight
+            pending = 2
+
+            def decided() -> None:
+                nonlocal in_flight, pending
+                pending -= 1
+                in_flight -= 1
+                room.set()
+
+            try:
+                result = await run_trial_async(spec, self.games[spec.game], agents, self.programs, on_plan, on_node,
+                                               decided)
+                self._store([result])
+            finally:
+                in_flight -= pending  # the decisions of a cancelled or failed trial
+                room.set()
+
+        def finished(task: asyncio.Task) -> None:
+            tasks.discard(task)
+            self._tasks.discard(task)
+            if not task.cancelled() and task.exception() is not None:
+                failures.append(task.exception())
+                room.set()
+
+        try:
+            for spec in specs:
+                while in_flight >= limit and not failures:
+                    room.clear()
+                    await room.wait()
+                await self._checkpoint()
+                if failures:
+                    break
+                in_flight += 2
+                task = asyncio.create_task(trial(spec))
+                tasks.add(task)
+                self._tasks.add(task)
+                task.add_done_callback(finished)
+            if tasks and not failures:
+                await asyncio.gather(*tasks)  # raises the first failure
+            if failures:
+                raise failures[0]
+        finally:
+            for t in list(tasks):
+                t.cancel()
+            self._tasks.difference_update(tasks)
+
+
+@dataclass(frozen=True)
+class StoredTournament:
+    """A stored tournament as it started: its row, config, and program and game versions."""
+
+    row: TournamentRow
+    config: TournamentConfig
+    programs: dict[str, Program]
+    games: dict[str, Game]
+
+
+def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournament:
+    """The stored tournament `tournament_id` (None: the latest); raises LookupFailed if there is none."""
+    row = store.tournament(tournament_id)
+    progs, games = store.snapshot(row.id)
+    return StoredTournament(row, TournamentConfig.model_validate(row.config),
+                            {k: program_from_json(v) for k, v in progs.items()},
+                            {k: Game.model_validate(v) for k, v in games.items()})
+
+
+def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:
+    """Identity of a tournament: what determines its trials (not its name or concurrency)."""
+    from arena.library.games import content_hash
+
+    return content_hash({
+        "config": config.model_dump(mode="json", exclude={"name", "concurrency"}),
+        "programs": sorted(p.content_hash for p in programs),
+        "games": sorted(g.content_hash for g in games),
+    })
+
+
+def _pick(items: dict, ids: list[str], what: str) -> dict:
+    missing = [i for i in ids if i not in items]
+    if missing:
+        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}. Known: {', '.join(sorted(items))}")
+    return {i: items[i] for i in ids}
+
+
+def _check_backend(backend: LLMBackend | None, programs: Iterable[Program], config: TournamentConfig) -> None:
+    llm = [p for p in programs if p.kind == "llm"]
+    if not llm:
+        return
+    if backend is None:
+        raise ArenaError(f"LLM programs ({', '.join(p.id for p in llm)}) need an LLM backend")
+    backend.check(llm, config)
+
+
+def check_compatible(programs: Iterable[Program], games: Iterable[Game]) -> None:
+    """Every chosen bot can play every chosen game (e.g. a fixed action exists in it)."""
+    problems = []
+    for p in programs:
+        if p.kind == "builtin":
+            agent = BotAgent(p)
+            problems += [m for g in games if (m := agent.check_game(g))]
+    if problems:
+        raise ArenaError("; ".join(problems))

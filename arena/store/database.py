@@ -1,0 +1,511 @@
+"""SQLite persistence (WAL): schema, the one-transaction trial write, and the queries others use.
+
+A trial and its nodes and LLM calls are written together in one transaction when the trial
+completes; a unique index on the trial's coordinates makes a second write of the same trial a no-op,
+so re-running or resuming never duplicates a trial.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from arena.errors import LookupFailed, StoreError
+from arena.engine.records import SIMULATED, CallRecord, TrialResult
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS tournaments (
+    id INTEGER PRIMARY KEY,
+    name TEXT,
+    config TEXT NOT NULL,
+    status TEXT NOT NULL,            -- running | finished | cancelled | failed
+    total_trials INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    created_at REAL NOT NULL,
+    started_at REAL,                 -- when the latest run (process runner_pid) started it
+    finished_at REAL,
+    runner_pid INTEGER,
+    arena_version TEXT,
+    fingerprint TEXT NOT NULL        -- hash of the config and the program/game versions
+);
+CREATE INDEX IF NOT EXISTS tournaments_fingerprint ON tournaments (fingerprint);
+CREATE TABLE IF NOT EXISTS programs (
+    hash TEXT PRIMARY KEY, id TEXT NOT NULL, kind TEXT NOT NULL, label TEXT, definition TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS games (hash TEXT PRIMARY KEY, id TEXT NOT NULL, definition TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tournament_programs (
+    tournament_id INTEGER NOT NULL REFERENCES tournaments(id), program_id TEXT NOT NULL,
+    program_hash TEXT NOT NULL REFERENCES programs(hash), PRIMARY KEY (tournament_id, program_id)
+);
+CREATE TABLE IF NOT EXISTS tournament_games (
+    tournament_id INTEGER NOT NULL REFERENCES tournaments(id), game_id TEXT NOT NULL,
+    game_hash TEXT NOT NULL REFERENCES games(hash), PRIMARY KEY (tournament_id, game_id)
+);
+CREATE TABLE IF NOT EXISTS trials (
+    id INTEGER PRIMARY KEY,
+    tournament_id INTEGER NOT NULL REFERENCES tournaments(id),
+    seq INTEGER NOT NULL,
+    game TEXT NOT NULL,
+    row_program TEXT NOT NULL,
+    col_program TEXT NOT NULL,
+    epsilon REAL NOT NULL,
+    max_depth INTEGER NOT NULL,
+    temperature REAL,
+    trial_index INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    row_action TEXT,
+    col_action TEXT,
+    row_payoff REAL,
+    col_payoff REAL,
+    cooperative INTEGER,
+    status TEXT NOT NULL,            -- ok | refused | error
+    error TEXT,
+    n_nodes INTEGER NOT NULL,
+    n_calls INTEGER NOT NULL,
+    row_depth INTEGER NOT NULL,      -- deepest node of the row program's decision
+    col_depth INTEGER NOT NULL,
+    duration_ms REAL,
+    finished_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials (
+    tournament_id, game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), trial_index
+);
+-- which grid positions are stored (resume: an index-only scan, not a million row lookups)
+CREATE INDEX IF NOT EXISTS trials_seq ON trials (tournament_id, seq);
+CREATE TABLE IF NOT EXISTS nodes (
+    id INTEGER PRIMARY KEY,
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    parent_id INTEGER REFERENCES nodes(id),
+    idx INTEGER NOT NULL,            -- position within the trial
+    side TEXT NOT NULL,              -- seat of the deciding program: row | col
+    depth INTEGER NOT NULL,
+    program TEXT NOT NULL,
+    mode TEXT NOT NULL,              -- simulated | grounded | capped | direct
+    grounded INTEGER NOT NULL,
+    action TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS nodes_trial ON nodes (trial_id);
+CREATE TABLE IF NOT EXISTS llm_calls (
+    id INTEGER PRIMARY KEY,
+    tournament_id INTEGER NOT NULL,
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    node_id INTEGER NOT NULL REFERENCES nodes(id),
+    program TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    messages TEXT NOT NULL,          -- JSON list of {role, content}
+    params TEXT,                     -- JSON: temperature, seed, constraint, ...
+    response TEXT,
+    parsed_action TEXT,
+    attempt INTEGER NOT NULL,
+    status TEXT NOT NULL,            -- ok | refusal | error
+    error TEXT,
+    latency_ms REAL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    cached INTEGER NOT NULL,
+    started_at REAL
+);
+CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
+CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
+CREATE INDEX IF NOT EXISTS llm_calls_tournament ON llm_calls (tournament_id);  -- analysis.call_rows
+CREATE TABLE IF NOT EXISTS response_cache (
+    key TEXT PRIMARY KEY,            -- hash of (provider, model, messages, temperature, sample index, ...)
+    provider TEXT NOT NULL,
+    model TEXT NOT NULL,
+    response TEXT NOT NULL,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    created_at REAL NOT NULL
+);
+"""
+
+TRIAL_COLUMNS = (
+    "tournament_id, seq, game, row_program, col_program, epsilon, max_depth, temperature, trial_index, seed, "
+    "row_action, col_action, row_payoff, col_payoff, cooperative, status, error, n_nodes, n_calls, row_depth, "
+    "col_depth, duration_ms, finished_at"
+)
+_TRIAL_INSERT = f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+# Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
+# rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
+# literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
+_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)"
+_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL)"
+_TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
+                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
+_CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
+
+
+class TournamentRow(BaseModel):
+    id: int
+    name: str | None
+    config: dict
+    status: str
+    total_trials: int
+    seed: int
+    created_at: float
+    started_at: float | None
+    finished_at: float | None
+    runner_pid: int | None
+    arena_version: str | None
+    fingerprint: str
+    done: int = 0
+
+    @property
+    def display_status(self) -> str:
+        """'interrupted' for a tournament marked running whose process is gone (killed, crashed)."""
+        if self.status == "running" and not _pid_alive(self.runner_pid, self.started_at):
+            return "interrupted"
+        return self.status
+
+
+def _pid_alive(pid: int | None, since: float | None = None) -> bool:
+    """Whether process `pid`, which marked a tournament running at `since`, still runs.
+
+    A pid can be reused: a process that started after `since` (Linux: /proc) is another program.
+    """
+    if not pid:
+        return False
+    started = _process_start(pid)
+    if started is not None and since is not None and started > since + 2.0:
+        return False
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _process_start(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), where /proc tells; None elsewhere or if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        boot = next(float(x.split()[1]) for x in Path("/proc/stat").read_text().splitlines() if x.startswith("btime"))
+        ticks = float(stat.rsplit(")", 1)[1].split()[19])  # field 22, counted after the command name
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def default_db_path() -> Path:
+    return Path(os.environ.get("ARENA_DB") or "arena.db")
+
+
+class Store:
+    """One connection to an Arena database. Thread-safe through one lock (SQLite has one writer)."""
+
+    def __init__(self, path: str | os.PathLike = "arena.db", *, timeout: float = 10.0):
+        self.path = Path(path)
+        self._lock = threading.RLock()
+        try:
+            if self.path.parent and not self.path.parent.exists():
+                raise StoreError(f"cannot open database {self.path}: directory {self.path.parent} does not exist")
+            self.conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.conn.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            self._check_schema()
+            if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.conn.execute("PRAGMA journal_mode=WAL")
+            self.conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._has_schema():
+                self.conn.executescript(SCHEMA)
+                self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+        except (sqlite3.DatabaseError, StoreError) as exc:
+            if getattr(self, "conn", None) is not None:
+                self.conn.close()
+            if isinstance(exc, StoreError):
+                raise
+            raise StoreError(_explain(self.path, exc)) from None
+
+    def _tables(self) -> set[str]:
+        return {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+    def _has_schema(self) -> bool:
+        """Every table and index of SCHEMA exists (read-only commands then never need the write lock)."""
+        names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        wanted = set(re.findall(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
+        return wanted <= names
+
+    def _check_schema(self) -> None:
+        """Refuse a database that is not Arena's (other tables) or was written by a newer Arena."""
+        tables = self._tables()
+        if not tables:
+            return
+        if "meta" not in tables:
+            shown = ", ".join(sorted(tables)[:5]) + (", ..." if len(tables) > 5 else "")
+            raise StoreError(f"{self.path} is an SQLite database but not Arena's (its tables: {shown}); "
+                             "pass --db another path")
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        version = int(row[0]) if row and str(row[0]).isdigit() else 0
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"{self.path} was written by a newer Arena (schema {version}; this one reads "
+                             f"{SCHEMA_VERSION}): upgrade Arena or pass --db another path")
+
+    # -- sqlite-utils view, for ad-hoc queries (analysis, exports) --------------------------------
+    @property
+    def db(self):
+        import sqlite_utils
+
+        return sqlite_utils.Database(self.conn)
+
+    def close(self) -> None:
+        with self._lock:
+            self.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def query(self, sql: str, params: Sequence[Any] | dict = ()) -> list[dict]:
+        with self._lock:
+            try:
+                cur = self.conn.execute(sql, params)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(_explain(self.path, exc)) from None
+            cols = [d[0] for d in cur.description or ()]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
+
+    def _write(self, fn, *args):
+        """Run fn(cursor, *args) inside one IMMEDIATE transaction (atomic, holds the write lock)."""
+        with self._lock:
+            cur = self.conn.cursor()
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+                out = fn(cur, *args)
+                cur.execute("COMMIT")
+                return out
+            except BaseException as exc:
+                if self.conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise StoreError(_explain(self.path, exc)) from None
+                raise
+
+    # -- tournaments -------------------------------------------------------------------------------
+    def create_tournament(self, config: BaseModel, programs: Iterable, games: Iterable, total: int, version: str,
+                          fingerprint: str) -> int:
+        def tx(cur):
+            for p in programs:
+                cur.execute(
+                    "INSERT OR IGNORE INTO programs VALUES (?, ?, ?, ?, ?)",
+                    (p.content_hash, p.id, p.kind, p.label, p.model_dump_json()),
+                )
+            for g in games:
+                cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (g.content_hash, g.id, g.model_dump_json()))
+            cur.execute(
+                "INSERT INTO tournaments (name, config, status, total_trials, seed, created_at, started_at, runner_pid, "
+                "arena_version, fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (config.name, config.model_dump_json(), total, config.seed, time.time(), time.time(), os.getpid(), version,
+                 fingerprint),
+            )
+            tid = cur.lastrowid
+            cur.executemany("INSERT INTO tournament_programs VALUES (?, ?, ?)", [(tid, p.id, p.content_hash) for p in programs])
+            cur.executemany("INSERT INTO tournament_games VALUES (?, ?, ?)", [(tid, g.id, g.content_hash) for g in games])
+            return tid
+
+        programs, games = list(programs), list(games)
+        return self._write(tx)
+
+    def mark_running(self, tid: int) -> None:
+        self._write(lambda cur: cur.execute(
+            "UPDATE tournaments SET status='running', runner_pid=?, started_at=? WHERE id=?",
+            (os.getpid(), time.time(), tid)))
+
+    def set_status(self, tid: int, status: str) -> None:
+        finished = time.time() if status in ("finished", "cancelled", "failed") else None
+        self._write(lambda cur: cur.execute(
+            "UPDATE tournaments SET status=?, finished_at=? WHERE id=?", (status, finished, tid)))
+
+    def tournament(self, tid: int | None = None) -> TournamentRow:
+        """A tournament by id; None means the most recent one."""
+        if tid is None:
+            rows = self.query("SELECT max(id) AS id FROM tournaments")
+            tid = rows[0]["id"] if rows else None
+            if tid is None:
+                raise LookupFailed(f"no tournaments in {self.path} yet; start one with `arena run`")
+        rows = self.query("SELECT * FROM tournaments WHERE id=?", (tid,))
+        if not rows:
+            raise LookupFailed(f"no tournament {tid} in {self.path}")
+        return self._row(rows[0])
+
+    def find_tournament(self, fingerprint: str) -> int | None:
+        """The newest tournament with this fingerprint (same config and program/game versions)."""
+        rows = self.query("SELECT max(id) AS id FROM tournaments WHERE fingerprint=?", (fingerprint,))
+        return rows[0]["id"] if rows else None
+
+    def tournaments(self) -> list[TournamentRow]:
+        rows = self.query("SELECT * FROM tournaments ORDER BY id DESC")
+        done = {r["tournament_id"]: r["n"] for r in self.query(
+            "SELECT tournament_id, count(*) AS n FROM trials GROUP BY tournament_id")}
+        return [self._row(r, done.get(r["id"], 0)) for r in rows]
+
+    def _row(self, r: dict, done: int | None = None) -> TournamentRow:
+        if done is None:
+            done = self.count_trials(r["id"])
+        return TournamentRow(**{**r, "config": json.loads(r["config"]), "done": done})
+
+    def snapshot(self, tid: int) -> tuple[dict, dict]:
+        """The program and game definitions a tournament was started with (JSON dicts by id)."""
+        programs = {r["program_id"]: json.loads(r["definition"]) for r in self.query(
+            "SELECT tp.program_id, p.definition FROM tournament_programs tp JOIN programs p ON p.hash = tp.program_hash "
+            "WHERE tp.tournament_id=?", (tid,))}
+        games = {r["game_id"]: json.loads(r["definition"]) for r in self.query(
+            "SELECT tg.game_id, g.definition FROM tournament_games tg JOIN games g ON g.hash = tg.game_hash "
+            "WHERE tg.tournament_id=?", (tid,))}
+        return programs, games
+
+    # -- trials -------------------------------------------------------------------------------------
+    def count_trials(self, tid: int) -> int:
+        return self.query("SELECT count(*) AS n FROM trials WHERE tournament_id=?", (tid,))[0]["n"]
+
+    def completed(self, tid: int, total: int) -> bytearray:
+        """A byte per grid position: 1 where that trial is already stored."""
+        done = bytearray(total)
+        with self._lock:
+            for (seq,) in self.conn.execute("SELECT seq FROM trials WHERE tournament_id=?", (tid,)):
+                if 0 <= seq < total:
+                    done[seq] = 1
+        return done
+
+    def write_trials(self, tid: int, results: Sequence[TrialResult]) -> int:
+        """Store finished trials with their nodes and calls in one transaction; returns how many were new."""
+        if not results:
+            return 0
+        return self._write(_insert_trials, tid, results)
+
+    def trial_rows(self, tid: int, where: str = "", params: Sequence = ()) -> list[dict]:
+        sql = "SELECT * FROM trials WHERE tournament_id=?" + (f" AND ({where})" if where else "") + " ORDER BY seq"
+        return self.query(sql, (tid, *params))
+
+    def nodes(self, trial_id: int) -> list[dict]:
+        return self.query("SELECT * FROM nodes WHERE trial_id=? ORDER BY idx", (trial_id,))
+
+    def calls(self, *, node_id: int | None = None, trial_id: int | None = None) -> list[dict]:
+        if node_id is not None:
+            rows = self.query("SELECT * FROM llm_calls WHERE node_id=? ORDER BY id", (node_id,))
+        else:
+            rows = self.query("SELECT * FROM llm_calls WHERE trial_id=? ORDER BY id", (trial_id,))
+        for r in rows:
+            r["messages"] = json.loads(r["messages"])
+            r["params"] = json.loads(r["params"]) if r["params"] else {}
+        return rows
+
+
+def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]) -> int:
+    now = time.time()
+    node_id = cur.execute("SELECT coalesce(max(id), 0) FROM nodes").fetchone()[0]
+    # Inside this write transaction SQLite gives the next trial max(id) + 1: predicting it lets one pass
+    # over a trial's nodes both build their rows and find the trial's depths and call count.
+    next_trial = cur.execute("SELECT coalesce(max(id), 0) FROM trials").fetchone()[0] + 1
+    call_id = None
+    node_rows: list[tuple] = []  # nodes with an error
+    ok_rows: list[tuple] = []  # nodes without (the usual case; see _NODE_INSERT_OK)
+    call_rows: list[tuple] = []
+    inserted = 0
+    for r in results:
+        s = r.spec
+        nodes = r.nodes
+        trial_id = next_trial
+        base = node_id + 1
+        n_ok, n_err = len(ok_rows), len(node_rows)
+        # Nodes are the row decision's chain, then the column decision's (from the second root on).
+        row_depth = col_depth = n_calls = 0
+        in_row = True
+        with_calls = []
+        for n in nodes:
+            parent = n.parent
+            depth = n.depth
+            if parent is None:
+                if n.index > 0:
+                    in_row = False
+                parent = 0  # stored as NULL
+            else:
+                parent += base
+            if in_row:
+                if depth > row_depth:
+                    row_depth = depth
+            elif depth > col_depth:
+                col_depth = depth
+            mode = n.mode
+            if n.error is None:
+                ok_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                int(mode != SIMULATED), n.action))
+            else:
+                node_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
+                                  int(mode != SIMULATED), n.action, n.error))
+            if n.calls:
+                n_calls += len(n.calls)
+                with_calls.append(n)
+        if s.temperature is None and r.error is None and r.cooperative is not None:
+            cur.execute(_TRIAL_INSERT_OK, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff, int(r.cooperative), r.status,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
+        else:
+            cur.execute(_TRIAL_INSERT, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff,
+                None if r.cooperative is None else int(r.cooperative), r.status, r.error,
+                len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+            ))
+        if cur.rowcount == 0:  # already stored: a re-run or resume of a finished trial
+            del ok_rows[n_ok:], node_rows[n_err:]
+            continue
+        if cur.lastrowid != trial_id:  # cannot happen with an INTEGER PRIMARY KEY; never store a wrong id
+            trial_id = cur.lastrowid
+            ok_rows[n_ok:] = [(row[0], trial_id, *row[2:]) for row in ok_rows[n_ok:]]
+            node_rows[n_err:] = [(row[0], trial_id, *row[2:]) for row in node_rows[n_err:]]
+        next_trial = trial_id + 1
+        inserted += 1
+        for n in with_calls:
+            if call_id is None:
+                call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
+            for c in n.calls:
+                call_id += 1
+                call_rows.append(_call_row(call_id, tid, trial_id, base + n.index, n.program, c))
+        node_id += len(nodes)
+    if ok_rows:
+        cur.executemany(_NODE_INSERT_OK, ok_rows)
+    if node_rows:
+        cur.executemany(_NODE_INSERT_NULLABLE, node_rows)
+    if call_rows:
+        cur.executemany(_CALL_INSERT, call_rows)
+    return inserted
+
+
+def _call_row(call_id: int, tid: int, trial_id: int, node_id: int, program: str, c: CallRecord) -> tuple:
+    return (
+        call_id, tid, trial_id, node_id, program, c.provider, c.model, json.dumps(c.messages, ensure_ascii=False),
+        json.dumps(c.params, sort_keys=True) if c.params else None, c.response, c.parsed_action, c.attempt,
+        c.status, c.error, c.latency_ms, c.prompt_tokens, c.completion_tokens, int(c.cached), c.started_at,
+    )
+
+
+def _explain(path: Path, exc: sqlite3.DatabaseError) -> str:
+    msg = str(exc)
+    if "locked" in msg or "busy" in msg:
+        return f"database {path} is locked by another process (another `arena` running?): {msg}"
+    if "not a database" in msg or "malformed" in msg or "corrupt" in msg:
+        return f"{path} is not a usable SQLite database ({msg}); move it away or pass --db another path"
+    if "readonly" in msg or "unable to open" in msg:
+        return f"cannot write database {path}: {msg}"
+    return f"database {path}: {msg}"
