@@ -24,6 +24,12 @@ from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
 SCHEMA_VERSION = 1
 
+# Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
+# takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
+# come from SCHEMA's CREATE ... IF NOT EXISTS afterwards). Append a step with each schema change, never
+# edit one that has shipped; tests/fixtures/arena-v1.db is a database written by schema 1.
+MIGRATIONS: dict[int, list[str]] = {}
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS tournaments (
@@ -204,6 +210,17 @@ def _process_start(pid: int) -> float | None:
         return None
 
 
+def _statements(script: str) -> list[str]:
+    """The SQL statements of a script, each whole (as sqlite3 itself judges completeness)."""
+    out, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return out
+
+
 def default_db_path() -> Path:
     return Path(os.environ.get("ARENA_DB") or "arena.db")
 
@@ -223,9 +240,12 @@ class Store:
             if self.conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
-            if not self._has_schema():
+            version = self._version()
+            if version is None:
                 self.conn.executescript(SCHEMA)
                 self.conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            elif version < SCHEMA_VERSION or not self._has_schema():
+                self._migrate(version)
         except (sqlite3.DatabaseError, StoreError) as exc:
             if getattr(self, "conn", None) is not None:
                 self.conn.close()
@@ -241,6 +261,30 @@ class Store:
         names = {r[0] for r in self.conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
         wanted = set(re.findall(r"CREATE (?:UNIQUE )?(?:TABLE|INDEX) IF NOT EXISTS (\w+)", SCHEMA))
         return wanted <= names
+
+    def _version(self) -> int | None:
+        """The stored schema version; None for a new (empty) database."""
+        if "meta" not in self._tables():
+            return None
+        row = self.conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+        return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+    def _migrate(self, version: int) -> None:
+        """Bring a database of an older schema up to SCHEMA_VERSION in one transaction."""
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._version() or 0  # another process may have migrated it meanwhile
+                for step in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in MIGRATIONS.get(step, []):
+                        self.conn.execute(statement)
+                for statement in _statements(SCHEMA):
+                    self.conn.execute(statement)
+                self.conn.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self.conn.execute("COMMIT")
 
     def _check_schema(self) -> None:
         """Refuse a database that is not Arena's (other tables) or was written by a newer Arena."""
