@@ -20,6 +20,8 @@ from typing import Protocol
 
 from arena import __version__
 from arena.engine.bots import BotAgent
+from arena.engine.code import CodeAgent
+from arena.engine.sandbox import Sandbox, SandboxError
 from arena.errors import ArenaError, LookupFailed
 from arena.engine.events import (
     Notice,
@@ -32,7 +34,7 @@ from arena.engine.events import (
 )
 from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
-from arena.library.programs import BuiltinProgram, LLMProgram, program_from_json
+from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json
 from arena.llm.providers import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
@@ -55,7 +57,7 @@ class LLMBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-Program = BuiltinProgram | LLMProgram
+Program = BuiltinProgram | LLMProgram | CodeProgram
 BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
 
 
@@ -84,6 +86,7 @@ class TournamentRunner:
         self.reused = False  # True when create() found this tournament already stored
         self.provider_stats: dict = {}
         self._yield_until = 0.0
+        self._sandbox: Sandbox | None = None  # the code programs' warm sessions, for one run
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -174,11 +177,14 @@ class TournamentRunner:
             if not self._cancelled:  # cancelled from outside (Ctrl-C): record, then let it propagate
                 self._finish(status, error, t0)
                 raise
-        except ArenaError as exc:
+        except (ArenaError, SandboxError) as exc:
             status, error = "failed", str(exc)
         except Exception as exc:  # keep what is stored; say what broke (never with a key in it)
             status, error = "failed", redact(f"{type(exc).__name__}: {exc}", getattr(self.backend, "secrets", []))
         finally:
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
             if self.backend is not None and llm:
                 self.provider_stats = self.backend.stats()
                 try:
@@ -201,6 +207,12 @@ class TournamentRunner:
         for pid, p in self.programs.items():
             if p.kind == "builtin":
                 agents[pid] = BotAgent(p)
+        code = [p for p in self.programs.values() if p.kind == "code"]
+        if code:
+            self._sandbox = Sandbox(code)
+            await asyncio.to_thread(self._sandbox.open)
+            for p in code:
+                agents[p.id] = CodeAgent(p, self._sandbox)
         if llm:
             if self.backend is None:
                 raise ArenaError(f"LLM programs {sorted(llm)} need an LLM backend")

@@ -1,0 +1,250 @@
+"""The sandbox that runs code programs: pydantic-monty worker processes, kept warm, one session a program.
+
+Nothing of a program's source is ever executed in Arena's process: `decide(ctx)` runs in a Monty
+worker (a Python interpreter in Rust, in a subprocess) with no filesystem, network or environment, and
+with limits on time, memory and recursion per decision. A program's failure (an exception, a limit, a
+crashed worker) comes back as an `Outcome` with an error naming the program's own source line; the
+session is replaced when a limit leaves its heap in doubt.
+
+Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs a decision instead of
+~0.1 ms for a round trip each). A batch that hits a limit is rerun one decision at a time on a fresh
+session, so a runaway program costs at most its limit per decision and the others still get answers.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from arena.library.codecheck import uses_random
+from arena.library.programs import CodeProgram
+
+OUTPUT_CAP = 2000  # characters of printed output kept per decision
+BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
+
+_PRELUDE = f'''
+_arena_out = []
+_arena_size = [0]
+def print(*args, sep=" ", end="\\n"):
+    if _arena_size[0] < {OUTPUT_CAP}:
+        _arena_piece = sep.join([str(a) for a in args]) + end
+        _arena_out.append(_arena_piece)
+        _arena_size[0] += len(_arena_piece)
+def _arena_one(c, seed):
+    _arena_out.clear()
+    _arena_size[0] = 0
+    if seed is not None:
+        _arena_random.seed(seed)
+    _arena_r = decide(c)
+    return (_arena_r, "".join(_arena_out)[:{OUTPUT_CAP}])
+def _arena_run(items, seeds):
+    _arena_res = []
+    for _arena_i in range(len(items)):
+        try:
+            _arena_res.append(_arena_one(items[_arena_i], seeds[_arena_i]))
+        except Exception as e:
+            _arena_res.append(None)
+    return _arena_res
+'''
+_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1
+
+
+class SandboxError(Exception):
+    """The sandbox itself cannot run (the monty runtime is missing or will not start): an Arena problem,
+    never a program's failure."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one decide(ctx) gave: its value and printed output, or an error naming the source line."""
+
+    value: Any = None
+    output: str = ""
+    error: str | None = None
+
+
+def seed_of(u: float) -> int:
+    """The seed of a node's `random` module: a function of the node's own draw, so a trial replays."""
+    return int(u * 2**53)
+
+
+def _limits(program: CodeProgram, batch: bool) -> dict:
+    t = program.time_limit_ms / 1000
+    return {"max_feed_duration_secs": t * BATCH_TIME_FACTOR if batch else t,
+            "max_memory": program.memory_mb * 1_000_000, "max_recursion_depth": 200}
+
+
+def _describe(exc: BaseException, program: CodeProgram) -> str:
+    """A program's failure in one line: the error and the program's own source line that raised it."""
+    from pydantic_monty import MontyCrashedError, MontyRuntimeError, MontySyntaxError
+
+    if isinstance(exc, MontyRuntimeError):
+        msg = exc.display("type-msg")
+        if msg.startswith("TimeoutError"):
+            return f"TimeoutError: decide took longer than its limit of {program.time_limit_ms} ms"
+        if msg.startswith("MemoryError"):
+            return f"MemoryError: decide used more than its limit of {program.memory_mb} MB"
+        frames = [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
+        if frames:
+            f = frames[-1]
+            return f"{_short(msg)} (line {f.line}: `{(f.source_line or '').strip()}`)"
+        return _short(msg)
+    if isinstance(exc, MontySyntaxError):
+        return _short(exc.display("type-msg"))
+    if isinstance(exc, MontyCrashedError):
+        return f"the sandbox worker running decide died ({_short(str(exc))})"
+    return _short(f"{type(exc).__name__}: {exc}")
+
+
+def _short(text: str, n: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class ProgramSession:
+    """One code program's warm session: its source loaded once, decisions fed in batches."""
+
+    def __init__(self, pool: Any, program: CodeProgram):
+        self.pool = pool
+        self.program = program
+        self.seeded = uses_random(program.code)
+        self._cm = None
+        self._session = None
+        self._batch_limits = True
+        self.load_error: str | None = None
+
+    # -- session lifecycle -------------------------------------------------------------------
+    def _open(self, batch: bool) -> Any:
+        from pydantic_monty import MontyError
+
+        if self._session is not None and self._batch_limits == batch:
+            return self._session
+        self.close()
+        self._cm = self.pool.checkout(script_name=f"{self.program.id}.py", limits=_limits(self.program, batch),
+                                      os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
+        self._session = self._cm.__enter__()
+        self._batch_limits = batch
+        try:
+            self._session.feed_run(_PRELUDE + ("import random as _arena_random\n" if self.seeded else ""))
+            self._session.feed_run(self.program.code)
+            self.load_error = None
+        except MontyError as exc:
+            self.load_error = _describe(exc, self.program)
+        return self._session
+
+    def close(self) -> None:
+        cm, self._cm, self._session = self._cm, None, None
+        if cm is not None:
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # a dead worker: the pool replaces it
+                pass
+
+    # -- deciding -----------------------------------------------------------------------------
+    def run_one(self, ctx: dict) -> Outcome:
+        """decide(ctx) alone, with the per-decision limit; the error names the source line."""
+        from pydantic_monty import MontyCrashedError, MontyError
+
+        session = self._open(batch=False)
+        if self.load_error is not None:
+            return Outcome(error=self.load_error)
+        seed = seed_of(ctx["u"]) if self.seeded else None
+        try:
+            value, output = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
+        except MontyError as exc:
+            msg = _describe(exc, self.program)
+            if isinstance(exc, MontyCrashedError) or msg.startswith(("TimeoutError", "MemoryError")):
+                self.close()  # a limit leaves the heap in doubt: a fresh session for the next decision
+            return Outcome(error=msg)
+        return Outcome(value, output)
+
+    def run_many(self, ctxs: list[dict]) -> list[Outcome]:
+        """decide(ctx) for each ctx, in one feed when all goes well."""
+        from pydantic_monty import MontyError
+
+        if len(ctxs) == 1:
+            return [self.run_one(ctxs[0])]
+        session = self._open(batch=True)
+        if self.load_error is not None:
+            return [Outcome(error=self.load_error) for _ in ctxs]
+        seeds = [seed_of(c["u"]) for c in ctxs] if self.seeded else [None] * len(ctxs)
+        try:
+            got = session.feed_run("_arena_run(c, s)", inputs={"c": ctxs, "s": seeds})
+        except MontyError:
+            self.close()
+            return [self.run_one(c) for c in ctxs]
+        out = []
+        for ctx, r in zip(ctxs, got):
+            out.append(self.run_one(ctx) if r is None else Outcome(r[0], r[1]))
+        return out
+
+
+class Sandbox:
+    """A pool of Monty workers and one warm session per code program. Use as a context manager (or call
+    close()); thread-safe per program (one lock a session)."""
+
+    def __init__(self, programs: list[CodeProgram], workers: int | None = None):
+        self.programs = {p.id: p for p in programs}
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = None
+        self._sessions: dict[str, ProgramSession] = {}
+        self._locks: dict[str, threading.Lock] = {}
+
+    def __enter__(self) -> Sandbox:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            from pydantic_monty import Monty
+        except ImportError as exc:
+            raise SandboxError(f"code programs need pydantic-monty (pip install pydantic-monty==1.4.0): {exc}") from None
+        n = max(64, len(self.programs) + self.workers)  # workers start on demand: one per program's session
+        try:
+            self._pool = Monty(min_processes=1, max_processes=n, checkout_timeout=30)
+            self._pool.__enter__()
+        except Exception as exc:  # the runtime binary missing or not starting: Arena's problem
+            self._pool = None
+            raise SandboxError(f"the code sandbox (pydantic-monty) did not start: {exc}") from None
+
+    def close(self) -> None:
+        for s in self._sessions.values():
+            s.close()
+        self._sessions.clear()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.__exit__(None, None, None)
+            except Exception:
+                pass
+
+    def session(self, program: CodeProgram) -> ProgramSession:
+        if self._pool is None:
+            self.open()
+        s = self._sessions.get(program.id)
+        if s is None or s.program is not program:
+            if s is not None:
+                s.close()
+            s = self._sessions[program.id] = ProgramSession(self._pool, program)
+            self._locks[program.id] = threading.Lock()
+        return s
+
+    def run_many(self, program: CodeProgram, ctxs: list[dict]) -> list[Outcome]:
+        s = self.session(program)
+        with self._locks[program.id]:
+            return s.run_many(ctxs)
+
+    def run_one(self, program: CodeProgram, ctx: dict) -> Outcome:
+        return self.run_many(program, [ctx])[0]
+
+
+def is_finite_number(x: object) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
