@@ -109,10 +109,18 @@ class CodeAgent:
         self.epsilon = program.epsilon
         self.simulates = program.simulates
         self.sandbox = sandbox
+        self._fixed: dict[tuple, dict] = {}
 
     def ctx(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None, opp_action: str | None) -> dict:
+        """build_ctx for a node, the parts fixed by (game, seat, opponent) built once."""
         eps = self.epsilon if self.epsilon is not None else (spec.epsilon if spec is not None else 0.0)
-        return build_ctx(game, node.side, self.program, opp, opp_action, node.depth, eps, node.u)
+        key = (game.id, node.side, opp.id)
+        base = self._fixed.get(key)
+        if base is None:
+            base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0)
+        ctx = dict(base)
+        ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = opp_action, node.depth, eps, node.u
+        return ctx
 
     def finish(self, game: Game, node: Node, outcome: Outcome) -> str:
         """The node's action from an outcome; records the value/output; raises ProgramFailed."""

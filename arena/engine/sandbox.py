@@ -64,6 +64,7 @@ class Outcome:
     value: Any = None
     output: str = ""
     error: str | None = None
+    line: int | None = None  # the source line that raised, when known
 
 
 def seed_of(u: float) -> int:
@@ -87,7 +88,7 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
             return f"TimeoutError: decide took longer than its limit of {program.time_limit_ms} ms"
         if msg.startswith("MemoryError"):
             return f"MemoryError: decide used more than its limit of {program.memory_mb} MB"
-        frames = [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
+        frames = _frames(exc)
         if frames:
             f = frames[-1]
             return f"{_short(msg)} (line {f.line}: `{(f.source_line or '').strip()}`)"
@@ -97,6 +98,19 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
     if isinstance(exc, MontyCrashedError):
         return f"the sandbox worker running decide died ({_short(str(exc))})"
     return _short(f"{type(exc).__name__}: {exc}")
+
+
+def _frames(exc: BaseException) -> list:
+    from pydantic_monty import MontyRuntimeError
+
+    if isinstance(exc, MontyRuntimeError):
+        return [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
+    return []
+
+
+def error_line(exc: BaseException) -> int | None:
+    frames = _frames(exc)
+    return frames[-1].line if frames else None
 
 
 def _short(text: str, n: int = 300) -> str:
@@ -115,6 +129,7 @@ class ProgramSession:
         self._session = None
         self._batch_limits = True
         self.load_error: str | None = None
+        self.load_line: int | None = None
 
     # -- session lifecycle -------------------------------------------------------------------
     def _open(self, batch: bool) -> Any:
@@ -133,6 +148,7 @@ class ProgramSession:
             self.load_error = None
         except MontyError as exc:
             self.load_error = _describe(exc, self.program)
+            self.load_line = error_line(exc)
         return self._session
 
     def close(self) -> None:
@@ -150,7 +166,7 @@ class ProgramSession:
 
         session = self._open(batch=False)
         if self.load_error is not None:
-            return Outcome(error=self.load_error)
+            return Outcome(error=self.load_error, line=self.load_line)
         seed = seed_of(ctx["u"]) if self.seeded else None
         try:
             value, output = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
@@ -158,7 +174,7 @@ class ProgramSession:
             msg = _describe(exc, self.program)
             if isinstance(exc, MontyCrashedError) or msg.startswith(("TimeoutError", "MemoryError")):
                 self.close()  # a limit leaves the heap in doubt: a fresh session for the next decision
-            return Outcome(error=msg)
+            return Outcome(error=msg, line=error_line(exc))
         return Outcome(value, output)
 
     def run_many(self, ctxs: list[dict]) -> list[Outcome]:

@@ -172,6 +172,7 @@ class ProgramEntry:
     file: Path
     index: int | None
     line: int
+    source_line: int | None = None  # a code program: the file line of its source's first line
 
 
 def parse_program(doc: Document) -> BuiltinProgram | LLMProgram | CodeProgram:
@@ -259,7 +260,8 @@ def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
                         Problem(doc.file, doc.line, "id", f"duplicate program id '{prog.id}' (first defined in {other.file}:{other.line})")
                     )
                     continue
-                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line)
+                first = source_line(doc, 1) if isinstance(prog, CodeProgram) else None
+                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from arena import __version__
 from arena.engine.bots import BotAgent
+from arena.engine.batch import run_trials_batched
 from arena.engine.code import CodeAgent
 from arena.engine.sandbox import Sandbox, SandboxError
 from arena.errors import ArenaError, LookupFailed
@@ -58,6 +59,7 @@ class LLMBackend(Protocol):
 
 
 Program = BuiltinProgram | LLMProgram | CodeProgram
+CODE_BATCH = 500  # trials with code programs resolved together: one sandbox feed per program and tree level
 BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
 
 
@@ -243,6 +245,8 @@ class TournamentRunner:
         batch: list[TrialResult] = []
         nodes = 0
         games, programs = self.games, self.programs
+        code = {pid for pid, p in programs.items() if p.kind == "code"}
+        pending: list = []  # trials with a code program, resolved together (engine/batch.py)
         for spec in self.config.iter_specs(done_map):
             if spec.row in llm or spec.col in llm:
                 continue
@@ -250,13 +254,21 @@ class TournamentRunner:
                 wait, self._yield_until = self._yield_until - time.monotonic(), 0.0
                 if wait > 0:
                     time.sleep(wait)
-            result = run_trial_sync(spec, games[spec.game], agents, programs)
-            batch.append(result)
-            nodes += len(result.nodes)
+            if spec.row in code or spec.col in code:
+                pending.append(spec)
+                if len(pending) < CODE_BATCH:
+                    continue
+                results, pending = run_trials_batched(pending, games, agents, programs), []
+            else:
+                results = [run_trial_sync(spec, games[spec.game], agents, programs)]
+            batch.extend(results)
+            nodes += sum(len(r.nodes) for r in results)
             if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
                 self._store(batch)
                 batch, nodes = [], 0
                 await self._checkpoint()
+        if pending:
+            batch.extend(run_trials_batched(pending, games, agents, programs))
         if batch:
             self._store(batch)
 
