@@ -165,3 +165,41 @@ def test_runtime_failure_is_recorded_on_the_node_with_the_program_line(games, sa
     assert root.mode == SIMULATED and root.action is None
     assert root.error == "KeyError: b (line 4: `return {\"a\": 1}[\"b\"]`)"
     assert failed.error == "row depth 0 bad: " + root.error
+
+
+MIXED = """\
+import random
+def decide(ctx):
+    if ctx["opponent_action"] == "defect" and ctx["u"] < 0.1:
+        return ctx["missing"]                       # fails now and then
+    if ctx["opponent_action"] is None:
+        return [0.7, 0.3]                           # a policy: sampled with the node's u
+    print("saw", ctx["opponent_action"])
+    return "cooperate" if random.random() < 0.5 else "defect"
+"""
+
+
+def test_batched_trials_equal_trials_one_by_one(games, sandbox):
+    from arena.engine.batch import run_trials_batched
+
+    pd = games["prisoners_dilemma"]
+    mixed = code("mixed", MIXED)
+    rnd = BuiltinProgram(id="randombot", kind="builtin", strategy="random")
+    progs = {"mixed": mixed, "randombot": rnd, "fair-code": load_programs([FAIR_SRC])["fair-code"]}
+    agents = {"mixed": CodeAgent(mixed, sandbox), "randombot": BotAgent(rnd),
+              "fair-code": CodeAgent(progs["fair-code"], sandbox)}
+    cfg = TournamentConfig(programs=list(progs), games=["prisoners_dilemma"], epsilons=[0.3], max_depths=[6],
+                           trials=40, seed=3)
+    specs = list(cfg.iter_specs())
+    one = [run_trial_sync(s, pd, agents, progs) for s in specs]
+    many = run_trials_batched(specs, {"prisoners_dilemma": pd}, agents, progs)
+
+    def view(r):
+        return (r.status, r.error, r.row_action, r.col_action,
+                [(n.mode, n.action, n.error, n.code) for n in r.nodes])
+
+    assert [view(r) for r in one] == [view(r) for r in many]
+    statuses = Counter(r.status for r in many)
+    assert statuses["ok"] > 0 and statuses[ERROR] > 0
+    assert any(n.code == {"value": [0.7, 0.3]} for r in many for n in r.nodes)
+    assert any(n.code == {"output": "saw defect\n"} for r in many for n in r.nodes)

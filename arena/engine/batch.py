@@ -59,9 +59,9 @@ def run_trials_batched(specs: list[TrialSpec], games: dict[str, Game], agents: d
             node.action = prev[i] = action
         for pid, items in by_code.items():
             agent = agents[pid]
-            ctxs = [agent.ctx(games[spec.game], programs[spec.col if node.side == "row" else spec.row], node, spec, a)
-                    for _i, spec, node, a in items]
-            outcomes = agent.sandbox.run_many(agent.program, ctxs)
+            requests = [agent.request(games[spec.game], programs[spec.col if node.side == "row" else spec.row], node,
+                                      spec, a) for _i, spec, node, a in items]
+            outcomes = agent.sandbox.run_many(agent.program, requests)
             for (i, spec, node, _a), outcome in zip(items, outcomes):
                 try:
                     action = agent.finish(games[spec.game], node, outcome)

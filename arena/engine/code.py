@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from arena.engine.records import Node, TrialSpec
-from arena.engine.sandbox import Outcome, Sandbox
+from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
 
@@ -111,16 +111,20 @@ class CodeAgent:
         self.sandbox = sandbox
         self._fixed: dict[tuple, dict] = {}
 
-    def ctx(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None, opp_action: str | None) -> dict:
-        """build_ctx for a node, the parts fixed by (game, seat, opponent) built once."""
+    def request(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None,
+                opp_action: str | None) -> Request:
+        """A node's decision for the sandbox: the ctx's fixed part (built once per game, seat and
+        opponent) and the node's own opponent_action, depth, epsilon and u."""
         eps = self.epsilon if self.epsilon is not None else (spec.epsilon if spec is not None else 0.0)
         key = (game.id, node.side, opp.id)
         base = self._fixed.get(key)
         if base is None:
             base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0)
-        ctx = dict(base)
-        ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = opp_action, node.depth, eps, node.u
-        return ctx
+        return (base, opp_action, node.depth, eps, node.u)
+
+    def ctx(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None, opp_action: str | None) -> dict:
+        """The ctx dict `decide` gets at a node (== build_ctx)."""
+        return full_ctx(self.request(game, opp, node, spec, opp_action))
 
     def finish(self, game: Game, node: Node, outcome: Outcome) -> str:
         """The node's action from an outcome; records the value/output; raises ProgramFailed."""

@@ -40,14 +40,30 @@ def _arena_one(c, seed):
         _arena_random.seed(seed)
     _arena_r = decide(c)
     return (_arena_r, "".join(_arena_out)[:{OUTPUT_CAP}])
-def _arena_run(items, seeds):
+def _arena_run(bases, items, seeds):
     _arena_res = []
-    for _arena_i in range(len(items)):
+    _arena_outs = []
+    _arena_fails = []
+    _arena_i = 0
+    for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u in items:
+        _arena_c = dict(bases[_arena_k])
+        _arena_c["opponent_action"] = _arena_a
+        _arena_c["depth"] = _arena_d
+        _arena_c["epsilon"] = _arena_e
+        _arena_c["u"] = _arena_u
+        if seeds is not None:
+            _arena_random.seed(seeds[_arena_i])
         try:
-            _arena_res.append(_arena_one(items[_arena_i], seeds[_arena_i]))
-        except Exception as e:
+            _arena_res.append(decide(_arena_c))
+        except Exception:
             _arena_res.append(None)
-    return _arena_res
+            _arena_fails.append(_arena_i)
+        if _arena_out:
+            _arena_outs.append((_arena_i, "".join(_arena_out)[:{OUTPUT_CAP}]))
+            _arena_out.clear()
+            _arena_size[0] = 0
+        _arena_i += 1
+    return (_arena_res, _arena_outs, _arena_fails)
 '''
 _SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1
 
@@ -65,6 +81,18 @@ class Outcome:
     output: str = ""
     error: str | None = None
     line: int | None = None  # the source line that raised, when known
+
+
+# A decision as the sandbox receives it: the ctx's fixed part (shared by every decision with the same
+# game, seat and opponent), then opponent_action, depth, epsilon and u.
+Request = tuple[dict, "str | None", int, float, float]
+
+
+def full_ctx(request: Request) -> dict:
+    base, a, d, e, u = request
+    ctx = dict(base)
+    ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = a, d, e, u
+    return ctx
 
 
 def seed_of(u: float) -> int:
@@ -177,24 +205,36 @@ class ProgramSession:
             return Outcome(error=msg, line=error_line(exc))
         return Outcome(value, output)
 
-    def run_many(self, ctxs: list[dict]) -> list[Outcome]:
-        """decide(ctx) for each ctx, in one feed when all goes well."""
+    def run_many(self, requests: list[Request]) -> list[Outcome]:
+        """decide(ctx) for each request, in one feed when all goes well: the parts of the ctx fixed by
+        (game, seat, opponent) cross to the sandbox once a batch, each decision adds its own four."""
         from pydantic_monty import MontyError
 
-        if len(ctxs) == 1:
-            return [self.run_one(ctxs[0])]
+        if len(requests) == 1:
+            return [self.run_one(full_ctx(requests[0]))]
         session = self._open(batch=True)
         if self.load_error is not None:
-            return [Outcome(error=self.load_error) for _ in ctxs]
-        seeds = [seed_of(c["u"]) for c in ctxs] if self.seeded else [None] * len(ctxs)
+            return [Outcome(error=self.load_error, line=self.load_line) for _ in requests]
+        index: dict[int, int] = {}
+        bases: list[dict] = []
+        items = []
+        for base, a, d, e, u in requests:
+            k = index.get(id(base))
+            if k is None:
+                k = index[id(base)] = len(bases)
+                bases.append(base)
+            items.append((k, a, d, e, u))
+        seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
         try:
-            got = session.feed_run("_arena_run(c, s)", inputs={"c": ctxs, "s": seeds})
+            values, outputs, failed = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
         except MontyError:
             self.close()
-            return [self.run_one(c) for c in ctxs]
-        out = []
-        for ctx, r in zip(ctxs, got):
-            out.append(self.run_one(ctx) if r is None else Outcome(r[0], r[1]))
+            return [self.run_one(full_ctx(r)) for r in requests]
+        out = [Outcome(v) for v in values]
+        for i, text in outputs:
+            out[i].output = text
+        for i in failed:  # rerun alone for the error and the line that raised it
+            out[i] = self.run_one(full_ctx(requests[i]))
         return out
 
 
@@ -253,13 +293,15 @@ class Sandbox:
             self._locks[program.id] = threading.Lock()
         return s
 
-    def run_many(self, program: CodeProgram, ctxs: list[dict]) -> list[Outcome]:
+    def run_many(self, program: CodeProgram, requests: list[Request]) -> list[Outcome]:
         s = self.session(program)
         with self._locks[program.id]:
-            return s.run_many(ctxs)
+            return s.run_many(requests)
 
     def run_one(self, program: CodeProgram, ctx: dict) -> Outcome:
-        return self.run_many(program, [ctx])[0]
+        s = self.session(program)
+        with self._locks[program.id]:
+            return s.run_one(ctx)
 
 
 def is_finite_number(x: object) -> bool:

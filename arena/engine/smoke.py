@@ -38,7 +38,8 @@ def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem |
         for seat in ("row", "col"):
             answers = [None] + (list(g.actions) if prog.simulates else [])
             for a in answers:
-                cases.append((g, seat, a, build_ctx(g, seat, prog, prog, a, 0 if a is None else 1, 0.1, 0.5)))
+                base = build_ctx(g, seat, prog, prog, None, 0, 0.0, 0.0)
+                cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5)))
     outcomes = sb.run_many(prog, [c[3] for c in cases])
     for (g, seat, a, _ctx), out in zip(cases, outcomes):
         why = out.error
