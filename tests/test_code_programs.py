@@ -203,3 +203,20 @@ def test_batched_trials_equal_trials_one_by_one(games, sandbox):
     assert statuses["ok"] > 0 and statuses[ERROR] > 0
     assert any(n.code == {"value": [0.7, 0.3]} for r in many for n in r.nodes)
     assert any(n.code == {"output": "saw defect\n"} for r in many for n in r.nodes)
+
+
+def test_stored_ctx_rebuilds_each_nodes_ctx_from_the_trial(games, sandbox):
+    from arena.engine.code import stored_ctx
+
+    pd = games["prisoners_dilemma"]
+    spy = code("spy", "def decide(ctx):\n    print(ctx)\n    return ctx['opponent_action'] or 'cooperate'\n")
+    rnd = BuiltinProgram(id="randombot", kind="builtin", strategy="random")
+    progs = {"spy": spy, "randombot": rnd}
+    agents = {"spy": CodeAgent(spy, sandbox), "randombot": BotAgent(rnd)}
+    for r in play(pd, progs, agents, "spy", "randombot", 0.3, 20, depth=6) + play(pd, progs, agents, "randombot", "spy", 0.3, 20, depth=6):
+        for n in r.nodes:
+            ctx = stored_ctx(r.nodes, n.index, r.spec.seed, r.spec.epsilon, r.spec.row, r.spec.col, progs, pd)
+            if n.program == "spy":
+                assert n.code["output"] == str(ctx) + "\n"
+            else:
+                assert ctx is None

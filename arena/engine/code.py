@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arena.engine.records import Node, TrialSpec
+from arena.engine.records import GROUNDED, SIMULATED, Node, TrialSpec
 from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
@@ -151,3 +151,34 @@ class CodeAgent:
             raise TypeError("a code program decides at a node: pass the node")
         ctx = self.ctx(game, opp, node, spec, opp_action)
         return self.finish(game, node, self.sandbox.run_one(self.program, ctx))
+
+
+def node_draws(seed: int, modes: list[str]) -> list[float]:
+    """The `u` of each node of a stored trial, from its seed and its nodes' modes in order (the draws of
+    simulator.plan: each node draws u, then an epsilon coin unless it acts directly or is capped)."""
+    from _random import Random
+
+    rng = Random(seed)
+    us = []
+    for m in modes:
+        us.append(rng.random())
+        if m in (GROUNDED, SIMULATED):
+            rng.random()
+    return us
+
+
+def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col: str, programs: dict,
+               game: Game) -> dict | None:
+    """The ctx a code program's node was given, rebuilt from a stored trial: its nodes (index, parent,
+    side, depth, program, mode, action, in order), seed, ε and seats, and the tournament's programs.
+    None if the node is not a code program's."""
+    node = nodes[index]
+    me = programs.get(node.program)
+    if not isinstance(me, CodeProgram):
+        return None
+    us = node_draws(seed, [n.mode for n in nodes])
+    opp = programs[col if node.side == "row" else row]  # as the simulator's: the program in the other seat
+    child = next((n for n in nodes if n.parent == node.index), None)
+    eps = me.epsilon if me.epsilon is not None else epsilon
+    return build_ctx(game, node.side, me, opp, child.action if child is not None else None, node.depth, eps,
+                     us[index])
