@@ -47,8 +47,8 @@ def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem |
             action, why = interpret(out.value, g.actions, 0.5)
         if why is not None:
             line = entry.line
-            if out.line is not None and entry.source_line is not None:
-                line = entry.source_line + out.line - 1
+            if entry.source_line is not None:  # the line that raised, else the source's first line
+                line = entry.source_line + (out.line or 1) - 1
             case = f"game '{g.id}' as {seat}, opponent_action={a!r}"
             return Problem(str(entry.file), line, "source", f"smoke test failed ({case}): {why}")
     return None
