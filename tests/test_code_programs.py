@@ -179,8 +179,14 @@ def decide(ctx):
 """
 
 
-def test_batched_trials_equal_trials_one_by_one(games, sandbox):
+@pytest.mark.parametrize("split", [False, True])
+def test_batched_trials_equal_trials_one_by_one(games, sandbox, monkeypatch, split):
+    from arena.engine import sandbox as sandbox_module
     from arena.engine.batch import run_trials_batched
+
+    if split:  # batches split over two sessions fed in parallel
+        monkeypatch.setattr(sandbox_module, "PARALLEL_MIN", 4)
+        monkeypatch.setattr(sandbox, "workers", 2)
 
     pd = games["prisoners_dilemma"]
     mixed = code("mixed", MIXED)
@@ -199,6 +205,7 @@ def test_batched_trials_equal_trials_one_by_one(games, sandbox):
                 [(n.mode, n.action, n.error, n.code) for n in r.nodes])
 
     assert [view(r) for r in one] == [view(r) for r in many]
+    assert bool(sandbox._helpers.get("mixed")) == split  # the split run used a second session
     statuses = Counter(r.status for r in many)
     assert statuses["ok"] > 0 and statuses[ERROR] > 0
     assert any(n.code == {"value": [0.7, 0.3]} for r in many for n in r.nodes)

@@ -22,6 +22,7 @@ from typing import Any
 from arena.library.codecheck import uses_random
 from arena.library.programs import CodeProgram
 
+PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
 OUTPUT_CAP = 2000  # characters of printed output kept per decision
 BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
 
@@ -247,7 +248,9 @@ class Sandbox:
         self.workers = workers or os.cpu_count() or 1
         self._pool = None
         self._sessions: dict[str, ProgramSession] = {}
+        self._helpers: dict[str, list[ProgramSession]] = {}  # more sessions of a program, for parallel feeds
         self._locks: dict[str, threading.Lock] = {}
+        self._executor = None
 
     def __enter__(self) -> Sandbox:
         self.open()
@@ -263,7 +266,7 @@ class Sandbox:
             from pydantic_monty import Monty
         except ImportError as exc:
             raise SandboxError(f"code programs need pydantic-monty (pip install pydantic-monty==1.4.0): {exc}") from None
-        n = max(64, len(self.programs) + self.workers)  # workers start on demand: one per program's session
+        n = max(64, len(self.programs) * self.workers + 1)  # started on demand: a session a program and core
         try:
             self._pool = Monty(min_processes=1, max_processes=n, checkout_timeout=30)
             self._pool.__enter__()
@@ -272,9 +275,13 @@ class Sandbox:
             raise SandboxError(f"the code sandbox (pydantic-monty) did not start: {exc}") from None
 
     def close(self) -> None:
-        for s in self._sessions.values():
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for s in [*self._sessions.values(), *(h for hs in self._helpers.values() for h in hs)]:
             s.close()
         self._sessions.clear()
+        self._helpers.clear()
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -294,9 +301,26 @@ class Sandbox:
         return s
 
     def run_many(self, program: CodeProgram, requests: list[Request]) -> list[Outcome]:
+        """A large batch is split over one session per core (feeds run with the GIL released)."""
         s = self.session(program)
         with self._locks[program.id]:
-            return s.run_many(requests)
+            parts = min(self.workers, len(requests) // PARALLEL_MIN)
+            if parts < 2:
+                return s.run_many(requests)
+            helpers = self._helpers.setdefault(program.id, [])
+            while len(helpers) < parts - 1:
+                helpers.append(ProgramSession(self._pool, program))
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="arena-sandbox")
+            size = -(-len(requests) // parts)
+            chunks = [requests[i:i + size] for i in range(0, len(requests), size)]
+            futures = [self._executor.submit(h.run_many, c) for h, c in zip(helpers, chunks[1:])]
+            out = s.run_many(chunks[0])
+            for f in futures:
+                out.extend(f.result())
+            return out
 
     def run_one(self, program: CodeProgram, ctx: dict) -> Outcome:
         s = self.session(program)
