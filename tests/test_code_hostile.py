@@ -99,3 +99,22 @@ def test_huge_print_is_capped_and_the_decision_stands(games, store):
     codes = [json.loads(n["code"]) for n in store.query("SELECT code FROM nodes")]
     assert len(codes) == 4 and all(c == {"output": "x" * 2000} for c in codes)
     assert {t["status"] for t in store.query("SELECT status FROM trials")} == {"ok"}
+
+
+def test_a_runaway_program_gets_smaller_batches_and_every_decision_its_error(games):
+    from arena.engine.code import CodeAgent
+    from arena.engine.sandbox import Sandbox
+    from arena.engine.records import Node
+
+    loop = parse_program_text(yaml_of("def decide(ctx):\n    while True:\n        pass\n", "loop", time_limit_ms=20),
+                              "loop.yaml")
+    pd = games["prisoners_dilemma"]
+    opp = BuiltinProgram(id="defectbot", kind="builtin", strategy="defect")
+    with Sandbox([loop]) as sb:
+        agent = CodeAgent(loop, sb)
+        requests = [agent.request(pd, opp, Node(0, None, "row", 0, "loop", i / 40), None, None) for i in range(40)]
+        outcomes = sb.run_many(loop, requests)
+        assert [o.error for o in outcomes] == ["TimeoutError: decide took longer than its limit of 20 ms"] * 40
+        assert sb.session(loop).max_batch == 5  # the next batches go 5 at a time, then 1
+        sb.run_many(loop, requests[:10])
+        assert sb.session(loop).max_batch == 1

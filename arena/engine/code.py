@@ -104,7 +104,7 @@ class CodeAgent:
 
     is_async = False
 
-    def __init__(self, program: CodeProgram, sandbox: Sandbox, tournament_epsilon: float | None = None):
+    def __init__(self, program: CodeProgram, sandbox: Sandbox):
         self.program = program
         self.epsilon = program.epsilon
         self.simulates = program.simulates

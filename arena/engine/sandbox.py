@@ -13,7 +13,6 @@ session, so a runaway program costs at most its limit per decision and the other
 
 from __future__ import annotations
 
-import math
 import os
 import threading
 from dataclasses import dataclass
@@ -159,6 +158,7 @@ class ProgramSession:
         self._batch_limits = True
         self.load_error: str | None = None
         self.load_line: int | None = None
+        self.max_batch: int | None = None  # set after a batch hit a limit
 
     # -- session lifecycle -------------------------------------------------------------------
     def _open(self, batch: bool) -> Any:
@@ -213,6 +213,11 @@ class ProgramSession:
 
         if len(requests) == 1:
             return [self.run_one(full_ctx(requests[0]))]
+        if self.max_batch is not None and len(requests) > self.max_batch:
+            out: list[Outcome] = []
+            for i in range(0, len(requests), self.max_batch):
+                out.extend(self.run_many(requests[i:i + self.max_batch]))
+            return out
         session = self._open(batch=True)
         if self.load_error is not None:
             return [Outcome(error=self.load_error, line=self.load_line) for _ in requests]
@@ -228,8 +233,11 @@ class ProgramSession:
         seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
         try:
             values, outputs, failed = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
-        except MontyError:
+        except MontyError as exc:
             self.close()
+            if _describe(exc, self.program).startswith(("TimeoutError", "MemoryError")):
+                # smaller batches from now on: a program that runs away costs about its limit a decision
+                self.max_batch = max(1, len(requests) // 8)
             return [self.run_one(full_ctx(r)) for r in requests]
         out = [Outcome(v) for v in values]
         for i, text in outputs:
@@ -327,6 +335,3 @@ class Sandbox:
         with self._locks[program.id]:
             return s.run_one(ctx)
 
-
-def is_finite_number(x: object) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
