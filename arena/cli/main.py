@@ -130,6 +130,7 @@ def run(
             **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
             models=models, cache=not no_cache, name=name,
         )
+        _smoke(lib, config)
         with _store(db) as store:
             _run_tournament(store, config, lib, display, new=new)
     except ValidationError as exc:
@@ -220,6 +221,17 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
         typer.echo(f"Resume with: arena resume {result.tournament_id}{_db_flag(store)}", err=True)
 
 
+def _smoke(lib, config) -> None:
+    """Refuse code programs that fail their smoke test in the chosen games (file:line, exit 2)."""
+    from arena.engine.smoke import smoke_problems
+    from arena.errors import ConfigError
+
+    entries = [lib.entries[p] for p in config.programs if p in lib.entries]
+    problems = smoke_problems(entries, [lib.games[g] for g in config.games if g in lib.games])
+    if problems:
+        raise ConfigError(problems)
+
+
 def _db_flag(store) -> str:
     from arena.store.database import default_db_path
 
@@ -291,7 +303,10 @@ def programs_list() -> None:
     t = Table("id", "kind", "model / strategy", "temp", "epsilon", "file", title=f"Programs in {programs_dir()}")
     for e in entries.values():
         p = e.program
-        what = p.model if p.kind == "llm" else p.strategy + "".join(f" {k}={v}" for k, v in p.params.items())
+        if p.kind == "code":
+            what = "code" + ("" if p.simulates else " (acts directly)")
+        else:
+            what = p.model if p.kind == "llm" else p.strategy + "".join(f" {k}={v}" for k, v in p.params.items())
         temp = f"{p.temperature:g}" if p.kind == "llm" else "-"
         eps = "-" if p.epsilon is None else f"{p.epsilon:g}"
         t.add_row(p.id, p.kind, what, temp, eps, e.file.name)
@@ -307,12 +322,26 @@ def programs_validate(paths: Annotated[Optional[list[Path]], typer.Argument(help
 
     try:
         entries = load_program_entries(list(paths or [programs_dir()]))
+        _smoke_all(list(entries.values()))
     except ConfigError as exc:
         for p in exc.problems:
             typer.echo(str(p), err=True)
         typer.echo(f"{len(exc.problems)} problem(s)", err=True)
         raise typer.Exit(2)
     typer.echo(f"ok: {len(entries)} program(s) valid")
+
+
+def _smoke_all(entries: list) -> None:
+    """Smoke-test code programs in every game of the library (a game that does not load is not one)."""
+    from arena.engine.smoke import smoke_problems
+    from arena.errors import ConfigError
+    from arena.library.catalog import load_lenient
+
+    if any(e.program.kind == "code" for e in entries):
+        games = list(load_lenient()[0].games.values())
+        problems = smoke_problems(entries, games)
+        if problems:
+            raise ConfigError(problems)
 
 
 # --- stored tournaments -------------------------------------------------------------------------------

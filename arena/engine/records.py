@@ -76,6 +76,7 @@ class Node:
     action: str | None = None
     error: str | None = None
     calls: list[CallRecord] = field(default_factory=list)
+    code: dict | None = None  # a code program's answer beyond its action: {value, output} (see engine/code.py)
 
     @property
     def grounded(self) -> bool:

@@ -22,6 +22,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from arena.errors import ArenaError
+from arena.engine.code import ProgramFailed
 from arena.library.games import Game
 from arena.engine.records import (
     CAPPED,
@@ -129,11 +130,21 @@ def _is_refusal(node: Node) -> bool:
 def resolve_sync(chain: list[Node], spec: TrialSpec, game: Game, agents: dict[str, Agent], programs: dict) -> None:
     vs_row, vs_col = programs[spec.col], programs[spec.row]  # the opponent of the row seat, of the column seat
     leaf = chain[-1]
-    action = agents[leaf.program].ground(game, vs_row if leaf.side == "row" else vs_col, leaf.u)
+    try:
+        action = agents[leaf.program].ground(game, vs_row if leaf.side == "row" else vs_col, leaf.u, spec, leaf)
+    except ProgramFailed as exc:  # a code program's failure is the node's, never the run's
+        leaf.error, action = str(exc), None
     leaf.action = action
     for i in range(len(chain) - 2, -1, -1):
         node = chain[i]
-        action = agents[node.program].respond(game, vs_row if node.side == "row" else vs_col, node.u, action)
+        if action is None:
+            node.error = PROPAGATED
+            continue
+        try:
+            action = agents[node.program].respond(game, vs_row if node.side == "row" else vs_col, node.u, action,
+                                                  spec, node)
+        except ProgramFailed as exc:
+            node.error, action = str(exc), None
         node.action = action
 
 
@@ -161,6 +172,9 @@ async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: objec
         move = await r
     except (asyncio.CancelledError, ArenaError):
         raise  # cancelled, or a systematic failure (bad key, unknown model): the run stops
+    except ProgramFailed as exc:  # a code program's own failure (its error line is in the message)
+        node.error = str(exc)
+        return
     except Exception as exc:  # a program that cannot run records an error, it never kills the run
         node.error = f"{type(exc).__name__}: {exc}"
         return

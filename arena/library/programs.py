@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
 
 from arena.errors import ConfigError, LookupFailed, Problem
+from arena.library.codecheck import check_source
 from arena.library.games import Identifier, content_hash
 from arena.library.yamlio import (
     SECRET_FIELDS,
@@ -135,7 +136,31 @@ class LLMProgram(_ProgramBase):
         return self.model
 
 
-Program = Annotated[Union[BuiltinProgram, LLMProgram], Field(discriminator="kind")]
+MAX_TIME_MS = 2000  # hard caps on a code program's own limits (per decision)
+MAX_MEMORY_MB = 256
+
+
+class CodeProgram(_ProgramBase):
+    """A policy written as Python source: `decide(ctx)` runs in the sandbox at every node it occupies."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    kind: Literal["code"]
+    simulates: bool = Field(True, description="false: acts directly (one node, no recursion), like DefectBot")
+    code: str = Field(alias="source", min_length=1, max_length=50_000, description="Python defining decide(ctx)")
+    time_limit_ms: int = Field(200, ge=1, le=MAX_TIME_MS, description="per decision")
+    memory_mb: int = Field(64, ge=8, le=MAX_MEMORY_MB)
+
+    @property
+    def label(self) -> str:
+        return "code"
+
+    def source(self) -> str:
+        """What an opponent is shown: the code itself (CliqueBot-style programs compare it)."""
+        return self.code
+
+
+Program = Annotated[Union[BuiltinProgram, LLMProgram, CodeProgram], Field(discriminator="kind")]
 _PROGRAM = TypeAdapter(Program)
 
 
@@ -143,27 +168,31 @@ _PROGRAM = TypeAdapter(Program)
 class ProgramEntry:
     """A program and where it was defined (for editing and error messages)."""
 
-    program: BuiltinProgram | LLMProgram
+    program: BuiltinProgram | LLMProgram | CodeProgram
     file: Path
     index: int | None
     line: int
+    source_line: int | None = None  # a code program: the file line of its source's first line
 
 
-def parse_program(doc: Document) -> BuiltinProgram | LLMProgram:
+def parse_program(doc: Document) -> BuiltinProgram | LLMProgram | CodeProgram:
     data = plain(doc.data)
     if isinstance(data, dict) and "kind" not in data:
-        raise ConfigError([Problem(doc.file, doc.line, "kind", "required field is missing (llm or builtin)")])
-    if isinstance(data, dict) and data.get("kind") not in ("llm", "builtin"):
+        raise ConfigError([Problem(doc.file, doc.line, "kind", "required field is missing (llm, builtin or code)")])
+    if isinstance(data, dict) and data.get("kind") not in ("llm", "builtin", "code"):
         raise ConfigError([Problem(doc.file, line_of(doc, "kind"), "kind",
-                                   f"must be 'llm' or 'builtin', got {data.get('kind')!r}")])
+                                   f"must be 'llm', 'builtin' or 'code', got {data.get('kind')!r}")])
     secret = [k for k in data if k.lower() in SECRET_FIELDS]
     if secret:
         raise ConfigError([Problem(doc.file, line_of(doc, secret[0]), secret[0],
                                    "API keys never go in program files: set the provider's key variable in the "
                                    "environment (see `arena providers list`)")])
-    model = BuiltinProgram if data["kind"] == "builtin" else LLMProgram  # no union tag in error paths
+    model = {"builtin": BuiltinProgram, "llm": LLMProgram, "code": CodeProgram}[data["kind"]]  # no union tag in paths
     try:
-        return model.model_validate(data)
+        prog = model.model_validate(data)
+        if isinstance(prog, CodeProgram):
+            check_code(prog, doc)
+        return prog
     except ValidationError as exc:
         problems = problems_from(exc, doc, allowed=model.model_fields)
     # A bad parameter is reported where it is (params.p, its own line), not on the params mapping.
@@ -181,7 +210,22 @@ def parse_program(doc: Document) -> BuiltinProgram | LLMProgram:
     raise ConfigError(problems)
 
 
-def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | LLMProgram:
+def source_line(doc: Document, line: int) -> int:
+    """The file line of line `line` (1-based) of a program's `source`: a block scalar (`source: |`)
+    starts on the line after the key."""
+    first = line_of(doc, "source")
+    block = "\n" in str(plain(doc.data).get("source", ""))
+    return first + line - (0 if block else 1)
+
+
+def check_code(prog: CodeProgram, doc: Document) -> None:
+    """Refuse a code program whose source does not parse or uses a refused construct (file:line)."""
+    findings = check_source(prog.code)
+    if findings:
+        raise ConfigError([Problem(doc.file, source_line(doc, f.line), "source", f.message) for f in findings])
+
+
+def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | LLMProgram | CodeProgram:
     """Validate YAML text holding exactly one program (used by the editor)."""
     docs = read_documents(Path(name), text=text)
     if len(docs) != 1:
@@ -216,7 +260,8 @@ def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
                         Problem(doc.file, doc.line, "id", f"duplicate program id '{prog.id}' (first defined in {other.file}:{other.line})")
                     )
                     continue
-                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line)
+                first = source_line(doc, 1) if isinstance(prog, CodeProgram) else None
+                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first)
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:
@@ -224,16 +269,16 @@ def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
     return entries
 
 
-def load_programs(paths: list[Path]) -> dict[str, BuiltinProgram | LLMProgram]:
+def load_programs(paths: list[Path]) -> dict[str, BuiltinProgram | LLMProgram | CodeProgram]:
     return {k: e.program for k, e in load_program_entries(paths).items()}
 
 
-def pick(programs: dict[str, BuiltinProgram | LLMProgram], ids: list[str]) -> list[BuiltinProgram | LLMProgram]:
+def pick(programs: dict[str, BuiltinProgram | LLMProgram | CodeProgram], ids: list[str]) -> list[BuiltinProgram | LLMProgram | CodeProgram]:
     missing = [p for p in ids if p not in programs]
     if missing:
         raise LookupFailed(f"unknown program(s): {', '.join(missing)}. Known: {', '.join(sorted(programs))}")
     return [programs[p] for p in ids]
 
 
-def program_from_json(data: dict) -> BuiltinProgram | LLMProgram:
+def program_from_json(data: dict) -> BuiltinProgram | LLMProgram | CodeProgram:
     return _PROGRAM.validate_python(data)

@@ -173,7 +173,8 @@ class LLMService:
         route = self.routes[program.id]
         client = self.clients[route.provider]
         structured = client.spec.structured == "json_schema"
-        msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action, structured)
+        msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action, structured,
+                                opp.kind)
         temperature = spec.temperature if spec.temperature is not None else program.temperature
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")

@@ -20,6 +20,9 @@ from typing import Protocol
 
 from arena import __version__
 from arena.engine.bots import BotAgent
+from arena.engine.batch import run_trials_batched
+from arena.engine.code import CodeAgent
+from arena.engine.sandbox import Sandbox, SandboxError
 from arena.errors import ArenaError, LookupFailed
 from arena.engine.events import (
     Notice,
@@ -32,7 +35,7 @@ from arena.engine.events import (
 )
 from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
-from arena.library.programs import BuiltinProgram, LLMProgram, program_from_json
+from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json
 from arena.llm.providers import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
@@ -55,7 +58,8 @@ class LLMBackend(Protocol):
     async def aclose(self) -> None: ...
 
 
-Program = BuiltinProgram | LLMProgram
+Program = BuiltinProgram | LLMProgram | CodeProgram
+CODE_BATCH = 500  # trials with code programs resolved together: one sandbox feed per program and tree level
 BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
 
 
@@ -84,6 +88,7 @@ class TournamentRunner:
         self.reused = False  # True when create() found this tournament already stored
         self.provider_stats: dict = {}
         self._yield_until = 0.0
+        self._sandbox: Sandbox | None = None  # the code programs' warm sessions, for one run
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -174,11 +179,14 @@ class TournamentRunner:
             if not self._cancelled:  # cancelled from outside (Ctrl-C): record, then let it propagate
                 self._finish(status, error, t0)
                 raise
-        except ArenaError as exc:
+        except (ArenaError, SandboxError) as exc:
             status, error = "failed", str(exc)
         except Exception as exc:  # keep what is stored; say what broke (never with a key in it)
             status, error = "failed", redact(f"{type(exc).__name__}: {exc}", getattr(self.backend, "secrets", []))
         finally:
+            if self._sandbox is not None:
+                self._sandbox.close()
+                self._sandbox = None
             if self.backend is not None and llm:
                 self.provider_stats = self.backend.stats()
                 try:
@@ -201,6 +209,12 @@ class TournamentRunner:
         for pid, p in self.programs.items():
             if p.kind == "builtin":
                 agents[pid] = BotAgent(p)
+        code = [p for p in self.programs.values() if p.kind == "code"]
+        if code:
+            self._sandbox = Sandbox(code)
+            await asyncio.to_thread(self._sandbox.open)
+            for p in code:
+                agents[p.id] = CodeAgent(p, self._sandbox)
         if llm:
             if self.backend is None:
                 raise ArenaError(f"LLM programs {sorted(llm)} need an LLM backend")
@@ -231,6 +245,8 @@ class TournamentRunner:
         batch: list[TrialResult] = []
         nodes = 0
         games, programs = self.games, self.programs
+        code = {pid for pid, p in programs.items() if p.kind == "code"}
+        pending: list = []  # trials with a code program, resolved together (engine/batch.py)
         for spec in self.config.iter_specs(done_map):
             if spec.row in llm or spec.col in llm:
                 continue
@@ -238,13 +254,21 @@ class TournamentRunner:
                 wait, self._yield_until = self._yield_until - time.monotonic(), 0.0
                 if wait > 0:
                     time.sleep(wait)
-            result = run_trial_sync(spec, games[spec.game], agents, programs)
-            batch.append(result)
-            nodes += len(result.nodes)
+            if spec.row in code or spec.col in code:
+                pending.append(spec)
+                if len(pending) < CODE_BATCH:
+                    continue
+                results, pending = run_trials_batched(pending, games, agents, programs), []
+            else:
+                results = [run_trial_sync(spec, games[spec.game], agents, programs)]
+            batch.extend(results)
+            nodes += sum(len(r.nodes) for r in results)
             if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
                 self._store(batch)
                 batch, nodes = [], 0
                 await self._checkpoint()
+        if pending:
+            batch.extend(run_trials_batched(pending, games, agents, programs))
         if batch:
             self._store(batch)
 

@@ -22,13 +22,15 @@ from pydantic import BaseModel
 from arena.errors import LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 5
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
 # come from SCHEMA's CREATE ... IF NOT EXISTS afterwards). Append a step with each schema change, never
 # edit one that has shipped; tests/fixtures/arena-v1.db is a database written by schema 1.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -101,7 +103,8 @@ CREATE TABLE IF NOT EXISTS nodes (
     mode TEXT NOT NULL,              -- simulated | grounded | capped | direct
     grounded INTEGER NOT NULL,
     action TEXT,
-    error TEXT
+    error TEXT,
+    code TEXT                        -- code programs: JSON {value, output} beyond the action, or NULL
 );
 CREATE INDEX IF NOT EXISTS nodes_trial ON nodes (trial_id);
 CREATE TABLE IF NOT EXISTS llm_calls (
@@ -148,8 +151,8 @@ _TRIAL_INSERT = f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.j
 # Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
 # rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
 # literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
-_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?)"
-_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL)"
+_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
 _TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
                     f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
 _CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
@@ -489,12 +492,13 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
             elif depth > col_depth:
                 col_depth = depth
             mode = n.mode
-            if n.error is None:
+            if n.error is None and n.code is None:
                 ok_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
                                 int(mode != SIMULATED), n.action))
             else:
                 node_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
-                                  int(mode != SIMULATED), n.action, n.error))
+                                  int(mode != SIMULATED), n.action, n.error,
+                                  None if n.code is None else json.dumps(n.code, ensure_ascii=False)))
             if n.calls:
                 n_calls += len(n.calls)
                 with_calls.append(n)

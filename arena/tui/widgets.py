@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, Static, Tree
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
+from .codeview import code_node_widgets
 
 MODES = (("library", "Library"), ("setup", "Setup"), ("live", "Live"), ("results", "Results"), ("history", "History"))
 
@@ -97,6 +98,7 @@ class StoredNode:
     error: str | None
     node_id: int
     calls: list[dict] = field(default_factory=list)
+    code: dict | None = None  # a code program's value and printed output (nodes.code)
 
     @classmethod
     def from_rows(cls, nodes: list[dict], calls: list[dict]) -> list[StoredNode]:
@@ -106,7 +108,7 @@ class StoredNode:
         idx = {n["id"]: n["idx"] for n in nodes}
         return [cls(n["idx"], idx.get(n["parent_id"]),
                     n["side"], n["depth"], n["program"], n["mode"], n["action"], n["error"], n["id"],
-                    by_node.get(n["id"], [])) for n in nodes]
+                    by_node.get(n["id"], []), json.loads(n["code"]) if n.get("code") else None) for n in nodes]
 
 
 def call_field(call: Any, name: str, default: Any = None) -> Any:
@@ -308,7 +310,9 @@ class Transcript(VerticalScroll):
         self.remove_children()
         self.mount(Static(Content(text), classes="hint"))
 
-    def show(self, node: Any | None, calls: Sequence[Any] | None = None, note: str = "") -> None:
+    def show(self, node: Any | None, calls: Sequence[Any] | None = None, note: str = "",
+             ctx: dict | None = None) -> None:
+        """`ctx`: the node is a code program's (its ctx, value, output and error are shown)."""
         self.remove_children()
         if node is None:
             self.mount(Static("Select a node of the simulation tree to see its LLM transcript.", classes="hint"))
@@ -328,7 +332,9 @@ class Transcript(VerticalScroll):
         elif node.error:
             head += Content.from_markup("  [$error]✗ $e[/]", e=node.error)
         widgets.append(Static(head, classes="tx-node"))
-        if not calls:
+        if ctx is not None:
+            widgets.extend(code_node_widgets(node, ctx))
+        elif not calls:
             if note:
                 widgets.append(Static(Content(note), classes="hint"))
             elif node.action is None and node.error is None:

@@ -121,7 +121,8 @@ class ProgramEditor(ModalScreen[str | None]):
                 box.add_option(Option(Content(str(p)), id=str(i)))
             box.display = True
         else:
-            what = ", ".join(f"{p.kind} program '{p.id}'" + (f" ({p.model})" if p.kind == "llm" else f" ({p.strategy})")
+            what = ", ".join(f"{p.kind} program '{p.id}'" + (f" ({p.model})" if p.kind == "llm" else
+                                                               "" if p.kind == "code" else f" ({p.strategy})")
                              for p in self.programs)
             status.update(Content.from_markup("[b $success]✓ valid:[/] $what", what=what))
             box.display = False
@@ -147,6 +148,8 @@ class ProgramEditor(ModalScreen[str | None]):
 
     def action_save(self) -> None:
         self._validate()
+        if not self.problems and any(p.kind == "code" for p in self.programs):
+            self._smoke()
         if self.problems:
             self.notify(f"Not saved: {len(self.problems)} problem(s), the first at {self.problems[0]}",
                         severity="error", timeout=6)
@@ -161,6 +164,29 @@ class ProgramEditor(ModalScreen[str | None]):
             self.notify(f"Cannot write {path}: {exc}", severity="error")
             return
         self.dismiss(self.programs[0].id)
+
+    def _smoke(self) -> None:
+        """On save, a code program's smoke test in every game of the library (problems with line numbers)."""
+        from arena.engine.sandbox import SandboxError
+        from arena.engine.smoke import smoke_problems
+        from arena.library.programs import ProgramEntry, source_line
+        from arena.library.yamlio import read_documents
+
+        text = self.query_one(TextArea).text
+        name = self._name_for_errors(text)
+        docs = read_documents(Path(name), text=text)
+        entries = [ProgramEntry(p, Path(name), d.index, d.line, source_line(d, 1) if p.kind == "code" else None)
+                   for p, d in zip(self.programs, docs)]
+        try:
+            self.problems = smoke_problems(entries, list(self.app.library.games.values()))
+        except SandboxError as exc:  # the sandbox cannot start: say so, never save blind
+            self.problems = [Problem(name, None, "source", f"the smoke test could not run: {exc}")]
+        if self.problems:
+            box = self.query_one("#editor-problems", OptionList)
+            box.clear_options()
+            for i, p in enumerate(self.problems):
+                box.add_option(Option(Content(str(p)), id=str(i)))
+            box.display = True
 
     def action_cancel(self) -> None:
         self.dismiss(None)

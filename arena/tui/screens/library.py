@@ -35,7 +35,7 @@ def reflow(text: str) -> str:
 
 def program_label(p, width: int) -> Content:
     """'fair-llm  qwen2.5-coder…' on one line: the id, then (dim) the model or the strategy."""
-    what = p.model.split("/", 1)[-1] if p.kind == "llm" else p.strategy
+    what = p.model.split("/", 1)[-1] if p.kind == "llm" else "code" if p.kind == "code" else p.strategy
     if what == p.id:
         what = ""
     room = max(0, width - len(p.id) - 1)
@@ -146,6 +146,16 @@ class LibraryScreen(ArenaScreen):
             text = self.query_one("#detail-text", Static)
             text.update(Content(p.system_prompt.rstrip()))
             text.border_title = "system prompt"
+        elif p.kind == "code":
+            from ..codeview import highlighted
+
+            self.query_one("#detail-meta", Static).update(Content.from_markup(
+                "[b]kind[/] code   [b]simulates[/] $sim   [b]ε[/] $eps   [b]limits[/] $ms ms, $mb MB a decision",
+                sim="yes" if p.simulates else "no (acts directly)", eps=eps, ms=str(p.time_limit_ms),
+                mb=str(p.memory_mb)))
+            text = self.query_one("#detail-text", Static)
+            text.update(highlighted(p.code))
+            text.border_title = "source (what opponents are shown)"
         else:
             params = ", ".join(f"{k}={v}" for k, v in p.params.items()) or "none"
             self.query_one("#detail-meta", Static).update(Content.from_markup(
@@ -157,7 +167,8 @@ class LibraryScreen(ArenaScreen):
         src.border_title = "what opponents are shown"
         for w in ("#detail-meta", "#detail-source", "#detail-foot"):
             self.query_one(w).display = True
-        self.query_one("#detail-text").display = p.kind == "llm"
+        self.query_one("#detail-text").display = p.kind in ("llm", "code")
+        self.query_one("#detail-source").display = p.kind != "code"  # the highlighted source above is it
         self.query_one("#game-matrix").display = False
         self.query_one("#detail-foot", Static).update(Content.from_markup(
             "[dim]e edit · d duplicate · E open in $ed · n new program[/]", ed="$EDITOR"))
@@ -224,7 +235,7 @@ class LibraryScreen(ArenaScreen):
         from arena.library.yamlio import dump_yaml
 
         p = self.app.library.entries[pid].program
-        data = p.model_dump(mode="json", exclude_defaults=False)
+        data = p.model_dump(mode="json", exclude_defaults=False, by_alias=True)  # a code program's `source`
         data["id"] = _free_id(f"{pid}-copy", self.app.library.entries)
         data = {k: v for k, v in data.items() if v not in (None, "", {})}
         self._open_editor(dump_yaml(_ordered(data)), None, f"Duplicate of {pid}")
@@ -261,7 +272,7 @@ class LibraryScreen(ArenaScreen):
 
 
 FIELD_ORDER = ("id", "kind", "description", "model", "strategy", "params", "temperature", "epsilon", "max_tokens",
-               "system_prompt")
+               "system_prompt", "simulates", "time_limit_ms", "memory_mb", "source")
 
 
 def _ordered(data: dict) -> dict:

@@ -253,7 +253,8 @@ class LiveScreen(ArenaScreen):
         if rebuilt:
             self._tx_sig = None
             tx = self.query_one(Transcript)
-            if t.llm:
+            code = s.runner is not None and any(s.runner.programs[p].kind == "code" for p in (sp.row, sp.col))
+            if t.llm or code:
                 tx.show(None)
             else:
                 tx.show_hint("Built-in bots decide by rule: their trials make no LLM calls. "
@@ -291,7 +292,23 @@ class LiveScreen(ArenaScreen):
         if not node.calls and node.action is None and node.error is None:
             note = ("Asking the model now: the call appears here when it returns." if asking else
                     "Waiting: this node is asked once the simulation below it has an action.")
-        self.query_one(Transcript).show(node, note=note)
+        self.query_one(Transcript).show(node, note=note, ctx=self._code_ctx(node))
+
+    def _code_ctx(self, node) -> dict | None:
+        """A code node's ctx (None for the other kinds): built as the simulator built it."""
+        runner, t = getattr(self.session, "runner", None), self.shown
+        if runner is None or t is None or getattr(node, "u", None) is None:
+            return None
+        me = runner.programs.get(node.program)
+        if me is None or me.kind != "code" or node.action is None and node.error is None:
+            return None
+        from arena.engine.code import build_ctx
+
+        sp = t.spec
+        child = next((n for n in t.nodes if n.parent == node.index), None)
+        eps = me.epsilon if me.epsilon is not None else sp.epsilon
+        return build_ctx(runner.games[sp.game], node.side, me, runner.programs[sp.col if node.side == "row" else sp.row],
+                         child.action if child is not None else None, node.depth, eps, node.u)
 
     # -- actions --------------------------------------------------------------------------------------------
     def action_pause(self) -> None:

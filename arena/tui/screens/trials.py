@@ -42,8 +42,9 @@ class TrialsScreen(Screen):
                  "AND coalesce(temperature, -1.0) = coalesce(?, -1.0)")
         self.trials = store.trial_rows(self.tid, where, (c.game, c.row_program, c.col_program, c.epsilon, c.max_depth,
                                                          c.temperature))
-        _, games = store.snapshot(self.tid)
+        progs, games = store.snapshot(self.tid)
         game = games.get(c.game, {})
+        self._code = _code_context(progs, game)  # (programs, Game) when a code program plays, else None
         self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
@@ -91,13 +92,21 @@ class TrialsScreen(Screen):
                    else f"{trial['status']}: {fmt.ellipsize(trial['error'] or '', 60)}")
         tree.border_title = f"Trial {trial['trial_index'] + 1} · seed {trial['seed']}"
         tree.border_subtitle = outcome
+        self._trial, self._trial_nodes = trial, nodes
         self.query_one(Transcript).show(None)
 
     @on(Tree.NodeHighlighted, "#trial-tree")
     def _node(self, event: Tree.NodeHighlighted) -> None:
         n = event.node.data
         if n is not None:
-            self.query_one(Transcript).show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [])
+            ctx = None
+            if self._code is not None and isinstance(n, StoredNode):
+                from arena.engine.code import stored_ctx
+
+                t = self._trial
+                ctx = stored_ctx(self._trial_nodes, n.index, t["seed"], t["epsilon"], t["row_program"], t["col_program"],
+                                 *self._code)
+            self.query_one(Transcript).show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [], ctx=ctx)
 
     def action_back(self) -> None:
         self.app.pop_screen()
@@ -110,3 +119,13 @@ class TrialsScreen(Screen):
 
     def action_focus_list(self) -> None:
         self.query_one("#trial-list").focus()
+
+
+def _code_context(progs: dict, game: dict):
+    """The tournament's programs and the game, when a code program plays (to rebuild a node's ctx)."""
+    if not any(p.get("kind") == "code" for p in progs.values()) or not game:
+        return None
+    from arena.library.games import Game
+    from arena.library.programs import program_from_json
+
+    return {k: program_from_json(v) for k, v in progs.items()}, Game.model_validate(game)

@@ -1,0 +1,337 @@
+"""The sandbox that runs code programs: pydantic-monty worker processes, kept warm, one session a program.
+
+Nothing of a program's source is ever executed in Arena's process: `decide(ctx)` runs in a Monty
+worker (a Python interpreter in Rust, in a subprocess) with no filesystem, network or environment, and
+with limits on time, memory and recursion per decision. A program's failure (an exception, a limit, a
+crashed worker) comes back as an `Outcome` with an error naming the program's own source line; the
+session is replaced when a limit leaves its heap in doubt.
+
+Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs a decision instead of
+~0.1 ms for a round trip each). A batch that hits a limit is rerun one decision at a time on a fresh
+session, so a runaway program costs at most its limit per decision and the others still get answers.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from arena.library.codecheck import uses_random
+from arena.library.programs import CodeProgram
+
+PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
+OUTPUT_CAP = 2000  # characters of printed output kept per decision
+BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
+
+_PRELUDE = f'''
+_arena_out = []
+_arena_size = [0]
+def print(*args, sep=" ", end="\\n"):
+    if _arena_size[0] < {OUTPUT_CAP}:
+        _arena_piece = sep.join([str(a) for a in args]) + end
+        _arena_out.append(_arena_piece)
+        _arena_size[0] += len(_arena_piece)
+def _arena_one(c, seed):
+    _arena_out.clear()
+    _arena_size[0] = 0
+    if seed is not None:
+        _arena_random.seed(seed)
+    _arena_r = decide(c)
+    return (_arena_r, "".join(_arena_out)[:{OUTPUT_CAP}])
+def _arena_run(bases, items, seeds):
+    _arena_res = []
+    _arena_outs = []
+    _arena_fails = []
+    _arena_i = 0
+    for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u in items:
+        _arena_c = dict(bases[_arena_k])
+        _arena_c["opponent_action"] = _arena_a
+        _arena_c["depth"] = _arena_d
+        _arena_c["epsilon"] = _arena_e
+        _arena_c["u"] = _arena_u
+        if seeds is not None:
+            _arena_random.seed(seeds[_arena_i])
+        try:
+            _arena_res.append(decide(_arena_c))
+        except Exception:
+            _arena_res.append(None)
+            _arena_fails.append(_arena_i)
+        if _arena_out:
+            _arena_outs.append((_arena_i, "".join(_arena_out)[:{OUTPUT_CAP}]))
+            _arena_out.clear()
+            _arena_size[0] = 0
+        _arena_i += 1
+    return (_arena_res, _arena_outs, _arena_fails)
+'''
+_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1
+
+
+class SandboxError(Exception):
+    """The sandbox itself cannot run (the monty runtime is missing or will not start): an Arena problem,
+    never a program's failure."""
+
+
+@dataclass(slots=True)
+class Outcome:
+    """What one decide(ctx) gave: its value and printed output, or an error naming the source line."""
+
+    value: Any = None
+    output: str = ""
+    error: str | None = None
+    line: int | None = None  # the source line that raised, when known
+
+
+# A decision as the sandbox receives it: the ctx's fixed part (shared by every decision with the same
+# game, seat and opponent), then opponent_action, depth, epsilon and u.
+Request = tuple[dict, "str | None", int, float, float]
+
+
+def full_ctx(request: Request) -> dict:
+    base, a, d, e, u = request
+    ctx = dict(base)
+    ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = a, d, e, u
+    return ctx
+
+
+def seed_of(u: float) -> int:
+    """The seed of a node's `random` module: a function of the node's own draw, so a trial replays."""
+    return int(u * 2**53)
+
+
+def _limits(program: CodeProgram, batch: bool) -> dict:
+    t = program.time_limit_ms / 1000
+    return {"max_feed_duration_secs": t * BATCH_TIME_FACTOR if batch else t,
+            "max_memory": program.memory_mb * 1_000_000, "max_recursion_depth": 200}
+
+
+def _describe(exc: BaseException, program: CodeProgram) -> str:
+    """A program's failure in one line: the error and the program's own source line that raised it."""
+    from pydantic_monty import MontyCrashedError, MontyRuntimeError, MontySyntaxError
+
+    if isinstance(exc, MontyRuntimeError):
+        msg = exc.display("type-msg")
+        if msg.startswith("TimeoutError"):
+            return f"TimeoutError: decide took longer than its limit of {program.time_limit_ms} ms"
+        if msg.startswith("MemoryError"):
+            return f"MemoryError: decide used more than its limit of {program.memory_mb} MB"
+        frames = _frames(exc)
+        if frames:
+            f = frames[-1]
+            return f"{_short(msg)} (line {f.line}: `{(f.source_line or '').strip()}`)"
+        return _short(msg)
+    if isinstance(exc, MontySyntaxError):
+        return _short(exc.display("type-msg"))
+    if isinstance(exc, MontyCrashedError):
+        return f"the sandbox worker running decide died ({_short(str(exc))})"
+    return _short(f"{type(exc).__name__}: {exc}")
+
+
+def _frames(exc: BaseException) -> list:
+    from pydantic_monty import MontyRuntimeError
+
+    if isinstance(exc, MontyRuntimeError):
+        return [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
+    return []
+
+
+def error_line(exc: BaseException) -> int | None:
+    frames = _frames(exc)
+    return frames[-1].line if frames else None
+
+
+def _short(text: str, n: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+class ProgramSession:
+    """One code program's warm session: its source loaded once, decisions fed in batches."""
+
+    def __init__(self, pool: Any, program: CodeProgram):
+        self.pool = pool
+        self.program = program
+        self.seeded = uses_random(program.code)
+        self._cm = None
+        self._session = None
+        self._batch_limits = True
+        self.load_error: str | None = None
+        self.load_line: int | None = None
+        self.max_batch: int | None = None  # set after a batch hit a limit
+
+    # -- session lifecycle -------------------------------------------------------------------
+    def _open(self, batch: bool) -> Any:
+        from pydantic_monty import MontyError
+
+        if self._session is not None and self._batch_limits == batch:
+            return self._session
+        self.close()
+        self._cm = self.pool.checkout(script_name=f"{self.program.id}.py", limits=_limits(self.program, batch),
+                                      os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
+        self._session = self._cm.__enter__()
+        self._batch_limits = batch
+        try:
+            self._session.feed_run(_PRELUDE + ("import random as _arena_random\n" if self.seeded else ""))
+            self._session.feed_run(self.program.code)
+            self.load_error = None
+        except MontyError as exc:
+            self.load_error = _describe(exc, self.program)
+            self.load_line = error_line(exc)
+        return self._session
+
+    def close(self) -> None:
+        cm, self._cm, self._session = self._cm, None, None
+        if cm is not None:
+            try:
+                cm.__exit__(None, None, None)
+            except Exception:  # a dead worker: the pool replaces it
+                pass
+
+    # -- deciding -----------------------------------------------------------------------------
+    def run_one(self, ctx: dict) -> Outcome:
+        """decide(ctx) alone, with the per-decision limit; the error names the source line."""
+        from pydantic_monty import MontyCrashedError, MontyError
+
+        session = self._open(batch=False)
+        if self.load_error is not None:
+            return Outcome(error=self.load_error, line=self.load_line)
+        seed = seed_of(ctx["u"]) if self.seeded else None
+        try:
+            value, output = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
+        except MontyError as exc:
+            msg = _describe(exc, self.program)
+            if isinstance(exc, MontyCrashedError) or msg.startswith(("TimeoutError", "MemoryError")):
+                self.close()  # a limit leaves the heap in doubt: a fresh session for the next decision
+            return Outcome(error=msg, line=error_line(exc))
+        return Outcome(value, output)
+
+    def run_many(self, requests: list[Request]) -> list[Outcome]:
+        """decide(ctx) for each request, in one feed when all goes well: the parts of the ctx fixed by
+        (game, seat, opponent) cross to the sandbox once a batch, each decision adds its own four."""
+        from pydantic_monty import MontyError
+
+        if len(requests) == 1:
+            return [self.run_one(full_ctx(requests[0]))]
+        if self.max_batch is not None and len(requests) > self.max_batch:
+            out: list[Outcome] = []
+            for i in range(0, len(requests), self.max_batch):
+                out.extend(self.run_many(requests[i:i + self.max_batch]))
+            return out
+        session = self._open(batch=True)
+        if self.load_error is not None:
+            return [Outcome(error=self.load_error, line=self.load_line) for _ in requests]
+        index: dict[int, int] = {}
+        bases: list[dict] = []
+        items = []
+        for base, a, d, e, u in requests:
+            k = index.get(id(base))
+            if k is None:
+                k = index[id(base)] = len(bases)
+                bases.append(base)
+            items.append((k, a, d, e, u))
+        seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
+        try:
+            values, outputs, failed = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
+        except MontyError as exc:
+            self.close()
+            if _describe(exc, self.program).startswith(("TimeoutError", "MemoryError")):
+                # smaller batches from now on: a program that runs away costs about its limit a decision
+                self.max_batch = max(1, len(requests) // 8)
+            return [self.run_one(full_ctx(r)) for r in requests]
+        out = [Outcome(v) for v in values]
+        for i, text in outputs:
+            out[i].output = text
+        for i in failed:  # rerun alone for the error and the line that raised it
+            out[i] = self.run_one(full_ctx(requests[i]))
+        return out
+
+
+class Sandbox:
+    """A pool of Monty workers and one warm session per code program. Use as a context manager (or call
+    close()); thread-safe per program (one lock a session)."""
+
+    def __init__(self, programs: list[CodeProgram], workers: int | None = None):
+        self.programs = {p.id: p for p in programs}
+        self.workers = workers or os.cpu_count() or 1
+        self._pool = None
+        self._sessions: dict[str, ProgramSession] = {}
+        self._helpers: dict[str, list[ProgramSession]] = {}  # more sessions of a program, for parallel feeds
+        self._locks: dict[str, threading.Lock] = {}
+        self._executor = None
+
+    def __enter__(self) -> Sandbox:
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def open(self) -> None:
+        if self._pool is not None:
+            return
+        try:
+            from pydantic_monty import Monty
+        except ImportError as exc:
+            raise SandboxError(f"code programs need pydantic-monty (pip install pydantic-monty==1.4.0): {exc}") from None
+        n = max(64, len(self.programs) * self.workers + 1)  # started on demand: a session a program and core
+        try:
+            self._pool = Monty(min_processes=1, max_processes=n, checkout_timeout=30)
+            self._pool.__enter__()
+        except Exception as exc:  # the runtime binary missing or not starting: Arena's problem
+            self._pool = None
+            raise SandboxError(f"the code sandbox (pydantic-monty) did not start: {exc}") from None
+
+    def close(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
+        for s in [*self._sessions.values(), *(h for hs in self._helpers.values() for h in hs)]:
+            s.close()
+        self._sessions.clear()
+        self._helpers.clear()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                pool.__exit__(None, None, None)
+            except Exception:
+                pass
+
+    def session(self, program: CodeProgram) -> ProgramSession:
+        if self._pool is None:
+            self.open()
+        s = self._sessions.get(program.id)
+        if s is None or s.program is not program:
+            if s is not None:
+                s.close()
+            s = self._sessions[program.id] = ProgramSession(self._pool, program)
+            self._locks[program.id] = threading.Lock()
+        return s
+
+    def run_many(self, program: CodeProgram, requests: list[Request]) -> list[Outcome]:
+        """A large batch is split over one session per core (feeds run with the GIL released)."""
+        s = self.session(program)
+        with self._locks[program.id]:
+            parts = min(self.workers, len(requests) // PARALLEL_MIN)
+            if parts < 2:
+                return s.run_many(requests)
+            helpers = self._helpers.setdefault(program.id, [])
+            while len(helpers) < parts - 1:
+                helpers.append(ProgramSession(self._pool, program))
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="arena-sandbox")
+            size = -(-len(requests) // parts)
+            chunks = [requests[i:i + size] for i in range(0, len(requests), size)]
+            futures = [self._executor.submit(h.run_many, c) for h, c in zip(helpers, chunks[1:])]
+            out = s.run_many(chunks[0])
+            for f in futures:
+                out.extend(f.result())
+            return out
+
+    def run_one(self, program: CodeProgram, ctx: dict) -> Outcome:
+        s = self.session(program)
+        with self._locks[program.id]:
+            return s.run_one(ctx)
+

@@ -1,0 +1,75 @@
+"""Static checks of a code program's source, before it ever reaches the sandbox.
+
+Parsing uses `ast` only (the source is never executed in Arena's process). What is refused here is what
+the sandbox would refuse anyway or what has no business in a game policy: imports other than a few pure
+modules, `eval`/`exec`/`compile`/`__import__`, and dunder attribute walks (`x.__class__...`). Each
+finding names the source line (1-based) and quotes it.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+
+ALLOWED_MODULES = frozenset({"math", "random", "re", "json", "itertools", "functools", "collections",
+                             "statistics", "string", "typing", "dataclasses", "fractions", "decimal"})
+REFUSED_NAMES = frozenset({"eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr",
+                           "setattr", "delattr", "__builtins__", "breakpoint", "input"})
+
+
+@dataclass(frozen=True)
+class SourceFinding:
+    line: int  # 1-based line within the source
+    message: str
+
+
+def quote(source: str, line: int) -> str:
+    lines = source.splitlines()
+    return lines[line - 1].strip() if 0 < line <= len(lines) else ""
+
+
+def check_source(source: str) -> list[SourceFinding]:
+    """Problems of a code program's source: a syntax error, refused constructs, no `decide(ctx)`."""
+    try:
+        tree = ast.parse(source, mode="exec")
+    except SyntaxError as exc:
+        line = exc.lineno or 1
+        return [SourceFinding(line, f"syntax error: {exc.msg}: `{quote(source, line)}`")]
+    found: list[SourceFinding] = []
+
+    def refuse(node: ast.AST, what: str) -> None:
+        line = getattr(node, "lineno", 1)
+        found.append(SourceFinding(line, f"{what} is not allowed in a code program: `{quote(source, line)}`"))
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] not in ALLOWED_MODULES:
+                    refuse(node, f"import of '{alias.name}' (allowed: {', '.join(sorted(ALLOWED_MODULES))})")
+        elif isinstance(node, ast.ImportFrom):
+            mod = (node.module or "").split(".")[0]
+            if node.level or mod not in ALLOWED_MODULES:
+                refuse(node, f"import from '{node.module or '.'}' (allowed: {', '.join(sorted(ALLOWED_MODULES))})")
+        elif isinstance(node, ast.Name) and node.id in REFUSED_NAMES:
+            refuse(node, f"'{node.id}'")
+        elif isinstance(node, ast.Attribute) and node.attr.startswith("__") and node.attr.endswith("__"):
+            refuse(node, f"dunder attribute '{node.attr}'")
+        elif isinstance(node, (ast.Global, ast.Nonlocal)) and any(n.startswith("_arena") for n in node.names):
+            refuse(node, "touching Arena's helpers")
+        elif isinstance(node, ast.Name) and node.id.startswith("_arena"):
+            refuse(node, f"'{node.id}' (Arena's own helper names start with _arena)")
+    if found:
+        return sorted(found, key=lambda f: f.line)
+    decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
+    if not decide:
+        return [SourceFinding(1, "the source must define a top-level function `decide(ctx)`")]
+    args = decide[-1].args
+    if len(args.posonlyargs) + len(args.args) != 1 or args.vararg or args.kwonlyargs or args.kwarg:
+        line = decide[-1].lineno
+        return [SourceFinding(line, f"`decide` must take exactly one argument, ctx: `{quote(source, line)}`")]
+    return []
+
+
+def uses_random(source: str) -> bool:
+    """Whether the program may draw from `random` (the sandbox then seeds it from each node's draw)."""
+    return "random" in source
