@@ -21,7 +21,6 @@ from _random import Random as _MersenneTwister  # random.Random's C core: the sa
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from arena.errors import ArenaError
 from arena.library.games import Game
 from arena.engine.records import (
     CAPPED,
@@ -150,20 +149,17 @@ NodeListener = Callable[[TrialSpec, Node], None]
 
 
 async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: object, opp_action: str | None) -> None:
-    try:
-        if opp_action is None:
-            r = agent.ground(game, opp, node.u, spec, node)
-        else:
-            r = agent.respond(game, opp, node.u, opp_action, spec, node)
-        if not agent.is_async:
-            node.action = r
-            return
-        move = await r
-    except (asyncio.CancelledError, ArenaError):
-        raise  # cancelled, or a systematic failure (bad key, unknown model): the run stops
-    except Exception as exc:  # a program that cannot run records an error, it never kills the run
-        node.error = f"{type(exc).__name__}: {exc}"
+    # A program's own failure (a provider error, no parseable answer) comes back in the move; an exception
+    # here is cancellation, a systematic failure (ArenaError: bad key, unknown model) or a bug in Arena:
+    # each stops the run, none is recorded as the program's failure.
+    if opp_action is None:
+        r = agent.ground(game, opp, node.u, spec, node)
+    else:
+        r = agent.respond(game, opp, node.u, opp_action, spec, node)
+    if not agent.is_async:
+        node.action = r
         return
+    move = await r
     node.calls.extend(move.calls)
     if move.action is None:
         node.error = move.error or ("refused" if move.refused else "no action")

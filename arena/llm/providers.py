@@ -153,6 +153,16 @@ def load_providers(path: Path | None = None, env: Mapping[str, str] | None = Non
     return registry
 
 
+def endpoint_identity(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str:
+    """Which server answers a provider's calls, as the response cache tells them apart: the base URL
+    without credentials (the embedded server: 'local', its model is in the cache key). Every use of an
+    endpoint's identity goes through here (a replica pool will answer with the pool's identity)."""
+    if spec.name == "local":
+        return "local"
+    url = split_credentials(spec.url(os.environ if env is None else env))[0]
+    return url.rstrip("/") if url else f"unset:{spec.name}"
+
+
 @dataclass(frozen=True)
 class Route:
     """Where one LLM program's calls go."""
@@ -418,7 +428,7 @@ class ProviderClient:
         except ProviderUnusable:
             self.stats.failed += 1
             raise
-        except Exception:
+        except (openai.APIError, EmptyAnswer, ValueError):  # the provider's failure; any other is Arena's bug
             self.stats.failed += 1
             last = calls[-1].error if calls else "unknown error"
             return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}")
