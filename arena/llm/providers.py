@@ -184,6 +184,8 @@ def resolve(model: str, registry: Mapping[str, ProviderSpec], provider_override:
             raise ArenaError(f"unknown provider '{provider_override}'. Providers: {', '.join(registry)}")
         alias = registry[provider].alias_of(name)
         target = registry[provider_override]
+        if not target.aliases and alias != "default":  # a provider without aliases (custom): the alias is its name
+            return Route(provider_override, alias, model)
         if alias not in target.aliases:
             known = ", ".join(sorted(target.aliases)) or "none"
             raise ArenaError(f"provider '{provider_override}' has no model for '{alias}' (from {model}); "
@@ -406,8 +408,8 @@ class ProviderClient:
                             self.stats.completion_tokens += resp.usage.completion_tokens or 0
                         if not text or not text.strip():
                             raise EmptyAnswer("empty answer (no content)")
-                        for secret in self.secrets:  # a reply that echoes a key (a hostile proxy) keeps no key
-                            text = text.replace(secret, "***")
+                        # a reply that echoes a key (a hostile proxy) keeps no key, bearer token or password
+                        text = redact(text, self.secrets) or text
                         record.response = text
                         self._answered(sent)
                         return Reply(text)

@@ -261,6 +261,18 @@ def default_db_path() -> Path:
     return Path(os.environ.get("ARENA_DB") or "arena.db")
 
 
+def db_timeout(env: dict | None = None) -> float:
+    """Seconds to wait for a locked database: $ARENA_DB_TIMEOUT (default 10)."""
+    value = (os.environ if env is None else env).get("ARENA_DB_TIMEOUT") or "10"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise StoreError(f"ARENA_DB_TIMEOUT must be a number of seconds, got {value!r}") from None
+    if not seconds >= 0:
+        raise StoreError(f"ARENA_DB_TIMEOUT must be a number of seconds, got {value!r}")
+    return seconds
+
+
 class Store:
     """One connection to an Arena database. Thread-safe through one lock (SQLite has one writer)."""
 

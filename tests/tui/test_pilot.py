@@ -256,7 +256,7 @@ async def test_help_palette_and_theme(make_app):
         await pilot.press("ctrl+t")
         assert app.current_theme.dark != dark
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for t in ("Go to Library", "Go to History", "New program", "Start the smoke tournament", "Export results", "Help"):
+        for t in ("Go to Library", "Go to History", "New program", "Start the bots tournament", "Export results", "Help"):
             assert t in titles
         for key, mode in (("1", "library"), ("3", "live"), ("4", "results"), ("5", "history"), ("2", "setup")):
             await pilot.press(key)
