@@ -468,7 +468,8 @@ class ProviderClient:
         after = retry_after(exc)
         if after is not None:
             return min(after, self.spec.retry_after_max)
-        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** (state.attempt_number - 1))
+        # the exponent capped: an outage keeps a call retrying for minutes (2 ** 1100 overflows a float)
+        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** min(state.attempt_number - 1, 60))
         return random.uniform(ceiling / 2, ceiling)
 
 
