@@ -368,3 +368,32 @@ def test_backoff_after_a_thousand_attempts_is_a_number():
     client = ProviderClient(BUILTIN["custom"].model_copy(update={"backoff_max": 30.0}), "http://127.0.0.1:9/v1", None)
     wait = client._wait(SimpleNamespace(outcome=None, attempt_number=1200))
     assert 15.0 <= wait <= 30.0
+
+
+# --- replay -----------------------------------------------------------------------------------------------
+def test_replay_rebuilds_the_same_trials_from_stored_calls_without_a_provider(tmp_path, games):
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    path = tmp_path / "x.db"
+    with Store(path) as store:
+        with FakeLLMServer(action_responder(lambda req: "defect" if req.index % 3 == 0 else "cooperate")) as srv:
+            ra, A = run(store, srv.base_url, games)
+            srv.responder = action_responder("defect")
+            run(store, srv.base_url, games, new=True, cache=False)  # whatever ran since
+        source = outcome(store, ra.tournament_id)
+        n_calls = cached_calls(store, ra.tournament_id)[1]
+    out = CliRunner().invoke(app, ["replay", str(ra.tournament_id), "--db", str(path), "--display", "none"])
+    assert out.exit_code == 0, out.output
+    assert f"Replay 3 of tournament 1: 12/12 trials identical, no provider contacted" in out.output
+    with Store(path) as store:
+        row = store.tournament(3)
+        assert (row.replay_of, row.status, row.name) == (1, "finished", "replay of 1")
+        assert outcome(store, 3) == source and cached_calls(store, 3) == (n_calls, n_calls)
+        # a stored answer that no longer names its node's action: the replay says where, and fails
+        store.conn.execute("UPDATE llm_calls SET response = 'ACTION: defect' WHERE tournament_id=1 AND "
+                           "parsed_action='cooperate' AND id = (SELECT min(id) FROM llm_calls WHERE tournament_id=1 "
+                           "AND parsed_action='cooperate')")
+    out = CliRunner().invoke(app, ["replay", "1", "--db", str(path), "--display", "none"])
+    assert out.exit_code == 1 and "diverged at trial" in out.output and "the stored action is 'cooperate'" in out.output

@@ -160,6 +160,42 @@ def resume(
         fail(str(exc))
 
 
+@app.command()
+def replay(
+    tournament: Annotated[int, typer.Argument(help="the tournament to replay")],
+    db: DbOpt = None,
+    display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+) -> None:
+    """Rebuild a tournament's trials from its own stored LLM calls (no provider contacted) and check them.
+
+    Records a new tournament marked as a replay of TOURNAMENT; exits 0 when every trial equals the stored
+    one, 1 (listing where) when any differs.
+    """
+    from arena.errors import ArenaError
+    from arena.runner.replay import compare, replay_runner
+
+    try:
+        with _store(db) as store:
+            source = store.tournament(tournament).id
+            made = []
+
+            def make(backend, sink):
+                made.append(replay_runner(store, source, sink=sink))
+                return made[0]
+
+            _run_tournament(store, None, None, display, make_runner=make)
+            differ = compare(store, source, made[0].tournament_id)
+            stored = store.count_trials(source)
+    except ArenaError as exc:
+        fail(str(exc))
+    rid = made[0].tournament_id
+    if differ:
+        typer.echo(f"Replay {rid} of tournament {source}: {len(differ)} of {stored} trials differ "
+                   f"(grid positions {', '.join(map(str, differ[:10]))}{', ...' if len(differ) > 10 else ''})")
+        raise typer.Exit(1)
+    typer.echo(f"Replay {rid} of tournament {source}: {stored}/{stored} trials identical, no provider contacted")
+
+
 # TournamentConfig fields as the `arena run` options that set them
 _OPTIONS = {"programs": "--program", "games": "--game", "epsilons": "--epsilon", "max_depths": "--max-depth",
             "temperatures": "--temperature", "trials": "--trials", "concurrency": "--concurrency", "models": "--model"}
@@ -180,7 +216,7 @@ def _config_error(exc) -> str:
 
 
 def _run_tournament(store, config, lib, display: Display, resume_id: int | None = None, new: bool = False,
-                    settings: dict | None = None, programs: dict | None = None) -> None:
+                    settings: dict | None = None, programs: dict | None = None, make_runner=None) -> None:
     import asyncio
     import signal
 
@@ -188,12 +224,14 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
     from arena.cli.progress import ProgressDisplay
 
     shown = ProgressDisplay(display.value)
-    backend = _backend(store, shown.event)
-    if resume_id is not None or config is None:
-        runner = TournamentRunner.resume(store, resume_id, backend=backend, sink=shown.event, **(settings or {}))
+    if make_runner is not None:
+        runner = make_runner(None, shown.event)
+    elif resume_id is not None or config is None:
+        runner = TournamentRunner.resume(store, resume_id, backend=_backend(store, shown.event), sink=shown.event,
+                                         **(settings or {}))
     else:
-        runner = TournamentRunner.create(store, config, programs or lib.programs, lib.games, new=new, backend=backend,
-                                         sink=shown.event)
+        runner = TournamentRunner.create(store, config, programs or lib.programs, lib.games, new=new,
+                                         backend=_backend(store, shown.event), sink=shown.event)
         if runner.reused and display != Display.none:
             typer.echo(f"Same tournament as stored tournament {runner.tournament_id}: running only its missing trials "
                        "(--new records a fresh one).", err=True)

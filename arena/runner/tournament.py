@@ -83,6 +83,7 @@ class TournamentRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self.reused = False  # True when create() found this tournament already stored
+        self.skip: bytearray | None = None  # grid positions this run must not play (a replay: what was not stored)
         self.provider_stats: dict = {}
         self._yield_until = 0.0
 
@@ -169,6 +170,8 @@ class TournamentRunner:
         t0 = time.perf_counter()
         total = self.config.total_trials
         done_map = await asyncio.to_thread(self.store.completed, self.tournament_id, total)
+        if self.skip is not None:
+            done_map = bytearray(a | b for a, b in zip(done_map, self.skip))
         self.done = sum(done_map)
         self.store.mark_running(self.tournament_id)
         self.sink(TournamentStarted(self.tournament_id, total, self.done, self.config.model_dump(mode="json")))
