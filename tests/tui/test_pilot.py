@@ -15,8 +15,9 @@ from tui_helpers import transcript_text, tree_labels, wait_for
 async def test_smoke_tournament_from_setup(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
         assert app.current_mode == "setup"
+        # the library loads after the first paint: wait for it (a fixed pause failed on a loaded machine)
+        await wait_for(pilot, lambda: "loading" not in str(app.screen.query_one("#summary").render()))
         summary = str(app.screen.query_one("#summary").render())
         assert "500 trials" in summary and "No LLM calls" in summary
         await pilot.press("ctrl+r")
