@@ -263,3 +263,27 @@ async def test_help_palette_and_theme(make_app):
             await pilot.press(key)
             await pilot.pause()
             assert app.current_mode == mode
+
+
+async def test_history_shows_why_a_tournament_failed_after_a_restart(make_app, tmp_path, programs, games):
+    from arena.engine.grid import TournamentConfig, from_preset
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+
+    db = tmp_path / "reason.db"
+    with Store(db) as store:  # a run that failed in an earlier session
+        tid = TournamentRunner.create(store, TournamentConfig(**from_preset("bots", trials=1)), dict(programs),
+                                      games).tournament_id
+        store.set_status(tid, "failed", "provider 'nvidia' refused model 'x': HTTP 404")
+    app = make_app(db=db, start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "refused model" in str(app.screen.query_one("#history-detail").render()))
+        assert "failed: provider 'nvidia' refused model 'x': HTTP 404" in str(
+            app.screen.query_one("#history-detail").render())
+
+
+async def test_the_app_honours_arena_db_timeout(make_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARENA_DB_TIMEOUT", "0.25")
+    app = make_app(db=tmp_path / "t.db")
+    assert app.store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 250
+    app.store.close()
