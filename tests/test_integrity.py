@@ -397,3 +397,29 @@ def test_replay_rebuilds_the_same_trials_from_stored_calls_without_a_provider(tm
                            "AND parsed_action='cooperate')")
     out = CliRunner().invoke(app, ["replay", "1", "--db", str(path), "--display", "none"])
     assert out.exit_code == 1 and "diverged at trial" in out.output and "the stored action is 'cooperate'" in out.output
+
+
+def test_a_cancelled_wait_for_model_assembly_returns_at_once():
+    """asyncio.to_thread would keep asyncio.run from returning until the assembly thread ends."""
+    import threading
+    import time
+
+    from arena.llm.localmodel import in_daemon_thread
+
+    release = threading.Event()
+
+    async def main():
+        task = asyncio.ensure_future(in_daemon_thread(release.wait, 120))
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert await in_daemon_thread(lambda x: x * 2, 21) == 42
+        with pytest.raises(KeyError):
+            await in_daemon_thread({}.__getitem__, "x")
+
+    t0 = time.monotonic()
+    asyncio.run(main())
+    returned = time.monotonic() - t0
+    release.set()
+    assert returned < 60  # to_thread: 120 s (the loop's shutdown waits for the thread)
