@@ -423,3 +423,36 @@ def test_a_cancelled_wait_for_model_assembly_returns_at_once():
     returned = time.monotonic() - t0
     release.set()
     assert returned < 60  # to_thread: 120 s (the loop's shutdown waits for the thread)
+
+
+def test_tournaments_list_shows_when_the_latest_run_started(tmp_path, programs, games):
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    path = tmp_path / "x.db"
+    with Store(path) as s:
+        tid = TournamentRunner.create(s, TournamentConfig(**from_preset("bots", trials=1)), dict(programs),
+                                      games).tournament_id
+        s.conn.execute("UPDATE tournaments SET created_at=978307200, started_at=1262304000 WHERE id=?", (tid,))
+    out = CliRunner().invoke(app, ["tournaments", "list", "--db", str(path)], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "2010-01-01" in out.stdout and "2001-01-01" not in out.stdout
+
+
+def test_a_schema_1_tournament_is_found_by_todays_fingerprint_and_takes_it(tmp_path, programs, games):
+    import shutil
+
+    fixture = ROOT / "tests" / "fixtures" / "arena-v1.db"
+    if not fixture.exists():
+        pytest.skip("tests/fixtures/arena-v1.db is not in this checkout")
+    path = tmp_path / "old.db"
+    shutil.copy(fixture, path)
+    with Store(path) as s:
+        assert [r["fingerprint"][:3] for r in s.query("SELECT fingerprint FROM tournaments ORDER BY id")] == ["v1:"] * 2
+        cfg = TournamentConfig(programs=["fairbot", "defectbot", "cooperatebot"], games=["prisoners_dilemma"],
+                               epsilons=[0.2], max_depths=[10], trials=20, seed=3, preset=None, concurrency=2)
+        runner = TournamentRunner.create(s, cfg, dict(programs), games)
+        assert runner.reused and runner.tournament_id == 1
+        chosen = [programs[p] for p in cfg.programs]
+        assert s.tournament(1).fingerprint == fingerprint(cfg, chosen, [games["prisoners_dilemma"]])
+        assert len(s.tournaments()) == 2
