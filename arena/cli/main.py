@@ -124,15 +124,17 @@ def run(
             grid or DEFAULT_PRESET, programs=ids, games=game, epsilons=epsilon, max_depths=max_depth, trials=trials,
             temperatures=temperature,
         )
+        if not lib.entries and not ids:
+            fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         if "programs" not in fields:
             fields["programs"] = list(lib.entries)
-            if not lib.entries:
-                fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         config = TournamentConfig(
             **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
             models=models, cache=not no_cache, name=name,
         )
-        programs = {**lib.programs, **preset_programs(grid or DEFAULT_PRESET, lib.programs)}
+        programs = lib.programs
+        if not ids:  # an LLM preset's own programs (prompt x model x temperature), unless --program chose
+            programs = {**programs, **preset_programs(grid or DEFAULT_PRESET, programs)}
         with _store(db) as store:
             _run_tournament(store, config, lib, display, new=new, programs=programs)
     except ValidationError as exc:
