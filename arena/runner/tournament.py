@@ -10,7 +10,6 @@ milliseconds of work); `resume` runs exactly the grid positions that are not sto
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import Counter
