@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml requirements-model.txt
 	touch $(STAMP)
 
 smoke: $(STAMP)
-	$(BIN)/arena run --grid smoke --display plain
+	$(BIN)/arena run --grid bots --display plain
 
 # A tiny tournament of two LLM programs on the default embedded model (Qwen2.5-Coder-0.5B), for real.
 e2e: $(STAMP)

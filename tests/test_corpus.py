@@ -22,6 +22,7 @@ from typer.testing import CliRunner
 
 from arena.cli.main import app
 from arena.errors import ConfigError
+from arena.store.database import SCHEMA_VERSION
 from arena.library.games import load_games
 from arena.library.programs import load_program_entries
 from arena.library.yamlio import MAX_FILE_BYTES

@@ -44,7 +44,9 @@ class Simulation(str, Enum):
 
 
 def fail(message: str, code: int = 2) -> None:
-    typer.echo(f"arena: error: {message}", err=True)
+    from arena.llm.secrets import clean
+
+    typer.echo(f"arena: error: {clean(message)}", err=True)  # never a key, bearer token or URL password
     raise typer.Exit(code)
 
 
@@ -74,7 +76,7 @@ def root(ctx: typer.Context, db: DbOpt = None) -> None:
 # --- run / resume ------------------------------------------------------------------------------------
 @app.command()
 def run(
-    grid: Annotated[Optional[str], typer.Option(help="preset grid: smoke | headline | full (default smoke)")] = None,
+    grid: Annotated[Optional[str], typer.Option(help="preset grid: bots (built-in bots, seconds; the default) | smoke | headline | full (LLM programs: the seed's experiments, see README)")] = None,
     game: Annotated[Optional[list[str]], typer.Option("--game", "-g", help="game id (repeatable)")] = None,
     program: Annotated[Optional[list[str]], typer.Option("--program", "-p", help="program id or YAML path (repeatable)")] = None,
     epsilon: Annotated[Optional[list[float]], typer.Option("--epsilon", "-e", help="grounding probability in (0, 1] (repeatable)")] = None,
@@ -100,7 +102,7 @@ def run(
     from pydantic import ValidationError
 
     from arena.errors import ArenaError
-    from arena.engine.grid import TournamentConfig, from_preset
+    from arena.engine.grid import DEFAULT_PRESET, TournamentConfig, from_preset, preset_programs
     from arena.library.catalog import load_library
 
     paths = [Path(p) for p in program or [] if p.endswith((".yaml", ".yml")) or Path(p).is_file()]
@@ -119,20 +121,23 @@ def run(
             k, v = m.split("=", 1)
             models[k.strip()] = v.strip()
         fields = from_preset(
-            grid or "smoke", programs=ids, games=game, epsilons=epsilon, max_depths=max_depth, trials=trials,
+            grid or DEFAULT_PRESET, programs=ids, games=game, epsilons=epsilon, max_depths=max_depth, trials=trials,
             temperatures=temperature,
         )
+        if not lib.entries and not ids:
+            fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         if "programs" not in fields:
             fields["programs"] = list(lib.entries)
-            if not lib.entries:
-                fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         config = TournamentConfig(
             **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
             models=models, cache=not no_cache, name=name,
         )
         _smoke(lib, config)
+        programs = lib.programs
+        if not ids:  # an LLM preset's own programs (prompt x model x temperature), unless --program chose
+            programs = {**programs, **preset_programs(grid or DEFAULT_PRESET, programs)}
         with _store(db) as store:
-            _run_tournament(store, config, lib, display, new=new)
+            _run_tournament(store, config, lib, display, new=new, programs=programs)
     except ValidationError as exc:
         fail(_config_error(exc))
     except ArenaError as exc:
@@ -142,6 +147,8 @@ def run(
 @app.command()
 def resume(
     tournament: Annotated[Optional[int], typer.Argument(help="tournament id (default: the latest)")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(min=1, max=1024, help="LLM calls in flight at once for this run (default: the stored value)")] = None,
+    name: Annotated[Optional[str], typer.Option(help="rename the tournament")] = None,
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
 ) -> None:
@@ -150,9 +157,46 @@ def resume(
 
     try:
         with _store(db) as store:
-            _run_tournament(store, None, None, display, resume_id=tournament)
+            _run_tournament(store, None, None, display, resume_id=tournament,
+                            settings={"concurrency": concurrency, "name": name})
     except ArenaError as exc:
         fail(str(exc))
+
+
+@app.command()
+def replay(
+    tournament: Annotated[int, typer.Argument(help="the tournament to replay")],
+    db: DbOpt = None,
+    display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+) -> None:
+    """Rebuild a tournament's trials from its own stored LLM calls (no provider contacted) and check them.
+
+    Records a new tournament marked as a replay of TOURNAMENT; exits 0 when every trial equals the stored
+    one, 1 (listing where) when any differs.
+    """
+    from arena.errors import ArenaError
+    from arena.runner.replay import compare, replay_runner
+
+    try:
+        with _store(db) as store:
+            source = store.tournament(tournament).id
+            made = []
+
+            def make(backend, sink):
+                made.append(replay_runner(store, source, sink=sink))
+                return made[0]
+
+            _run_tournament(store, None, None, display, make_runner=make)
+            differ = compare(store, source, made[0].tournament_id)
+            stored = store.count_trials(source)
+    except ArenaError as exc:
+        fail(str(exc))
+    rid = made[0].tournament_id
+    if differ:
+        typer.echo(f"Replay {rid} of tournament {source}: {len(differ)} of {stored} trials differ "
+                   f"(grid positions {', '.join(map(str, differ[:10]))}{', ...' if len(differ) > 10 else ''})")
+        raise typer.Exit(1)
+    typer.echo(f"Replay {rid} of tournament {source}: {stored}/{stored} trials identical, no provider contacted")
 
 
 # TournamentConfig fields as the `arena run` options that set them
@@ -174,7 +218,8 @@ def _config_error(exc) -> str:
     return "invalid tournament: " + "; ".join(parts)
 
 
-def _run_tournament(store, config, lib, display: Display, resume_id: int | None = None, new: bool = False) -> None:
+def _run_tournament(store, config, lib, display: Display, resume_id: int | None = None, new: bool = False,
+                    settings: dict | None = None, programs: dict | None = None, make_runner=None) -> None:
     import asyncio
     import signal
 
@@ -182,11 +227,14 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
     from arena.cli.progress import ProgressDisplay
 
     shown = ProgressDisplay(display.value)
-    backend = _backend(store, shown.event)
-    if resume_id is not None or config is None:
-        runner = TournamentRunner.resume(store, resume_id, backend=backend, sink=shown.event)
+    if make_runner is not None:
+        runner = make_runner(None, shown.event)
+    elif resume_id is not None or config is None:
+        runner = TournamentRunner.resume(store, resume_id, backend=_backend(store, shown.event), sink=shown.event,
+                                         **(settings or {}))
     else:
-        runner = TournamentRunner.create(store, config, lib.programs, lib.games, new=new, backend=backend, sink=shown.event)
+        runner = TournamentRunner.create(store, config, programs or lib.programs, lib.games, new=new,
+                                         backend=_backend(store, shown.event), sink=shown.event)
         if runner.reused and display != Display.none:
             typer.echo(f"Same tournament as stored tournament {runner.tournament_id}: running only its missing trials "
                        "(--new records a fresh one).", err=True)
@@ -361,11 +409,11 @@ def tournaments_list(db: DbOpt = None) -> None:
             rows = store.tournaments()
     except ArenaError as exc:
         fail(str(exc))
-    t = Table("id", "name", "status", "trials", "games", "programs", "started")
+    t = Table("id", "name", "status", "trials", "games", "programs", "started", "reason")
     for r in rows:
-        started = dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M")
+        started = dt.datetime.fromtimestamp(r.started_at or r.created_at).strftime("%Y-%m-%d %H:%M")
         t.add_row(str(r.id), r.name or "", r.display_status, f"{r.done}/{r.total_trials}",
-                  ",".join(r.config["games"]), str(len(r.config["programs"])), started)
+                  ",".join(r.config["games"]), str(len(r.config["programs"])), started, r.reason or "")
     console().print(t)
 
 
@@ -379,6 +427,8 @@ def tournaments_show(tournament: Annotated[Optional[int], typer.Argument()] = No
         with _store(db) as store:
             row = store.tournament(tournament)
             print_summary(store, row.id)
+            if row.reason:
+                typer.echo(f"{row.display_status}: {row.reason}")
     except ArenaError as exc:
         fail(str(exc))
 

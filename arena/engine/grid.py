@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from arena.errors import ArenaError
 from arena.engine.records import TrialSpec
+from arena.library.panel import PANEL, panel_id
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Depth = Annotated[int, Field(ge=0, le=100_000)]
@@ -28,27 +29,48 @@ class Preset(BaseModel):
     epsilons: list[float]
     max_depths: list[int]
     trials: int
-    programs: list[str] | None = None  # None: every program in the library
+    programs: list[str] | None = None  # None: every program in the library (or the panel's)
+    # LLM presets: programs = prompt x model alias x temperature (library/panel.py)
+    prompts: list[str] | None = None
+    panel: list[str] | None = None
+    panel_temperatures: list[float] = [0.7]
+
+    @property
+    def llm(self) -> bool:
+        return self.panel is not None
+
+    def panel_ids(self) -> list[str]:
+        return [panel_id(p, m, t) for p in self.prompts or [] for m in self.panel or [] for t in self.panel_temperatures]
 
 
 PRESETS: dict[str, Preset] = {
-    "smoke": Preset(
+    "bots": Preset(
         description="Seconds on built-in bots: Prisoner's Dilemma, eps 0.2, depth cap 10, 20 trials",
         games=["prisoners_dilemma"], epsilons=[0.2], max_depths=[10], trials=20,
         programs=["cooperatebot", "defectbot", "randombot", "fairbot", "cliquebot"],
     ),
+    "smoke": Preset(
+        description="The seed's smoke test: three LLM programs on one model (llama-3.1-8b), Prisoner's Dilemma, "
+                    "eps 0.5, depth cap 3, 2 trials",
+        games=["prisoners_dilemma"], epsilons=[0.5], max_depths=[3], trials=2,
+        prompts=["fair-llm", "cooperate-llm", "defect-llm"], panel=["llama-3.1-8b"],
+    ),
     "headline": Preset(
-        description="The four classic 2x2 games at eps 0.1/0.2/0.5, depth cap 10, 30 trials",
+        description="The seed's headline experiment: the open-weight panel (5 models) x fair/defect prompts at "
+                    "T 0.7 on the four classic 2x2 games, eps 0.1/0.5, depth cap 10, 5 trials",
         games=["prisoners_dilemma", "stag_hunt", "chicken", "battle_of_the_sexes"],
-        epsilons=[0.1, 0.2, 0.5], max_depths=[10], trials=30,
+        epsilons=[0.1, 0.5], max_depths=[10], trials=5,
+        prompts=["fair-llm", "defect-llm"], panel=list(PANEL),
     ),
     "full": Preset(
-        description="All seven games at eps 0.05/0.1/0.2/0.5, depth caps 5 and 20, 100 trials",
-        games=["prisoners_dilemma", "stag_hunt", "chicken", "battle_of_the_sexes",
-               "vanilla_coordination", "climbing", "penalty"],
-        epsilons=[0.05, 0.1, 0.2, 0.5], max_depths=[5, 20], trials=100,
+        description="The seed's full experiment: the panel x fair/cooperate/defect prompts x T 0/0.7 on the four "
+                    "classic 2x2 games, eps 0.1/0.2/0.5, depth cap 10, 10 trials",
+        games=["prisoners_dilemma", "stag_hunt", "chicken", "battle_of_the_sexes"],
+        epsilons=[0.1, 0.2, 0.5], max_depths=[10], trials=10,
+        prompts=["fair-llm", "cooperate-llm", "defect-llm"], panel=list(PANEL), panel_temperatures=[0.0, 0.7],
     ),
 }
+DEFAULT_PRESET = "bots"  # `arena run` with no options and the app's first run: seconds, no LLM
 
 
 class TournamentConfig(BaseModel):
@@ -136,6 +158,16 @@ def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int,
     return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
 
 
+def preset_programs(name: str, library: dict) -> dict:
+    """The programs an LLM preset adds to the library (prompt x model x temperature); {} for the others."""
+    from arena.library.panel import panel_programs
+
+    p = PRESETS.get(name)
+    if p is None or not p.llm:
+        return {}
+    return panel_programs(library, list(p.prompts or []), list(p.panel or []), list(p.panel_temperatures))
+
+
 def from_preset(name: str, **overrides) -> dict:
     """Config fields of a preset, with explicit overrides (None values ignored)."""
     if name not in PRESETS:
@@ -144,6 +176,8 @@ def from_preset(name: str, **overrides) -> dict:
     base = {"preset": name, "games": p.games, "epsilons": p.epsilons, "max_depths": p.max_depths, "trials": p.trials}
     if p.programs is not None:
         base["programs"] = p.programs
+    elif p.llm:
+        base["programs"] = p.panel_ids()
     base.update({k: v for k, v in overrides.items() if v not in (None, [], ())})
     return base
 

@@ -21,7 +21,6 @@ from _random import Random as _MersenneTwister  # random.Random's C core: the sa
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from arena.errors import ArenaError
 from arena.engine.code import ProgramFailed
 from arena.library.games import Game
 from arena.engine.records import (
@@ -161,6 +160,10 @@ NodeListener = Callable[[TrialSpec, Node], None]
 
 
 async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: object, opp_action: str | None) -> None:
+    # A program's own failure (a provider error, no parseable answer) comes back in the move, a code
+    # program's as ProgramFailed (its error line in the message); any other exception is cancellation, a
+    # systematic failure (ArenaError: bad key, unknown model) or a bug in Arena: each stops the run, none
+    # is recorded as the program's failure.
     try:
         if opp_action is None:
             r = agent.ground(game, opp, node.u, spec, node)
@@ -170,13 +173,8 @@ async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: objec
             node.action = r
             return
         move = await r
-    except (asyncio.CancelledError, ArenaError):
-        raise  # cancelled, or a systematic failure (bad key, unknown model): the run stops
-    except ProgramFailed as exc:  # a code program's own failure (its error line is in the message)
+    except ProgramFailed as exc:
         node.error = str(exc)
-        return
-    except Exception as exc:  # a program that cannot run records an error, it never kills the run
-        node.error = f"{type(exc).__name__}: {exc}"
         return
     node.calls.extend(move.calls)
     if move.action is None:

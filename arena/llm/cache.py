@@ -1,8 +1,13 @@
 """The response cache: a re-run of the same calls is served from arena.db, reproducible and free.
 
-Keyed on (provider, model, messages, temperature, sample index, max tokens, constraint). The sample
-index tells apart the trials that ask the same question at a temperature above zero (it is derived
-from the trial's seed and the node), so a cached re-run returns each trial its own answer.
+Keyed on (provider, model, messages, temperature, sample index, max tokens, constraint) and the endpoint
+that answered (providers.endpoint_identity: a `custom` provider pointed at another server never gets the
+first server's answers). The sample index tells apart the trials that ask the same question at a
+temperature above zero (it is derived from the trial's seed and the node), so a cached re-run returns
+each trial its own answer.
+
+Append-only: the first answer stored for a key and endpoint stays. A `--no-cache` run neither reads nor
+replaces it, so a later cached run reproduces the earlier tournament.
 """
 
 from __future__ import annotations
@@ -36,15 +41,17 @@ class ResponseCache:
         self.store = store
         self.read = read
 
-    def get(self, key: str) -> Cached | None:
+    def get(self, key: str, endpoint: str) -> Cached | None:
         if not self.read:
             return None
-        rows = self.store.query(
-            "SELECT response, prompt_tokens, completion_tokens FROM response_cache WHERE key=?", (key,))
+        rows = self.store.query("SELECT response, prompt_tokens, completion_tokens FROM response_cache "
+                                "WHERE key=? AND endpoint=?", (key, endpoint))
         return Cached(**rows[0]) if rows else None
 
-    def put(self, key: str, provider: str, model: str, response: str, prompt_tokens: int | None,
+    def put(self, key: str, endpoint: str, provider: str, model: str, response: str, prompt_tokens: int | None,
             completion_tokens: int | None) -> None:
+        """Store an answer unless one is stored for this key and endpoint (never replaced)."""
         self.store._write(lambda cur: cur.execute(
-            "INSERT OR REPLACE INTO response_cache VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (key, provider, model, response, prompt_tokens, completion_tokens, time.time())))
+            "INSERT INTO response_cache (key, endpoint, provider, model, response, prompt_tokens, completion_tokens, "
+            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, endpoint) DO NOTHING",
+            (key, endpoint, provider, model, response, prompt_tokens, completion_tokens, time.time())))

@@ -167,6 +167,37 @@ def assemble(spec: ModelSpec, cache: Path | None = None) -> Path:
     return target
 
 
+async def in_daemon_thread(fn, *args):
+    """fn(*args) in a daemon thread of its own. Unlike asyncio.to_thread, a cancelled wait (`c`, quit,
+    Ctrl-C while a model is assembled: up to minutes) lets the process end at once: asyncio.run's
+    shutdown would otherwise wait for the default executor's thread to finish."""
+    import threading
+
+    loop = asyncio.get_running_loop()
+    future = loop.create_future()
+
+    def settle(result=None, error: BaseException | None = None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    def work() -> None:
+        try:
+            result, error = fn(*args), None
+        except BaseException as exc:  # handed to the awaiting task, raised there
+            result, error = None, exc
+        try:
+            loop.call_soon_threadsafe(settle, result, error)
+        except RuntimeError:  # the loop is closed: nobody waits any more
+            pass
+
+    threading.Thread(target=work, name=f"arena-{getattr(fn, '__name__', 'work')}", daemon=True).start()
+    return await future
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -208,7 +239,7 @@ class LocalServer:
         import httpx
 
         t0 = time.perf_counter()
-        path = await asyncio.to_thread(assemble, self.spec)
+        path = await in_daemon_thread(assemble, self.spec)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.log_path = self.log_dir / f"llama-server-{self.port}.log"

@@ -153,6 +153,16 @@ def load_providers(path: Path | None = None, env: Mapping[str, str] | None = Non
     return registry
 
 
+def endpoint_identity(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str:
+    """Which server answers a provider's calls, as the response cache tells them apart: the base URL
+    without credentials (the embedded server: 'local', its model is in the cache key). Every use of an
+    endpoint's identity goes through here (a replica pool will answer with the pool's identity)."""
+    if spec.name == "local":
+        return "local"
+    url = split_credentials(spec.url(os.environ if env is None else env))[0]
+    return url.rstrip("/") if url else f"unset:{spec.name}"
+
+
 @dataclass(frozen=True)
 class Route:
     """Where one LLM program's calls go."""
@@ -174,6 +184,8 @@ def resolve(model: str, registry: Mapping[str, ProviderSpec], provider_override:
             raise ArenaError(f"unknown provider '{provider_override}'. Providers: {', '.join(registry)}")
         alias = registry[provider].alias_of(name)
         target = registry[provider_override]
+        if not target.aliases and alias != "default":  # a provider without aliases (custom): the alias is its name
+            return Route(provider_override, alias, model)
         if alias not in target.aliases:
             known = ", ".join(sorted(target.aliases)) or "none"
             raise ArenaError(f"provider '{provider_override}' has no model for '{alias}' (from {model}); "
@@ -396,8 +408,8 @@ class ProviderClient:
                             self.stats.completion_tokens += resp.usage.completion_tokens or 0
                         if not text or not text.strip():
                             raise EmptyAnswer("empty answer (no content)")
-                        for secret in self.secrets:  # a reply that echoes a key (a hostile proxy) keeps no key
-                            text = text.replace(secret, "***")
+                        # a reply that echoes a key (a hostile proxy) keeps no key, bearer token or password
+                        text = redact(text, self.secrets) or text
                         record.response = text
                         self._answered(sent)
                         return Reply(text)
@@ -418,7 +430,7 @@ class ProviderClient:
         except ProviderUnusable:
             self.stats.failed += 1
             raise
-        except Exception:
+        except (openai.APIError, EmptyAnswer, ValueError):  # the provider's failure; any other is Arena's bug
             self.stats.failed += 1
             last = calls[-1].error if calls else "unknown error"
             return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}")
@@ -456,7 +468,8 @@ class ProviderClient:
         after = retry_after(exc)
         if after is not None:
             return min(after, self.spec.retry_after_max)
-        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** (state.attempt_number - 1))
+        # the exponent capped: an outage keeps a call retrying for minutes (2 ** 1100 overflows a float)
+        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** min(state.attempt_number - 1, 60))
         return random.uniform(ceiling / 2, ceiling)
 
 

@@ -31,6 +31,7 @@ from arena.llm.providers import (
     ProviderSpec,
     Reply,
     Route,
+    endpoint_identity,
     load_providers,
     redact,
     resolve,
@@ -66,6 +67,12 @@ class LLMAgent:
 
     async def respond(self, game: Game, opp, u: float, opp_action: str, spec: TrialSpec, node: Node) -> LLMMove:
         return await self.service.decide(self.program, game, opp, spec, node, prompts.RESPOND, opp_action)
+
+
+def one_embedded_model(models: list[str]) -> str:
+    return (f"these programs need {len(models)} embedded models ({', '.join(models)}); a tournament runs one "
+            "embedded model (one llama.cpp server on this machine's cores): give them one with --provider local "
+            "(every alias maps to the default model) or --model PROGRAM=local/MODEL")
 
 
 class LLMService:
@@ -108,6 +115,9 @@ class LLMService:
         for r in routes:
             if r.provider == "local":
                 model_spec(r.model)  # an unknown embedded model fails now, not mid-run
+        local = sorted({r.model for r in routes if r.provider == "local"})
+        if len(local) > 1:  # before anything is recorded, not once the run has started
+            raise ArenaError(one_embedded_model(local))
 
     async def prepare(self, programs: list[LLMProgram], config: TournamentConfig) -> None:
         self.routes = self.routes_for(programs, config)
@@ -132,10 +142,10 @@ class LLMService:
 
         spec = self.registry["local"]
         if len(models) > 1:
-            raise ArenaError(f"one embedded model per tournament for now; asked for {', '.join(models)}")
+            raise ArenaError(one_embedded_model(models))
         server = LocalServer(model_spec(models[0]), parallel=spec.concurrency)
+        self._local_servers.append(server)  # before it starts: a cancelled start is stopped by aclose()
         await server.start()
-        self._local_servers.append(server)
         self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, self.gate,
                                                notify=self._notify)
 
@@ -160,13 +170,10 @@ class LLMService:
     # -- one decision --------------------------------------------------------------------------------
     async def decide(self, program: LLMProgram, game: Game, opp, spec: TrialSpec, node: Node, mode: str,
                      opp_action: str | None) -> LLMMove:
+        # A provider's failure comes back as a Reply without text (an error node); ArenaError (bad key,
+        # unknown model) stops the run; any other exception is a bug in Arena and stops it too.
         calls: list[CallRecord] = []
-        try:
-            return await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
-        except ArenaError:
-            raise  # systematic (bad key, unknown model): the run stops
-        except Exception as exc:  # anything else fails this node only, and its text never holds a key
-            return LLMMove(None, redact(f"{type(exc).__name__}: {exc}", self.secrets), False, calls)
+        return await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
 
     async def _decide(self, program: LLMProgram, game: Game, opp, spec: TrialSpec, node: Node, mode: str,
                       opp_action: str | None, calls: list[CallRecord]) -> LLMMove:
@@ -200,8 +207,9 @@ class LLMService:
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str) -> Reply:
         key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, fmt)
+        endpoint = endpoint_identity(client.spec, self.env)
         if self.cache is not None:
-            hit = self.cache.get(key)
+            hit = self.cache.get(key, endpoint)
             if hit is not None:
                 client.stats.cached += 1
                 calls.append(CallRecord(route.provider, route.model, msgs, response=hit.response, cached=True,
@@ -214,7 +222,7 @@ class LLMService:
                                       seed=seed, response_format=fmt, calls=calls, purpose=purpose)
         if reply.text is not None and self.cache is not None:
             last = calls[-1]
-            self.cache.put(key, route.provider, route.model, reply.text, last.prompt_tokens, last.completion_tokens)
+            self.cache.put(key, endpoint, route.provider, route.model, reply.text, last.prompt_tokens, last.completion_tokens)
         return reply
 
 

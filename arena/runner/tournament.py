@@ -10,7 +10,6 @@ milliseconds of work); `resume` runs exactly the grid positions that are not sto
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
 import time
 from collections import Counter
@@ -39,6 +38,7 @@ from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, prog
 from arena.llm.providers import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
+from arena.runner.crashlog import record_internal_error
 from arena.store.database import Store, TournamentRow
 
 
@@ -86,6 +86,7 @@ class TournamentRunner:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self.reused = False  # True when create() found this tournament already stored
+        self.skip: bytearray | None = None  # grid positions this run must not play (a replay: what was not stored)
         self.provider_stats: dict = {}
         self._yield_until = 0.0
         self._sandbox: Sandbox | None = None  # the code programs' warm sessions, for one run
@@ -105,27 +106,38 @@ class TournamentRunner:
         check_compatible(chosen_p.values(), chosen_g.values())
         _check_backend(kw.get("backend"), chosen_p.values(), config)
         fp = fingerprint(config, chosen_p.values(), chosen_g.values())
-        tid = None if new else store.find_tournament(fp)
-        if tid is not None:
-            runner = cls.resume(store, tid, **kw)
-            runner.reused = True
-            return runner
-        tid = store.create_tournament(config, chosen_p.values(), chosen_g.values(), config.total_trials, __version__, fp)
+        args = (config, chosen_p.values(), chosen_g.values(), config.total_trials, __version__)
+        if new:
+            tid = store.create_tournament(*args, fp)
+        else:
+            tid, created = store.find_or_create_tournament(fp, stored_fingerprint, *args)
+            if not created:  # this run's limits, name and cache policy; the stored trials' identity
+                runner = cls.resume(store, tid, concurrency=config.concurrency, name=config.name or None,
+                                    cache=config.cache, **kw)
+                runner.reused = True
+                return runner
         return cls(store, tid, config, chosen_p, chosen_g, **kw)
 
     @classmethod
-    def resume(cls, store: Store, tournament_id: int | None = None, **kw) -> TournamentRunner:
-        """The runner of a stored tournament, with the program and game versions it started with.
+    def resume(cls, store: Store, tournament_id: int | None = None, *, concurrency: int | None = None,
+               name: str | None = None, cache: bool | None = None, **kw) -> TournamentRunner:
+        """The runner of a stored tournament, with the program and game versions it started with, and this
+        run's own `concurrency`, `name` and `cache` where given (they do not change which trials run).
 
-        Refused while another live process runs it (both would ask for the same missing trials).
+        Refused while another live process runs it (both would ask for the same missing trials): the
+        check and the claim are one transaction (Store.claim).
         """
         stored = load_stored(store, tournament_id)
         row = stored.row
-        if row.status == "running" and row.display_status == "running" and row.runner_pid != os.getpid():
-            raise ArenaError(f"tournament {row.id} is being run by another process (pid {row.runner_pid}); "
-                             "stop that one first, or wait for it to finish")
         _check_backend(kw.get("backend"), stored.programs.values(), stored.config)
-        return cls(store, row.id, stored.config, stored.programs, stored.games, **kw)
+        update = {k: v for k, v in (("concurrency", concurrency), ("name", name), ("cache", cache)) if v is not None}
+        config = stored.config.model_copy(update=update) if update else stored.config
+        if config != stored.config:
+            config = TournamentConfig.model_validate(config.model_dump())  # validated like a new one
+        store.claim(row.id)
+        if config != stored.config:
+            store.update_settings(row.id, config)
+        return cls(store, row.id, config, stored.programs, stored.games, **kw)
 
     # -- control (thread-safe) ---------------------------------------------------------------------
     def pause(self) -> None:
@@ -162,10 +174,13 @@ class TournamentRunner:
         t0 = time.perf_counter()
         total = self.config.total_trials
         done_map = await asyncio.to_thread(self.store.completed, self.tournament_id, total)
+        if self.skip is not None:
+            done_map = bytearray(a | b for a, b in zip(done_map, self.skip))
         self.done = sum(done_map)
         self.store.mark_running(self.tournament_id)
         self.sink(TournamentStarted(self.tournament_id, total, self.done, self.config.model_dump(mode="json")))
         status, error = "finished", None
+        secrets = list(getattr(self.backend, "secrets", []))
         llm = {pid for pid, p in self.programs.items() if p.kind == "llm"}
         try:
             agents = await self._agents(llm)
@@ -177,12 +192,12 @@ class TournamentRunner:
         except asyncio.CancelledError:
             status = "cancelled"
             if not self._cancelled:  # cancelled from outside (Ctrl-C): record, then let it propagate
-                self._finish(status, error, t0)
+                self._finish(status, "interrupted (Ctrl-C or a signal)", t0)
                 raise
         except (ArenaError, SandboxError) as exc:
-            status, error = "failed", str(exc)
-        except Exception as exc:  # keep what is stored; say what broke (never with a key in it)
-            status, error = "failed", redact(f"{type(exc).__name__}: {exc}", getattr(self.backend, "secrets", []))
+            status, error = "failed", redact(str(exc), secrets)
+        except Exception as exc:  # a bug in Arena: stop, keep what is stored, log the traceback (never a key)
+            status, error = "failed", record_internal_error(self.store.path, exc, secrets)
         finally:
             if self._sandbox is not None:
                 self._sandbox.close()
@@ -198,7 +213,10 @@ class TournamentRunner:
     def _finish(self, status: str, error: str | None, t0: float) -> TournamentFinished:
         if status == "finished" and self.done < self.config.total_trials:
             status = "cancelled"
-        self.store.set_status(self.tournament_id, status)
+            error = error or f"stopped with {self.done} of {self.config.total_trials} trials stored"
+        if status == "cancelled" and error is None:
+            error = "cancelled by the user"
+        self.store.set_status(self.tournament_id, status, None if status == "finished" else error)
         event = TournamentFinished(self.tournament_id, status, self.done, self.config.total_trials,
                                    dict(self.counts), time.perf_counter() - t0, error, self.provider_stats)
         self.sink(event)
@@ -219,7 +237,16 @@ class TournamentRunner:
             if self.backend is None:
                 raise ArenaError(f"LLM programs {sorted(llm)} need an LLM backend")
             llm_programs = [self.programs[p] for p in sorted(llm)]
-            await self.backend.prepare(llm_programs, self.config)
+            # a task of its own, so that cancel() stops a backend that is starting (model assembly, the
+            # embedded server's start: up to minutes) at once
+            preparing = asyncio.ensure_future(self.backend.prepare(llm_programs, self.config))
+            self._tasks.add(preparing)
+            try:
+                if self._cancelled:
+                    preparing.cancel()
+                await preparing
+            finally:
+                self._tasks.discard(preparing)
             for p in llm_programs:
                 agents[p.id] = self.backend.agent(p, self.config)
         return agents
@@ -365,15 +392,31 @@ def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournam
                             {k: Game.model_validate(v) for k, v in games.items()})
 
 
+# Fields of TournamentConfig that do not determine a tournament's trials: how it is run and called, and
+# which preset (if any) filled in the grid (a custom grid in the app and the same grid from the CLI are
+# one tournament).
+NOT_IDENTITY = frozenset({"name", "concurrency", "cache", "preset"})
+
+
 def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:
-    """Identity of a tournament: what determines its trials (not its name or concurrency)."""
+    """Identity of a tournament: exactly what determines its trials (the grid, seed, simulation mode,
+    model routing, and the program and game versions)."""
+    return _fingerprint(config, [p.content_hash for p in programs], [g.content_hash for g in games])
+
+
+def _fingerprint(config: TournamentConfig, program_hashes: Iterable[str], game_hashes: Iterable[str]) -> str:
     from arena.library.games import content_hash
 
     return content_hash({
-        "config": config.model_dump(mode="json", exclude={"name", "concurrency"}),
-        "programs": sorted(p.content_hash for p in programs),
-        "games": sorted(g.content_hash for g in games),
+        "config": config.model_dump(mode="json", exclude=set(NOT_IDENTITY)),
+        "programs": sorted(program_hashes),
+        "games": sorted(game_hashes),
     })
+
+
+def stored_fingerprint(config: dict, program_hashes: list[str], game_hashes: list[str]) -> str:
+    """The fingerprint of a stored tournament by today's rule (for tournaments stored by schema 1)."""
+    return _fingerprint(TournamentConfig.model_validate(config), program_hashes, game_hashes)
 
 
 def _pick(items: dict, ids: list[str], what: str) -> dict:

@@ -13,13 +13,13 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
-from arena.errors import LookupFailed, StoreError
+from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
 SCHEMA_VERSION = 5
@@ -29,8 +29,29 @@ SCHEMA_VERSION = 5
 # come from SCHEMA's CREATE ... IF NOT EXISTS afterwards). Append a step with each schema change, never
 # edit one that has shipped; tests/fixtures/arena-v1.db is a database written by schema 1.
 MIGRATIONS: dict[int, list[str]] = {
+    # 2: why a tournament failed or was cancelled; replays; the response cache keyed per endpoint and append-only
+    # (rows of the providers whose endpoint is fixed keep serving it; those of custom/ollama, whose server
+    # is unknown, are kept but match no endpoint); fingerprints of schema 1 marked 'v1:' (they held the
+    # name-less config with its preset and cache flag: the runner compares them by recomputing, see
+    # Store.find_or_create_tournament).
+    2: [
+        "ALTER TABLE tournaments ADD COLUMN reason TEXT",
+        "ALTER TABLE tournaments ADD COLUMN replay_of INTEGER",
+        "UPDATE tournaments SET fingerprint = 'v1:' || fingerprint",
+        "CREATE TABLE response_cache_v2 (key TEXT NOT NULL, endpoint TEXT NOT NULL, provider TEXT NOT NULL, "
+        "model TEXT NOT NULL, response TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, "
+        "created_at REAL NOT NULL, PRIMARY KEY (key, endpoint))",
+        "INSERT INTO response_cache_v2 SELECT key, CASE provider WHEN 'local' THEN 'local' "
+        "WHEN 'nvidia' THEN 'https://integrate.api.nvidia.com/v1' WHEN 'cerebras' THEN 'https://api.cerebras.ai/v1' "
+        "WHEN 'groq' THEN 'https://api.groq.com/openai/v1' WHEN 'openai' THEN 'https://api.openai.com/v1' "
+        "ELSE 'unknown:' || provider END, provider, model, response, prompt_tokens, completion_tokens, created_at "
+        "FROM response_cache",
+        "DROP TABLE response_cache",
+        "ALTER TABLE response_cache_v2 RENAME TO response_cache",
+    ],
     5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
 }
+LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -46,7 +67,9 @@ CREATE TABLE IF NOT EXISTS tournaments (
     finished_at REAL,
     runner_pid INTEGER,
     arena_version TEXT,
-    fingerprint TEXT NOT NULL        -- hash of the config and the program/game versions
+    fingerprint TEXT NOT NULL,       -- hash of what determines the trials (runner.fingerprint)
+    reason TEXT,                     -- why it failed or was cancelled
+    replay_of INTEGER                -- the tournament whose stored calls this one replayed
 );
 CREATE INDEX IF NOT EXISTS tournaments_fingerprint ON tournaments (fingerprint);
 CREATE TABLE IF NOT EXISTS programs (
@@ -132,13 +155,15 @@ CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
 CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
 CREATE INDEX IF NOT EXISTS llm_calls_tournament ON llm_calls (tournament_id);  -- analysis.call_rows
 CREATE TABLE IF NOT EXISTS response_cache (
-    key TEXT PRIMARY KEY,            -- hash of (provider, model, messages, temperature, sample index, ...)
+    key TEXT NOT NULL,               -- hash of (provider, model, messages, temperature, sample index, ...)
+    endpoint TEXT NOT NULL,          -- which server answered (providers.endpoint_identity)
     provider TEXT NOT NULL,
     model TEXT NOT NULL,
     response TEXT NOT NULL,
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
-    created_at REAL NOT NULL
+    created_at REAL NOT NULL,
+    PRIMARY KEY (key, endpoint)      -- append-only: the first answer stays
 );
 """
 
@@ -147,15 +172,23 @@ TRIAL_COLUMNS = (
     "row_action, col_action, row_payoff, col_payoff, cooperative, status, error, n_nodes, n_calls, row_depth, "
     "col_depth, duration_ms, finished_at"
 )
-_TRIAL_INSERT = f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})"
+# Only a second write of the same trial (its key, the trials_key index) is skipped: a NOT NULL or CHECK
+# violation raises (INSERT OR IGNORE would swallow it and the trial would silently be missing).
+_ON_TRIAL_KEY = (" ON CONFLICT (tournament_id, game, row_program, col_program, epsilon, max_depth, "
+                 "coalesce(temperature, -1.0), trial_index) DO NOTHING")
+_TRIAL_INSERT = f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})" + _ON_TRIAL_KEY
 # Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
 # rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
 # literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
 _NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
-_TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
-                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
+_TRIAL_INSERT_OK = (f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES "
+                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)" + _ON_TRIAL_KEY)
 _CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
+
+
+class TournamentBusy(ArenaError):
+    """Another live process runs this tournament."""
 
 
 class TournamentRow(BaseModel):
@@ -171,6 +204,8 @@ class TournamentRow(BaseModel):
     runner_pid: int | None
     arena_version: str | None
     fingerprint: str
+    reason: str | None = None
+    replay_of: int | None = None
     done: int = 0
 
     @property
@@ -226,6 +261,18 @@ def _statements(script: str) -> list[str]:
 
 def default_db_path() -> Path:
     return Path(os.environ.get("ARENA_DB") or "arena.db")
+
+
+def db_timeout(env: dict | None = None) -> float:
+    """Seconds to wait for a locked database: $ARENA_DB_TIMEOUT (default 10)."""
+    value = (os.environ if env is None else env).get("ARENA_DB_TIMEOUT") or "10"
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise StoreError(f"ARENA_DB_TIMEOUT must be a number of seconds, got {value!r}") from None
+    if not seconds >= 0:
+        raise StoreError(f"ARENA_DB_TIMEOUT must be a number of seconds, got {value!r}")
+    return seconds
 
 
 class Store:
@@ -348,38 +395,71 @@ class Store:
 
     # -- tournaments -------------------------------------------------------------------------------
     def create_tournament(self, config: BaseModel, programs: Iterable, games: Iterable, total: int, version: str,
-                          fingerprint: str) -> int:
-        def tx(cur):
-            for p in programs:
-                cur.execute(
-                    "INSERT OR IGNORE INTO programs VALUES (?, ?, ?, ?, ?)",
-                    (p.content_hash, p.id, p.kind, p.label, p.model_dump_json()),
-                )
-            for g in games:
-                cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (g.content_hash, g.id, g.model_dump_json()))
-            cur.execute(
-                "INSERT INTO tournaments (name, config, status, total_trials, seed, created_at, started_at, runner_pid, "
-                "arena_version, fingerprint) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                (config.name, config.model_dump_json(), total, config.seed, time.time(), time.time(), os.getpid(), version,
-                 fingerprint),
-            )
-            tid = cur.lastrowid
-            cur.executemany("INSERT INTO tournament_programs VALUES (?, ?, ?)", [(tid, p.id, p.content_hash) for p in programs])
-            cur.executemany("INSERT INTO tournament_games VALUES (?, ?, ?)", [(tid, g.id, g.content_hash) for g in games])
-            return tid
-
+                          fingerprint: str, replay_of: int | None = None) -> int:
         programs, games = list(programs), list(games)
+        return self._write(_create_tournament, config, programs, games, total, version, fingerprint, replay_of)
+
+    def find_or_create_tournament(self, fingerprint: str, legacy: Callable[[dict, list[str], list[str]], str],
+                                  config: BaseModel, programs: Iterable, games: Iterable, total: int,
+                                  version: str) -> tuple[int, bool]:
+        """The newest tournament with this fingerprint, else a new one: (id, created), in one IMMEDIATE
+        transaction, so two processes starting the same tournament at once make one tournament.
+
+        A tournament stored by schema 1 (fingerprint 'v1:...') matches when `legacy(config, program
+        hashes, game hashes)` (the current rule applied to its stored config and versions) equals
+        `fingerprint`; it then takes the current fingerprint.
+        """
+        programs, games = list(programs), list(games)
+
+        def tx(cur):
+            row = cur.execute("SELECT max(id) FROM tournaments WHERE fingerprint=?", (fingerprint,)).fetchone()
+            if row[0] is not None:
+                return row[0], False
+            old = cur.execute("SELECT id, config FROM tournaments WHERE fingerprint LIKE ? ORDER BY id DESC",
+                              (LEGACY_FINGERPRINT + "%",)).fetchall()
+            for tid, config_json in old:
+                phash = [r[0] for r in cur.execute(
+                    "SELECT program_hash FROM tournament_programs WHERE tournament_id=?", (tid,))]
+                ghash = [r[0] for r in cur.execute(
+                    "SELECT game_hash FROM tournament_games WHERE tournament_id=?", (tid,))]
+                if legacy(json.loads(config_json), phash, ghash) == fingerprint:
+                    cur.execute("UPDATE tournaments SET fingerprint=? WHERE id=?", (fingerprint, tid))
+                    return tid, False
+            return _create_tournament(cur, config, programs, games, total, version, fingerprint, None), True
+
         return self._write(tx)
+
+    def claim(self, tid: int, since: float | None = None) -> None:
+        """Mark tournament `tid` run by this process, unless another live process runs it: the check and
+        the claim in one IMMEDIATE transaction, so two `resume`s can never both run its missing trials."""
+        def tx(cur):
+            row = cur.execute("SELECT status, runner_pid, started_at FROM tournaments WHERE id=?", (tid,)).fetchone()
+            if row is None:
+                raise LookupFailed(f"no tournament {tid} in {self.path}")
+            status, pid, started = row
+            if status == "running" and pid != os.getpid() and _pid_alive(pid, started):
+                raise TournamentBusy(f"tournament {tid} is being run by another process (pid {pid}); "
+                                     "stop that one first, or wait for it to finish")
+            cur.execute("UPDATE tournaments SET status='running', runner_pid=?, started_at=?, reason=NULL "
+                        "WHERE id=?", (os.getpid(), time.time(), tid))
+
+        self._write(tx)
+
+    def update_settings(self, tid: int, config: BaseModel) -> None:
+        """A continued run's own limits and name (fields that do not determine the trials)."""
+        self._write(lambda cur: cur.execute("UPDATE tournaments SET config=?, name=? WHERE id=?",
+                                            (config.model_dump_json(), config.name, tid)))
 
     def mark_running(self, tid: int) -> None:
         self._write(lambda cur: cur.execute(
             "UPDATE tournaments SET status='running', runner_pid=?, started_at=? WHERE id=?",
             (os.getpid(), time.time(), tid)))
 
-    def set_status(self, tid: int, status: str) -> None:
+    def set_status(self, tid: int, status: str, reason: str | None = None) -> None:
+        """The tournament's status, with why it failed or was cancelled (None when it finished)."""
         finished = time.time() if status in ("finished", "cancelled", "failed") else None
         self._write(lambda cur: cur.execute(
-            "UPDATE tournaments SET status=?, finished_at=? WHERE id=?", (status, finished, tid)))
+            "UPDATE tournaments SET status=?, finished_at=?, reason=? WHERE id=?", (status, finished, reason, tid)))
 
     def tournament(self, tid: int | None = None) -> TournamentRow:
         """A tournament by id; None means the most recent one."""
@@ -454,6 +534,26 @@ class Store:
             r["messages"] = json.loads(r["messages"])
             r["params"] = json.loads(r["params"]) if r["params"] else {}
         return rows
+
+
+def _create_tournament(cur: sqlite3.Cursor, config: BaseModel, programs: list, games: list, total: int, version: str,
+                       fingerprint: str, replay_of: int | None) -> int:
+    for p in programs:
+        cur.execute("INSERT OR IGNORE INTO programs VALUES (?, ?, ?, ?, ?)",
+                    (p.content_hash, p.id, p.kind, p.label, p.model_dump_json()))
+    for g in games:
+        cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (g.content_hash, g.id, g.model_dump_json()))
+    now = time.time()
+    cur.execute(
+        "INSERT INTO tournaments (name, config, status, total_trials, seed, created_at, started_at, runner_pid, "
+        "arena_version, fingerprint, replay_of) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+        (config.name, config.model_dump_json(), total, config.seed, now, now, os.getpid(), version, fingerprint,
+         replay_of),
+    )
+    tid = cur.lastrowid
+    cur.executemany("INSERT INTO tournament_programs VALUES (?, ?, ?)", [(tid, p.id, p.content_hash) for p in programs])
+    cur.executemany("INSERT INTO tournament_games VALUES (?, ?, ?)", [(tid, g.id, g.content_hash) for g in games])
+    return tid
 
 
 def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]) -> int:

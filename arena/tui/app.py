@@ -68,9 +68,9 @@ class ArenaApp(App):
     @property
     def store(self):
         if self._store is None:
-            from arena.store.database import Store
+            from arena.store.database import Store, db_timeout
 
-            self._store = Store(self.db_path)
+            self._store = Store(self.db_path, timeout=db_timeout())
         return self._store
 
     @property
@@ -206,9 +206,9 @@ class ArenaApp(App):
         With one shared connection every screen's query would wait for the runner's write transactions
         (a batch of deep built-in trials holds it for a second); in WAL mode a second connection reads
         the last committed state without waiting."""
-        from arena.store.database import Store
+        from arena.store.database import Store, db_timeout
 
-        return Store(self.db_path)
+        return Store(self.db_path, timeout=db_timeout())
 
     def _backend(self, programs: dict, config, store, sink=None):
         """The LLM layer (imported only when a tournament has LLM programs); checks keys up front."""
@@ -281,7 +281,7 @@ class ArenaApp(App):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen (key {i})",
                                 lambda m=mode: self.action_mode(m))
         yield SystemCommand("New program", "Write a new program in the editor (Library)", self._cmd_new_program)
-        yield SystemCommand("Start the smoke tournament", "Five built-in bots on the Prisoner's Dilemma, 20 trials",
+        yield SystemCommand("Start the bots tournament", "Five built-in bots on the Prisoner's Dilemma, 20 trials",
                             self._cmd_smoke)
         if self.session is not None and not self.session.ended:
             yield SystemCommand("Pause / resume tournament", "Toggle pause of the running tournament",
@@ -302,7 +302,7 @@ class ArenaApp(App):
         from arena.engine.grid import TournamentConfig, from_preset
 
         try:
-            self.start_tournament(TournamentConfig(**from_preset("smoke")))
+            self.start_tournament(TournamentConfig(**from_preset("bots")))
         except ArenaError as exc:
             self.notify(str(exc), severity="error")
 

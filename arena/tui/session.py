@@ -117,7 +117,9 @@ class LiveSession:
         except BaseException as exc:  # the runner records its own failures; this is a last resort
             with self._lock:
                 if self.result is None:
-                    self.status, self.error = "failed", f"{type(exc).__name__}: {exc}"
+                    from arena.llm.secrets import clean
+
+                    self.status, self.error = "failed", clean(f"{type(exc).__name__}: {exc}")
                     self.ended_at = self.clock()
                     self._notices.append(Notice(self.error, "error"))
         finally:

@@ -15,8 +15,9 @@ from tui_helpers import transcript_text, tree_labels, wait_for
 async def test_smoke_tournament_from_setup(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
         assert app.current_mode == "setup"
+        # the library loads after the first paint: wait for it (a fixed pause failed on a loaded machine)
+        await wait_for(pilot, lambda: "loading" not in str(app.screen.query_one("#summary").render()))
         summary = str(app.screen.query_one("#summary").render())
         assert "500 trials" in summary and "No LLM calls" in summary
         await pilot.press("ctrl+r")
@@ -256,9 +257,33 @@ async def test_help_palette_and_theme(make_app):
         await pilot.press("ctrl+t")
         assert app.current_theme.dark != dark
         titles = [c.title for c in app.get_system_commands(app.screen)]
-        for t in ("Go to Library", "Go to History", "New program", "Start the smoke tournament", "Export results", "Help"):
+        for t in ("Go to Library", "Go to History", "New program", "Start the bots tournament", "Export results", "Help"):
             assert t in titles
         for key, mode in (("1", "library"), ("3", "live"), ("4", "results"), ("5", "history"), ("2", "setup")):
             await pilot.press(key)
             await pilot.pause()
             assert app.current_mode == mode
+
+
+async def test_history_shows_why_a_tournament_failed_after_a_restart(make_app, tmp_path, programs, games):
+    from arena.engine.grid import TournamentConfig, from_preset
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+
+    db = tmp_path / "reason.db"
+    with Store(db) as store:  # a run that failed in an earlier session
+        tid = TournamentRunner.create(store, TournamentConfig(**from_preset("bots", trials=1)), dict(programs),
+                                      games).tournament_id
+        store.set_status(tid, "failed", "provider 'nvidia' refused model 'x': HTTP 404")
+    app = make_app(db=db, start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: "refused model" in str(app.screen.query_one("#history-detail").render()))
+        assert "failed: provider 'nvidia' refused model 'x': HTTP 404" in str(
+            app.screen.query_one("#history-detail").render())
+
+
+async def test_the_app_honours_arena_db_timeout(make_app, tmp_path, monkeypatch):
+    monkeypatch.setenv("ARENA_DB_TIMEOUT", "0.25")
+    app = make_app(db=tmp_path / "t.db")
+    assert app.store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 250
+    app.store.close()

@@ -106,7 +106,10 @@ class HistoryScreen(ArenaScreen):
         lines = [Content.assemble(Content.styled(f"#{r.id} ", "bold"), Content(f"{r.name} " if r.name else ""),
                                   Content.styled(status, f"bold {colour}"),
                                   Content(f"  {r.done:,} / {r.total_trials:,} trials"))]
+        if r.reason and status in ("failed", "cancelled", "interrupted"):
+            lines.append(Content.styled(f"{status}: {r.reason}", colour))  # stored: shown after a restart too
         lines.append(Content(f"programs ({len(cfg['programs'])}): {', '.join(cfg['programs'])}"))
+
         lines.append(Content(
             f"games: {', '.join(cfg['games'])} · ε {' '.join(f'{e:g}' for e in cfg['epsilons'])} · cap "
             f"{' '.join(map(str, cfg['max_depths']))}" + (f" · T {' '.join(f'{t:g}' for t in temps)}" if temps else "")

@@ -34,7 +34,7 @@ class LiveScreen(ArenaScreen):
         with Vertical(id="live-empty", classes="panel"):
             yield Static(Content.from_markup(
                 "[b]No tournament is running.[/]\n\n"
-                "Press [b]2[/] for Setup to start one (the [i]smoke[/] preset runs five built-in bots in seconds),\n"
+                "Press [b]2[/] for Setup to start one (the [i]bots[/] preset runs five built-in bots in seconds),\n"
                 "or [b]5[/] for History to resume an unfinished one."), id="live-empty-text")
         with Vertical(id="live-body"):
             with Vertical(id="live-progress", classes="panel"):

@@ -27,7 +27,7 @@ class SetupScreen(ArenaScreen):
     _filled = False  # the form reacts to changes only once the library is in (after the first paint)
 
     def compose_body(self) -> ComposeResult:
-        presets = [("smoke", "smoke")]  # the others are added after the first paint (importing core is slow)
+        presets = [("bots", "bots")]  # the others are added after the first paint (importing core is slow)
         with Horizontal(id="setup"):
             with Vertical(id="setup-pick"):
                 yield SelectionList[str](id="pick-programs", classes="panel")
@@ -36,7 +36,7 @@ class SetupScreen(ArenaScreen):
               with VerticalScroll(id="setup-form", classes="panel", can_focus=False):
                 with Grid(classes="form"):
                     yield Label("Preset grid")
-                    yield Select([("custom (fields below)", PRESET_NONE), *presets], value="smoke", allow_blank=False,
+                    yield Select([("custom (fields below)", PRESET_NONE), *presets], value="bots", allow_blank=False,
                                  id="preset", compact=True)
                     yield Label("ε values")
                     yield Input(id="epsilons", placeholder="e.g. 0.1 0.2 0.5", compact=True)
@@ -92,7 +92,7 @@ class SetupScreen(ArenaScreen):
         from arena.llm.providers import load_providers
 
         self.query_one("#preset", Select).set_options([("custom (fields below)", PRESET_NONE),
-                                                       *[(name, name) for name in PRESETS]])
+                                                       *[(name, name) for name, p in PRESETS.items() if not p.llm]])
 
         try:
             names = list(load_providers())
@@ -101,7 +101,7 @@ class SetupScreen(ArenaScreen):
         self.query_one("#provider", Select).set_options([("each program's own", ""), *[(n, n) for n in names]])
         self._fill_lists()
         self._filled = True
-        self._apply_preset("smoke")
+        self._apply_preset("bots")
 
     def _fill_lists(self) -> None:
         lib = self.app.library
