@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -99,14 +100,10 @@ def test_endpoint_identity_is_the_base_url_without_credentials():
 
 def test_migration_keeps_cache_rows_of_fixed_endpoints_and_marks_the_others(tmp_path):
     path = tmp_path / "old.db"
-    with sqlite3.connect(path) as c:  # a schema-1 cache with a row of a fixed-URL provider and one of custom
+    shutil.copy(Path(__file__).parent / "fixtures" / "arena-v1.db", path)  # a database of schema 1
+    with sqlite3.connect(path) as c:  # its cache: a row of a fixed-URL provider and one of custom
         c.executescript("""
-            CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT); INSERT INTO meta VALUES ('schema_version', '1');
-            CREATE TABLE tournaments (id INTEGER PRIMARY KEY, name TEXT, config TEXT NOT NULL, status TEXT NOT NULL,
-              total_trials INTEGER NOT NULL, seed INTEGER NOT NULL, created_at REAL NOT NULL, started_at REAL,
-              finished_at REAL, runner_pid INTEGER, arena_version TEXT, fingerprint TEXT NOT NULL);
-            CREATE TABLE response_cache (key TEXT PRIMARY KEY, provider TEXT NOT NULL, model TEXT NOT NULL,
-              response TEXT NOT NULL, prompt_tokens INTEGER, completion_tokens INTEGER, created_at REAL NOT NULL);
+            DELETE FROM response_cache;
             INSERT INTO response_cache VALUES ('k1', 'nvidia', 'm', 'ACTION: cooperate', 1, 2, 0);
             INSERT INTO response_cache VALUES ('k2', 'custom', 'm', 'ACTION: defect', 1, 2, 0);
         """)
