@@ -383,7 +383,7 @@ def programs(out: Outcomes, matrices: dict[Condition, MetaMatrix] | None = None)
             mean = _share(s.pay, s.valid)
             _, low, high = stratified_ci(s.strata())
             n_top = sum(s.top.values())
-            two = g is not None and g.is_2x2
+            two = g is not None and g.is_2x2 and isinstance(g.default_action, str)  # C, D: one action for both seats
             c_act = g.default_action if two else None
             d_act = next((a for a in actions if a != c_act), None) if two else None
             joint = (lambda a, b: _share(s.joint.get((a, b), 0), s.valid)) if two else (lambda a, b: None)

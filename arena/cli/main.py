@@ -250,7 +250,7 @@ def games_list() -> None:
         fail(str(exc))
     t = Table("id", "name", "actions", "cooperative", "default", title=f"Games in {games_dir()}")
     for g in games.values():
-        t.add_row(g.id, g.name, " ".join(g.actions), " ".join(f"({a},{b})" for a, b in g.cooperative), g.default_action)
+        t.add_row(g.id, g.name, " ".join(g.actions), " ".join(f"({a},{b})" for a, b in g.cooperative), g.default_label)
     console().print(t)
 
 
@@ -270,7 +270,7 @@ def games_show(game_id: str) -> None:
     g = games[game_id]
     typer.echo(f"{g.name} ({g.id})\n\n{g.description.strip()}\n\n{g.matrix_text()}\n")
     typer.echo(f"cooperative: {', '.join(f'({a}, {b})' for a, b in g.cooperative)}; "
-               f"default action: {g.default_action}; defect action: {g.defect_action}")
+               f"default action: {g.default_label}; defect action: {g.defect_action}")
 
 
 @programs_app.command("list")

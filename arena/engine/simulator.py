@@ -129,7 +129,7 @@ def _is_refusal(node: Node) -> bool:
 def resolve_sync(chain: list[Node], spec: TrialSpec, game: Game, agents: dict[str, Agent], programs: dict) -> None:
     vs_row, vs_col = programs[spec.col], programs[spec.row]  # the opponent of the row seat, of the column seat
     leaf = chain[-1]
-    action = agents[leaf.program].ground(game, vs_row if leaf.side == "row" else vs_col, leaf.u)
+    action = agents[leaf.program].ground(game, vs_row if leaf.side == "row" else vs_col, leaf.u, spec, leaf)
     leaf.action = action
     for i in range(len(chain) - 2, -1, -1):
         node = chain[i]
