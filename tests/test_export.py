@@ -44,7 +44,7 @@ COLUMNS = {
     "equilibria": "game,epsilon,max_depth,temperature,index,row_strategy.fairbot,row_strategy.defectbot,"
                   "row_strategy.cooperatebot,col_strategy.fairbot,col_strategy.defectbot,col_strategy.cooperatebot,"
                   "row_payoff,col_payoff,pure,symmetric,method,support_frequency",
-    "supports": "game,epsilon,max_depth,temperature,row_support,col_support,frequency,estimated",
+    "supports": "game,epsilon,max_depth,temperature,row_support,col_support,frequency,resamples,estimated",
     "depths": "game,epsilon,max_depth,temperature,program,seat,depth,decisions",
     "replicator": "game,epsilon,max_depth,temperature,step,program,share,fitness,rest,converged",
     "moran": "game,epsilon,max_depth,temperature,invader,resident,population,intensity,fixation,neutral,favoured",

@@ -24,6 +24,10 @@ import numpy as np
 from arena.analysis.stats import TOL, Condition
 
 DEFAULT_RESAMPLES = 1000
+# Nash equilibria are enumerated (nashpy) in the first NASH_RESAMPLES resamples only, and only for up to
+# NASH_PROGRAMS programs: vertex enumeration costs ~10 ms for 3 programs and seconds for 8, per matrix.
+NASH_RESAMPLES = 100
+NASH_PROGRAMS = 6
 EQUILIBRIUM, NOT, UNCERTAIN = "equilibrium", "not", "uncertain"
 
 
@@ -75,6 +79,7 @@ class MetaBootstrap:
     U: np.ndarray  # (B, n, n) resampled meta-game matrices
     deterministic: np.ndarray  # (n, n) U[i][j] comes from cells with a single outcome each
     supports: Counter = field(default_factory=Counter)  # (row support, col support) -> resamples it appears in
+    support_resamples: int = 0  # resamples whose equilibria were enumerated (the first NASH_RESAMPLES)
 
     def margins(self, U0: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
         """(B, n, n) weak and strict margins of every pure pair in every resample (metagame.margin_arrays)."""
@@ -84,8 +89,10 @@ class MetaBootstrap:
         """Every payoff the margin of (i, j) reads (columns i and j of U) comes from deterministic cells."""
         return bool(self.deterministic[:, i].all() and self.deterministic[:, j].all())
 
-    def support_frequency(self, row: tuple[str, ...], col: tuple[str, ...]) -> float:
-        return self.supports.get((row, col), 0) / self.resamples
+    def support_frequency(self, row: tuple[str, ...], col: tuple[str, ...]) -> float | None:
+        if not self.support_resamples:
+            return None
+        return self.supports.get((row, col), 0) / self.support_resamples
 
 
 def margin_arrays(U, U0) -> tuple[np.ndarray, np.ndarray]:
@@ -154,8 +161,9 @@ def bootstrap_matrix(programs: Sequence[str], cells: dict[tuple[str, str], CellO
             U[:, i, j] = sum(p for p, _ in parts) / len(parts)
             det[i, j] = all(d for _, d in parts)
     boot = MetaBootstrap(list(programs), B, U, det)
-    if solve is not None:
-        boot.supports = support_counts(list(programs), U, solve)
+    if solve is not None and 1 < n <= NASH_PROGRAMS:
+        boot.support_resamples = min(B, NASH_RESAMPLES)
+        boot.supports = support_counts(list(programs), U[:boot.support_resamples], solve)
     return boot
 
 

@@ -311,7 +311,8 @@ COLUMNS: dict[str, list[Col]] = {
     "supports": [
         Col("row support", lambda r: ", ".join(r.row_support), False),
         Col("column support", lambda r: ", ".join(r.col_support), False),
-        Col("resamples", lambda r: pct(r.frequency)), Col("in estimate", lambda r: "yes" if r.estimated else "no", False),
+        Col("share of resamples", lambda r: pct(r.frequency)), Col("of", lambda r: str(r.resamples)),
+        Col("in estimate", lambda r: "yes" if r.estimated else "no", False),
     ],
     "depths": [
         Col("program", lambda r: r.program, False), Col("seat", lambda r: r.seat, False),

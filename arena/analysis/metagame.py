@@ -73,7 +73,8 @@ class SupportRow(ConditionKey):
 
     row_support: list[str]
     col_support: list[str]
-    frequency: float
+    frequency: float  # share of the resamples searched in which an equilibrium has this support
+    resamples: int  # resamples searched (the first 100 of the bootstrap's; nashpy's enumeration is slow)
     estimated: bool  # an equilibrium of the point estimate has this support
 
 
@@ -268,7 +269,7 @@ def add_bootstrap(matrices: dict[Condition, MetaMatrix], groups: Sequence, resam
         if not m.complete or cond not in cells:
             continue
         rng = np.random.default_rng([abs(int(seed)), k])
-        m.boot = bootstrap.bootstrap_matrix(m.programs, cells[cond], resamples, rng, solve if len(m.programs) > 1 else None)
+        m.boot = bootstrap.bootstrap_matrix(m.programs, cells[cond], resamples, rng, solve)
 
 
 def matrix_rows(matrices: dict[Condition, MetaMatrix]) -> list[MatrixRow]:
@@ -319,7 +320,8 @@ def support_rows(matrices: dict[Condition, MetaMatrix]) -> list[SupportRow]:
         for (row, col), k in sorted(boot.supports.items(), key=lambda kv: (-kv[1], len(kv[0][0]) + len(kv[0][1]),
                                                                            [order[p] for p in kv[0][0] + kv[0][1]])):
             rows.append(SupportRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_support=list(row),
-                                   col_support=list(col), frequency=k / boot.resamples,
+                                   col_support=list(col), frequency=k / boot.support_resamples,
+                                   resamples=boot.support_resamples,
                                    estimated=(row, col) in estimated))
     return rows
 
