@@ -155,8 +155,8 @@ def test_fdc_tournament_meets_the_issue(store, programs, games):
                            trials=400, seed=3)
     runner = TournamentRunner.create(store, cfg, programs, games)
     asyncio.run(runner.run())
-    t = analysis.tables(store, runner.tournament_id, ["summary", "programs", "matrix", "replicator", "moran"],
-                        resamples=300)
+    t = analysis.tables(store, runner.tournament_id, ["summary", "programs", "matrix", "supports", "replicator",
+                                                      "moran"], resamples=300)
     for s in t["summary"]:
         assert s.cooperation == pytest.approx(4 / 9) and s.cooperation_low == s.cooperation_high == s.cooperation
     for p in t["programs"]:
@@ -167,6 +167,14 @@ def test_fdc_tournament_meets_the_issue(store, programs, games):
     assert ff[0.5].margin_low < 0 <= ff[0.5].margin_high and ff[0.5].verdict == UNCERTAIN
     assert ff[0.8].margin_high < 0 and ff[0.8].verdict == NOT
     assert ff[0.8].margin_low < -1.2 < ff[0.8].margin_high  # the analytic 2 − 4ε
+    # (FairBot, FairBot) as a pure equilibrium: in every resample at ε 0.1, in some at ε 0.5, in none at ε 0.8;
+    # (DefectBot, DefectBot) always. A pure pair's frequency is over all 300 resamples.
+    sup = {(r.epsilon, tuple(r.row_support), tuple(r.col_support)): r for r in t["supports"]}
+    ffs = {e: sup.get((e, ("fairbot",), ("fairbot",))) for e in (0.1, 0.5, 0.8)}
+    assert ffs[0.1].frequency == 1.0 and 0 < ffs[0.5].frequency < 1 and ffs[0.8] is None
+    assert ffs[0.5].resamples == 300
+    assert {r.resamples for r in t["supports"] if len(r.row_support) + len(r.col_support) > 2} <= {50}  # mixed
+    assert all(sup[(e, ("defectbot",), ("defectbot",))].frequency == 1.0 for e in (0.1, 0.5, 0.8))
     rest = {(r.epsilon, r.program): r.share for r in t["replicator"] if r.rest}
     assert rest[(0.8, "defectbot")] == pytest.approx(1.0, abs=1e-6)
     assert len(t["moran"]) == 3 * 6

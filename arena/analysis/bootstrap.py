@@ -24,10 +24,11 @@ import numpy as np
 from arena.analysis.stats import TOL, Condition
 
 DEFAULT_RESAMPLES = 1000
-# Nash equilibria are enumerated (nashpy) in the first NASH_RESAMPLES resamples only, and only for up to
-# NASH_PROGRAMS programs: vertex enumeration costs ~10 ms for 3 programs and seconds for 8, per matrix.
-NASH_RESAMPLES = 100
-NASH_PROGRAMS = 6
+# Pure equilibria are read off every resample's margins (exact, free). Mixed ones need nashpy's vertex
+# enumeration (~10-50 ms a matrix for 3-4 programs, seconds for 8): it runs on the first NASH_RESAMPLES
+# resamples only, and only up to NASH_PROGRAMS programs.
+NASH_RESAMPLES = 50
+NASH_PROGRAMS = 5
 EQUILIBRIUM, NOT, UNCERTAIN = "equilibrium", "not", "uncertain"
 
 
@@ -78,8 +79,9 @@ class MetaBootstrap:
     resamples: int
     U: np.ndarray  # (B, n, n) resampled meta-game matrices
     deterministic: np.ndarray  # (n, n) U[i][j] comes from cells with a single outcome each
-    supports: Counter = field(default_factory=Counter)  # (row support, col support) -> resamples it appears in
-    support_resamples: int = 0  # resamples whose equilibria were enumerated (the first NASH_RESAMPLES)
+    pure: np.ndarray | None = None  # (n, n) resamples in which (i, j) is a pure equilibrium (weak margin ≥ 0)
+    supports: Counter = field(default_factory=Counter)  # mixed (row support, col support) -> resamples with one
+    support_resamples: int = 0  # resamples whose mixed equilibria were enumerated (the first NASH_RESAMPLES)
 
     def margins(self, U0: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
         """(B, n, n) weak and strict margins of every pure pair in every resample (metagame.margin_arrays)."""
@@ -89,10 +91,26 @@ class MetaBootstrap:
         """Every payoff the margin of (i, j) reads (columns i and j of U) comes from deterministic cells."""
         return bool(self.deterministic[:, i].all() and self.deterministic[:, j].all())
 
+    def support_count(self, row: tuple[str, ...], col: tuple[str, ...]) -> tuple[int, int]:
+        """(resamples with an equilibrium of this support, resamples searched); (0, 0) if none was."""
+        if len(row) == len(col) == 1 and self.pure is not None:
+            return int(self.pure[self.programs.index(row[0]), self.programs.index(col[0])]), self.resamples
+        return self.supports.get((row, col), 0), self.support_resamples
+
     def support_frequency(self, row: tuple[str, ...], col: tuple[str, ...]) -> float | None:
-        if not self.support_resamples:
-            return None
-        return self.supports.get((row, col), 0) / self.support_resamples
+        k, searched = self.support_count(row, col)
+        return k / searched if searched else None
+
+    def all_supports(self) -> list[tuple[tuple[str, ...], tuple[str, ...], int, int]]:
+        """(row support, col support, resamples with one, resamples searched) of every support seen."""
+        out = []
+        if self.pure is not None:
+            for i, a in enumerate(self.programs):
+                for j, b in enumerate(self.programs):
+                    if self.pure[i, j]:
+                        out.append(((a,), (b,), int(self.pure[i, j]), self.resamples))
+        out += [(r, c, k, self.support_resamples) for (r, c), k in self.supports.items()]
+        return out
 
 
 def margin_arrays(U, U0) -> tuple[np.ndarray, np.ndarray]:
@@ -161,14 +179,16 @@ def bootstrap_matrix(programs: Sequence[str], cells: dict[tuple[str, str], CellO
             U[:, i, j] = sum(p for p, _ in parts) / len(parts)
             det[i, j] = all(d for _, d in parts)
     boot = MetaBootstrap(list(programs), B, U, det)
-    if solve is not None and 1 < n <= NASH_PROGRAMS:
-        boot.support_resamples = min(B, NASH_RESAMPLES)
-        boot.supports = support_counts(list(programs), U[:boot.support_resamples], solve)
+    if solve is not None:
+        boot.pure = (margin_arrays(U, U[0])[0] >= -TOL).sum(axis=0)
+        if 1 < n <= NASH_PROGRAMS:
+            boot.support_resamples = min(B, NASH_RESAMPLES)
+            boot.supports = support_counts(list(programs), U[:boot.support_resamples], solve)
     return boot
 
 
 def support_counts(programs: list[str], U: np.ndarray, solve: Callable) -> Counter:
-    """(row support, col support) -> the number of resamples with a Nash equilibrium of that support
+    """(row support, col support) -> the number of resamples with a mixed Nash equilibrium of that support
     (each support counted once per resample); `solve(U)` gives a matrix's equilibria (metagame's
     nash_equilibria). Identical resampled matrices are solved once."""
     counts: Counter = Counter()
@@ -178,7 +198,7 @@ def support_counts(programs: list[str], U: np.ndarray, solve: Callable) -> Count
         found = solved.get(key)
         if found is None:
             eqs = solve(U[b].tolist())
-            found = solved[key] = {support(programs, e.row, e.col) for e in eqs}
+            found = solved[key] = {support(programs, e.row, e.col) for e in eqs if not e.pure}
         counts.update(found)
     return counts
 

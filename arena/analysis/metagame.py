@@ -74,7 +74,7 @@ class SupportRow(ConditionKey):
     row_support: list[str]
     col_support: list[str]
     frequency: float  # share of the resamples searched in which an equilibrium has this support
-    resamples: int  # resamples searched (the first 100 of the bootstrap's; nashpy's enumeration is slow)
+    resamples: int  # resamples searched: all of them for a pure pair; the first 50 for a mixed support
     estimated: bool  # an equilibrium of the point estimate has this support
 
 
@@ -313,15 +313,15 @@ def support_rows(matrices: dict[Condition, MetaMatrix]) -> list[SupportRow]:
     rows = []
     for (game, eps, depth, temp), m in matrices.items():
         boot = m.boot
-        if boot is None or not boot.supports:
+        if boot is None or boot.pure is None:
             continue
         estimated = {bootstrap.support(m.programs, e.row, e.col) for e in m.equilibria}
         order = {p: i for i, p in enumerate(m.programs)}
-        for (row, col), k in sorted(boot.supports.items(), key=lambda kv: (-kv[1], len(kv[0][0]) + len(kv[0][1]),
-                                                                           [order[p] for p in kv[0][0] + kv[0][1]])):
+        seen = sorted(boot.all_supports(), key=lambda s: (-s[2] / s[3], len(s[0]) + len(s[1]),
+                                                         [order[p] for p in s[0] + s[1]]))
+        for row, col, k, searched in seen:
             rows.append(SupportRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_support=list(row),
-                                   col_support=list(col), frequency=k / boot.support_resamples,
-                                   resamples=boot.support_resamples,
+                                   col_support=list(col), frequency=k / searched, resamples=searched,
                                    estimated=(row, col) in estimated))
     return rows
 
@@ -343,7 +343,7 @@ def equilibrium_rows(matrices: dict[Condition, MetaMatrix]) -> list[EquilibriumR
 def _support_frequency(m: MetaMatrix, e: Equilibrium) -> float | None:
     from arena.analysis import bootstrap
 
-    if m.boot is None or not m.boot.supports:
+    if m.boot is None or m.boot.pure is None:
         return None
     return m.boot.support_frequency(*bootstrap.support(m.programs, e.row, e.col))
 
