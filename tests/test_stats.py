@@ -85,6 +85,7 @@ def test_pooled_figures_of_a_hand_made_tournament(store, programs, games):
         assert [depth[("fairbot", seat, k)] for k in range(10)] == [3, 19, 1, 1, 1, 1, 1, 1, 1, 1]
         assert depth[("defectbot", seat, 0)] == depth[("cooperatebot", seat, 0)] == 30
     assert len(t["depths"]) == 24
+    assert analysis.depth_rows(store, tid, fast=False) == t["depths"]  # the integer-keyed GROUP BY agrees
 
 
 # --- the meta-game bootstrap ----------------------------------------------------------------------------------
