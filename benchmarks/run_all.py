@@ -2,7 +2,7 @@
 
     python benchmarks/run_all.py [--quick] [--only NAME ...]      (make bench)
 
-About three minutes on a 2-core machine (--quick: about one). The embedded-model benchmark is not
+About five minutes on a 2-core machine (--quick: about one). The embedded-model benchmark is not
 part of it (it needs the real model and minutes): `make bench-model` runs benchmarks/local_model.py.
 """
 
@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import Row, fmt_table, machine  # noqa: E402
 
-BENCHMARKS = ["llm_concurrency", "builtin_throughput", "code_throughput", "startup", "cache_replay", "tui_load", "memory"]
+BENCHMARKS = ["llm_concurrency", "builtin_throughput", "code_throughput", "startup", "cache_replay", "tui_load", "memory",
+              "bootstrap"]
 
 
 def main() -> int:

@@ -24,22 +24,30 @@ from stored import fdc_trial, make_tournament
 ROOT = Path(__file__).resolve().parents[1]
 
 COLUMNS = {
-    "summary": "game,epsilon,max_depth,temperature,programs,trials,valid,cooperative,cooperation,wald_low,wald_high,"
+    "summary": "game,epsilon,max_depth,temperature,programs,trials,valid,cooperative,cooperation,cooperation_low,"
+               "cooperation_high,wald_low,wald_high,"
                "wilson_low,wilson_high,mean_payoff,refusal_rate,error_rate,calls_per_trial,depth_mean,depth_max,best,"
                "nash_equilibria,degenerate,program_equilibria",
     "pairs": "game,epsilon,max_depth,temperature,row_program,col_program,trials,valid,cooperation,wald_low,wald_high,"
              "wilson_low,wilson_high,row_payoff,col_payoff,refusal_rate,error_rate,calls_per_trial,cooperative,"
              "row_payoff_low,row_payoff_high,col_payoff_low,col_payoff_high,row_actions.cooperate,row_actions.defect,"
-             "col_actions.cooperate,col_actions.defect,calls_max,row_depth_mean,row_depth_max,col_depth_mean,"
+             "col_actions.cooperate,col_actions.defect,row_actions_low.cooperate,row_actions_low.defect,"
+             "row_actions_high.cooperate,row_actions_high.defect,col_actions_low.cooperate,col_actions_low.defect,"
+             "col_actions_high.cooperate,col_actions_high.defect,calls_max,row_depth_mean,row_depth_max,col_depth_mean,"
              "col_depth_max",
     "programs": "game,epsilon,max_depth,temperature,rank,program,opponents,trials,valid,mean_payoff,payoff_low,"
                 "payoff_high,median_payoff,cooperation_rating,wins,trial_wins,actions.cooperate,actions.defect,"
-                "initial_rate,initial_actions.cooperate,initial_actions.defect,cc,cd,dc,dd",
+                "actions_low.cooperate,actions_low.defect,actions_high.cooperate,actions_high.defect,initial_rate,"
+                "initial_actions.cooperate,initial_actions.defect,cc,cd,dc,dd",
     "matrix": "game,epsilon,max_depth,temperature,program,opponent,payoff,opponent_payoff,trials,program_equilibrium,"
-              "margin",
+              "margin,margin_low,margin_high,strict_margin,strict_margin_low,strict_margin_high,verdict",
     "equilibria": "game,epsilon,max_depth,temperature,index,row_strategy.fairbot,row_strategy.defectbot,"
                   "row_strategy.cooperatebot,col_strategy.fairbot,col_strategy.defectbot,col_strategy.cooperatebot,"
-                  "row_payoff,col_payoff,pure,symmetric,method",
+                  "row_payoff,col_payoff,pure,symmetric,method,support_frequency",
+    "supports": "game,epsilon,max_depth,temperature,row_support,col_support,frequency,resamples,estimated",
+    "depths": "game,epsilon,max_depth,temperature,program,seat,depth,decisions",
+    "replicator": "game,epsilon,max_depth,temperature,step,program,share,fitness,rest,converged",
+    "moran": "game,epsilon,max_depth,temperature,invader,resident,population,intensity,fixation,neutral,favoured",
     "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,latency_ms_mean,"
              "prompt_tokens,completion_tokens",
 }
@@ -66,7 +74,10 @@ def test_csv_has_the_documented_columns_and_parses(db, table):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert r.stdout.splitlines()[0] == COLUMNS[table]
-    expected = {"summary": 1, "pairs": 9, "programs": 3, "matrix": 9, "equilibria": 6, "calls": 0}[table]
+    # depths: FairBot's chains reach 0..9 (row and column seat: 10 each), the two bots' only 0 (2 × 2);
+    # replicator: the 83 recorded steps 0..82 of three programs; moran: the 6 ordered pairs of distinct programs
+    expected = {"summary": 1, "pairs": 9, "programs": 3, "matrix": 9, "equilibria": 6, "supports": 6, "depths": 24,
+                "replicator": 249, "moran": 6, "calls": 0}[table]
     assert len(rows) == expected
 
 
@@ -132,8 +143,9 @@ def test_markdown_is_a_github_pipe_table(db):
     assert lines[0] == ("| game | ε | cap | rank | program | mean payoff | 95% CI | median | coop rating | wins | "
                         "initial | CC | CD | DC | DD |")
     assert lines[1] == "|:---|---:|---:|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-    # DefectBot: 22 payoffs of 5 and 38 of 1: mean 148/60, s² = (588 − 148²/60)/59, half width 1.96·s/√60 = 0.4919
-    assert lines[2] == ("| prisoners_dilemma | 0.1 | 10 | 1 | defectbot | 2.47 | [1.97, 2.96] | 1.00 | 0.0% | 2 | "
+    # DefectBot: mean 148/60; stratified: only its two cells with FairBot vary (each 10 trials: one 5, nine 1,
+    # s² = 1.6), each weighing 10/60: half width 1.96·√(2·(1/6)²·1.6/10) = 0.1848
+    assert lines[2] == ("| prisoners_dilemma | 0.1 | 10 | 1 | defectbot | 2.47 | [2.28, 2.65] | 1.00 | 0.0% | 2 | "
                         "100.0% | 0.0% | 0.0% | 36.7% | 63.3% |")
     assert all(line.startswith("| ") and line.endswith(" |") and line.count("|") == 16 for line in lines if line[1] != ":")
     full = invoke("export", "--db", db, "-f", "markdown").stdout
@@ -152,7 +164,8 @@ def test_latex_escaping():
 def test_latex_uses_only_tabular(db):
     text = invoke("export", "--db", db, "-f", "latex").stdout
     envs = {line.split("{")[1].rstrip("}") for line in text.splitlines() if line.startswith("\\begin{")}
-    assert envs == {"tabular"} and text.count("\\begin{tabular}") == text.count("\\end{tabular}") == 6
+    # ten tables, the matrix with its program-equilibria table beside it
+    assert envs == {"tabular"} and text.count("\\begin{tabular}") == text.count("\\end{tabular}") == 11
     assert "prisoners\\_dilemma" in text and "prisoners_dilemma" not in text.replace("prisoners\\_dilemma", "")
     assert "% Arena tournament 1: FDC & friends: 100% #1" in text  # a comment line, left as written
     assert "\\multicolumn{4}{l}{prisoners\\_dilemma, $\\varepsilon$ = 0.1, cap 10} \\\\" in text
@@ -188,7 +201,7 @@ def test_plots_as_png_and_svg(db, tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     names = sorted(p.name for p in tmp_path.glob("*.png"))
     assert names == ["arena-tournament-1-coop-vs-eps.png", "arena-tournament-1-depth-hist.png",
-                     "arena-tournament-1-payoff-heatmap.png"]
+                     "arena-tournament-1-payoff-heatmap.png", "arena-tournament-1-replicator.png"]
     for n in names:
         with Image.open(tmp_path / n) as im:
             assert im.format == "PNG" and im.size[0] >= 480 and im.size[1] >= 300

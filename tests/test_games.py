@@ -99,3 +99,14 @@ def test_duplicate_game_ids_across_files(tmp_path):
     with pytest.raises(ConfigError) as e:
         load_games(tmp_path)
     assert "duplicate game id 'g'" in str(e.value) and "a.yaml" in str(e.value)
+
+
+def test_seat_aware_default_action(tmp_path):
+    g = _load(tmp_path, BASE.replace("default_action: x", "default_action: {row: x, col: y}"))
+    assert (g.default_for("row"), g.default_for("col"), g.default_label) == ("x", "y", "row x, col y")
+    plain = _load(tmp_path, BASE)
+    assert (plain.default_for("row"), plain.default_for("col"), plain.default_label) == ("x", "x", "x")
+    with pytest.raises(ConfigError) as e:
+        _load(tmp_path, BASE.replace("default_action: x", "default_action: {row: x, col: q}"))
+    (problem,) = e.value.problems
+    assert "default_action.col 'q' is not one of the actions" in problem.message and problem.line == 9

@@ -188,3 +188,32 @@ def test_expected_nodes_formula_matches_simulation(games, eps, cap):
     sizes = [len(row_chain(r)) for r in res]
     assert abs(sum(sizes) / N - (own + other)) < 0.05 * (own + other)
     assert expected_nodes((True, False), (0.2, 0.2), 10) == (1.0, 0.8)
+
+
+def test_seat_aware_default_coordinates_on_an_asymmetric_optimum(games):
+    """The penalty game with default_action {row: a, col: c}: grounded cooperators play their own seat's
+    action, so they meet at the off-diagonal optimum (a, c) instead of the penalty (a, a); simulated
+    nodes ground in the seat they are simulated in. Sync and async paths agree."""
+    pen = type(games["penalty"]).model_validate({**games["penalty"].model_dump(), "default_action": {"row": "a", "col": "c"}})
+    coop = trials(pen, "coop", "coop2", 0.5, 10, n=50, coop={"strategy": "cooperate"}, coop2={"strategy": "cooperate"})
+    assert {(r.row_action, r.col_action, r.row_payoff) for r in coop} == {("a", "c", 10.0)}
+    grounded = trials(pen, "fair", "fair2", 0.5, 0, n=50, fair=FAIR, fair2=FAIR)  # cap 0: both ground at once
+    assert {(r.row_action, r.col_action) for r in grounded} == {("a", "c")}
+    # cap 1: every leaf (grounded or capped) plays its own seat's default; a top-level FairBot that simulated
+    # copies its opponent grounded in the other seat (row copies c, col copies a)
+    capped = trials(pen, "fair", "fair2", 0.01, 1, n=200, fair=FAIR, fair2=FAIR)
+    leaves = [n for r in capped for n in r.nodes if n.mode != "simulated"]
+    assert {(n.side, n.action) for n in leaves} == {("row", "a"), ("col", "c")}
+    assert Counter((r.row_action, r.col_action) for r in capped).most_common(1)[0][0] == ("c", "a")
+    rand = trials(pen, "coop", "rand", 0.5, 10, n=50, coop={"strategy": "cooperate"},
+                  rand={"strategy": "random", "params": {"p": 1.0}})
+    assert {r.col_action for r in rand} == {"c"}
+    programs, agents = bots(fair=FAIR, rand={"strategy": "random"})
+    cfg = TournamentConfig(programs=list(programs), games=["penalty"], epsilons=[0.3], max_depths=[6], trials=30, seed=5)
+
+    async def run_all():
+        return [await run_trial_async(s, pen, agents, programs) for s in cfg.iter_specs()]
+
+    a = asyncio.run(run_all())
+    s = [run_trial_sync(x, pen, agents, programs) for x in cfg.iter_specs()]
+    assert [[(n.mode, n.action) for n in r.nodes] for r in a] == [[(n.mode, n.action) for n in r.nodes] for r in s]

@@ -24,15 +24,16 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from arena.analysis.tables import TABLES, tables
-from arena.analysis.rows import CallRow, ConditionRow, PairRow, ProgramRow
+from arena.analysis.rows import CallRow, ConditionRow, DepthRow, PairRow, ProgramRow
 from arena.errors import ArenaError
-from arena.analysis.metagame import EquilibriumRow, MatrixRow
+from arena.analysis.dynamics import MoranRow, ReplicatorRow
+from arena.analysis.metagame import EquilibriumRow, MatrixRow, SupportRow
 from arena.store.database import Store
 
 TEXT_FORMATS = ("csv", "json", "markdown", "latex")
 PLOT_FORMATS = ("png", "svg")
 FORMATS = TEXT_FORMATS + PLOT_FORMATS
-PLOTS = ("coop-vs-eps", "payoff-heatmap", "depth-hist")
+PLOTS = ("coop-vs-eps", "payoff-heatmap", "depth-hist", "replicator")
 EXTENSIONS = {"csv": "csv", "json": "json", "markdown": "md", "latex": "tex", "png": "png", "svg": "svg"}
 EXPORT_VERSION = 1
 
@@ -64,6 +65,10 @@ class ExportTables(BaseModel):
     programs: list[ProgramRow] | None = None
     matrix: list[MatrixRow] | None = None
     equilibria: list[EquilibriumRow] | None = None
+    supports: list[SupportRow] | None = None
+    depths: list[DepthRow] | None = None
+    replicator: list[ReplicatorRow] | None = None
+    moran: list[MoranRow] | None = None
     calls: list[CallRow] | None = None
 
 
@@ -111,14 +116,16 @@ def default_path(tid: int, fmt: str, what: str | None = None) -> Path:
 
 
 # --- text ------------------------------------------------------------------------------------------------
-def render(store: Store, tid: int, fmt: str, table: str | None = None) -> str:
-    """A text export of tournament `tid` (csv, json, markdown or latex) as a string."""
+def render(store: Store, tid: int, fmt: str, table: str | None = None, resamples: int | None = None,
+           population: int | None = None) -> str:
+    """A text export of tournament `tid` (csv, json, markdown or latex) as a string (`resamples`,
+    `population`: the bootstrap's B and the Moran process's N, see analysis.tables)."""
     check_format(fmt)
     if fmt in PLOT_FORMATS:
         raise ExportError(f"{fmt} is a plot format: it needs a file (--out PATH)")
     names = table_names(fmt, table)
     row = store.tournament(tid)
-    data = tables(store, row.id, names)
+    data = tables(store, row.id, names, resamples=resamples, population=population)
     if fmt == "json":
         info = TournamentInfo(**{**row.model_dump(), "status": row.display_status})
         doc = ExportDocument(tournament=info, tables=ExportTables(**data))
@@ -143,7 +150,7 @@ def render(store: Store, tid: int, fmt: str, table: str | None = None) -> str:
 
 
 def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, table: str | None = None,
-           plot: str | None = None) -> list[Path]:
+           plot: str | None = None, resamples: int | None = None, population: int | None = None) -> list[Path]:
     """Write an export to files and return their paths.
 
     Text formats write one file (`path`, default `default_path`). Plot formats write the plot named
@@ -155,7 +162,7 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
     if fmt in TEXT_FORMATS:
         if plot is not None:
             raise ExportError("--plot goes with --format png or svg")
-        text = render(store, tid, fmt, table)
+        text = render(store, tid, fmt, table, resamples, population)
         out = Path(path) if path is not None else default_path(tid, fmt, table)
         _write(out, text)
         return [out]
@@ -268,8 +275,8 @@ _COND = [Col("game", lambda r: r.game, False), Col("ε", lambda r: f"{r.epsilon:
 COLUMNS: dict[str, list[Col]] = {
     "summary": [
         Col("programs", lambda r: str(r.programs)), Col("trials", lambda r: str(r.trials)),
-        Col("coop", lambda r: pct(r.cooperation)), Col("95% CI (Wald)", lambda r: interval(r.wald_low, r.wald_high)),
-        Col("95% CI (Wilson)", lambda r: interval(r.wilson_low, r.wilson_high)),
+        Col("coop", lambda r: pct(r.cooperation)),
+        Col("95% CI (stratified)", lambda r: interval(r.cooperation_low, r.cooperation_high)),
         Col("mean payoff", lambda r: num(r.mean_payoff)), Col("refused", lambda r: pct(r.refusal_rate)),
         Col("calls/trial", lambda r: num(r.calls_per_trial)), Col("mean depth", lambda r: num(r.depth_mean)),
         Col("best", lambda r: ", ".join(r.best), False),
@@ -299,6 +306,27 @@ COLUMNS: dict[str, list[Col]] = {
         Col("row payoff", lambda r: num(r.row_payoff, 3)), Col("col payoff", lambda r: num(r.col_payoff, 3)),
         Col("pure", lambda r: "yes" if r.pure else "no", False),
         Col("symmetric", lambda r: "yes" if r.symmetric else "no", False),
+        Col("bootstrap", lambda r: pct(r.support_frequency, 0)),
+    ],
+    "supports": [
+        Col("row support", lambda r: ", ".join(r.row_support), False),
+        Col("column support", lambda r: ", ".join(r.col_support), False),
+        Col("share of resamples", lambda r: pct(r.frequency)), Col("of", lambda r: str(r.resamples)),
+        Col("in estimate", lambda r: "yes" if r.estimated else "no", False),
+    ],
+    "depths": [
+        Col("program", lambda r: r.program, False), Col("seat", lambda r: r.seat, False),
+        Col("depth", lambda r: str(r.depth)), Col("decisions", lambda r: str(r.decisions)),
+    ],
+    "replicator": [
+        Col("step", lambda r: str(r.step)), Col("program", lambda r: r.program, False),
+        Col("share", lambda r: num(r.share, 3)), Col("fitness", lambda r: num(r.fitness, 3)),
+        Col("converged", lambda r: "yes" if r.converged else "no", False),
+    ],
+    "moran": [
+        Col("invader", lambda r: r.invader, False), Col("resident", lambda r: r.resident, False),
+        Col("N", lambda r: str(r.population)), Col("w", lambda r: f"{r.intensity:g}"),
+        Col("fixation", lambda r: f"{r.fixation:.4g}"), Col("× neutral", lambda r: num(r.fixation / r.neutral)),
     ],
     "calls": [
         Col("provider", lambda r: r.provider, False), Col("model", lambda r: r.model, False),
@@ -310,11 +338,18 @@ COLUMNS: dict[str, list[Col]] = {
     ],
 }
 TITLES = {"summary": "Summary", "pairs": "Pairs", "programs": "Programs", "matrix": "Meta-game payoff matrix",
-          "equilibria": "Meta-game Nash equilibria", "calls": "LLM calls"}
+          "equilibria": "Meta-game Nash equilibria", "supports": "Nash equilibrium supports across bootstrap resamples",
+          "depths": "Simulation depth per program and seat", "replicator": "Replicator dynamics: the rest point",
+          "moran": "Moran process: fixation probabilities", "calls": "LLM calls"}
 _MODELS: dict[str, type[BaseModel]] = {"summary": ConditionRow, "pairs": PairRow, "programs": ProgramRow,
-                                       "matrix": MatrixRow, "equilibria": EquilibriumRow, "calls": CallRow}
+                                       "matrix": MatrixRow, "equilibria": EquilibriumRow, "supports": SupportRow,
+                                       "depths": DepthRow, "replicator": ReplicatorRow, "moran": MoranRow,
+                                       "calls": CallRow}
 MATRIX_NOTE = ("Mean payoff of the row program against the column program (both seats averaged); "
-               "* marks an empirical program equilibrium (neither program gains by switching).")
+               "* marks an empirical program equilibrium (neither program gains by switching; the bootstrap "
+               "interval of its margin lies above 0), ? an uncertain one (the interval holds 0: the trials "
+               "cannot tell).")
+_MARKS = {"equilibrium": "*", "uncertain": "?"}
 
 
 def _columns(name: str, rows: Sequence[Any]) -> list[Col]:
@@ -348,10 +383,39 @@ def matrix_grids(rows: Sequence[MatrixRow]) -> list[tuple[str, list[str], list[l
             line = [p]
             for q in programs:
                 r = cell.get((p, q))
-                line.append("–" if r is None else num(r.payoff) + ("*" if r.program_equilibrium else ""))
+                line.append("–" if r is None else num(r.payoff) + _mark(r))
             body.append(line)
         out.append((label, ["program", *programs], body))
     return out
+
+
+def margin_grids(rows: Sequence[MatrixRow]) -> list[tuple[str, list[str], list[list[str]]]]:
+    """Per condition, the pure pairs that are (or may be) program equilibria: margin with its bootstrap
+    interval, strict margin, verdict."""
+    by_cond: dict[tuple, list[MatrixRow]] = {}
+    for r in rows:
+        if r.verdict in _MARKS or (r.verdict is None and r.program_equilibrium):
+            by_cond.setdefault(r.condition, []).append(r)
+    out = []
+    for (game, eps, depth, temp), rs in by_cond.items():
+        label = f"program equilibria, {game}, ε = {eps:g}, cap {depth}" + ("" if temp is None else f", T = {temp:g}")
+        body = [[f"{r.program}/{r.opponent}", num(r.margin, 3), interval(r.margin_low, r.margin_high, percent=False),
+                 num(r.strict_margin, 3), interval(r.strict_margin_low, r.strict_margin_high, percent=False),
+                 (r.verdict or "") + _mark(r)] for r in rs]
+        out.append((label, ["pair", "margin", "95% CI", "strict margin", "95% CI", "verdict"], body))
+    return out
+
+
+def _mark(r: MatrixRow) -> str:
+    """* equilibrium, ? uncertain (by the bootstrap's verdict, or the point estimate without one)."""
+    if r.verdict is not None:
+        return _MARKS.get(r.verdict, "")
+    return "*" if r.program_equilibrium else ""
+
+
+def _paper_rows(name: str, rows: Sequence[Any]) -> Sequence[Any]:
+    """The rows a paper shows: of the replicator trajectory, only its last step (the rest point)."""
+    return [r for r in rows if r.rest] if name == "replicator" else rows
 
 
 # --- Markdown --------------------------------------------------------------------------------------------
@@ -372,8 +436,10 @@ def markdown_tables(name: str, rows: Sequence[Any]) -> str:
         parts = [f"{MATRIX_NOTE}"]
         for label, headers, body in matrix_grids(rows):
             parts.append(f"**{markdown_escape(label)}**\n\n" + markdown_table(headers, body))
+        for label, headers, body in margin_grids(rows):
+            parts.append(f"**{markdown_escape(label)}**\n\n" + markdown_table(headers, body))
         return "\n\n".join(parts) if len(parts) > 1 else "_No trials._"
-    headers, body, right = grid(name, rows)
+    headers, body, right = grid(name, _paper_rows(name, rows))
     return markdown_table(headers, body, right) if body else "_No rows._"
 
 
@@ -412,8 +478,8 @@ def latex_table(headers: Sequence[str], body: Sequence[Sequence[str]], right: Se
 def latex_tables(name: str, rows: Sequence[Any]) -> str:
     if name == "matrix":
         parts = [f"% {MATRIX_NOTE}"]
-        for label, headers, body in matrix_grids(rows):
+        for label, headers, body in [*matrix_grids(rows), *margin_grids(rows)]:
             parts.append(latex_table(headers, body, caption=label))
         return "\n\n".join(parts)
-    headers, body, right = grid(name, rows)
+    headers, body, right = grid(name, _paper_rows(name, rows))
     return latex_table(headers, body, right)

@@ -13,7 +13,11 @@ and column payoffs of the self-play cell). The meta-game is the symmetric two-pl
 - A pure pair (i, j) is an *empirical program equilibrium* when neither player gains by switching to
   another program of the tournament; its margin is the smallest gain given up by a deviation:
   min( U[i][j] − max_{k≠i} U[k][j],  U[j][i] − max_{k≠j} U[k][i] ). It is an equilibrium iff the
-  margin is ≥ 0 (within TOL): a margin of 0 is a weak equilibrium (some deviation ties).
+  margin is ≥ 0 (within TOL): a margin of 0 is a weak equilibrium (some deviation ties). Its *strict*
+  margin is the same minimum over the deviations that do not tie (whose payoff differs from the
+  pair's by more than TOL): how far the nearest deviation that changes anything is.
+- With a bootstrap (analysis/bootstrap.py) each pure pair also gets the 95% interval of its margin and
+  a verdict: equilibrium, not, or uncertain.
 """
 
 from __future__ import annotations
@@ -21,10 +25,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from arena.analysis.stats import Condition
+from typing import TYPE_CHECKING
+
+from arena.analysis.stats import TOL, Condition
 from arena.analysis.rows import ConditionKey, PairRow
 
-TOL = 1e-9
+if TYPE_CHECKING:  # numpy loads only when the meta-game is computed
+    from arena.analysis.bootstrap import MetaBootstrap
+
 VERTEX_LIMIT = 12
 
 
@@ -38,6 +46,12 @@ class MatrixRow(ConditionKey):
     trials: int  # valid trials between them, both seatings
     program_equilibrium: bool | None  # (program, opponent) is an empirical program equilibrium
     margin: float | None  # min over deviations of (equilibrium payoff − deviation payoff)
+    margin_low: float | None = None  # bootstrap 95% percentile interval of the margin
+    margin_high: float | None = None
+    strict_margin: float | None = None  # min over the deviations that do not tie (None: every one ties)
+    strict_margin_low: float | None = None
+    strict_margin_high: float | None = None
+    verdict: str | None = None  # equilibrium | not | uncertain (bootstrap); None without the payoffs it needs
 
 
 class EquilibriumRow(ConditionKey):
@@ -51,6 +65,17 @@ class EquilibriumRow(ConditionKey):
     pure: bool
     symmetric: bool
     method: str
+    support_frequency: float | None = None  # share of bootstrap resamples with an equilibrium of this support
+
+
+class SupportRow(ConditionKey):
+    """A support of Nash equilibria and the share of bootstrap resamples in which one appears."""
+
+    row_support: list[str]
+    col_support: list[str]
+    frequency: float  # share of the resamples searched in which an equilibrium has this support
+    resamples: int  # resamples searched: all of them for a pure pair; the first 50 for a mixed support
+    estimated: bool  # an equilibrium of the point estimate has this support
 
 
 @dataclass
@@ -79,6 +104,7 @@ class MetaMatrix:
     equilibria: list[Equilibrium] = field(default_factory=list)
     method: str | None = None
     degenerate: bool | None = None
+    boot: MetaBootstrap | None = None  # when uncertainty was asked for
 
     @property
     def complete(self) -> bool:
@@ -223,16 +249,80 @@ def meta_matrices(programs: Sequence[str], pairs: Sequence[PairRow], nash: bool 
     return out
 
 
+def _finite(x) -> float | None:
+    return float(x) if x is not None and abs(float(x)) != float("inf") else None
+
+
+def add_bootstrap(matrices: dict[Condition, MetaMatrix], groups: Sequence, resamples: int, seed: int,
+                  nash: bool = True) -> None:
+    """Attach to every complete matrix a bootstrap of `resamples` resamples of its cells (from analysis
+    Outcomes.groups), seeded with (seed, the condition's index); with nash, the equilibria's supports."""
+    import numpy as np
+
+    from arena.analysis import bootstrap
+
+    if resamples <= 0:
+        return
+    cells = bootstrap.cell_outcomes(groups)
+    solve = (lambda U: nash_equilibria(U)[0]) if nash else None
+    for k, (cond, m) in enumerate(matrices.items()):
+        if not m.complete or cond not in cells:
+            continue
+        rng = np.random.default_rng([abs(int(seed)), k])
+        m.boot = bootstrap.bootstrap_matrix(m.programs, cells[cond], resamples, rng, solve)
+
+
 def matrix_rows(matrices: dict[Condition, MetaMatrix]) -> list[MatrixRow]:
+    from arena.analysis import bootstrap
+    from arena.analysis.bootstrap import margin_arrays
+
     rows = []
     for (game, eps, depth, temp), m in matrices.items():
         pure = {(a, b): (ok, margin) for a, b, ok, margin in m.pure}
+        strict = None
+        if m.complete:
+            import numpy as np
+
+            strict = margin_arrays(np.asarray(m.U, dtype=float)[None], m.U)[1][0]
+        boot = m.boot
+        weak_b = strict_b = None
+        if boot is not None:
+            weak_b, strict_b = boot.margins(m.U)
         for i, a in enumerate(m.programs):
             for j, b in enumerate(m.programs):
                 ok, margin = pure[(a, b)]
+                extra: dict = {"strict_margin": _finite(strict[i, j]) if strict is not None else None}
+                if weak_b is not None and margin is not None:
+                    lo, hi = bootstrap.percentile_interval(weak_b[:, i, j])
+                    slo, shi = bootstrap.percentile_interval(strict_b[:, i, j])
+                    extra.update(margin_low=lo, margin_high=hi, strict_margin_low=slo, strict_margin_high=shi,
+                                 verdict=bootstrap.verdict(lo, hi, margin, boot.pair_deterministic(i, j),
+                                                           bool((weak_b[:, i, j] >= -TOL).all())))
+                elif ok is not None:
+                    extra["verdict"] = bootstrap.EQUILIBRIUM if ok else bootstrap.NOT
                 rows.append(MatrixRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, program=a, opponent=b,
                                       payoff=m.U[i][j], opponent_payoff=m.U[j][i], trials=m.trials[i][j],
-                                      program_equilibrium=ok, margin=margin))
+                                      program_equilibrium=ok, margin=margin, **extra))
+    return rows
+
+
+def support_rows(matrices: dict[Condition, MetaMatrix]) -> list[SupportRow]:
+    """Every support of Nash equilibria seen in the bootstrap resamples, most frequent first."""
+    from arena.analysis import bootstrap
+
+    rows = []
+    for (game, eps, depth, temp), m in matrices.items():
+        boot = m.boot
+        if boot is None or boot.pure is None:
+            continue
+        estimated = {bootstrap.support(m.programs, e.row, e.col) for e in m.equilibria}
+        order = {p: i for i, p in enumerate(m.programs)}
+        seen = sorted(boot.all_supports(), key=lambda s: (-s[2] / s[3], len(s[0]) + len(s[1]),
+                                                         [order[p] for p in s[0] + s[1]]))
+        for row, col, k, searched in seen:
+            rows.append(SupportRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_support=list(row),
+                                   col_support=list(col), frequency=k / searched, resamples=searched,
+                                   estimated=(row, col) in estimated))
     return rows
 
 
@@ -245,9 +335,18 @@ def equilibrium_rows(matrices: dict[Condition, MetaMatrix]) -> list[EquilibriumR
                 row_strategy=dict(zip(m.programs, e.row)), col_strategy=dict(zip(m.programs, e.col)),
                 row_payoff=e.row_payoff, col_payoff=e.col_payoff, pure=e.pure, symmetric=e.symmetric,
                 method=m.method or "",
+                support_frequency=_support_frequency(m, e),
             ))
     return rows
 
 
-__all__ = ["MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
+def _support_frequency(m: MetaMatrix, e: Equilibrium) -> float | None:
+    from arena.analysis import bootstrap
+
+    if m.boot is None or m.boot.pure is None:
+        return None
+    return m.boot.support_frequency(*bootstrap.support(m.programs, e.row, e.col))
+
+
+__all__ = ["SupportRow", "support_rows", "add_bootstrap", "MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
            "equilibrium_rows", "nash_equilibria", "pure_equilibria", "payoff_matrix"]

@@ -7,6 +7,8 @@ Plots:
   program, both seats averaged), empirical program equilibria marked *; one panel per condition.
 - depth-hist: share of top-level decisions (both seats) by the simulation depth they reached, one
   series per ε; one panel per (game, depth cap, temperature).
+- replicator: the discrete replicator dynamics of each condition's meta-game from the uniform mix
+  (dynamics.py), each program's share against the step; one panel per condition.
 
 matplotlib is imported only when a file is drawn (never at start-up) and used through its object API
 (Figure, no pyplot state) with the Agg/SVG canvases.
@@ -22,6 +24,7 @@ from pydantic import BaseModel
 
 from arena.analysis.rows import CoopPoint, DepthBin, PairRow
 from arena.analysis.tables import Outcomes, coop_points, depth_histogram, load_outcomes, pairs
+from arena.analysis.dynamics import ReplicatorRow, replicator_rows
 from arena.analysis.metagame import MatrixRow, matrix_rows, meta_matrices
 from arena.store.database import Store
 
@@ -32,6 +35,7 @@ class PlotData(BaseModel):
     coop: list[CoopPoint]
     matrix: list[MatrixRow]
     depths: list[DepthBin]
+    replicator: list[ReplicatorRow] = []
 
 
 def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None,
@@ -40,10 +44,11 @@ def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None
     row = store.tournament(tournament_id)
     out = outcomes or load_outcomes(store, row.id)
     pair_list = pair_list if pair_list is not None else pairs(out)
+    mats = meta_matrices(out.programs, pair_list, nash=False)
     return PlotData(
         tournament_id=row.id, title=f"Arena tournament {row.id}" + (f": {row.name}" if row.name else ""),
-        coop=coop_points(out, pair_list), matrix=matrix_rows(meta_matrices(out.programs, pair_list, nash=False)),
-        depths=depth_histogram(store, row.id),
+        coop=coop_points(out, pair_list), matrix=matrix_rows(mats), depths=depth_histogram(store, row.id),
+        replicator=[r for cond, m in mats.items() if m.complete for r in replicator_rows(cond, m.programs, m.U)],
     )
 
 
@@ -73,6 +78,15 @@ def depth_series(bins: Sequence[DepthBin]) -> dict[str, dict[float, list[tuple[i
     for b in bins:
         label = panel_label(b.game, b.max_depth, b.temperature)
         panels.setdefault(label, {}).setdefault(b.epsilon, []).append((b.depth, b.decisions / totals[b.condition]))
+    return panels
+
+
+def replicator_series(rows: Sequence[ReplicatorRow]) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """panel label (with ε) -> program -> [(step, share)] in step order."""
+    panels: dict[str, dict[str, list[tuple[int, float]]]] = {}
+    for r in rows:
+        label = panel_label(r.game, r.max_depth, r.temperature, r.epsilon)
+        panels.setdefault(label, {}).setdefault(r.program, []).append((r.step, r.share))
     return panels
 
 
@@ -201,7 +215,28 @@ def draw_depth_hist(data: PlotData):
     return fig
 
 
-DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist}
+def draw_replicator(data: PlotData):
+    panels = replicator_series(data.replicator)
+    if not panels:
+        return _empty(data.title)
+    fig, axes = _figure(len(panels), 6.0, 4.2, data.title,
+                        "replicator dynamics of the meta-game from the uniform mix (share of each program)")
+    for ax, (label, series) in zip(axes, panels.items()):
+        colours = _colours(len(series))
+        for k, (program, pts) in enumerate(series.items()):
+            ax.plot([t for t, _ in pts], [x for _, x in pts], color=colours[k], linewidth=1.4, label=program)
+        ax.set_xscale("symlog", linthresh=10)
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("step")
+        ax.set_ylabel("population share")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    return fig
+
+
+DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist,
+        "replicator": draw_replicator}
 
 
 def save(store: Store, tournament_id: int, name: str, path: Path, fmt: str, data: PlotData | None = None) -> Path:

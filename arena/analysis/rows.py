@@ -47,6 +47,10 @@ class PairRow(PairStats):
     col_payoff_high: float | None
     row_actions: dict[str, float]  # share of each action among the row program's valid decisions
     col_actions: dict[str, float]
+    row_actions_low: dict[str, float]  # 95% Wilson bounds of each share
+    row_actions_high: dict[str, float]
+    col_actions_low: dict[str, float]
+    col_actions_high: dict[str, float]
     calls_max: int
     row_depth_mean: float | None  # depth of the deepest node of the row decision's simulation chain
     row_depth_max: int
@@ -63,13 +67,15 @@ class ProgramRow(ConditionKey):
     trials: int  # observations: one per seat it played, any status
     valid: int
     mean_payoff: float | None
-    payoff_low: float | None
+    payoff_low: float | None  # stratified 95% interval: each cell (and seat) it played is a stratum
     payoff_high: float | None
     median_payoff: float | None
     cooperation_rating: float | None  # share of its valid trials that ended in a cooperative outcome
     wins: int  # opponents (itself excluded) against which its mean payoff beats theirs (meta-game matrix)
     trial_wins: int  # valid trials against another program in which it scored strictly more
     actions: dict[str, float]  # share of each action among its valid decisions
+    actions_low: dict[str, float]  # 95% Wilson bounds of each share (its decisions in both seats)
+    actions_high: dict[str, float]
     initial_rate: float | None  # share of its top-level decisions that did not simulate
     initial_actions: dict[str, float]  # what it played in those decisions (shares)
     cc: float | None  # 2x2 games: own action first; C = the game's default action, D = the other
@@ -86,7 +92,9 @@ class ConditionRow(ConditionKey):
     valid: int
     cooperative: int
     cooperation: float | None
-    wald_low: float | None
+    cooperation_low: float | None  # stratified 95% interval: p ± 1.96·√(Σ (n_c/N)²·p_c(1−p_c)/n_c) over cells c
+    cooperation_high: float | None
+    wald_low: float | None  # Wald and Wilson: every trial as one iid sample (ignore the cells)
     wald_high: float | None
     wilson_low: float | None
     wilson_high: float | None
@@ -100,6 +108,15 @@ class ConditionRow(ConditionKey):
     nash_equilibria: int  # equilibria of the meta-game found (see equilibria)
     degenerate: bool | None  # some program has several pure best replies in the meta-game
     program_equilibria: list[str]  # pure pairs 'row/col' that are empirical program equilibria
+
+
+class DepthRow(ConditionKey):
+    """How many of a program's top-level decisions in one seat reached simulation depth `depth`."""
+
+    program: str
+    seat: str  # row | col
+    depth: int
+    decisions: int  # stored trials (any status) in which its decision in that seat reached this depth
 
 
 class CallRow(BaseModel):

@@ -31,8 +31,10 @@ from arena.store.database import Store
 if TYPE_CHECKING:
     from arena.analysis.metagame import MetaMatrix
 
-from arena.analysis.stats import Z95, Condition, wald_ci, wilson_ci, mean_ci, _opt, _share, _shares
-from arena.analysis.rows import ConditionKey, PairStats, PairRow, ProgramRow, ConditionRow, CallRow, CoopPoint, DepthBin
+from arena.analysis.stats import (Z95, Condition, wald_ci, wilson_ci, mean_ci, share_stratum, stratified_ci,
+                                  values_stratum, _opt, _share, _shares)
+from arena.analysis.rows import (ConditionKey, PairStats, PairRow, ProgramRow, ConditionRow, CallRow, CoopPoint, DepthBin,
+                                 DepthRow)
 
 @dataclass(slots=True)
 class _Group:
@@ -246,12 +248,21 @@ def pairs(out: Outcomes) -> list[PairRow]:
             wald_low=_opt(wl), wald_high=_opt(wh), wilson_low=_opt(sl), wilson_high=_opt(sh),
             row_payoff=rm, row_payoff_low=rl, row_payoff_high=rh, col_payoff=cm, col_payoff_low=cl, col_payoff_high=ch,
             row_actions=_shares(c.row_actions, c.valid, actions), col_actions=_shares(c.col_actions, c.valid, actions),
+            row_actions_low=_wilson_bounds(c.row_actions, c.valid, actions, 1),
+            row_actions_high=_wilson_bounds(c.row_actions, c.valid, actions, 2),
+            col_actions_low=_wilson_bounds(c.col_actions, c.valid, actions, 1),
+            col_actions_high=_wilson_bounds(c.col_actions, c.valid, actions, 2),
             refusal_rate=_share(c.refused, c.n), error_rate=_share(c.errors, c.n),
             calls_per_trial=_share(c.calls, c.n), calls_max=c.calls_max,
             row_depth_mean=_share(c.rd, c.n), row_depth_max=c.rd_max,
             col_depth_mean=_share(c.cd, c.n), col_depth_max=c.cd_max,
         ))
     return rows
+
+
+def _wilson_bounds(counts: Counter, n: int, order: Sequence[str], end: int) -> dict[str, float]:
+    """The low (end=1) or high (end=2) Wilson bound of each action's share (empty without valid trials)."""
+    return {a: wilson_ci(counts.get(a, 0), n)[end] for a in order} if n else {}
 
 
 def pair_rows(store: Store, tournament_id: int) -> list[PairRow]:
@@ -275,11 +286,27 @@ class _Seat:
     top: Counter = field(default_factory=Counter)  # own action -> top-level decisions that did not simulate
     trial_wins: int = 0
     opponents: set = field(default_factory=set)
+    cells: dict = field(default_factory=dict)  # (row, col) -> Counter of payoff value -> observations
+
+    def strata(self) -> list[tuple[float, float, float]]:
+        """Each cell it played as a stratum of its payoff; a self-play trial is one value (the mean of
+        both seats' payoffs) weighing two observations."""
+        out = []
+        for (row, col), counts in self.cells.items():
+            w, m, v = values_stratum(counts.items())
+            out.append((w * (2 if row == col else 1), m, v))
+        return out
 
 
 def _seats(out: Outcomes) -> dict[tuple[Condition, str], _Seat]:
     seats: dict[tuple[Condition, str], _Seat] = defaultdict(_Seat)
     for g in out.groups:
+        if g.status == "ok":
+            if g.row == g.col:
+                seats[(g.cond, g.row)].cells.setdefault((g.row, g.col), Counter())[(g.rp + g.cp) / (2 * g.n)] += g.n
+            else:
+                seats[(g.cond, g.row)].cells.setdefault((g.row, g.col), Counter())[g.rp / g.n] += g.n
+                seats[(g.cond, g.col)].cells.setdefault((g.row, g.col), Counter())[g.cp / g.n] += g.n
         for me, opp, pay, pay2, own, other, top, opp_pay in (
             (g.row, g.col, g.rp, g.rp2, g.row_action, g.col_action, g.row_top, g.cp),
             (g.col, g.row, g.cp, g.cp2, g.col_action, g.row_action, g.col_top, g.rp),
@@ -353,9 +380,10 @@ def programs(out: Outcomes, matrices: dict[Condition, MetaMatrix] | None = None)
             s = seats.get((cond, p))
             if s is None:
                 continue
-            mean, low, high = mean_ci(s.pay, s.pay2, s.valid)
+            mean = _share(s.pay, s.valid)
+            _, low, high = stratified_ci(s.strata())
             n_top = sum(s.top.values())
-            two = g is not None and g.is_2x2
+            two = g is not None and g.is_2x2 and isinstance(g.default_action, str)  # C, D: one action for both seats
             c_act = g.default_action if two else None
             d_act = next((a for a in actions if a != c_act), None) if two else None
             joint = (lambda a, b: _share(s.joint.get((a, b), 0), s.valid)) if two else (lambda a, b: None)
@@ -364,7 +392,8 @@ def programs(out: Outcomes, matrices: dict[Condition, MetaMatrix] | None = None)
                 opponents=len(s.opponents), trials=s.n, valid=s.valid, mean_payoff=mean, payoff_low=low,
                 payoff_high=high, median_payoff=weighted_median(s.payoffs), cooperation_rating=_share(s.coop, s.valid),
                 wins=m.wins(p) if m is not None else 0, trial_wins=s.trial_wins,
-                actions=_shares(s.actions, s.valid, actions), initial_rate=_share(n_top, s.valid),
+                actions=_shares(s.actions, s.valid, actions), actions_low=_wilson_bounds(s.actions, s.valid, actions, 1),
+                actions_high=_wilson_bounds(s.actions, s.valid, actions, 2), initial_rate=_share(n_top, s.valid),
                 initial_actions=_shares(s.top, n_top, actions),
                 cc=joint(c_act, c_act), cd=joint(c_act, d_act), dc=joint(d_act, c_act), dd=joint(d_act, d_act),
             ))
@@ -387,6 +416,10 @@ def conditions(out: Outcomes, program_rows: list[ProgramRow] | None = None,
     acc: dict[Condition, _Cell] = {}
     for g in out.groups:
         acc.setdefault(g.cond, _Cell()).add(g)
+    coop_strata: dict[Condition, list] = defaultdict(list)
+    for (cond, _, _), cell in _cells(out).items():
+        if cell.valid:
+            coop_strata[cond].append(share_stratum(cell.coop, cell.valid))
     rows = []
     for cond, c in acc.items():
         game, eps, depth, temp = cond
@@ -394,11 +427,13 @@ def conditions(out: Outcomes, program_rows: list[ProgramRow] | None = None,
         _, sl, sh = wilson_ci(c.coop, c.valid)
         m = matrices.get(cond)
         cond_programs = [r for r in program_rows if r.condition == cond]
+        _, coop_low, coop_high = stratified_ci(coop_strata[cond])
         rows.append(ConditionRow(
             game=game, epsilon=eps, max_depth=depth, temperature=temp,
             programs=len(cond_programs), trials=c.n, valid=c.valid, cooperative=c.coop,
-            cooperation=_share(c.coop, c.valid), wald_low=_opt(wl), wald_high=_opt(wh), wilson_low=_opt(sl),
-            wilson_high=_opt(sh), mean_payoff=_share(c.rp + c.cp, 2 * c.valid), refusal_rate=_share(c.refused, c.n),
+            cooperation=_share(c.coop, c.valid), cooperation_low=coop_low, cooperation_high=coop_high,
+            wald_low=_opt(wl), wald_high=_opt(wh), wilson_low=_opt(sl), wilson_high=_opt(sh),
+            mean_payoff=_share(c.rp + c.cp, 2 * c.valid), refusal_rate=_share(c.refused, c.n),
             error_rate=_share(c.errors, c.n), calls_per_trial=_share(c.calls, c.n),
             depth_mean=_share(c.rd + c.cd, 2 * c.n), depth_max=max(c.rd_max, c.cd_max),
             best=[r.program for r in cond_programs if r.rank == 1],
@@ -470,6 +505,30 @@ def depth_histogram(store: Store, tournament_id: int, fast: bool = True) -> list
             for (c, k), n in sorted(counts.items(), key=lambda kv: (rank(kv[0][0]), kv[0][1]))]
 
 
+_SEAT_KEYS = "game, epsilon, max_depth, temperature, row_program, col_program, row_depth, col_depth"
+_SEAT_DEPTHS_SQL = f"SELECT {_SEAT_KEYS}, count(*) AS n FROM trials WHERE tournament_id = ? GROUP BY {_SEAT_KEYS}"
+
+
+def depth_rows(store: Store, tournament_id: int, programs: Sequence[str] | None = None,
+               fast: bool = True) -> list[DepthRow]:
+    """Per condition, program and seat: top-level decisions by the depth their simulation chain reached
+    (every stored trial, any status), so that P(depth = k) can be checked against (1−ε)^k·ε."""
+    config = store.tournament(tournament_id).config
+    rows = _grouped(store, tournament_id, config, f"{_SEAT_KEYS}, count(*) AS n", _SEAT_DEPTHS_SQL,
+                    group="row_depth, col_depth", fast=fast)
+    counts: Counter = Counter()
+    for r in rows:
+        cond = (r["game"], r["epsilon"], r["max_depth"], r["temperature"])
+        counts[(cond, r["row_program"], "row", r["row_depth"])] += r["n"]
+        counts[(cond, r["col_program"], "col", r["col_depth"])] += r["n"]
+    rank = _condition_rank(config)
+    order = list(programs or config.get("programs", []))
+    prog = lambda p: order.index(p) if p in order else len(order)  # noqa: E731
+    keys = sorted(counts, key=lambda k: (rank(k[0]), prog(k[1]), k[1], k[2] != "row", k[3]))
+    return [DepthRow(game=c[0], epsilon=c[1], max_depth=c[2], temperature=c[3], program=p, seat=seat, depth=d,
+                     decisions=counts[(c, p, seat, d)]) for c, p, seat, d in keys]
+
+
 def _condition_rank(config: dict):
     """Sort key of a condition: its position in the tournament's grid (unknown values last)."""
     axes = [config.get("games", []), config.get("epsilons", []), config.get("max_depths", []),
@@ -482,19 +541,28 @@ def _condition_rank(config: dict):
 
 
 # --- everything at once ------------------------------------------------------------------------------
-TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "calls")
+TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "depths", "replicator", "moran",
+          "calls")
+_NEEDS_BOOT = ("matrix", "equilibria", "supports")
 
 
-def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES) -> dict[str, list[BaseModel]]:
-    """The named tables of a tournament, sharing one pass over its trials."""
-    from arena.analysis.metagame import equilibrium_rows, matrix_rows, meta_matrices
+def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resamples: int | None = None,
+           population: int | None = None) -> dict[str, list[BaseModel]]:
+    """The named tables of a tournament, sharing one pass over its trials. `resamples`: bootstrap
+    resamples behind the meta-game's intervals, verdicts and support frequencies (default 1000; 0: none);
+    `population`: the Moran process's N (default 10)."""
+    from arena.analysis import dynamics
+    from arena.analysis.bootstrap import DEFAULT_RESAMPLES
+    from arena.analysis.metagame import add_bootstrap, equilibrium_rows, matrix_rows, meta_matrices, support_rows
 
     names = list(names)
     unknown = [n for n in names if n not in TABLES]
     if unknown:
         raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES)}")
+    resamples = DEFAULT_RESAMPLES if resamples is None else resamples
+    population = dynamics.DEFAULT_POPULATION if population is None else population
     out: dict[str, list[BaseModel]] = {}
-    needs_outcomes = any(n != "calls" for n in names)
+    needs_outcomes = any(n not in ("calls", "depths") for n in names)
     if needs_outcomes:
         o = load_outcomes(store, tournament_id)
         pair_list = pairs(o)
@@ -502,7 +570,11 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES) -> d
 
         def matrices():
             if "m" not in lazy:
-                lazy["m"] = meta_matrices(o.programs, pair_list, nash="equilibria" in names or "summary" in names)
+                nash = any(n in names for n in ("equilibria", "summary", "supports"))
+                lazy["m"] = m = meta_matrices(o.programs, pair_list, nash=nash)
+                if any(n in names for n in _NEEDS_BOOT):
+                    add_bootstrap(m, o.groups, resamples, int(o.config.get("seed", 0) or 0),
+                                  nash="equilibria" in names or "supports" in names)
             return lazy["m"]
 
         def program_list():
@@ -521,7 +593,16 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES) -> d
                 out[n] = matrix_rows(matrices())
             elif n == "equilibria":
                 out[n] = equilibrium_rows(matrices())
+            elif n == "supports":
+                out[n] = support_rows(matrices())
+            elif n == "replicator":
+                out[n] = [r for cond, m in matrices().items() if m.complete
+                          for r in dynamics.replicator_rows(cond, m.programs, m.U)]
+            elif n == "moran":
+                out[n] = [r for cond, m in matrices().items() if m.complete
+                          for r in dynamics.moran_rows(cond, m.programs, m.U, population)]
+    if "depths" in names:
+        out["depths"] = depth_rows(store, tournament_id)
     if "calls" in names:
         out["calls"] = call_rows(store, tournament_id)
     return {n: out[n] for n in names}
-

@@ -310,7 +310,7 @@ def games_list() -> None:
         fail(str(exc))
     t = Table("id", "name", "actions", "cooperative", "default", title=f"Games in {games_dir()}")
     for g in games.values():
-        t.add_row(g.id, g.name, " ".join(g.actions), " ".join(f"({a},{b})" for a, b in g.cooperative), g.default_action)
+        t.add_row(g.id, g.name, " ".join(g.actions), " ".join(f"({a},{b})" for a, b in g.cooperative), g.default_label)
     console().print(t)
 
 
@@ -330,7 +330,7 @@ def games_show(game_id: str) -> None:
     g = games[game_id]
     typer.echo(f"{g.name} ({g.id})\n\n{g.description.strip()}\n\n{g.matrix_text()}\n")
     typer.echo(f"cooperative: {', '.join(f'({a}, {b})' for a, b in g.cooperative)}; "
-               f"default action: {g.default_action}; defect action: {g.defect_action}")
+               f"default action: {g.default_label}; defect action: {g.defect_action}")
 
 
 @programs_app.command("list")
@@ -448,6 +448,10 @@ class ExportTable(str, Enum):
     programs = "programs"
     matrix = "matrix"
     equilibria = "equilibria"
+    supports = "supports"
+    depths = "depths"
+    replicator = "replicator"
+    moran = "moran"
     calls = "calls"
     all = "all"
 
@@ -456,6 +460,7 @@ class ExportPlot(str, Enum):
     coop_vs_eps = "coop-vs-eps"
     payoff_heatmap = "payoff-heatmap"
     depth_hist = "depth-hist"
+    replicator = "replicator"
     all = "all"
 
 
@@ -467,6 +472,8 @@ def export_cmd(
     plot: Annotated[Optional[ExportPlot], typer.Option(help="the plot (default: all)")] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples behind the meta-game's intervals and verdicts (0: none)")] = 1000,
+    population: Annotated[int, typer.Option("--population", min=2, help="population size N of the Moran table")] = 10,
     db: DbOpt = None,
 ) -> None:
     """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
@@ -487,12 +494,12 @@ def export_cmd(
             if fmt in ex.TEXT_FORMATS and (out is None or out == "-"):
                 if plot is not None:
                     fail("--plot goes with --format png or svg")
-                sys.stdout.write(ex.render(store, tid, fmt, table.value if table else None))
+                sys.stdout.write(ex.render(store, tid, fmt, table.value if table else None, bootstrap, population))
                 return
             if fmt in ex.PLOT_FORMATS and out == "-":
                 fail(f"{fmt} plots need a file: --out PATH (or no --out for the default names)")
             paths = ex.export(store, tid, fmt, Path(out) if out else None, table.value if table else None,
-                              plot.value if plot else None)
+                              plot.value if plot else None, bootstrap, population)
     except ArenaError as exc:
         fail(str(exc))
     for p in paths:

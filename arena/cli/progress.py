@@ -87,7 +87,7 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
 
     rows = pair_rows(store, tournament_id)
     _, games = store.snapshot(tournament_id)
-    coop_action = {gid: g["default_action"] for gid, g in games.items()}
+    coop_action = {gid: g["default_action"] for gid, g in games.items()}  # an action, or {row: a, col: c}
     multi = len({(r.epsilon, r.max_depth, r.temperature) for r in rows}) > 1
     t = Table(title=f"Tournament {tournament_id}: cooperation rate (95% Wald CI) and mean payoffs",
               caption="coop: share of trials with a cooperative joint outcome; row C / col C: share of each "
@@ -98,10 +98,11 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
         t.add_column(col, justify="right" if col in right else "left")
     for r in rows:
         c = coop_action.get(r.game)
+        rc, cc = (c.get("row"), c.get("col")) if isinstance(c, dict) else (c, c)
         t.add_row(
             r.game, *([f"{r.epsilon:g}", str(r.max_depth)] if multi else []), r.row_program, r.col_program,
             str(r.trials), _pct(r.cooperation), f"[{_pct(r.wald_low)}, {_pct(r.wald_high)}]",
-            _pct(r.row_actions.get(c) if r.valid else None), _pct(r.col_actions.get(c) if r.valid else None),
+            _pct(r.row_actions.get(rc) if r.valid else None), _pct(r.col_actions.get(cc) if r.valid else None),
             _num(r.row_payoff), _num(r.col_payoff), _pct((r.refusal_rate or 0) + (r.error_rate or 0)),
         )
     console(plain).print(t)

@@ -29,21 +29,21 @@ class BotAgent:
         self.respond = self._respond_copy if self.simulates else self._respond_never
 
     # --- strategies ----------------------------------------------------------------------------
-    def _ground_cooperate(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, *_) -> str:
-        return self._action or game.default_action
+    def _ground_cooperate(self, game: Game, opp: BuiltinProgram | LLMProgram, u: float, spec=None, node=None) -> str:
+        return self._action or game.default_for(_seat(node))
 
     def _ground_defect(self, game: Game, opp, u: float, *_) -> str:
         return self._action or game.defect_action
 
-    def _ground_random(self, game: Game, opp, u: float, *_) -> str:
-        return random_action(game, self._p, u)
+    def _ground_random(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        return random_action(game, self._p, u, _seat(node))
 
-    def _ground_fairbot(self, game: Game, opp, u: float, *_) -> str:
-        return game.default_action
+    def _ground_fairbot(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        return game.default_for(_seat(node))
 
-    def _ground_cliquebot(self, game: Game, opp, u: float, *_) -> str:
+    def _ground_cliquebot(self, game: Game, opp, u: float, spec=None, node=None) -> str:
         same = opp.kind == "builtin" and opp.source() == self.program.source()
-        return game.default_action if same else game.defect_action
+        return game.default_for(_seat(node)) if same else game.defect_action
 
     def _respond_copy(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
         return opp_action
@@ -59,10 +59,16 @@ class BotAgent:
         return None
 
 
-def random_action(game: Game, p: float, u: float) -> str:
-    """The default action with probability p, else one of the others uniformly, from one draw u."""
+def _seat(node) -> str:
+    """The seat a node plays in (its side of the game), 'row' without a node."""
+    return node.side if node is not None else "row"
+
+
+def random_action(game: Game, p: float, u: float, seat: str = "row") -> str:
+    """The seat's default action with probability p, else one of the others uniformly, from one draw u."""
+    default = game.default_for(seat)
     if u < p:
-        return game.default_action
-    others = [a for a in game.actions if a != game.default_action]
+        return default
+    others = [a for a in game.actions if a != default]
     k = int((u - p) / (1 - p) * len(others)) if p < 1 else 0
     return others[min(k, len(others) - 1)]

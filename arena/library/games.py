@@ -17,6 +17,15 @@ Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=
 ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=32)]
 
 
+class SeatActions(BaseModel):
+    """An action per seat: what the row player and what the column player plays."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    row: ActionName
+    col: ActionName
+
+
 class Game(BaseModel):
     """A symmetric-action one-shot game: both players choose from the same action list.
 
@@ -32,7 +41,9 @@ class Game(BaseModel):
     actions: list[ActionName] = Field(min_length=2, max_length=12)
     payoffs: list[list[tuple[FiniteFloat, FiniteFloat]]]
     cooperative: list[tuple[ActionName, ActionName]] = Field(min_length=1)
-    default_action: ActionName = Field(description="what a grounded cooperative player plays")
+    default_action: ActionName | SeatActions = Field(
+        description="what a grounded cooperative player plays: one action, or {row: a, col: c} per seat "
+                    "(so that grounded cooperators coordinate on an asymmetric optimum)")
     defect_action: ActionName = Field(description="what DefectBot / CliqueBot-against-outsiders play")
 
     @field_validator("payoffs", mode="before")
@@ -79,11 +90,24 @@ class Game(BaseModel):
 
     @field_validator("default_action", "defect_action")
     @classmethod
-    def _known_action(cls, v: str, info: ValidationInfo) -> str:
+    def _known_action(cls, v, info: ValidationInfo):
         actions = info.data.get("actions")
-        if actions is not None and v not in actions:
-            raise ValueError(f"{info.field_name} '{v}' is not one of the actions {actions}")
+        for seat, a in ([("row", v.row), ("col", v.col)] if isinstance(v, SeatActions) else [(None, v)]):
+            if actions is not None and a not in actions:
+                where = f"{info.field_name}.{seat}" if seat else info.field_name
+                raise ValueError(f"{where} '{a}' is not one of the actions {actions}")
         return v
+
+    def default_for(self, seat: str) -> str:
+        """The default (grounded cooperative) action of the player in `seat` ('row' or 'col')."""
+        d = self.default_action
+        return d if isinstance(d, str) else (d.col if seat == "col" else d.row)
+
+    @property
+    def default_label(self) -> str:
+        """The default action as a user reads it: 'a', or 'row a, col c'."""
+        d = self.default_action
+        return d if isinstance(d, str) else f"row {d.row}, col {d.col}"
 
     # --- lookups (cached: games are frozen) -------------------------------------------------
     @cached_property

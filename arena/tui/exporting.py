@@ -8,10 +8,12 @@ from pathlib import Path
 from arena.analysis import export as exports
 
 TABLE_LABELS = {"pairs": "pairs", "summary": "summary", "programs": "programs (ranking)",
-                "matrix": "meta-game payoff matrix", "equilibria": "meta-game equilibria", "calls": "LLM calls",
+                "matrix": "meta-game payoff matrix", "equilibria": "meta-game equilibria",
+                "supports": "equilibrium supports (bootstrap)", "depths": "depths per program and seat",
+                "replicator": "replicator dynamics", "moran": "Moran fixation", "calls": "LLM calls",
                 "all": "all tables"}
 PLOT_LABELS = {"all": "all plots (into a folder)", "coop-vs-eps": "cooperation vs ε", "payoff-heatmap": "payoff heat map",
-               "depth-hist": "depth histogram"}
+               "depth-hist": "depth histogram", "replicator": "replicator dynamics"}
 
 
 def formats() -> list[str]:

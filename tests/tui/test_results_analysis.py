@@ -57,6 +57,22 @@ async def test_plots_tab_draws_the_three_plots(seeded_app):
         await pilot.pause(0.2)
         depth = screen.query_one("#plot-depth-chart").render().plain
         assert "ε 0.2" in depth and "share of decisions" in depth
+        # dynamics: the replicator trajectory and the Moran fixation probabilities of the meta-game
+        screen.query_one("#plot-tabs").active = "plot-dynamics"
+        await pilot.pause(0.2)
+        from arena.analysis.dynamics import moran_rows, replicator
+
+        chart = screen.query_one("#plot-replicator-chart").render().plain
+        assert all(p in chart for p in programs) and "population share" in chart
+        (m,) = meta_matrices(out.programs, analysis.pairs(out), nash=False).values()
+        rest = replicator(m.U).shares[-1]
+        caption = str(screen.query_one("#plot-dynamics-caption").render())
+        assert ", ".join(f"{p} {x:.2f}" for p, x in zip(m.programs, rest)) in caption
+        moran = screen.query_one("#moran-matrix")
+        rho = {(r.invader, r.resident): r.fixation for r in moran_rows(m.condition, m.programs, m.U, 10)}
+        for i, a in enumerate(m.programs):
+            for j, b in enumerate(m.programs):
+                assert str(moran.get_cell_at((i, j + 1))) == ("–" if a == b else f"{rho[(a, b)]:.3g}")
 
 
 async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypatch):
@@ -80,10 +96,11 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
             what = dialog.query_one("#export-what")
             values = [str(v) for _, v in what._options]
             if fmt in ("png", "svg"):
-                assert values == ["all", "coop-vs-eps", "payoff-heatmap", "depth-hist"]
+                assert values == ["all", "coop-vs-eps", "payoff-heatmap", "depth-hist", "replicator"]
                 what.value = "payoff-heatmap"
             elif fmt == "csv":
-                assert values == ["pairs", "summary", "programs", "matrix", "equilibria", "calls"]
+                assert values == ["pairs", "summary", "programs", "matrix", "equilibria", "supports", "depths",
+                                  "replicator", "moran", "calls"]
             else:
                 assert values[0] == "all" and "calls" in values
             await pilot.pause()
@@ -98,7 +115,7 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
     assert len(list(csv.DictReader(written["csv"].open()))) == 16
     assert set(json.loads(written["json"].read_text())["tables"]) == set(analysis.TABLES)
     assert written["markdown"].read_text().startswith("# Arena tournament 1: bots")
-    assert written["latex"].read_text().count("\\begin{tabular}") == 6
+    assert written["latex"].read_text().count("\\begin{tabular}") == 11  # ten tables and the matrix's margins
     assert written["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert written["svg"].read_text().lstrip().startswith("<?xml")
 
@@ -122,4 +139,5 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
         await pilot.click("#export")
         await wait_for(pilot, lambda: app.screen.MODE == "results")
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
-        "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg"]
+        "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg",
+        "arena-tournament-1-replicator.svg"]

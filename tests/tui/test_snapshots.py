@@ -135,7 +135,7 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
 
 
 @pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
-                                     ("tab-plots", "plot-depth")])
+                                     ("tab-plots", "plot-depth"), ("tab-plots", "plot-dynamics")])
 def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     make, ids = seeded_app
     app = make(start_mode="history")

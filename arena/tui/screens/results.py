@@ -84,6 +84,11 @@ class ResultsScreen(ArenaScreen):
                         with TabPane("Depth histogram", id="plot-depth"):
                             yield Static(id="plot-depth-caption", classes="tab-caption")
                             yield PlotextPlot(id="plot-depth-chart")
+                        with TabPane("Dynamics", id="plot-dynamics"):
+                            yield Static(id="plot-dynamics-caption", classes="tab-caption")
+                            yield PlotextPlot(id="plot-replicator-chart")
+                            yield Static(id="moran-caption", classes="tab-caption")
+                            yield PairMatrix(id="moran-matrix")
 
     def on_mount(self) -> None:
         super().on_mount()
@@ -341,6 +346,42 @@ class ResultsScreen(ArenaScreen):
         chart.refresh()
         self.query_one("#plot-depth-caption", Static).update(Content.styled(
             f"Simulation depth reached by top-level decisions, both seats · {where}", "dim"))
+        self._fill_dynamics(label)
+
+    def _fill_dynamics(self, label: str) -> None:
+        """Replicator dynamics from the uniform mix and Moran fixation probabilities (N = 10) of the chosen
+        condition's meta-game (arena.analysis.dynamics)."""
+        from arena.analysis import dynamics, plots
+
+        series = plots.replicator_series(self._plots.replicator).get(label, {})
+        chart = self.query_one("#plot-replicator-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        rest = []
+        for program, pts in series.items():
+            plt.plot([t for t, _ in pts], [x for _, x in pts], label=program, marker="hd")
+            rest.append(f"{program} {pts[-1][1]:.2f}")
+        plt.ylim(0, 1)
+        plt.xlabel("step")
+        plt.ylabel("population share")
+        chart.refresh()
+        last = max((pts[-1][0] for pts in series.values()), default=0)
+        programs, U, _ = plots.matrices(self._plots.matrix).get(label, ([], [], []))
+        cells = {}
+        if programs and all(x is not None for row in U for x in row):
+            N = dynamics.DEFAULT_POPULATION
+            for r in dynamics.moran_rows(self._condition, programs, U, N):
+                cells[(r.invader, r.resident)] = (f"{r.fixation:.3g}", min(1.0, r.fixation * N / 2))
+            for p in programs:
+                cells[(p, p)] = ("–", math.nan)
+        self.query_one("#moran-matrix", PairMatrix).set_cells(programs, cells, corner="invader \\ resident")
+        self.query_one("#plot-dynamics-caption", Static).update(Content.styled(
+            f"Replicator from the uniform mix · rest (step {last}): {', '.join(rest) or '–'}", "dim"))
+        N = dynamics.DEFAULT_POPULATION
+        self.query_one("#moran-caption", Static).update(Content.styled(
+            f"Moran, N = {N}: fixation probability of one invader (row) among {N - 1} residents (column); "
+            f"neutral {1 / N:g}", "dim"))
 
     def _fill_matrices(self) -> None:
         programs = self.tournament.config["programs"] if self.tid is not None else []
