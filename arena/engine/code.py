@@ -45,7 +45,7 @@ def game_view(game: Game, seat: str) -> dict:
     else:
         payoffs = [[[game.payoffs[j][i][1], game.payoffs[j][i][0]] for j in range(n)] for i in range(n)]
         coop = [[b, a] for a, b in game.cooperative]
-    return {"id": game.id, "actions": list(game.actions), "payoffs": payoffs, "default_action": game.default_action,
+    return {"id": game.id, "actions": list(game.actions), "payoffs": payoffs, "default_action": game.default_for(seat),
             "defect_action": game.defect_action, "cooperative": coop}
 
 

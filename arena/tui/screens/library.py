@@ -182,7 +182,7 @@ class LibraryScreen(ArenaScreen):
         coop = ", ".join(f"({a}, {b})" for a, b in g.cooperative)
         self.query_one("#detail-meta", Static).update(Content.from_markup(
             "[b]actions[/] $actions   [b]cooperative[/] $coop\n[b]default[/] $d   [b]defect[/] $x   $common",
-            actions=" ".join(g.actions), coop=coop, d=g.default_action, x=g.defect_action,
+            actions=" ".join(g.actions), coop=coop, d=g.default_label, x=g.defect_action,
             common="[common payoff]" if g.common_payoff else ""))
         text = self.query_one("#detail-text", Static)
         text.update(Content(reflow(g.description)))
