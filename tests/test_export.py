@@ -40,7 +40,8 @@ COLUMNS = {
     "equilibria": "game,epsilon,max_depth,temperature,index,row_strategy.fairbot,row_strategy.defectbot,"
                   "row_strategy.cooperatebot,col_strategy.fairbot,col_strategy.defectbot,col_strategy.cooperatebot,"
                   "row_payoff,col_payoff,pure,symmetric,method",
-    "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,latency_ms_mean,"
+    "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,bare_words,prose,"
+             "invalid,empty,latency_ms_mean,"
              "prompt_tokens,completion_tokens",
 }
 
