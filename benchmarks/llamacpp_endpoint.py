@@ -68,8 +68,8 @@ def measure(db: Path) -> dict:
     return {"trials": statuses, "first_answers": forms, "modes": modes, "calls": calls}
 
 
-async def start_server() -> localmodel.LocalServer:
-    server = localmodel.LocalServer(localmodel.model_spec(localmodel.DEFAULT_MODEL), parallel=1)
+async def start_server(threads: int | None) -> localmodel.LocalServer:
+    server = localmodel.LocalServer(localmodel.model_spec(localmodel.DEFAULT_MODEL), parallel=1, threads=threads)
     await server.start()
     return server
 
@@ -79,12 +79,13 @@ def main(argv: list[str]) -> list[Row]:
     ap.add_argument("--settings", nargs="+", default=["none", "auto"])
     ap.add_argument("--trials", type=int, default=3)
     ap.add_argument("--timeout", type=float, default=1500.0, help="seconds per arena run")
+    ap.add_argument("--threads", type=int, default=None, help="llama.cpp threads (default: every core)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
 
     loop = asyncio.new_event_loop()
     t0 = time.perf_counter()
-    server = loop.run_until_complete(start_server())
+    server = loop.run_until_complete(start_server(args.threads))
     print(f"llama.cpp server at {server.base_url} (started in {time.perf_counter() - t0:.1f}s)", flush=True)
     rows: list[Row] = []
     try:
