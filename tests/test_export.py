@@ -48,7 +48,8 @@ COLUMNS = {
     "depths": "game,epsilon,max_depth,temperature,program,seat,depth,decisions",
     "replicator": "game,epsilon,max_depth,temperature,step,program,share,fitness,rest,converged",
     "moran": "game,epsilon,max_depth,temperature,invader,resident,population,intensity,fixation,neutral,favoured",
-    "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,latency_ms_mean,"
+    "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,bare_words,prose,"
+             "invalid,empty,latency_ms_mean,"
              "prompt_tokens,completion_tokens",
 }
 

@@ -147,7 +147,9 @@ def test_provider_down_for_a_while_costs_time_not_trials(workdir):
     line = next(x for x in out.stdout.splitlines() if x.startswith("provider custom:"))
     # (an answer already on its way when the outage began may split it in two: down 1 or 2 times)
     assert re.fullmatch(re.escape(stored_summary(con) + "; 40 failed attempts: 20 HTTP 503, 20 connection; down ")
-                        + r"[12] time\(s\), \d+\.\ds in all", line)
+                        + r"[12] time\(s\), \d+\.\ds in all; first answers: \d+ json; "
+                        + re.escape("structured output at custom http://127.0.0.1:") + r"\d+/v1: json_schema \(auto\)",
+                        line)
 
 
 def test_an_outage_longer_than_outage_wait_fails_trials_and_the_run_goes_on(workdir):

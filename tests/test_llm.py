@@ -146,7 +146,10 @@ def test_garbage_answer_gets_one_corrective_retry(store, pd):
     assert move.action == "defect"
     assert [c.status for c in move.calls] == ["unparsed", "ok"]
     assert correction[-2] == {"role": "assistant", "content": "I like turtles."}
-    assert correction[-1]["content"].startswith("Your reply did not end with a valid action line.")
+    assert correction[-1]["content"] == (
+        "Your reply above did not end with a valid action line, so it could not be read. "
+        "Reply with exactly one of these lines and nothing else:\nACTION: cooperate\nACTION: defect")
+    assert [c.params["answer"] for c in move.calls] == ["prose", "action line"]
 
 
 def test_garbage_twice_is_a_refusal_never_a_default(store, pd):

@@ -25,9 +25,46 @@ PD = ["cooperate", "defect"]
     (None, None),
     ('{"reasoning": "mirror", "action": "Defect"}', "defect"),
     ('{"reasoning": "x", "action": "maybe"}', None),
+    # a reply that is nothing but an action word (what small models answer) is that action
+    ("Defect", "defect"),
+    ("defect", "defect"),
+    ("Defect.", "defect"),
+    ("cooperate", "cooperate"),
+    ("Cooperate.", "cooperate"),
+    ("**Defect**", "defect"),
+    ('"cooperate"', "cooperate"),
+    ("  _Cooperate_!\n", "cooperate"),
+    # near misses stay refusals
+    ("I will defect or cooperate", None),
+    ("not defect", None),
+    ("defect cooperate", None),
+    ("Defect, obviously.", None),
+    ("Defect\nbecause it pays", None),
+    ("defection", None),
 ])
 def test_parse_action(text, expected):
     assert parse_action(text, PD) == expected
+
+
+@pytest.mark.parametrize("text,form", [
+    ('{"reasoning": "r", "action": "defect"}', "json"),
+    ("Hmm.\nACTION: cooperate", "action line"),
+    ("Cooperate.", "bare word"),
+    ("ACTION: banana", "invalid action"),
+    ('{"reasoning": "r", "action": "banana"}', "invalid action"),
+    ("I would rather not say.", "prose"),
+    ("not defect", "prose"),
+    ("  \n", "empty"),
+    (None, "empty"),
+])
+def test_read_answer_says_what_form_a_reply_took(text, form):
+    assert prompts.read_answer(text, PD).form == form
+
+
+def test_correction_lists_the_exact_lines_accepted():
+    assert prompts.correction(PD) == (
+        "Your reply above did not end with a valid action line, so it could not be read. "
+        "Reply with exactly one of these lines and nothing else:\nACTION: cooperate\nACTION: defect")
 
 
 def test_seat_payoffs_are_from_the_deciders_point_of_view(games):

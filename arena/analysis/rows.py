@@ -132,6 +132,11 @@ class CallRow(BaseModel):
     refusals: int  # answers with no action even after the corrective retry
     unparsed: int  # first answers with no action (each then got a corrective retry)
     cached: int  # answers replayed from the response cache
+    # first answers by form (prompts.FORMS; params.answer of calls with purpose 'answer'): why they were unparsed
+    bare_words: int = 0  # nothing but an action word (read as that action)
+    prose: int = 0  # no ACTION line and not a bare action word (unparsed)
+    invalid: int = 0  # an ACTION line (or JSON) naming no action of the game (unparsed)
+    empty: int = 0  # empty replies (attempts; each was retried)
     latency_ms_mean: float | None  # over attempts that reached the provider (not cached)
     prompt_tokens: int
     completion_tokens: int

@@ -450,6 +450,14 @@ SELECT provider, model, program,
        sum(attempt = 1) AS calls, count(*) AS attempts, sum(attempt > 1) AS retries,
        sum(status = 'error') - sum(attempt > 1) AS failures,
        sum(status = 'refusal') AS refusals, sum(status = 'unparsed') AS unparsed, sum(cached) AS cached,
+       count(CASE WHEN json_extract(params, '$.purpose') = 'answer' AND json_extract(params, '$.answer') = 'bare word'
+                  THEN 1 END) AS bare_words,
+       count(CASE WHEN json_extract(params, '$.purpose') = 'answer' AND json_extract(params, '$.answer') = 'prose'
+                  THEN 1 END) AS prose,
+       count(CASE WHEN json_extract(params, '$.purpose') = 'answer'
+                  AND json_extract(params, '$.answer') = 'invalid action' THEN 1 END) AS invalid,
+       count(CASE WHEN json_extract(params, '$.purpose') = 'answer' AND json_extract(params, '$.answer') = 'empty'
+                  THEN 1 END) AS empty,
        avg(CASE WHEN cached = 0 THEN latency_ms END) AS latency_ms_mean,
        total(prompt_tokens) AS prompt_tokens, total(completion_tokens) AS completion_tokens
 FROM llm_calls WHERE tournament_id = ?

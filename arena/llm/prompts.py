@@ -5,9 +5,13 @@
   data (with a marker the source cannot contain, and a length limit), and - when the program is not
   grounded - what the simulated opponent did.
 - The answer is read from the reply's **last** line that starts with `ACTION:` (tolerant of case,
-  markdown emphasis and trailing punctuation). Prose is never scanned for action words. Where the
-  provider can constrain the reply to a JSON object `{"reasoning": ..., "action": ...}` (enum of the
-  game's actions), that shape is requested and read instead.
+  markdown emphasis and trailing punctuation). A reply that is nothing but one of the game's actions
+  (`Defect`, `**defect**`, `"Cooperate."`: case, quotes, emphasis, surrounding whitespace and trailing
+  punctuation tolerated) is that action. Prose is never scanned for action words. Where the
+  endpoint can constrain the reply to a JSON object `{"reasoning": ..., "action": ...}` (enum of the
+  game's actions), that shape is requested and read instead; a llama.cpp grammar can force the
+  `ACTION:` line itself.
+- `read_answer` also says what form a reply took (`FORMS`), so a refusal rate can say why.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from typing import NamedTuple
 
 from arena.library.games import Game
 
@@ -25,6 +30,11 @@ GROUND = "ground"  # act without simulating (epsilon came up, or the depth cap)
 RESPOND = "respond"  # the simulated opponent's action is known
 IMAGINE = "imagine"  # no simulation is run: the program must imagine the opponent
 
+# what a reply was: read as an action (the first three) or not (the last three)
+JSON, ACTION_LINE, BARE_WORD, INVALID, PROSE, EMPTY = ("json", "action line", "bare word", "invalid action",
+                                                     "prose", "empty")
+FORMS = (JSON, ACTION_LINE, BARE_WORD, INVALID, PROSE, EMPTY)
+_WRAPPERS = " \t\r\n*_`\"'\u201c\u201d\u2018\u2019"  # whitespace, markdown emphasis and quotes around a bare word
 _ACTION_LINE = re.compile(r"^[\s>*_`#\-]*action[\s*_`]*[:=]\s*[*_`\"'\[(]*\s*([A-Za-z][A-Za-z0-9_-]*)", re.IGNORECASE)
 
 
@@ -99,10 +109,23 @@ def messages(system_prompt: str, game: Game, side: str, opponent_source: str, mo
 
 
 def correction(actions: list[str]) -> str:
+    """The user turn after the model's own unreadable answer (the assistant turn before it): the exact
+    lines that are accepted, one per action."""
+    lines = "\n".join(f"ACTION: {a}" for a in actions)
     return (
-        "Your reply did not end with a valid action line. Reply with exactly one line:\n"
-        f"ACTION: <one of: {', '.join(actions)}>"
+        "Your reply above did not end with a valid action line, so it could not be read. "
+        "Reply with exactly one of these lines and nothing else:\n" + lines
     )
+
+
+def grammar(actions: list[str], reasoning: bool = True) -> str:
+    """A llama.cpp (GBNF) grammar for free text: an optional line of reasoning (at most REASONING_LIMIT
+    characters), then the line `ACTION: <action>`; without reasoning, the action line alone."""
+    choice = " | ".join(json.dumps(a) for a in actions)
+    if not reasoning:
+        return f'root ::= "ACTION: " ({choice})\n'
+    return (f'root ::= (reason "\\n")? "ACTION: " ({choice})\n'
+            f"reason ::= [^\\n]{{1,{REASONING_LIMIT}}}\n")
 
 
 def json_schema(actions: list[str]) -> dict:
@@ -125,25 +148,49 @@ def json_schema(actions: list[str]) -> dict:
     }
 
 
-def parse_action(text: str | None, actions: list[str]) -> str | None:
-    """The action named on the reply's last `ACTION:` line, or None if that line names no valid action.
+class Answer(NamedTuple):
+    action: str | None  # the game's action, or None (the reply names none)
+    form: str  # one of FORMS
 
-    Only the last such line counts: an earlier one (or an action word in the reasoning) never does.
-    A JSON reply `{"action": ...}` (from a constrained request) is read as well.
+
+def parse_action(text: str | None, actions: list[str]) -> str | None:
+    """The action a reply names, or None (see read_answer)."""
+    return read_answer(text, actions).action
+
+
+def read_answer(text: str | None, actions: list[str]) -> Answer:
+    """The action a reply names and the form it took.
+
+    In order: a JSON reply `{"action": ...}` (from a constrained request); the reply's **last** `ACTION:`
+    line (an earlier one, or an action word in the reasoning, never counts; if it names no action the
+    reply names none); a reply that is nothing but one action word. Anything else is prose: never
+    scanned for action words.
     """
-    if not text:
-        return None
+    if not text or not text.strip():
+        return Answer(None, EMPTY)
     stripped = text.strip()
-    if stripped.startswith("{"):
-        found = _json_action(stripped, actions)
-        if found is not None:
-            return found
     valid = {a.lower(): a for a in actions}
+    if stripped.startswith("{"):
+        data = _json_object(stripped)
+        if data is not None and "action" in data:
+            found = valid.get(data["action"].strip().lower()) if isinstance(data["action"], str) else None
+            return Answer(found, JSON if found else INVALID)
     for line in reversed(stripped.splitlines()):
         m = _ACTION_LINE.match(line)
         if m:
-            return valid.get(m.group(1).lower())
-    return None
+            found = valid.get(m.group(1).lower())
+            return Answer(found, ACTION_LINE if found else INVALID)
+    word = stripped.strip(_WRAPPERS).rstrip(".!").strip(_WRAPPERS)
+    found = valid.get(word.lower())
+    return Answer(found, BARE_WORD) if found else Answer(None, PROSE)
+
+
+def _json_object(text: str) -> dict | None:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def _json_action(text: str, actions: list[str]) -> str | None:

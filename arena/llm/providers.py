@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from arena.errors import ArenaError, ConfigError, Problem
 from arena.llm.outage import ProviderHealth
+from arena.llm.structured import rejects_format
 from arena.engine.records import CallRecord
 
 COMMON_ALIASES = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.2-3b", "phi-4", "mixtral-8x7b")
@@ -46,7 +47,9 @@ class ProviderSpec(BaseModel):
     retry_after_max: float = Field(120.0, ge=0, description="longest Retry-After honoured")
     outage_after: int = Field(5, ge=1, le=1000, description="failed attempts in a row (from 2+ calls): provider down")
     outage_wait: float = Field(600.0, ge=0, description="seconds calls keep waiting for a provider that is down")
-    structured: Literal["json_schema", "none"] = "none"
+    structured: Literal["auto", "json_schema", "grammar", "none"] = Field(
+        "auto", description="constrained output: auto (JSON schema, free text if the endpoint rejects or ignores "
+                            "it), json_schema, grammar (llama.cpp GBNF) or none (see structured.py)")
     send_seed: bool = True
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> this provider's model name
 
@@ -88,19 +91,19 @@ BUILTIN: dict[str, ProviderSpec] = {p.name: p for p in [
     ),
     ProviderSpec(
         name="nvidia", description="NVIDIA NIM (build.nvidia.com)", base_url="https://integrate.api.nvidia.com/v1",
-        key_env="NVIDIA_API_KEY", concurrency=8, rpm=40,
+        key_env="NVIDIA_API_KEY", concurrency=8, rpm=40, structured="none",
         aliases={"default": "meta/llama-3.1-8b-instruct", "llama-3.1-8b": "meta/llama-3.1-8b-instruct",
                  "llama-3.1-70b": "meta/llama-3.1-70b-instruct", "llama-3.2-3b": "meta/llama-3.2-3b-instruct",
                  "phi-4": "microsoft/phi-4-mini-instruct", "mixtral-8x7b": "mistralai/mixtral-8x7b-instruct-v0.1"},
     ),
     ProviderSpec(
         name="cerebras", description="Cerebras inference", base_url="https://api.cerebras.ai/v1",
-        key_env="CEREBRAS_API_KEY", concurrency=8, rpm=30,
+        key_env="CEREBRAS_API_KEY", concurrency=8, rpm=30, structured="none",
         aliases={"default": "llama3.1-8b", "llama-3.1-8b": "llama3.1-8b", "llama-3.1-70b": "llama-3.3-70b"},
     ),
     ProviderSpec(
         name="groq", description="Groq", base_url="https://api.groq.com/openai/v1", key_env="GROQ_API_KEY",
-        concurrency=8, rpm=30,
+        concurrency=8, rpm=30, structured="none",
         aliases={"default": "llama-3.1-8b-instant", "llama-3.1-8b": "llama-3.1-8b-instant",
                  "llama-3.1-70b": "llama-3.3-70b-versatile", "llama-3.2-3b": "llama-3.2-3b-preview",
                  "mixtral-8x7b": "mixtral-8x7b-32768"},
@@ -291,6 +294,11 @@ def stats_line(name: str, s: dict) -> str:
         line += f"; {sum(errors.values())} failed attempts: " + ", ".join(f"{n} {k}" for k, n in kinds)
     if s.get("outages"):
         line += f"; down {s['outages']} time(s), {s.get('down_s', 0.0):.1f}s in all"
+    answers = s.get("answers") or {}
+    if answers:  # what the first answers were (prompts.FORMS): why a refusal rate is what it is
+        line += "; first answers: " + ", ".join(f"{n} {k}" for k, n in answers.items())
+    for endpoint, mode in (s.get("structured") or {}).items():
+        line += f"; structured output at {endpoint}: {mode}"
     return line
 
 
@@ -298,6 +306,7 @@ def stats_line(name: str, s: dict) -> str:
 class Reply:
     text: str | None
     error: str | None = None
+    format_rejected: bool = False  # a 4xx naming response_format (structured.py: the endpoint falls back)
 
 
 @dataclass
@@ -345,7 +354,7 @@ class ProviderClient:
 
     async def complete(self, *, model: str, messages: list[dict], temperature: float, max_tokens: int,
                        seed: int | None, response_format: dict | None, calls: list[CallRecord],
-                       purpose: str = "answer") -> Reply:
+                       purpose: str = "answer", grammar: str | None = None, mode: str | None = None) -> Reply:
         """One logical request: attempts until an answer or a final failure; each attempt is appended
         to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure)."""
         from openai.types.chat import ChatCompletion
@@ -361,6 +370,10 @@ class ProviderClient:
         if response_format is not None:
             kwargs["response_format"] = response_format
             params["constraint"] = response_format.get("type")
+        if grammar is not None:  # llama.cpp's GBNF constraint
+            kwargs["grammar"], params["constraint"] = grammar, "grammar"
+        if mode is not None:
+            params["structured"] = mode
         self.stats.calls += 1
         self._next_call += 1
         call_no = self._next_call
@@ -376,7 +389,7 @@ class ProviderClient:
             async for attempt in retrying:
                 with attempt:
                     attempt_no += 1
-                    record = CallRecord(self.spec.name, model, messages, attempt=attempt_no, params=params,
+                    record = CallRecord(self.spec.name, model, messages, attempt=attempt_no, params=dict(params),
                                         started_at=time.time())
                     calls.append(record)
                     if attempt_no > 1:
@@ -430,10 +443,11 @@ class ProviderClient:
         except ProviderUnusable:
             self.stats.failed += 1
             raise
-        except (openai.APIError, EmptyAnswer, ValueError):  # the provider's failure; any other is Arena's bug
-            self.stats.failed += 1
+        except (openai.APIError, EmptyAnswer, ValueError) as exc:  # the provider's failure; any other is Arena's bug
+            rejected = response_format is not None and rejects_format(exc)
+            self.stats.failed += not rejected  # a rejected format is asked again in free text (service.py)
             last = calls[-1].error if calls else "unknown error"
-            return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}")
+            return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}", rejected)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _answered(self, sent: float) -> None:

@@ -6,8 +6,13 @@ program becomes an `LLMAgent` whose ground/respond ask its model through `decide
 
 1. build the messages (prompts.py) for the node's seat and mode (ground / respond / imagine);
 2. serve from the response cache, or call the provider (retries recorded per attempt);
-3. parse the last `ACTION:` line (or the constrained JSON); if unparseable, one corrective retry;
+3. parse the last `ACTION:` line, a bare action word, or the constrained JSON; if unparseable, one
+   corrective retry (the model's own answer, then the exact lines accepted);
 4. still nothing: a refusal, counted, never replaced by a default action.
+
+Constrained output is chosen per endpoint (structured.py): an `auto` endpoint that rejects or ignores the
+JSON schema falls back to free text once, with a notice; each call's params record the mode it used
+(`structured`) and the form of its answer (`answer`, one of prompts.FORMS).
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import asyncio
 import hashlib
 import os
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from arena.llm import prompts
 from arena.llm.cache import ResponseCache, cache_key
+from arena.llm.structured import GRAMMAR, JSON_SCHEMA, NONE, StructuredModes
 from arena.errors import ArenaError
 from arena.engine.events import Notice, Sink
 from arena.library.games import Game
@@ -90,6 +97,8 @@ class LLMService:
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
         self.gate: asyncio.Semaphore | None = None
+        self.modes = StructuredModes()  # constrained output, per endpoint
+        self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
 
     # -- LLMBackend --------------------------------------------------------------------------------
     def routes_for(self, programs: list[LLMProgram], config: TournamentConfig) -> dict[str, Route]:
@@ -157,7 +166,14 @@ class LLMService:
         return LLMAgent(program, self, simulates=config.simulation == "run")
 
     def stats(self) -> dict:
-        return {name: c.stats.as_dict() for name, c in self.clients.items()}
+        return {name: {**c.stats.as_dict(), "answers": dict(self.answers.get(name, {})),
+                       "structured": self.modes.summary(f"{name} ")}
+                for name, c in self.clients.items()}
+
+    @staticmethod
+    def endpoint(client: ProviderClient) -> str:
+        """The key of an endpoint's state: the provider and its base URL without credentials."""
+        return f"{client.spec.name} {redact(split_credentials(client.base_url)[0], client.secrets)}"
 
     async def aclose(self) -> None:
         for c in self.clients.values():
@@ -179,34 +195,87 @@ class LLMService:
                       opp_action: str | None, calls: list[CallRecord]) -> LLMMove:
         route = self.routes[program.id]
         client = self.clients[route.provider]
-        structured = client.spec.structured == "json_schema"
-        msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action, structured,
-                                opp.kind)
+        endpoint = self.endpoint(client)
         temperature = spec.temperature if spec.temperature is not None else program.temperature
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
-        fmt = prompts.json_schema(game.actions) if structured else None
 
-        request, max_tokens, constraint, purpose = msgs, program.max_tokens, fmt, "answer"
+        structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
+        try:
+            while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
+                msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action,
+                                        structured == JSON_SCHEMA, opp.kind)
+                fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
+                grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
+                first = len(calls)
+                reply = await self._ask(client, route, msgs, temperature, program.max_tokens, seed, fmt, sample,
+                                        calls, "answer", grammar, structured)
+                answer = self._record_answer(route.provider, reply, calls[first:], game.actions)
+                if not reply.format_rejected:
+                    break
+                self._fall_back(client, endpoint, "endpoint rejected response_format")
+                if self.modes.mode(endpoint, client.spec.structured) == structured:  # forced json_schema
+                    client.stats.failed += 1
+                    break
+                for c in calls[first:]:
+                    c.status = "fallback"  # not a failure: asked again in free text
+                structured, probe = self.modes.mode(endpoint, client.spec.structured), False
+            if probe and reply.text is not None:
+                if answer.form == prompts.JSON:
+                    self.modes.honoured(endpoint)
+                else:
+                    self._fall_back(client, endpoint, "endpoint ignored response_format")
+        finally:
+            if probe:
+                self.modes.release(endpoint)  # no verdict (the call failed): another call probes
+        if reply.text is None:
+            return LLMMove(None, reply.error, False, calls)
+
+        request, max_tokens, purpose = msgs, program.max_tokens, "answer"
+        grammar = prompts.grammar(game.actions, reasoning=False) if structured == GRAMMAR else None
         for final in (False, True):
-            reply = await self._ask(client, route, request, temperature, max_tokens, seed, constraint, sample, calls,
-                                    purpose)
-            if reply.text is None:
-                return LLMMove(None, reply.error, False, calls)
-            action = prompts.parse_action(reply.text, game.actions)
-            calls[-1].parsed_action = action
-            if action is not None:
-                return LLMMove(action, None, False, calls)
+            if final:
+                reply = await self._ask(client, route, request, temperature, max_tokens, seed, None, sample, calls,
+                                        purpose, grammar, structured if grammar else NONE)
+                if reply.text is None:
+                    return LLMMove(None, reply.error, False, calls)
+                answer = prompts.read_answer(reply.text, game.actions)
+                calls[-1].params["answer"] = answer.form
+            calls[-1].parsed_action = answer.action
+            if answer.action is not None:
+                return LLMMove(answer.action, None, False, calls)
             calls[-1].status = "refusal" if final else "unparsed"
-            # one corrective retry: the model sees its answer and is asked for the action line alone
+            # one corrective retry: the model sees its own answer, then the exact lines accepted
             request = [*msgs, {"role": "assistant", "content": reply.text},
                        {"role": "user", "content": prompts.correction(game.actions)}]
-            max_tokens, constraint, purpose = 16, None, "correction"
+            max_tokens, purpose = 16, "correction"
         return LLMMove(None, "no valid ACTION line, even after a corrective retry", True, calls)
 
+    def _record_answer(self, provider: str, reply: Reply, records: list[CallRecord],
+                       actions: list[str]) -> prompts.Answer:
+        """The form of a first answer, on its call record and in the provider's counts (empty attempts
+        included: they are retried, but say something about the endpoint)."""
+        counts = self.answers.setdefault(provider, Counter())
+        for c in records:
+            if c.error and "empty answer" in c.error:
+                c.params["answer"] = prompts.EMPTY
+                counts[prompts.EMPTY] += 1
+        answer = prompts.read_answer(reply.text, actions)
+        if reply.text is not None:
+            records[-1].params["answer"] = answer.form
+            counts[answer.form] += 1
+        return answer
+
+    def _fall_back(self, client: ProviderClient, endpoint: str, reason: str) -> None:
+        if self.modes.fall_back(endpoint, reason):
+            self._notify(f"provider '{client.spec.name}': {reason} at {endpoint.split(' ', 1)[1]}; "
+                         "its calls use free text (ACTION: line) from now on", "warning")
+
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
-                   seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str) -> Reply:
-        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, fmt)
+                   seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
+                   grammar: str | None = None, structured: str = NONE) -> Reply:
+        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens,
+                        {"grammar": grammar} if grammar is not None else fmt)
         endpoint = endpoint_identity(client.spec, self.env)
         if self.cache is not None:
             hit = self.cache.get(key, endpoint)
@@ -215,11 +284,13 @@ class LLMService:
                 calls.append(CallRecord(route.provider, route.model, msgs, response=hit.response, cached=True,
                                         prompt_tokens=hit.prompt_tokens, completion_tokens=hit.completion_tokens,
                                         params={"temperature": temperature, "max_tokens": max_tokens,
-                                                "purpose": purpose, **({"seed": seed} if client.spec.send_seed else {})},
+                                                "purpose": purpose, "structured": structured,
+                                                **({"seed": seed} if client.spec.send_seed else {})},
                                         started_at=time.time()))
                 return Reply(hit.response)
         reply = await client.complete(model=route.model, messages=msgs, temperature=temperature, max_tokens=max_tokens,
-                                      seed=seed, response_format=fmt, calls=calls, purpose=purpose)
+                                      seed=seed, response_format=fmt, calls=calls, purpose=purpose, grammar=grammar,
+                                      mode=structured)
         if reply.text is not None and self.cache is not None:
             last = calls[-1]
             self.cache.put(key, endpoint, route.provider, route.model, reply.text, last.prompt_tokens, last.completion_tokens)

@@ -32,6 +32,11 @@ What the real ``openai`` client (max_retries=0) raises for each reply:
 * ``Empty()``                    -> a normal ``ChatCompletion`` whose content is ``""`` (or ``None``)
 * ``Echo(500)``                  -> ``openai.InternalServerError`` whose message holds the request's headers
 
+``FakeLLMServer(response_format="reject")`` answers every request carrying a ``response_format`` with a
+400 whose message names it (as servers without constrained output do); ``"ignore"`` hands the responder
+the request without it (its reply is free text, as from a server that drops the field); the default
+``"honour"`` passes it on.
+
 ``FakeLLMServer(require_key=K)`` answers 401 to a chat request without ``Authorization: Bearer K``
 (and counts those with it in ``.authorized``), as a real provider does.
 
@@ -633,12 +638,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- chat completions ----------------------------------------------------
     def _chat(self, fake: "FakeLLMServer", body: dict[str, Any], rec: RecordedRequest) -> None:
+        if body.get("response_format") is not None and fake.response_format == "reject":
+            fake._next_chat_index()
+            rec.reply = Status(400, _error_body(400, "'response_format' is not supported by this server",
+                                                param="response_format"))
+            self._sleep(fake.latency)
+            self._deliver(rec.reply, None, fake)  # type: ignore[arg-type]
+            return
         request = ChatRequest(
             index=fake._next_chat_index(),
             model=body.get("model"),
             messages=body["messages"],
             temperature=body.get("temperature"),
-            response_format=body.get("response_format"),
+            response_format=None if fake.response_format == "ignore" else body.get("response_format"),
             stream=bool(body.get("stream")),
             extra={k: v for k, v in body.items() if k not in _KNOWN_FIELDS},
             headers={k.lower(): v for k, v in self.headers.items() if k.lower() not in _SENSITIVE_HEADERS},
@@ -807,7 +819,11 @@ class FakeLLMServer:
         port: int = 0,
         model: str = "fake-model",
         require_key: str | None = None,
+        response_format: str = "honour",
     ):
+        if response_format not in ("honour", "reject", "ignore"):
+            raise ValueError(f"response_format must be honour, reject or ignore, not {response_format!r}")
+        self.response_format = response_format  # what the server does with a request's response_format
         self.responder: Responder = responder if responder is not None else action_responder("cooperate")
         self.require_key = require_key  # chat requests without "Authorization: Bearer <it>" get a 401
         self.authorized = 0  # chat requests that carried it
@@ -996,6 +1012,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                    help=f"comma-separated subset of: {','.join(FAULT_KINDS)}")
     p.add_argument("--seed", type=int, default=0, help="seed of the fault draws")
     p.add_argument("--model", default="fake-model")
+    p.add_argument("--response-format", choices=("honour", "reject", "ignore"), default="honour",
+                   help="what to do with a request's response_format (reject: HTTP 400 naming it)")
     p.add_argument("-v", "--verbose", action="store_true", help="print one line per chat request")
     args = p.parse_args(argv)
 
@@ -1012,7 +1030,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"#{request.index} model={request.model} -> {reply}", file=sys.stderr, flush=True)
             return reply
 
-    server = FakeLLMServer(responder, latency=args.latency, host=args.host, port=args.port, model=args.model)
+    server = FakeLLMServer(responder, latency=args.latency, host=args.host, port=args.port, model=args.model,
+                           response_format=args.response_format)
     server.start()
     print(f"fake LLM serving at {server.base_url}  (action={args.action}, latency={args.latency}s, "
           f"fault-rate={args.fault_rate}, seed={args.seed}); Ctrl-C to stop", flush=True)
