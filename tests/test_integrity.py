@@ -224,7 +224,7 @@ def test_an_arena_bug_stops_the_run_is_not_an_error_trial_and_its_reason_is_stor
     def broken(text, actions):
         raise KeyError("injected")
 
-    monkeypatch.setattr(prompts, "parse_action", broken)
+    monkeypatch.setattr(prompts, "read_answer", broken)
     path = tmp_path / "x.db"
     with Store(path) as store, FakeLLMServer(action_responder("cooperate")) as srv:
         runner, done = run(store, srv.base_url, games)
