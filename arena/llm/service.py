@@ -82,6 +82,7 @@ class LLMService:
         self.clients: dict[str, ProviderClient] = {}
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
+        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server
         self.gate: asyncio.Semaphore | None = None
 
     # -- LLMBackend --------------------------------------------------------------------------------
@@ -95,7 +96,7 @@ class LLMService:
             spec = self.registry[name]
             if spec.key_env and not self.env.get(spec.key_env) and not split_credentials(spec.url(self.env))[1]:
                 missing.append(f"provider '{name}' needs the environment variable {spec.key_env}")
-            if name != "local" and not spec.url(self.env):
+            if name != "local" and not spec.urls(self.env):
                 missing.append(f"provider '{name}' needs a base URL: set {spec.base_url_env}")
         if missing:
             raise ArenaError("; ".join(missing))
@@ -122,7 +123,7 @@ class LLMService:
                 continue
             key = self.env.get(spec.key_env) if spec.key_env else None
             self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets, self.gate,
-                                                notify=self._notify)
+                                                notify=self._notify, base_urls=spec.base_urls)
         local_models = sorted({r.model for r in self.routes.values() if r.provider == "local"})
         if local_models:
             await self._start_local(local_models)
@@ -130,14 +131,25 @@ class LLMService:
     async def _start_local(self, models: list[str]) -> None:
         from arena.llm.localmodel import LocalServer, model_spec
 
+        from arena.llm.localmodel import slot_count
+
         spec = self.registry["local"]
         if len(models) > 1:
             raise ArenaError(f"one embedded model per tournament for now; asked for {', '.join(models)}")
-        server = LocalServer(model_spec(models[0]), parallel=spec.concurrency)
-        await server.start()
-        self._local_servers.append(server)
-        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, self.gate,
-                                               notify=self._notify)
+        # one slot per program, pinned (its prompt stays cached there: a repeat call re-reads a few tokens),
+        # capped by memory; `concurrency` stays the calls in flight per server (1: llama.cpp's threads
+        # share the cores)
+        programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
+        slots = slot_count(len(programs))
+        self.slots = {p: i % slots for i, p in enumerate(programs)}
+        threads = max(1, (os.cpu_count() or 2) // spec.replicas)
+        servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
+                   for _ in range(spec.replicas)]
+        self._local_servers.extend(servers)  # stopped by aclose even if another fails to start
+        await asyncio.gather(*(s.start() for s in servers))
+        urls = [s.base_url for s in servers]
+        self.clients["local"] = ProviderClient(spec, urls[0], None, self.secrets, self.gate,
+                                               notify=self._notify, base_urls=urls if len(urls) > 1 else None)
 
     def _notify(self, message: str, level: str) -> None:
         if self.sink is not None:
@@ -180,9 +192,11 @@ class LLMService:
         fmt = prompts.json_schema(game.actions) if structured else None
 
         request, max_tokens, constraint, purpose = msgs, program.max_tokens, fmt, "answer"
+        slot = self.slots.get(program.id) if route.provider == "local" else None
+        extra = None if slot is None else {"id_slot": slot, "cache_prompt": True}  # llama.cpp: its own slot
         for final in (False, True):
             reply = await self._ask(client, route, request, temperature, max_tokens, seed, constraint, sample, calls,
-                                    purpose)
+                                    purpose, extra)
             if reply.text is None:
                 return LLMMove(None, reply.error, False, calls)
             action = prompts.parse_action(reply.text, game.actions)
@@ -197,7 +211,8 @@ class LLMService:
         return LLMMove(None, "no valid ACTION line, even after a corrective retry", True, calls)
 
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
-                   seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str) -> Reply:
+                   seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
+                   extra: dict | None = None) -> Reply:
         key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, fmt)
         if self.cache is not None:
             hit = self.cache.get(key)
@@ -210,7 +225,7 @@ class LLMService:
                                         started_at=time.time()))
                 return Reply(hit.response)
         reply = await client.complete(model=route.model, messages=msgs, temperature=temperature, max_tokens=max_tokens,
-                                      seed=seed, response_format=fmt, calls=calls, purpose=purpose)
+                                      seed=seed, response_format=fmt, calls=calls, purpose=purpose, extra=extra)
         if reply.text is not None and self.cache is not None:
             last = calls[-1]
             self.cache.put(key, route.provider, route.model, reply.text, last.prompt_tokens, last.completion_tokens)

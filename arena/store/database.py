@@ -22,13 +22,15 @@ from pydantic import BaseModel
 from arena.errors import LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 3
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
 # come from SCHEMA's CREATE ... IF NOT EXISTS afterwards). Append a step with each schema change, never
 # edit one that has shipped; tests/fixtures/arena-v1.db is a database written by schema 1.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    3: ["ALTER TABLE llm_calls ADD COLUMN replica TEXT"],  # endpoint pools: which replica answered
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -123,7 +125,8 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     cached INTEGER NOT NULL,
-    started_at REAL
+    started_at REAL,
+    replica TEXT                     -- the base URL (no credentials) the attempt went to; NULL: cached
 );
 CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
 CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
@@ -152,7 +155,7 @@ _NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, 
 _NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL)"
 _TRIAL_INSERT_OK = (f"INSERT OR IGNORE INTO trials ({TRIAL_COLUMNS}) VALUES "
                     f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)")
-_CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
+_CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 20) + ")"
 
 
 class TournamentRow(BaseModel):
@@ -541,6 +544,7 @@ def _call_row(call_id: int, tid: int, trial_id: int, node_id: int, program: str,
         call_id, tid, trial_id, node_id, program, c.provider, c.model, json.dumps(c.messages, ensure_ascii=False),
         json.dumps(c.params, sort_keys=True) if c.params else None, c.response, c.parsed_action, c.attempt,
         c.status, c.error, c.latency_ms, c.prompt_tokens, c.completion_tokens, int(c.cached), c.started_at,
+        c.replica,
     )
 
 
