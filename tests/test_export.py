@@ -41,7 +41,7 @@ COLUMNS = {
                   "row_strategy.cooperatebot,col_strategy.fairbot,col_strategy.defectbot,col_strategy.cooperatebot,"
                   "row_payoff,col_payoff,pure,symmetric,method",
     "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,latency_ms_mean,"
-             "prompt_tokens,completion_tokens",
+             "prompt_tokens,completion_tokens,replica",
 }
 
 

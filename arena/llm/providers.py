@@ -39,6 +39,8 @@ class ProviderSpec(BaseModel):
     base_urls: list[str] | None = Field(None, min_length=1, description="replicas of one model server (a pool), "
                                         "instead of base_url; concurrency and rpm then apply per replica")
     replicas: int = Field(1, ge=1, le=64, description="local only: llama.cpp servers to start, as a pool")
+    slots: int | None = Field(None, ge=1, le=64, description="local only: slots per server, each program pinned "
+                              "to one (None: one per LLM program, capped by memory)")
     key_env: str | None = None  # the environment variable holding the API key; None: no key needed
     concurrency: int = Field(4, ge=1, le=1024, description="calls in flight at once")
     rpm: float | None = Field(None, gt=0, description="requests per minute (None: unlimited)")

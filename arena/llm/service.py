@@ -140,7 +140,7 @@ class LLMService:
         # capped by memory; `concurrency` stays the calls in flight per server (1: llama.cpp's threads
         # share the cores)
         programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
-        slots = slot_count(len(programs))
+        slots = spec.slots or slot_count(len(programs))
         self.slots = {p: i % slots for i, p in enumerate(programs)}
         threads = max(1, (os.cpu_count() or 2) // spec.replicas)
         servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
