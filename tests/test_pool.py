@@ -176,3 +176,37 @@ def test_every_replica_dead_past_outage_wait_fails_the_trials(store, games):
     rows = store.query("SELECT DISTINCT replica FROM llm_calls WHERE tournament_id=? ORDER BY replica",
                        (runner.tournament_id,))
     assert [r["replica"] for r in rows] == sorted(urls)
+
+
+def test_slot_count_one_per_program_capped_by_memory():
+    from arena.llm.localmodel import MAX_SLOTS, SLOT_BYTES, slot_count
+
+    assert slot_count(2, available=8 << 30) == 2
+    assert slot_count(0, available=8 << 30) == 1
+    assert slot_count(100, available=64 << 30) == MAX_SLOTS
+    assert slot_count(10, available=12 * SLOT_BYTES) == 3  # a quarter of the free memory
+
+
+@pytest.mark.slow
+def test_local_replicas_and_programs_pinned_to_their_slots(store, games, tmp_path, programs):
+    """`local: {replicas: 2}` starts two llama.cpp servers as a pool; each program asks on its own slot."""
+    registry = {**BUILTIN, "local": BUILTIN["local"].model_copy(update={"replicas": 2})}
+    lib = {p: programs[p].model_copy(update={"model": "local/smollm2-135m"}) for p in ("fair-llm", "defect-llm")}
+    config = TournamentConfig(programs=list(lib), games=["prisoners_dilemma"], epsilons=[1.0], max_depths=[0],
+                              trials=1, seed=3, concurrency=2, cache=False)
+    backend = LLMService(store, registry, {})
+    logs = []
+    aclose = backend.aclose
+
+    async def keep_logs():  # the servers' logs, read before they are stopped
+        logs.extend(s.log_path.read_text(errors="replace") for s in backend._local_servers)
+        await aclose()
+
+    backend.aclose = keep_logs
+    runner = TournamentRunner.create(store, config, lib, games, backend=backend)
+    done = asyncio.run(runner.run())
+    assert done.status == "finished" and done.counts == {"ok": 4}
+    assert backend.slots == {"defect-llm": 0, "fair-llm": 1}
+    rows = store.query("SELECT DISTINCT replica FROM llm_calls WHERE tournament_id=?", (runner.tournament_id,))
+    assert len(rows) == 2 and all(r["replica"].startswith("http://127.0.0.1:") for r in rows)
+    assert len(logs) == 2 and all("selected slot by id" in log for log in logs)  # id_slot reached llama.cpp
