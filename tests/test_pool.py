@@ -210,3 +210,17 @@ def test_local_replicas_and_programs_pinned_to_their_slots(store, games, tmp_pat
     rows = store.query("SELECT DISTINCT replica FROM llm_calls WHERE tournament_id=?", (runner.tournament_id,))
     assert len(rows) == 2 and all(r["replica"].startswith("http://127.0.0.1:") for r in rows)
     assert len(logs) == 2 and all("selected slot by id" in log for log in logs)  # id_slot reached llama.cpp
+
+
+def test_providers_list_shows_a_pool_without_its_credentials(tmp_path):
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    f = tmp_path / "providers.yaml"
+    f.write_text("lab:\n  base_urls: ['http://u:pw-secret-1@gpu1:8000/v1', http://gpu2:8000/v1]\n  concurrency: 8\n")
+    r = CliRunner().invoke(app, ["providers", "list"], env={"ARENA_PROVIDERS": str(f), "COLUMNS": "300"})
+    assert r.exit_code == 0, r.output
+    line = next(x for x in r.output.splitlines() if " lab " in x)
+    assert "http://gpu1:8000/v1, http://gpu2:8000/v1" in line and "8 x 2 replicas" in line
+    assert "pw-secret-1" not in r.output
