@@ -47,7 +47,7 @@ def server_timings(logs: list[Path]) -> dict[str, list[float]]:
     return out
 
 
-def tournament(slots: int | None, trials: int, lib) -> dict:
+def tournament(slots: int | None, trials: int, lib, model: str) -> dict:
     from arena.llm.providers import load_providers
     from arena.llm.service import LLMService
     from arena.runner.tournament import TournamentRunner
@@ -56,7 +56,8 @@ def tournament(slots: int | None, trials: int, lib) -> dict:
     registry = load_providers(Path("/nonexistent-providers.yaml"), env={})
     registry["local"] = registry["local"].model_copy(update={"slots": slots})
     config = TournamentConfig(programs=PROGRAMS, games=["prisoners_dilemma"], epsilons=[0.5], max_depths=[3],
-                              trials=trials, seed=7, concurrency=1, cache=False)
+                              trials=trials, seed=7, concurrency=1, cache=False,
+                              models={p: f"local/{model}" for p in PROGRAMS})
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
         logs: list[Path] = []
 
@@ -80,6 +81,7 @@ def tournament(slots: int | None, trials: int, lib) -> dict:
 def main(argv: list[str] | None = None) -> list[Row]:
     ap = arg_parser(__doc__)
     ap.add_argument("--rounds", type=int, default=1, help="shared/pinned pairs to run (alternating)")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="the embedded model (smollm2-135m: a quick check)")
     args = ap.parse_args(argv)
     trials = 1 if args.quick else 2
     lib = library()
@@ -89,7 +91,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
     for r in range(args.rounds):
         order = [("shared", 1), ("pinned", None)] if r % 2 == 0 else [("pinned", None), ("shared", 1)]
         for name, slots in order:
-            out = tournament(slots, trials, lib)
+            out = tournament(slots, trials, lib, args.model)
             runs[name].extend(out["latencies"])
             for k, v in out["timings"].items():
                 timings[name].setdefault(k, []).extend(v)
