@@ -43,6 +43,7 @@ bench-quick: $(BENCH_STAMP)
 # The embedded model (slow: needs the real model; run it on a quiet machine).
 bench-model: $(STAMP)
 	$(BIN)/python benchmarks/local_model.py
+	$(BIN)/python benchmarks/local_slots.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -21,7 +21,7 @@ sys.path.insert(0, str(HERE))
 from common import Row, fmt_table, machine  # noqa: E402
 
 BENCHMARKS = ["llm_concurrency", "builtin_throughput", "code_throughput", "startup", "cache_replay", "tui_load", "memory",
-              "bootstrap"]
+              "bootstrap", "pools"]
 
 
 def main() -> int:

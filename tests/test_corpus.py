@@ -26,6 +26,7 @@ from arena.store.database import SCHEMA_VERSION
 from arena.library.games import load_games
 from arena.library.programs import load_program_entries
 from arena.library.yamlio import MAX_FILE_BYTES
+from arena.store.database import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

@@ -50,7 +50,7 @@ COLUMNS = {
     "moran": "game,epsilon,max_depth,temperature,invader,resident,population,intensity,fixation,neutral,favoured",
     "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,bare_words,prose,"
              "invalid,empty,latency_ms_mean,"
-             "prompt_tokens,completion_tokens",
+             "prompt_tokens,completion_tokens,replica",
 }
 
 

@@ -355,6 +355,8 @@ _MARKS = {"equilibrium": "*", "uncertain": "?"}
 def _columns(name: str, rows: Sequence[Any]) -> list[Col]:
     cols = COLUMNS[name]
     if name == "calls":
+        if any(r.replica for r in rows):  # an endpoint pool: its rows are per replica
+            return [*cols[:3], Col("replica", lambda r: r.replica or "(cache)", False), *cols[3:]]
         return cols
     cond = list(_COND)
     if any(r.temperature is not None for r in rows):

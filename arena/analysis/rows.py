@@ -140,6 +140,9 @@ class CallRow(BaseModel):
     latency_ms_mean: float | None  # over attempts that reached the provider (not cached)
     prompt_tokens: int
     completion_tokens: int
+    # an endpoint pool's replica (base URL) these attempts went to (None: not a pool, or cached answers);
+    # in a replica's row, calls are the first attempts sent there and failures its failed attempts
+    replica: str | None = None
 
 
 class CoopPoint(BaseModel):

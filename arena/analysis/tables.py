@@ -445,10 +445,19 @@ def conditions(out: Outcomes, program_rows: list[ProgramRow] | None = None,
 
 
 # --- LLM calls ---------------------------------------------------------------------------------------
+# a provider whose attempts went to several replicas (an endpoint pool) gets a row per replica (cached
+# answers, which reached none, a row of their own); any other provider one row
 _CALLS_SQL = """
-SELECT provider, model, program,
+WITH c AS (
+  SELECT *, CASE WHEN (SELECT count(DISTINCT replica) FROM llm_calls o
+                       WHERE o.tournament_id = l.tournament_id AND o.provider = l.provider) > 1
+                 THEN replica END AS pool_replica
+  FROM llm_calls l WHERE tournament_id = ?
+)
+SELECT provider, model, program, pool_replica AS replica,
        sum(attempt = 1) AS calls, count(*) AS attempts, sum(attempt > 1) AS retries,
-       sum(status = 'error') - sum(attempt > 1) AS failures,
+       CASE WHEN pool_replica IS NULL THEN sum(status = 'error') - sum(attempt > 1)
+            ELSE sum(status = 'error') END AS failures,
        sum(status = 'refusal') AS refusals, sum(status = 'unparsed') AS unparsed, sum(cached) AS cached,
        count(CASE WHEN json_extract(params, '$.purpose') = 'answer' AND json_extract(params, '$.answer') = 'bare word'
                   THEN 1 END) AS bare_words,
@@ -460,13 +469,13 @@ SELECT provider, model, program,
                   THEN 1 END) AS empty,
        avg(CASE WHEN cached = 0 THEN latency_ms END) AS latency_ms_mean,
        total(prompt_tokens) AS prompt_tokens, total(completion_tokens) AS completion_tokens
-FROM llm_calls WHERE tournament_id = ?
-GROUP BY provider, model, program ORDER BY provider, model, program
+FROM c
+GROUP BY provider, model, program, pool_replica ORDER BY provider, model, program, pool_replica
 """
 
 
 def call_rows(store: Store, tournament_id: int) -> list[CallRow]:
-    """Per (provider, model, program). A failed request has every attempt in error and a successful one
+    """Per (provider, model, program), and replica for a pool. A failed request has every attempt in error and a successful one
     all but its last, and only errors are retried: so failures = error attempts − retries."""
     return [CallRow(**{**r, "prompt_tokens": int(r["prompt_tokens"]), "completion_tokens": int(r["completion_tokens"])})
             for r in store.query(_CALLS_SQL, (tournament_id,))]

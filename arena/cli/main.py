@@ -527,8 +527,12 @@ def providers_list() -> None:
         url, secret = split_credentials(p.url(os.environ))
         url = (url + " (credentials hidden)" if secret else url) or (
             "embedded" if p.name == "local" else f"set {p.base_url_env}")
+        if p.base_urls:  # an endpoint pool: its replicas, and concurrency per replica
+            url = ", ".join(split_credentials(u)[0] or "" for u in p.base_urls)
+        n = len(p.base_urls or []) or p.replicas
         aliases = ", ".join(f"{a}={m}" for a, m in p.aliases.items() if a != m) or "-"
-        t.add_row(p.name, url, key, str(p.concurrency), f"{p.rpm:g}" if p.rpm else "-", p.structured, aliases)
+        t.add_row(p.name, url, key, f"{p.concurrency} x {n} replicas" if n > 1 else str(p.concurrency),
+                  f"{p.rpm:g}" if p.rpm else "-", p.structured, aliases)
     console().print(t)
 
 

@@ -60,6 +60,7 @@ class CallRecord:
     cached: bool = False
     params: dict = field(default_factory=dict)  # temperature, seed, response_format kind, ...
     started_at: float = 0.0
+    replica: str | None = None  # the base URL (no credentials) that got this attempt; None: from the cache
 
 
 @dataclass(slots=True)

@@ -196,6 +196,19 @@ async def in_daemon_thread(fn, *args):
 
     threading.Thread(target=work, name=f"arena-{getattr(fn, '__name__', 'work')}", daemon=True).start()
     return await future
+SLOT_BYTES = 128 << 20  # a generous bound on one slot's KV cache (4096 tokens) for the embedded models
+MAX_SLOTS = 32
+
+
+def slot_count(programs: int, available: int | None = None) -> int:
+    """Server slots for a tournament: one per LLM program, capped by memory (a quarter of what is free)
+    and MAX_SLOTS; at least one."""
+    if available is None:
+        try:
+            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            available = 4 << 30
+    return max(1, min(programs, MAX_SLOTS, available // 4 // SLOT_BYTES))
 
 
 def free_port() -> int:
@@ -297,6 +310,7 @@ def serve(model: str, port: int, parallel: int, ctx: int, threads: int, alias: s
     p.port = port
     p.n_parallel = parallel
     p.n_ctx = ctx
+    p.cache_prompt = True  # a slot keeps its prompt: a call pinned to it (id_slot) re-reads only what changed
     p.cpuparams.n_threads = threads
     p.cpuparams_batch.n_threads = threads
     p.warmup = False

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from arena.errors import ArenaError, ConfigError, Problem
 from arena.llm.outage import ProviderHealth
 from arena.llm.structured import rejects_format
+from arena.llm.pool import EndpointPool, Replica, replicas_line
 from arena.engine.records import CallRecord
 
 COMMON_ALIASES = ("llama-3.1-8b", "llama-3.1-70b", "llama-3.2-3b", "phi-4", "mixtral-8x7b")
@@ -37,6 +38,11 @@ class ProviderSpec(BaseModel):
     description: str = ""
     base_url: str | None = None  # None for `local` (the embedded server's URL is set at start)
     base_url_env: str | None = None  # an environment variable that overrides base_url
+    base_urls: list[str] | None = Field(None, min_length=1, description="replicas of one model server (a pool), "
+                                        "instead of base_url; concurrency and rpm then apply per replica")
+    replicas: int = Field(1, ge=1, le=64, description="local only: llama.cpp servers to start, as a pool")
+    slots: int | None = Field(None, ge=1, le=64, description="local only: slots per server, each program pinned "
+                              "to one (None: one per LLM program, capped by memory)")
     key_env: str | None = None  # the environment variable holding the API key; None: no key needed
     concurrency: int = Field(4, ge=1, le=1024, description="calls in flight at once")
     rpm: float | None = Field(None, gt=0, description="requests per minute (None: unlimited)")
@@ -69,6 +75,21 @@ class ProviderSpec(BaseModel):
         if self.base_url_env and env.get(self.base_url_env):
             return env[self.base_url_env]
         return self.base_url
+
+    def urls(self, env: Mapping[str, str]) -> list[str]:
+        """The endpoints calls go to: the pool's replicas, or the one base URL (none for `local`)."""
+        if self.base_urls:
+            return list(self.base_urls)
+        url = self.url(env)
+        return [url] if url else []
+
+
+def endpoint_identity(spec: ProviderSpec) -> str:
+    """What the cache and replay key on for a provider's endpoint: its base URL, or for a pool one identity
+    for all its replicas (the sorted URLs, without credentials): replicas of one model answer alike."""
+    if spec.base_urls:
+        return "pool:" + ",".join(sorted(split_credentials(u)[0] or "" for u in spec.base_urls))
+    return split_credentials(spec.base_url)[0] or spec.name
 
 
 def _same(model: str) -> dict[str, str]:
@@ -232,7 +253,7 @@ def secret_values(registry: Mapping[str, ProviderSpec], env: Mapping[str, str] |
     found = {env[p.key_env] for p in registry.values() if p.key_env and env.get(p.key_env)}
     found |= {v for k, v in env.items() if _SECRET_ENV.search(k) and len(v) >= 8}
     for p in registry.values():
-        for url in (p.base_url, env.get(p.base_url_env) if p.base_url_env else None):
+        for url in (p.base_url, env.get(p.base_url_env) if p.base_url_env else None, *(p.base_urls or [])):
             if not url or "@" not in url:
                 continue
             parts = urlsplit(url)
@@ -277,11 +298,12 @@ class ProviderStats:
     completion_tokens: int = 0
     latency_ms: float = 0.0
     errors: dict[str, int] = field(default_factory=dict)  # failed attempts by kind (HTTP 429, timeout, ...)
-    outages: int = 0  # times the provider was down (see outage.py)
+    outages: int = 0  # times the provider (in a pool: a replica) was down (see outage.py)
     down_s: float = 0.0
+    replicas: dict[str, dict] = field(default_factory=dict)  # per replica URL: answered, failed, latency_ms, ...
 
     def as_dict(self) -> dict:
-        return {**self.__dict__, "errors": dict(self.errors)}
+        return {**self.__dict__, "errors": dict(self.errors), "replicas": {k: dict(v) for k, v in self.replicas.items()}}
 
 
 def stats_line(name: str, s: dict) -> str:
@@ -299,6 +321,8 @@ def stats_line(name: str, s: dict) -> str:
         line += "; first answers: " + ", ".join(f"{n} {k}" for k, n in answers.items())
     for endpoint, mode in (s.get("structured") or {}).items():
         line += f"; structured output at {endpoint}: {mode}"
+    if len(s.get("replicas") or {}) > 1:
+        line += f"; replicas: {replicas_line(s['replicas'])}"
     return line
 
 
@@ -320,43 +344,46 @@ class ProviderClient:
     shared_gate: asyncio.Semaphore | None = None  # the tournament's cap on calls in flight, over all providers
     stats: ProviderStats = field(default_factory=ProviderStats)
     notify: Callable[[str, str], None] = lambda message, level: None  # (message, info | warning | error)
+    base_urls: list[str] | None = None  # a pool's replicas (see pool.py); None: base_url alone
 
     def __post_init__(self) -> None:
-        self.health = ProviderHealth(self.spec.outage_after, self.spec.outage_wait)
         self._next_call = 0
-        self._client = None
-        self.gate = asyncio.Semaphore(self.spec.concurrency)
-        self.limiter = None
-        if self.spec.rpm:
-            from aiolimiter import AsyncLimiter
+        urls = list(self.base_urls or [self.base_url])
+        self.pool = EndpointPool(urls, [split_credentials(u)[0] or "" for u in urls],
+                                 concurrency=self.spec.concurrency, rpm=self.spec.rpm,
+                                 outage_after=self.spec.outage_after, outage_wait=self.spec.outage_wait,
+                                 probe_every=max(0.05, min(self.spec.backoff_max, 2.0)))
+        self.health = self.pool.replicas[0].health  # a provider of one endpoint: that endpoint's health
 
-            # a leaky bucket of one request per 60/rpm seconds (bursts of at most a sixth of a minute)
-            burst = max(1.0, self.spec.rpm / 6)
-            self.limiter = AsyncLimiter(burst, 60.0 * burst / self.spec.rpm)
-
-    @property
-    def client(self):
-        """The AsyncOpenAI client, made on first use: a run served from the cache never needs one (making
-        it loads the TLS certificate store, ~20 ms)."""
-        if self._client is None:
+    def _client_for(self, replica: Replica):
+        """A replica's AsyncOpenAI client, made on first use: a run served from the cache never needs one
+        (making it loads the TLS certificate store, ~20 ms)."""
+        if replica.client is None:
             from openai import AsyncOpenAI
 
             # Credentials in the URL would go out as Basic auth *instead of* the key: the key is sent as a
             # bearer token, the URL's password only stands in for a key that is not set.
-            url, url_key = split_credentials(self.base_url)
-            self._client = AsyncOpenAI(base_url=url, api_key=self.api_key or url_key or "no-key", max_retries=0,
-                                       timeout=self.spec.timeout)
-        return self._client
+            url, url_key = split_credentials(replica.url)
+            replica.client = AsyncOpenAI(base_url=url, api_key=self.api_key or url_key or "no-key", max_retries=0,
+                                         timeout=self.spec.timeout)
+        return replica.client
+
+    @property
+    def client(self):
+        return self._client_for(self.pool.replicas[0])
 
     async def aclose(self) -> None:
-        if self._client is not None:
-            await self._client.close()
+        for r in self.pool.replicas:
+            if r.client is not None:
+                await r.client.close()
 
     async def complete(self, *, model: str, messages: list[dict], temperature: float, max_tokens: int,
                        seed: int | None, response_format: dict | None, calls: list[CallRecord],
-                       purpose: str = "answer", grammar: str | None = None, mode: str | None = None) -> Reply:
+                       purpose: str = "answer", grammar: str | None = None, mode: str | None = None,
+                       extra: dict | None = None) -> Reply:
         """One logical request: attempts until an answer or a final failure; each attempt is appended
-        to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure)."""
+        to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure). `extra` goes into the
+        request body as is (e.g. llama.cpp's `id_slot`); it is not recorded in the call's params."""
         from openai.types.chat import ChatCompletion
         from tenacity import AsyncRetrying, retry_if_exception
 
@@ -374,14 +401,18 @@ class ProviderClient:
             kwargs["grammar"], params["constraint"] = grammar, "grammar"
         if mode is not None:
             params["structured"] = mode
+        if extra:
+            kwargs.update(extra)
         self.stats.calls += 1
         self._next_call += 1
         call_no = self._next_call
         attempt_no = 0
         charged = [0]  # failed attempts that count against this call (not excused by an outage)
+        last: list[Replica | None] = [None]  # the replica of the latest failed attempt
         retrying = AsyncRetrying(
             stop=lambda state: self._stop(charged[0]),
-            wait=self._wait,
+            # another replica is up: the retry goes there at once
+            wait=lambda state: 0.0 if self.pool.has_other(last[0]) else self._wait(state),
             retry=retry_if_exception(_retriable),
             reraise=True,
         )
@@ -397,20 +428,30 @@ class ProviderClient:
                         self.stats.retried += attempt_no == 2
                     self.stats.attempts += 1
                     t0 = time.perf_counter()
-                    sent = self.health.clock()
+                    replica = None
+                    sent = self.pool.clock()
                     try:
                         # this provider's slot first, then the tournament's: a call waiting for a busy
-                        # provider never holds a slot that a call to another provider could use
-                        async with self.gate, self.shared_gate or nullcontext():
-                            if self.limiter is not None:
-                                await self.limiter.acquire()
-                            t0 = time.perf_counter()
-                            sent = self.health.clock()
-                            # `post` rather than `chat.completions.create`: the same request and
-                            # parsed ChatCompletion without create()'s walk of every message against
-                            # the typed params (~0.4 ms of CPU a call, a third of the client's cost;
-                            # the messages are plain role/content dicts we built).
-                            resp = await self.client.post("/chat/completions", body=kwargs, cast_to=ChatCompletion)
+                        # provider never holds a slot that a call to another provider could use; the
+                        # replica is chosen last, when the call can go (pool.py)
+                        async with self.pool.gate, self.shared_gate or nullcontext():
+                            replica = self.pool.pick(avoid=last[0])
+                            replica.in_flight += 1
+                            try:
+                                async with replica.gate:
+                                    if replica.limiter is not None:
+                                        await replica.limiter.acquire()
+                                    t0 = time.perf_counter()
+                                    sent = replica.health.clock()
+                                    record.replica = replica.label
+                                    # `post` rather than `chat.completions.create`: the same request and
+                                    # parsed ChatCompletion without create()'s walk of every message
+                                    # against the typed params (~0.4 ms of CPU a call, a third of the
+                                    # client's cost; the messages are plain role/content dicts we built).
+                                    resp = await self._client_for(replica).post("/chat/completions", body=kwargs,
+                                                                                cast_to=ChatCompletion)
+                            finally:
+                                replica.in_flight -= 1
                         text = resp.choices[0].message.content if resp.choices else None
                         record.latency_ms = (time.perf_counter() - t0) * 1000
                         self.stats.latency_ms += record.latency_ms
@@ -424,7 +465,9 @@ class ProviderClient:
                         # a reply that echoes a key (a hostile proxy) keeps no key, bearer token or password
                         text = redact(text, self.secrets) or text
                         record.response = text
-                        self._answered(sent)
+                        replica.stats.answered += 1
+                        replica.stats.latency_ms += record.latency_ms
+                        self._answered(replica, sent)
                         return Reply(text)
                     except Exception as exc:
                         record.latency_ms = record.latency_ms or (time.perf_counter() - t0) * 1000
@@ -432,9 +475,12 @@ class ProviderClient:
                         record.error = clip(redact(describe(exc), self.secrets))
                         kind = error_kind(exc)
                         self.stats.errors[kind] = self.stats.errors.get(kind, 0) + 1
-                        if _retriable(exc):
-                            self._failed(call_no, sent, record.error)
-                            charged[0] += not self.health.excuses(sent)
+                        if replica is not None:
+                            replica.stats.failed += 1
+                        if _retriable(exc) and replica is not None:
+                            self._failed(replica, call_no, sent, record.error)
+                            charged[0] += not self.pool.excuses(replica, sent)
+                            last[0] = replica
                         if isinstance(exc, (openai.AuthenticationError, openai.PermissionDeniedError,
                                             openai.NotFoundError)):
                             raise ProviderUnusable(
@@ -450,26 +496,46 @@ class ProviderClient:
             return Reply(None, f"{self.spec.name}: failed after {attempt_no} attempt(s): {last}", rejected)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _answered(self, sent: float) -> None:
-        down = self.health.succeeded(sent)
-        if down is not None:
-            self.stats.outages, self.stats.down_s = self.health.outages, self.health.down_s
-            self.notify(f"provider '{self.spec.name}' answers again after {down:.0f}s down", "info")
+    def _who(self, replica: Replica) -> str:
+        return (f"provider '{self.spec.name}'" if len(self.pool) == 1
+                else f"replica {replica.label} of provider '{self.spec.name}'")
 
-    def _failed(self, call_no: int, sent: float, error: str | None) -> None:
-        if self.health.failed(call_no, sent):
-            self.stats.outages = self.health.outages
-            self.notify(f"provider '{self.spec.name}' looks down ({self.health.failures_in_row} failed attempts in a "
-                        f"row, last: {error}); its calls keep retrying for up to {self.spec.outage_wait:g}s",
-                        "warning")
+    def _sync_stats(self) -> None:
+        reps = self.pool.replicas
+        self.stats.outages = sum(r.health.outages for r in reps)
+        self.stats.down_s = sum(r.health.down_s for r in reps)
+        if len(reps) > 1:
+            self.stats.replicas = self.pool.stats()
+
+    def _answered(self, replica: Replica, sent: float) -> None:
+        down = replica.health.succeeded(sent)
+        if down is not None:
+            self._sync_stats()
+            self.notify(f"{self._who(replica)} answers again after {down:.0f}s down", "info")
+        elif len(self.pool) > 1:
+            self.stats.replicas = self.pool.stats()
+
+    def _failed(self, replica: Replica, call_no: int, sent: float, error: str | None) -> None:
+        if replica.health.failed(call_no, sent):
+            self.pool.went_down(replica)
+            self._sync_stats()
+            then = (f"its calls keep retrying for up to {self.spec.outage_wait:g}s" if len(self.pool) == 1
+                    else "its calls go to the other replicas; it is probed and rejoins when it answers")
+            self.notify(f"{self._who(replica)} looks down ({replica.health.failures_in_row} failed attempts in a "
+                        f"row, last: {error}); {then}", "warning")
+        elif len(self.pool) > 1:
+            self.stats.replicas = self.pool.stats()
 
     def _stop(self, charged: int) -> bool:
-        """Out of attempts: `max_attempts` failed attempts that no outage excuses (see outage.py)."""
+        """Out of attempts: `max_attempts` failed attempts that no outage excuses (see outage.py, pool.py)."""
         if charged < self.spec.max_attempts:
             return False
-        if self.health.down and not self.health.waiting() and not self.health.gave_up:
-            self.health.gave_up = True
-            self.notify(f"provider '{self.spec.name}' has been down for {self.health.down_for():.0f}s: its calls "
+        reps = [r.health for r in self.pool.replicas]
+        if all(h.down for h in reps) and not any(h.waiting() for h in reps) and not all(h.gave_up for h in reps):
+            for h in reps:
+                h.gave_up = True
+            what = f"provider '{self.spec.name}'" if len(reps) == 1 else f"every replica of provider '{self.spec.name}'"
+            self.notify(f"{what} has been down for {min(h.down_for() for h in reps):.0f}s: its calls "
                         "now fail after their own attempts (failed trials are recorded) until it answers again",
                         "error")
         return True

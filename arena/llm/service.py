@@ -96,6 +96,7 @@ class LLMService:
         self.clients: dict[str, ProviderClient] = {}
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
+        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server
         self.gate: asyncio.Semaphore | None = None
         self.modes = StructuredModes()  # constrained output, per endpoint
         self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
@@ -111,7 +112,7 @@ class LLMService:
             spec = self.registry[name]
             if spec.key_env and not self.env.get(spec.key_env) and not split_credentials(spec.url(self.env))[1]:
                 missing.append(f"provider '{name}' needs the environment variable {spec.key_env}")
-            if name != "local" and not spec.url(self.env):
+            if name != "local" and not spec.urls(self.env):
                 missing.append(f"provider '{name}' needs a base URL: set {spec.base_url_env}")
         if missing:
             raise ArenaError("; ".join(missing))
@@ -141,7 +142,7 @@ class LLMService:
                 continue
             key = self.env.get(spec.key_env) if spec.key_env else None
             self.clients[name] = ProviderClient(spec, spec.url(self.env), key, self.secrets, self.gate,
-                                                notify=self._notify)
+                                                notify=self._notify, base_urls=spec.base_urls)
         local_models = sorted({r.model for r in self.routes.values() if r.provider == "local"})
         if local_models:
             await self._start_local(local_models)
@@ -149,14 +150,25 @@ class LLMService:
     async def _start_local(self, models: list[str]) -> None:
         from arena.llm.localmodel import LocalServer, model_spec
 
+        from arena.llm.localmodel import slot_count
+
         spec = self.registry["local"]
         if len(models) > 1:
             raise ArenaError(one_embedded_model(models))
-        server = LocalServer(model_spec(models[0]), parallel=spec.concurrency)
-        self._local_servers.append(server)  # before it starts: a cancelled start is stopped by aclose()
-        await server.start()
-        self.clients["local"] = ProviderClient(spec, server.base_url, None, self.secrets, self.gate,
-                                               notify=self._notify)
+        # one slot per program, pinned (its prompt stays cached there: a repeat call re-reads a few tokens),
+        # capped by memory; `concurrency` stays the calls in flight per server (1: llama.cpp's threads
+        # share the cores)
+        programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
+        slots = spec.slots or slot_count(len(programs))
+        self.slots = {p: i % slots for i, p in enumerate(programs)}
+        threads = max(1, (os.cpu_count() or 2) // spec.replicas)
+        servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
+                   for _ in range(spec.replicas)]
+        self._local_servers.extend(servers)  # stopped by aclose even if another fails to start
+        await asyncio.gather(*(s.start() for s in servers))
+        urls = [s.base_url for s in servers]
+        self.clients["local"] = ProviderClient(spec, urls[0], None, self.secrets, self.gate,
+                                               notify=self._notify, base_urls=urls if len(urls) > 1 else None)
 
     def _notify(self, message: str, level: str) -> None:
         if self.sink is not None:
@@ -200,6 +212,8 @@ class LLMService:
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
 
+        slot = self.slots.get(program.id) if route.provider == "local" else None
+        extra = None if slot is None else {"id_slot": slot, "cache_prompt": True}  # llama.cpp: its own slot
         structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
         try:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
@@ -209,7 +223,7 @@ class LLMService:
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)
                 reply = await self._ask(client, route, msgs, temperature, program.max_tokens, seed, fmt, sample,
-                                        calls, "answer", grammar, structured)
+                                        calls, "answer", grammar, structured, extra)
                 answer = self._record_answer(route.provider, reply, calls[first:], game.actions)
                 if not reply.format_rejected:
                     break
@@ -236,7 +250,7 @@ class LLMService:
         for final in (False, True):
             if final:
                 reply = await self._ask(client, route, request, temperature, max_tokens, seed, None, sample, calls,
-                                        purpose, grammar, structured if grammar else NONE)
+                                        purpose, grammar, structured if grammar else NONE, extra)
                 if reply.text is None:
                     return LLMMove(None, reply.error, False, calls)
                 answer = prompts.read_answer(reply.text, game.actions)
@@ -273,7 +287,7 @@ class LLMService:
 
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
-                   grammar: str | None = None, structured: str = NONE) -> Reply:
+                   grammar: str | None = None, structured: str = NONE, extra: dict | None = None) -> Reply:
         key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens,
                         {"grammar": grammar} if grammar is not None else fmt)
         endpoint = endpoint_identity(client.spec, self.env)
@@ -290,7 +304,7 @@ class LLMService:
                 return Reply(hit.response)
         reply = await client.complete(model=route.model, messages=msgs, temperature=temperature, max_tokens=max_tokens,
                                       seed=seed, response_format=fmt, calls=calls, purpose=purpose, grammar=grammar,
-                                      mode=structured)
+                                      mode=structured, extra=extra)
         if reply.text is not None and self.cache is not None:
             last = calls[-1]
             self.cache.put(key, endpoint, route.provider, route.model, reply.text, last.prompt_tokens, last.completion_tokens)

@@ -49,6 +49,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "DROP TABLE response_cache",
         "ALTER TABLE response_cache_v2 RENAME TO response_cache",
     ],
+    3: ["ALTER TABLE llm_calls ADD COLUMN replica TEXT"],  # endpoint pools: which replica answered
     5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
@@ -149,7 +150,8 @@ CREATE TABLE IF NOT EXISTS llm_calls (
     prompt_tokens INTEGER,
     completion_tokens INTEGER,
     cached INTEGER NOT NULL,
-    started_at REAL
+    started_at REAL,
+    replica TEXT                     -- the base URL (no credentials) the attempt went to; NULL: cached
 );
 CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
 CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
@@ -184,7 +186,7 @@ _NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, 
 _NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
 _TRIAL_INSERT_OK = (f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES "
                     f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)" + _ON_TRIAL_KEY)
-_CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")"
+_CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 20) + ")"
 
 
 class TournamentBusy(ArenaError):
@@ -645,6 +647,7 @@ def _call_row(call_id: int, tid: int, trial_id: int, node_id: int, program: str,
         call_id, tid, trial_id, node_id, program, c.provider, c.model, json.dumps(c.messages, ensure_ascii=False),
         json.dumps(c.params, sort_keys=True) if c.params else None, c.response, c.parsed_action, c.attempt,
         c.status, c.error, c.latency_ms, c.prompt_tokens, c.completion_tokens, int(c.cached), c.started_at,
+        c.replica,
     )
 
 

@@ -1,0 +1,122 @@
+"""The embedded model's prompt cache: one slot per program, pinned, against one shared slot, in one run.
+
+    python benchmarks/local_slots.py [--rounds 1] [--quick]       (make bench-model runs it too)
+
+The issue's tournament, for real on the embedded model: fair-llm vs defect-llm on `local` (ε 0.5, cap 3,
+2 trials, the response cache off, so every call reaches the model). Two variants, run back to back
+(alternating when --rounds > 1, the machine is shared and noisy):
+
+- shared: `slots: 1`, every program's calls on one llama.cpp slot (the behaviour before): the system
+  prompt comes first, so a call after the other program's re-reads the whole prompt;
+- pinned: one slot per program (`id_slot` in each request, `cache_prompt`): a repeat call re-reads only
+  what differs from that program's previous prompt.
+
+Reported: the mean latency of the uncached calls of each variant and their ratio (target: pinned ≤ 2 s
+on the 2-core machine of the issue, where shared was ~3.5 s). llama.cpp's threads slow down sharply
+when other processes share the cores: compare the ratio, read the absolute numbers with the load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import Row, arg_parser, library, machine, run  # noqa: E402
+
+from arena.engine.grid import TournamentConfig  # noqa: E402
+
+PROGRAMS = ["fair-llm", "defect-llm"]
+TIMING = re.compile(r"(prompt eval|\s{8}eval) time =\s+([\d.]+) ms /\s+(\d+) tokens")
+
+
+def server_timings(logs: list[Path]) -> dict[str, list[float]]:
+    """llama.cpp's own per-call timings from its logs: prompt tokens (re)read and their ms, tokens
+    generated and their ms. The tokens re-read do not depend on the machine's load."""
+    out: dict[str, list[float]] = {"prompt_n": [], "prompt_ms": [], "gen_n": [], "gen_ms": []}
+    for log in logs:
+        for kind, ms, n in TIMING.findall(log.read_text(errors="replace")):
+            key = "prompt" if kind.startswith("prompt") else "gen"
+            out[f"{key}_n"].append(int(n))
+            out[f"{key}_ms"].append(float(ms))
+    return out
+
+
+def tournament(slots: int | None, trials: int, lib, model: str) -> dict:
+    from arena.llm.providers import load_providers
+    from arena.llm.service import LLMService
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+
+    registry = load_providers(Path("/nonexistent-providers.yaml"), env={})
+    registry["local"] = registry["local"].model_copy(update={"slots": slots})
+    config = TournamentConfig(programs=PROGRAMS, games=["prisoners_dilemma"], epsilons=[0.5], max_depths=[3],
+                              trials=trials, seed=7, concurrency=1, cache=False,
+                              models={p: f"local/{model}" for p in PROGRAMS})
+    with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
+        logs: list[Path] = []
+
+        class Service(LLMService):
+            async def aclose(self) -> None:  # the servers' logs (llama.cpp's timings), kept before they stop
+                logs.extend(s.log_path for s in self._local_servers)
+                await super().aclose()
+
+        backend = Service(store, registry, env={})
+        runner = TournamentRunner.create(store, config, lib.programs, lib.games, backend=backend)
+        t0 = time.perf_counter()
+        done = asyncio.run(runner.run())
+        wall = time.perf_counter() - t0
+        lat = [r["latency_ms"] / 1000 for r in store.query(
+            "SELECT latency_ms FROM llm_calls WHERE tournament_id=? AND cached=0 AND status != 'error'",
+            (runner.tournament_id,))]
+    return {"status": done.status, "counts": done.counts, "wall": wall, "latencies": lat,
+            "timings": server_timings(logs)}
+
+
+def main(argv: list[str] | None = None) -> list[Row]:
+    ap = arg_parser(__doc__)
+    ap.add_argument("--rounds", type=int, default=1, help="shared/pinned pairs to run (alternating)")
+    ap.add_argument("--model", default="qwen2.5-coder-0.5b", help="the embedded model (smollm2-135m: a quick check)")
+    args = ap.parse_args(argv)
+    trials = 1 if args.quick else 2
+    lib = library()
+    print(f"machine: {machine()}")
+    runs: dict[str, list[float]] = {"shared": [], "pinned": []}
+    timings: dict[str, dict[str, list[float]]] = {"shared": {}, "pinned": {}}
+    for r in range(args.rounds):
+        order = [("shared", 1), ("pinned", None)] if r % 2 == 0 else [("pinned", None), ("shared", 1)]
+        for name, slots in order:
+            out = tournament(slots, trials, lib, args.model)
+            runs[name].extend(out["latencies"])
+            for k, v in out["timings"].items():
+                timings[name].setdefault(k, []).extend(v)
+            t = out["timings"]
+            print(f"round {r + 1} {name}: {out['status']} {out['counts']}, {len(out['latencies'])} calls, "
+                  f"mean {statistics.mean(out['latencies']):.2f} s/call, wall {out['wall']:.0f} s; llama.cpp: "
+                  f"{statistics.mean(t['prompt_n']):.0f} prompt tokens read/call in "
+                  f"{statistics.mean(t['prompt_ms']) / 1000:.2f} s, {statistics.mean(t['gen_n']):.0f} generated in "
+                  f"{statistics.mean(t['gen_ms']) / 1000:.2f} s ({machine()})", flush=True)
+    shared, pinned = statistics.mean(runs["shared"]), statistics.mean(runs["pinned"])
+    load = machine()
+    read = {k: statistics.mean(timings[k]["prompt_n"]) for k in timings}
+    prompt_s = {k: statistics.mean(timings[k]["prompt_ms"]) / 1000 for k in timings}
+    return [
+        Row("local_slots", "prompt tokens re-read per call, shared / pinned",
+            f"{read['shared']:.0f} / {read['pinned']:.0f} ({read['pinned'] / read['shared']:.2f}x)", "< 1",
+            read["pinned"] < read["shared"]),
+        Row("local_slots", "prompt-eval s per call, shared / pinned", f"{prompt_s['shared']:.2f} / {prompt_s['pinned']:.2f}"),
+        Row("local_slots", "uncached call, one shared slot", f"{shared:.2f} s (n={len(runs['shared'])})"),
+        Row("local_slots", "uncached call, slot per program", f"{pinned:.2f} s (n={len(runs['pinned'])})",
+            "≤ 2 s", pinned <= 2.0),
+        Row("local_slots", "pinned / shared", f"{pinned / shared:.2f}x", "< 1", pinned < shared),
+        Row("local_slots", "machine at the end", load),
+    ]
+
+
+if __name__ == "__main__":
+    run(main)
