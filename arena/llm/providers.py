@@ -84,14 +84,6 @@ class ProviderSpec(BaseModel):
         return [url] if url else []
 
 
-def endpoint_identity(spec: ProviderSpec) -> str:
-    """What the cache and replay key on for a provider's endpoint: its base URL, or for a pool one identity
-    for all its replicas (the sorted URLs, without credentials): replicas of one model answer alike."""
-    if spec.base_urls:
-        return "pool:" + ",".join(sorted(split_credentials(u)[0] or "" for u in spec.base_urls))
-    return split_credentials(spec.base_url)[0] or spec.name
-
-
 def _same(model: str) -> dict[str, str]:
     return {"default": model, **{a: model for a in COMMON_ALIASES}}
 
@@ -180,9 +172,12 @@ def load_providers(path: Path | None = None, env: Mapping[str, str] | None = Non
 def endpoint_identity(spec: ProviderSpec, env: Mapping[str, str] | None = None) -> str:
     """Which server answers a provider's calls, as the response cache tells them apart: the base URL
     without credentials (the embedded server: 'local', its model is in the cache key). Every use of an
-    endpoint's identity goes through here (a replica pool will answer with the pool's identity)."""
+    endpoint's identity goes through here. A pool is one identity for all its replicas (the sorted URLs,
+    without credentials): replicas of one model answer alike, so any of them may serve a cached answer."""
     if spec.name == "local":
         return "local"
+    if spec.base_urls:
+        return "pool:" + ",".join(sorted(split_credentials(u)[0] or "" for u in spec.base_urls))
     url = split_credentials(spec.url(os.environ if env is None else env))[0]
     return url.rstrip("/") if url else f"unset:{spec.name}"
 
