@@ -1,0 +1,66 @@
+"""`arena iterate`: the PIBR loop headless (start or resume), progress lines, the final pair and welfare."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+
+from arena.errors import ArenaError
+
+
+def _program_arg(lib, value: str | None) -> dict | None:
+    from arena.library.programs import load_program_entries
+
+    if value is None:
+        return None
+    if value.endswith((".yaml", ".yml")) or Path(value).is_file():
+        entries = load_program_entries([Path(value)])
+        if len(entries) != 1:
+            raise ArenaError(f"{value}: expected exactly one program, found {len(entries)}")
+        prog = next(iter(entries.values())).program
+    elif value in lib.programs:
+        prog = lib.programs[value]
+    else:
+        raise ArenaError(f"unknown program '{value}'. Known: {', '.join(sorted(lib.programs))}")
+    return prog.model_dump(mode="json", by_alias=True)
+
+
+def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
+    from arena.iterate.loop import IterateConfig, IterateRunner, StepView
+    from arena.library.catalog import load_library
+    from arena.llm.service import LLMService
+
+    def show(v: StepView) -> None:
+        if quiet:
+            return
+        what = (f"utility {v.utility:.3g}, welfare {v.welfare:.3g}" if v.valid
+                else "invalid: " + v.feedback.splitlines()[1].removeprefix("- ") if "\n" in v.feedback else "invalid")
+        typer.echo(f"round {v.round} {v.player:3} step {v.step}: {v.program_id}: {what}", err=True)
+
+    service = LLMService(store)
+    if resume is not None:
+        runner = IterateRunner.resume(store, resume, service, on_step=show)
+    else:
+        lib = load_library()
+        if fields["game"] not in lib.games:
+            raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+        fields["start_row"] = _program_arg(lib, fields.pop("start_row_arg"))
+        fields["start_col"] = _program_arg(lib, fields.pop("start_col_arg"))
+        cfg = IterateConfig(**fields)
+        runner = IterateRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
+        if not quiet:
+            typer.echo(f"iterate run {runner.run_id} (tournament {runner.tid} holds its trials)", err=True)
+    try:
+        result = asyncio.run(runner.run(out))
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted: every finished step is stored. Resume with: arena iterate --resume "
+                   f"{runner.run_id} --db {store.path}", err=True)
+        raise typer.Exit(130)
+    for p in result.files:
+        typer.echo(f"wrote {p}", err=True)
+    w, k, player = result.best
+    typer.echo(f"final social welfare: {result.welfare:g}")
+    typer.echo(f"best profile in the history (the paper's choice): welfare {w:g} after round {k} ({player})")
+    typer.echo(f"writer calls: {result.calls} (not cached)")
