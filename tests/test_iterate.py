@@ -83,3 +83,76 @@ def test_must_show_climbing(tmp_path):
         "SELECT row_action, col_action, row_payoff + col_payoff FROM trials "
         "WHERE row_program='iterate1-row' AND col_program='iterate1-col'").fetchall()
     assert rows == [("a", "a", 22.0)] * 3
+
+
+def _steps(db) -> list[tuple]:
+    return sqlite3.connect(db).execute(
+        "SELECT round, player, step, program_id, program_hash, source, reply, valid, validation, row_utility, "
+        "col_utility, welfare, kept, feedback FROM iterate_steps ORDER BY id").fetchall()
+
+
+def _trials(db) -> list[tuple]:
+    return sqlite3.connect(db).execute(
+        "SELECT seq, row_program, col_program, seed, row_action, col_action, row_payoff, col_payoff FROM trials "
+        "ORDER BY row_program, col_program, trial_index").fetchall()
+
+
+ITERATE = ["iterate", "--game", "vanilla_coordination", "--model", "custom/writer", "--rounds", "1", "--steps", "3",
+           "--episodes", "4", "--seed", "9"]
+PLAYS_C = "```python\ndef decide(ctx):\n    return 'c'\n```"
+
+
+def test_resume_continues_an_interrupted_run_exactly(tmp_path):
+    from tests.support.fake_llm import Status
+
+    whole, cut = tmp_path / "whole.db", tmp_path / "cut.db"
+    answers = [PLAYS_B, BROKEN, PLAYS_C, PLAYS_C, PLAYS_B, PLAYS_A]
+    with FakeLLMServer(Script(answers)) as srv:
+        assert arena(*ITERATE, "--db", str(whole), env=writer_env(srv)).returncode == 0
+    # the provider refuses the third request: the run stops, its two finished steps stay stored
+    with FakeLLMServer(Script(answers[:2], fallback=Status(404))) as srv:
+        res = arena(*ITERATE, "--db", str(cut), env=writer_env(srv))
+    assert res.returncode == 2 and "refused model" in res.stderr
+    con = sqlite3.connect(cut)
+    assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("failed",)
+    assert len(_steps(cut)) == 3  # the start pair and two steps
+    with FakeLLMServer(Script(answers[2:])) as srv:
+        res = arena("iterate", "--resume", "1", "--db", str(cut), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        # the resumed conversation holds the stored replies and feedback of the first two steps
+        first = srv.chat_requests[0].body["messages"]
+        assert [m["role"] for m in first] == ["system", "user", "assistant", "user", "assistant", "user"]
+        assert first[4]["content"] == BROKEN and "syntax error" in first[5]["content"]
+    assert _steps(cut) == _steps(whole)
+    assert _trials(cut) == _trials(whole)
+    assert "final social welfare: 6" in res.stdout
+    assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("finished",)
+
+
+def test_vanilla_coordination_reaches_6_and_exports(tmp_path):
+    db = tmp_path / "v.db"
+    with FakeLLMServer(Script([PLAYS_B, BROKEN, PLAYS_C, PLAYS_C, PLAYS_B, PLAYS_A])) as srv:
+        res = arena(*ITERATE, "--db", str(db), env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    assert "final social welfare: 6" in res.stdout
+    csv = arena("export", "--iterate", "1", "--format", "csv", "--db", str(db))
+    assert csv.returncode == 0, csv.stderr
+    lines = csv.stdout.splitlines()
+    assert lines[0] == ("run,round,player,step,candidate,candidate_hash,valid,kept,row_utility,col_utility,welfare,"
+                        "episodes,error")
+    # row: b (vs random start), broken, c; the column answers c against the row's c: welfare 6
+    assert lines[3].startswith("1,1,row,2,it1-r1-row-s2,,false,false,,,,,candidate.py:1: syntax error")
+    assert lines[5].startswith("1,1,col,1,it1-r1-col-s1,") and ",true,true,3.0,3.0,6.0,6.0; 6.0; 6.0; 6.0," in lines[5]
+    md = arena("export", "--iterate", "1", "--format", "markdown", "--db", str(db)).stdout
+    assert "| 1 | col | 1 | it1-r1-col-s1 |" in md and "| yes | yes | 3 | 3 | 6 |" in md
+    doc = json.loads(arena("export", "--iterate", "1", "--format", "json", "--db", str(db)).stdout)
+    assert doc["run"]["config"]["game"] == "vanilla_coordination" and len(doc["steps"]) == 7
+    assert doc["steps"][2]["valid"] is False and doc["steps"][2]["episodes"] == []
+    assert "\\begin{tabular}" in arena("export", "--iterate", "1", "--format", "latex", "--db", str(db)).stdout
+    for fmt in ("png", "svg"):
+        out = tmp_path / f"w.{fmt}"
+        assert arena("export", "--iterate", "1", "--format", fmt, "--out", str(out), "--db", str(db)).returncode == 0
+        assert out.stat().st_size > 1000
+    assert "social welfare" in (tmp_path / "w.svg").read_text()
+    missing = arena("export", "--iterate", "5", "--format", "csv", "--db", str(db))
+    assert missing.returncode == 2 and "no iterate run 5" in missing.stderr

@@ -64,3 +64,32 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
     typer.echo(f"final social welfare: {result.welfare:g}")
     typer.echo(f"best profile in the history (the paper's choice): welfare {w:g} after round {k} ({player})")
     typer.echo(f"writer calls: {result.calls} (not cached)")
+
+
+def export_iterate(open_store, db: Path | None, run_id: int, fmt: str, out: str | None) -> None:
+    """`arena export --iterate RUN`: the steps table (csv, json, markdown, latex) or the welfare plot."""
+    import sys
+
+    from arena.analysis import iterate as ex
+    from arena.analysis.export import PLOT_FORMATS
+
+    try:
+        with open_store(db) as store:
+            if fmt in PLOT_FORMATS:
+                path = Path(out) if out and out != "-" else Path(f"arena-iterate-{run_id}-welfare.{fmt}")
+                ex.save_plot(store, run_id, path, fmt)
+                typer.echo(f"wrote {path}", err=True)
+                return
+            text = ex.render(store, run_id, fmt)
+    except ArenaError as exc:
+        typer.echo(f"arena: error: {exc}", err=True)
+        raise typer.Exit(2)
+    if out is None or out == "-":
+        sys.stdout.write(text)
+    else:
+        try:
+            Path(out).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            typer.echo(f"arena: error: cannot write {out}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2)
+        typer.echo(f"wrote {out}", err=True)

@@ -458,6 +458,7 @@ def export_cmd(
     plot: Annotated[Optional[ExportPlot], typer.Option(help="the plot (default: all)")] = None,
     out: Annotated[Optional[str], typer.Option("--out", "-o", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
+    iterate: Annotated[Optional[int], typer.Option("--iterate", help="an iterate run: its steps table, or its welfare plot (png, svg)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
@@ -472,6 +473,10 @@ def export_cmd(
     if format is None:
         fail(f"--format is required: {' | '.join(ex.FORMATS)}")
     fmt = format.value
+    if iterate is not None:
+        from arena.cli.iterate import export_iterate
+
+        return export_iterate(_store, db, iterate, fmt, out)
     try:
         with _store(db) as store:
             tid = store.tournament(tournament).id
