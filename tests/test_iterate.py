@@ -156,3 +156,51 @@ def test_vanilla_coordination_reaches_6_and_exports(tmp_path):
     assert "social welfare" in (tmp_path / "w.svg").read_text()
     missing = arena("export", "--iterate", "5", "--format", "csv", "--db", str(db))
     assert missing.returncode == 2 and "no iterate run 5" in missing.stderr
+
+
+def test_prompt_kind_rewrites_a_system_prompt_and_reaches_20_on_penalty(tmp_path):
+    """--kind prompt: the writer writes an LLM program's system prompt; the candidates are played by the
+    same model (one loopback server answers both the writer and the players)."""
+    def responder(req):
+        system = req.messages[0]["content"]
+        if system.startswith("You are an expert game theorist"):
+            seat = "a" if "You are the row player" in req.messages[1]["content"] else "c"
+            return f"Here is the prompt:\n```\nAlways play {seat}.\n```"
+        for action in "abc":
+            if f"Always play {action}." in system:
+                return f"ACTION: {action}"
+        return "ACTION: b"  # the default starting prompt plays the safe action
+
+    db, out = tmp_path / "p.db", tmp_path / "final"
+    with FakeLLMServer(responder) as srv:
+        res = arena("iterate", "--game", "penalty", "--model", "custom/m", "--kind", "prompt", "--rounds", "3",
+                    "--steps", "1", "--episodes", "3", "--seed", "2", "--db", str(db), "--out", str(out),
+                    env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    assert "final social welfare: 20" in res.stdout
+    con = sqlite3.connect(db)
+    # round 1: the row's a against the start's b (0), the column's c against a (20); round 2 changes nothing
+    assert con.execute("SELECT round, player, welfare FROM iterate_steps ORDER BY id").fetchall() == [
+        (0, "start", 4.0), (1, "row", 0.0), (1, "col", 20.0), (2, "row", 20.0), (2, "col", 20.0)]
+    # the candidates' decisions are LLM calls of ordinary trials; the writer's are linked to the candidates
+    assert con.execute("SELECT count(*) FROM llm_calls WHERE trial_id = 0").fetchone() == (4,)
+    assert con.execute("SELECT count(*) FROM llm_calls WHERE trial_id > 0").fetchone()[0] >= 3 * 2 * 5
+    row = (out / "iterate1-row.yaml").read_text()
+    assert "kind: llm" in row and "system_prompt: Always play a." in row and "model: custom/m" in row
+
+
+@pytest.mark.parametrize("game, row, col, welfare", [("vanilla_coordination", "c", "c", 6), ("climbing", "a", "a", 22),
+                                                     ("penalty", "a", "c", 20)])
+def test_the_loop_reaches_the_optimal_welfare(tmp_path, game, row, col, welfare):
+    """A seat-aware scripted writer: its first answer of a turn does not run, the next coordinates."""
+    def responder(req):
+        if len(req.messages) == 2:
+            return BROKEN
+        action = row if "You are the row player" in req.messages[1]["content"] else col
+        return f"```python\ndef decide(ctx):\n    return '{action}'\n```"
+
+    with FakeLLMServer(responder) as srv:
+        res = arena("iterate", "--game", game, "--model", "custom/w", "--rounds", "3", "--steps", "2",
+                    "--episodes", "3", "--seed", "1", "--db", str(tmp_path / "g.db"), "--quiet", env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    assert f"final social welfare: {welfare}\n" in res.stdout

@@ -206,8 +206,7 @@ class IterateRunner:
             prog = None
             if stored["valid"]:
                 prog = (CodeProgram(id=pid, kind="code", source=stored["source"]) if cfg.kind == "code"
-                        else LLMProgram(id=pid, kind="llm", model=cfg.model, system_prompt=stored["source"],
-                                        temperature=0.7))
+                        else fb.prompt_candidate(pid, stored["source"], cfg.model)[0])  # as built when played
                 util = stored["row_utility"] if seat == "row" else stored["col_utility"]
                 if best is None or util > best[0]:
                     best = (util, t, prog, stored["welfare"])
