@@ -204,3 +204,22 @@ def test_the_loop_reaches_the_optimal_welfare(tmp_path, game, row, col, welfare)
                     "--episodes", "3", "--seed", "1", "--db", str(tmp_path / "g.db"), "--quiet", env=writer_env(srv))
     assert res.returncode == 0, res.stderr
     assert f"final social welfare: {welfare}\n" in res.stdout
+
+
+def test_list_and_the_tournament_holding_the_trials(tmp_path):
+    db = tmp_path / "l.db"
+    with FakeLLMServer(lambda req: PLAYS_C) as srv:
+        assert arena(*ITERATE, "--db", str(db), "--quiet", env=writer_env(srv)).returncode == 0
+    listed = arena("iterate", "--list", "--db", str(db))
+    assert listed.stdout.splitlines()[1].split() == ["1", "vanilla_coordination", "custom/writer", "code", "1×3×4",
+                                                     "finished", "6", "6"]
+    # the run's trials are a tournament's: listed as such, analysable, but resumed only as an iterate run
+    shown = arena("tournaments", "list", "--db", str(db))
+    assert shown.returncode == 0 and "iterate run 1: vanilla_coordination" in shown.stdout
+    assert arena("tournaments", "show", "1", "--db", str(db)).returncode == 0
+    again = arena("resume", "1", "--db", str(db))
+    assert again.returncode == 2 and "arena iterate --resume" in again.stderr
+    bad = arena("iterate", "--game", "nope", "--model", "custom/w", "--db", str(db))
+    assert bad.returncode == 2 and "unknown game 'nope'" in bad.stderr
+    bad = arena("iterate", "--game", "climbing", "--model", "custom/w", "--episodes", "0", "--db", str(db))
+    assert bad.returncode == 2 and "--episodes" in bad.stderr

@@ -93,3 +93,19 @@ def export_iterate(open_store, db: Path | None, run_id: int, fmt: str, out: str 
             typer.echo(f"arena: error: cannot write {out}: {exc.strerror or exc}", err=True)
             raise typer.Exit(2)
         typer.echo(f"wrote {out}", err=True)
+
+
+def list_runs(store) -> None:
+    from arena.store import iterate as db
+
+    runs = db.runs(store)
+    if not runs:
+        typer.echo(f"no iterate runs in {store.path} yet")
+        return
+    typer.echo(f"{'run':>4}  {'game':22} {'writer':28} {'kind':6} {'K×T×N':9} {'status':9} {'welfare':>8} {'best':>8}")
+    for r in runs:
+        c = r["config"]
+        w = lambda x: "" if x is None else f"{x:g}"
+        typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {c['kind']:6} "
+                   f"{c['rounds']}×{c['steps']}×{c['episodes']:<5} {r['status']:9} {w(r['welfare']):>8} "
+                   f"{w(r['best_welfare']):>8}")

@@ -424,6 +424,7 @@ def iterate_cmd(
     kind: Annotated[str, typer.Option("--kind", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for the final pair's program files")] = None,
     resume: Annotated[Optional[int], typer.Option("--resume", help="continue a stored iterate run")] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
     db: DbOpt = None,
 ) -> None:
@@ -434,6 +435,11 @@ def iterate_cmd(
     from arena.errors import ArenaError
 
     fields = None
+    if list_runs:
+        from arena.cli.iterate import list_runs as show_runs
+
+        with _store(db) as store:
+            return show_runs(store)
     if resume is None:
         if game is None or model is None:
             fail("--game and --model are required (or --resume RUN)")

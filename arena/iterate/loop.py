@@ -167,8 +167,8 @@ class IterateRunner:
             sandbox.close()
             await self.service.aclose()
         files = write_final(current, self.run_id, out_dir) if out_dir is not None else []
-        db.finish_run(self.store, self.run_id, self.tid, "finished")
         top = max(history, key=lambda h: h[2])  # the first of the best (ties: earlier)
+        db.finish_run(self.store, self.run_id, self.tid, "finished", None, welfare, top[2])
         return Outcome(self.run_id, "finished", current, welfare, (top[2], top[0], top[1]), history, files,
                        self.calls)
 

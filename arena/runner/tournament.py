@@ -119,6 +119,9 @@ class TournamentRunner:
 
         Refused while another live process runs it (both would ask for the same missing trials).
         """
+        if store.tournament(tournament_id).fingerprint == "iterate":
+            raise ArenaError("this tournament holds the trials of an iterate run: continue it with "
+                             "`arena iterate --resume RUN` (`arena iterate --list` shows the runs)")
         stored = load_stored(store, tournament_id)
         row = stored.row
         if row.status == "running" and row.display_status == "running" and row.runner_pid != os.getpid():

@@ -140,7 +140,9 @@ CREATE TABLE IF NOT EXISTS iterate_runs (
     status TEXT NOT NULL,            -- running | finished | failed
     created_at REAL NOT NULL,
     finished_at REAL,
-    error TEXT
+    error TEXT,
+    welfare REAL,                    -- the final pair's social welfare
+    best_welfare REAL                -- the best profile's over the run's history (the PIBR paper's choice)
 );
 CREATE TABLE IF NOT EXISTS iterate_steps (
     id INTEGER PRIMARY KEY,

@@ -32,13 +32,15 @@ def create_run(store: Store, config: dict, name: str, seed: int, version: str) -
         tid = cur.lastrowid
         cur.execute("INSERT INTO iterate_runs (config, tournament_id, status, created_at) VALUES (?, ?, 'running', ?)",
                     (json.dumps(config), tid, time.time()))
-        return cur.lastrowid, tid
+        run_id = cur.lastrowid
+        cur.execute("UPDATE tournaments SET name=? WHERE id=?", (f"iterate run {run_id}: {config['game']}", tid))
+        return run_id, tid
     return store._write(tx)
 
 
 def _tournament_config(config: dict) -> dict:
     """The tournament row's config (a TournamentConfig shape, so History and analysis can read it)."""
-    return {"name": f"iterate {config.get('game')}", "programs": [], "games": [config["game"]],
+    return {"name": f"iterate {config['game']}", "programs": [], "games": [config["game"]],
             "epsilons": [config["epsilon"]], "max_depths": [config["max_depth"]], "trials": config["episodes"],
             "seed": config["seed"]}
 
@@ -48,7 +50,12 @@ def add_program(store: Store, tid: int, program: Any, game: Any | None = None) -
     def tx(cur):
         cur.execute("INSERT OR IGNORE INTO programs VALUES (?, ?, ?, ?, ?)",
                     (program.content_hash, program.id, program.kind, program.label, program.model_dump_json()))
-        cur.execute("INSERT OR IGNORE INTO tournament_programs VALUES (?, ?, ?)", (tid, program.id, program.content_hash))
+        if cur.execute("INSERT OR IGNORE INTO tournament_programs VALUES (?, ?, ?)",
+                       (tid, program.id, program.content_hash)).rowcount:
+            # the tournament's config lists its programs, as every tournament's does
+            config = json.loads(cur.execute("SELECT config FROM tournaments WHERE id=?", (tid,)).fetchone()[0])
+            config["programs"].append(program.id)
+            cur.execute("UPDATE tournaments SET config=? WHERE id=?", (json.dumps(config), tid))
         if game is not None:
             cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (game.content_hash, game.id, game.model_dump_json()))
             cur.execute("INSERT OR IGNORE INTO tournament_games VALUES (?, ?, ?)", (tid, game.id, game.content_hash))
@@ -102,10 +109,11 @@ def runs(store: Store) -> list[dict]:
     return out
 
 
-def finish_run(store: Store, run_id: int, tid: int, status: str, error: str | None = None) -> None:
+def finish_run(store: Store, run_id: int, tid: int, status: str, error: str | None = None,
+               welfare: float | None = None, best: float | None = None) -> None:
     def tx(cur):
-        cur.execute("UPDATE iterate_runs SET status=?, finished_at=?, error=? WHERE id=?",
-                    (status, time.time(), error, run_id))
+        cur.execute("UPDATE iterate_runs SET status=?, finished_at=?, error=?, welfare=?, best_welfare=? WHERE id=?",
+                    (status, time.time(), error, welfare, best, run_id))
         cur.execute("UPDATE tournaments SET status=?, finished_at=? WHERE id=?",
                     ("finished" if status == "finished" else status, time.time(), tid))
     store._write(tx)
