@@ -223,3 +223,24 @@ def test_list_and_the_tournament_holding_the_trials(tmp_path):
     assert bad.returncode == 2 and "unknown game 'nope'" in bad.stderr
     bad = arena("iterate", "--game", "climbing", "--model", "custom/w", "--episodes", "0", "--db", str(db))
     assert bad.returncode == 2 and "--episodes" in bad.stderr
+
+
+FAILS_SOMETIMES = ("```python\ndef decide(ctx):\n    if ctx['u'] > 0.6:\n        raise ValueError('boom')\n"
+                   "    return 'c'\n```")
+
+
+def test_a_runtime_error_while_playing_goes_back_with_its_line_and_earns_nothing(tmp_path):
+    """The smoke calls pass (u = 0.5); the trials' draws reach the failing line."""
+    db = tmp_path / "f.db"
+    with FakeLLMServer(Script([FAILS_SOMETIMES, PLAYS_C, PLAYS_C, PLAYS_C, PLAYS_C, PLAYS_C])) as srv:
+        res = arena(*ITERATE, "--db", str(db), env=writer_env(srv))
+        second = srv.chat_requests[1].body["messages"][-1]["content"]
+    assert res.returncode == 0, res.stderr
+    assert "failed its unit tests, so it earns nothing" in second
+    assert "ValueError: boom (line 3: `raise ValueError('boom')`)" in second
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT valid, welfare, kept FROM iterate_steps WHERE program_id='it1-r1-row-s1'").fetchone() \
+        == (0, None, 0)
+    # its trials are stored as they went (ordinary error trials), never as a success
+    assert con.execute("SELECT count(*) FROM trials WHERE row_program='it1-r1-row-s1' AND status='error'"
+                       ).fetchone()[0] >= 1

@@ -422,6 +422,7 @@ def iterate_cmd(
     epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="grounding probability in (0, 1]")] = 0.2,
     max_depth: Annotated[int, typer.Option("--max-depth", "-d", help="simulation depth cap")] = 5,
     kind: Annotated[str, typer.Option("--kind", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="the writer's answer length cap")] = 1024,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for the final pair's program files")] = None,
     resume: Annotated[Optional[int], typer.Option("--resume", help="continue a stored iterate run")] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
@@ -444,7 +445,7 @@ def iterate_cmd(
         if game is None or model is None:
             fail("--game and --model are required (or --resume RUN)")
         fields = {"game": game, "model": model, "rounds": rounds, "steps": steps, "episodes": episodes, "seed": seed,
-                  "epsilon": epsilon, "max_depth": max_depth, "kind": kind, "start_row_arg": start_row,
+                  "epsilon": epsilon, "max_depth": max_depth, "kind": kind, "max_tokens": max_tokens, "start_row_arg": start_row,
                   "start_col_arg": start_col}
     try:
         with _store(db) as store:

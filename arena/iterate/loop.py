@@ -245,7 +245,7 @@ class IterateRunner:
             results = await play(trials, self.game, {row.id: row, col.id: col}, sandbox, self.service,
                                  self.llm_config)
             self.store.write_trials(self.tid, results)
-            errors = [e for e in fb.trial_errors(results) if pid in e]
+            errors = [e for e in fb.trial_errors(results) if f" {pid}: " in e]  # its own failures
             if not errors:
                 u = fb.utilities(results)
                 mine = u[0] if seat == "row" else u[1]
