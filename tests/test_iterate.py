@@ -117,7 +117,7 @@ def test_resume_continues_an_interrupted_run_exactly(tmp_path):
     assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("failed",)
     assert len(_steps(cut)) == 3  # the start pair and two steps
     with FakeLLMServer(Script(answers[2:])) as srv:
-        res = arena("iterate", "--resume", "1", "--db", str(cut), env=writer_env(srv))
+        res = arena("resume", "--db", str(cut), env=writer_env(srv))  # the latest tournament: the run's
         assert res.returncode == 0, res.stderr
         # the resumed conversation holds the stored replies and feedback of the first two steps
         first = srv.chat_requests[0].body["messages"]
@@ -217,8 +217,12 @@ def test_list_and_the_tournament_holding_the_trials(tmp_path):
     shown = arena("tournaments", "list", "--db", str(db))
     assert shown.returncode == 0 and "iterate run 1: vanilla_coordination" in shown.stdout
     assert arena("tournaments", "show", "1", "--db", str(db)).returncode == 0
-    again = arena("resume", "1", "--db", str(db))
-    assert again.returncode == 2 and "arena iterate --resume" in again.stderr
+    from arena.runner.tournament import TournamentRunner
+    from arena.errors import ArenaError
+    from arena.store.database import Store
+
+    with Store(db) as store, pytest.raises(ArenaError, match="arena iterate --resume"):
+        TournamentRunner.resume(store, 1)  # the app's resume key: refused, never a grid of candidates
     bad = arena("iterate", "--game", "nope", "--model", "custom/w", "--db", str(db))
     assert bad.returncode == 2 and "unknown game 'nope'" in bad.stderr
     bad = arena("iterate", "--game", "climbing", "--model", "custom/w", "--episodes", "0", "--db", str(db))

@@ -48,10 +48,13 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
             raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
         fields["start_row"] = _program_arg(lib, fields.pop("start_row_arg"))
         fields["start_col"] = _program_arg(lib, fields.pop("start_col_arg"))
+        fields["out"] = str(out.resolve()) if out is not None else None
         cfg = IterateConfig(**fields)
         runner = IterateRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
         if not quiet:
             typer.echo(f"iterate run {runner.run_id} (tournament {runner.tid} holds its trials)", err=True)
+    if out is None and runner.cfg.out:
+        out = Path(runner.cfg.out)
     try:
         result = asyncio.run(runner.run(out))
     except KeyboardInterrupt:
@@ -109,3 +112,12 @@ def list_runs(store) -> None:
         typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {c['kind']:6} "
                    f"{c['rounds']}×{c['steps']}×{c['episodes']:<5} {r['status']:9} {w(r['welfare']):>8} "
                    f"{w(r['best_welfare']):>8}")
+
+
+def iterate_run_of(store, tournament: int | None) -> int | None:
+    """The iterate run whose trials tournament `tournament` (None: the latest) holds, if it is one."""
+    row = store.tournament(tournament)
+    if row.fingerprint != "iterate":
+        return None
+    runs = store.query("SELECT id FROM iterate_runs WHERE tournament_id=?", (row.id,))
+    return runs[0]["id"] if runs else None

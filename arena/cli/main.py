@@ -150,6 +150,11 @@ def resume(
 
     try:
         with _store(db) as store:
+            from arena.cli.iterate import iterate_run_of, run_iterate
+
+            run = iterate_run_of(store, tournament)
+            if run is not None:  # an iterate run's tournament: continue the run
+                return run_iterate(store, fields=None, resume=run, out=None, quiet=display == Display.none)
             _run_tournament(store, None, None, display, resume_id=tournament)
     except ArenaError as exc:
         fail(str(exc))

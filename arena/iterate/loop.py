@@ -56,6 +56,7 @@ class IterateConfig(BaseModel):
     start_col: dict | None = None
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(1024, ge=16, le=8192)
+    out: str | None = None  # where the final pair's files go (a resume writes them there too)
 
 
 @dataclass
