@@ -34,6 +34,9 @@ def test_extract_reads_the_last_python_block_or_the_whole_reply():
     assert extract(PLAYS_A) == "def decide(ctx):\n    return 'a'\n"
     assert extract("```\nx = 1\n```\n```python\ny = 2\n```\n```text\nz\n```") == "y = 2\n"
     assert extract("def decide(ctx):\n    return 'c'") == "def decide(ctx):\n    return 'c'\n"
+    # cut off by the length cap inside its block (a small model's usual answer): the block so far
+    assert extract("```python\ndef decide(ctx):\n    return 'a'\n\nctx = {") == \
+        "def decide(ctx):\n    return 'a'\n\nctx = {\n"
 
 
 def test_must_show_climbing(tmp_path):

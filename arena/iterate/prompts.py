@@ -46,7 +46,7 @@ def system_message(kind: str) -> str:
         return ("You are an expert game theorist and Python programmer. You write a policy program for one "
                 "player of a one-shot game against an opponent program whose source you can read. Aim for the "
                 "highest expected payoff for your player.\n\n" + CTX_CONTRACT + "\n\nReply with the whole "
-                "program in one ```python fenced block.")
+                "program in one ```python fenced block: `decide` and its helpers only, no example usage.")
     return ("You are an expert game theorist. You write the system prompt of an LLM that plays one player of a "
             "one-shot game against an opponent program whose source it can read (and may be told what a "
             "simulation of the opponent chose). Aim for the highest expected payoff for your player. Reply "
@@ -63,6 +63,10 @@ def task_message(kind: str, game: Game, seat: str, opponent_source: str, episode
 def extract(reply: str) -> str:
     """The candidate in a reply: the last fenced block (a python one preferred), else the whole reply."""
     blocks = _FENCE.findall(reply)
+    if reply.count("```") % 2:  # an answer cut off inside its last block (the length cap): the block so far
+        tail = reply[reply.rindex("```") + 3:]
+        lang, _, body = tail.partition("\n")
+        blocks.append((lang.strip(), body))
     if not blocks:
         return reply.strip() + "\n"
     python = [body for lang, body in blocks if lang.lower() in ("python", "py")]
