@@ -251,3 +251,21 @@ def test_a_runtime_error_while_playing_goes_back_with_its_line_and_earns_nothing
     # its trials are stored as they went (ordinary error trials), never as a success
     assert con.execute("SELECT count(*) FROM trials WHERE row_program='it1-r1-row-s1' AND status='error'"
                        ).fetchone()[0] >= 1
+
+
+def test_starting_programs_from_the_library_or_a_file(tmp_path):
+    db = tmp_path / "s.db"
+    start = tmp_path / "mine.yaml"
+    start.write_text("id: mine\nkind: code\nsource: |\n  def decide(ctx):\n      return ctx['game']['default_action']\n")
+    with FakeLLMServer(lambda req: PLAYS_C) as srv:
+        res = arena(*ITERATE, "--start-row", str(start), "--start-col", "programs/code/fair-code.yaml", "--db", str(db), "--quiet",
+                    env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        # the row's writer reads the column's starting program: fair-code's source
+        assert "copy the simulated opponent" in srv.chat_requests[0].body["messages"][1]["content"]
+    con = sqlite3.connect(db)
+    # vanilla coordination's default action is c: (c, c) from the start, welfare 6
+    assert con.execute("SELECT program_id, welfare FROM iterate_steps WHERE player='start'").fetchone() == \
+        ("it1-start-row", 6.0)
+    bad = arena(*ITERATE, "--start-row", "nope", "--db", str(db))
+    assert bad.returncode == 2 and "unknown program 'nope'" in bad.stderr
