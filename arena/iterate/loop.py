@@ -183,7 +183,8 @@ class IterateRunner:
                              self.llm_config)
         self.store.write_trials(self.tid, results)
         u = fb.utilities(results)
-        step = {"round": 0, "player": "start", "step": 0, "program_id": current["row"].id, "valid": 1,
+        step = {"round": 0, "player": "start", "step": 0, "program_id": current["row"].id,
+                "program_hash": current["row"].content_hash, "valid": 1,
                 "row_utility": u[0], "col_utility": u[1], "welfare": u[0] + u[1], "kept": 1,
                 "validation": "; ".join(fb.trial_errors(results)) or None}
         db.write_step(self.store, self.run_id, self.tid, step, [])
