@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ARENA = Path(__file__).resolve().parents[1] / "arena"
-LAYERS = ["arena", "arena.errors", "arena.library", "arena.engine", "arena.store", "arena.llm", "arena.runner",
+LAYERS = ["arena", "arena.errors", "arena.library", "arena.engine", "arena.store", "arena.llm", "arena.runner", "arena.iterate",
           "arena.analysis", "arena.tui", "arena.cli", "arena.__main__"]
 UI = ("textual", "textual_plotext", "arena.tui")
 

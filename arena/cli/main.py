@@ -157,6 +157,11 @@ def resume(
 
     try:
         with _store(db) as store:
+            from arena.cli.iterate import iterate_run_of, run_iterate
+
+            run = iterate_run_of(store, tournament)
+            if run is not None:  # an iterate run's tournament: continue the run
+                return run_iterate(store, fields=None, resume=run, out=None, quiet=display == Display.none)
             _run_tournament(store, None, None, display, resume_id=tournament,
                             settings={"concurrency": concurrency, "name": name})
     except ArenaError as exc:
@@ -464,6 +469,54 @@ class ExportPlot(str, Enum):
     all = "all"
 
 
+@app.command("iterate")
+def iterate_cmd(
+    game: Annotated[Optional[str], typer.Option("--game", "-g", help="game id")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", help="the writer: provider/model")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", help="K: rounds (row then column each)")] = 2,
+    steps: Annotated[int, typer.Option("--steps", help="T: improvement steps per player and round")] = 3,
+    episodes: Annotated[int, typer.Option("--episodes", help="N: trials per candidate against the opponent")] = 5,
+    seed: Annotated[int, typer.Option(help="run seed")] = 0,
+    start_row: Annotated[Optional[str], typer.Option("--start-row", help="starting row program (id or YAML); default: uniformly random")] = None,
+    start_col: Annotated[Optional[str], typer.Option("--start-col", help="starting column program (id or YAML)")] = None,
+    epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="grounding probability in (0, 1]")] = 0.2,
+    max_depth: Annotated[int, typer.Option("--max-depth", "-d", help="simulation depth cap")] = 5,
+    kind: Annotated[str, typer.Option("--kind", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", help="the writer's answer length cap")] = 1024,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for the final pair's program files")] = None,
+    resume: Annotated[Optional[int], typer.Option("--resume", help="continue a stored iterate run")] = None,
+    list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
+    db: DbOpt = None,
+) -> None:
+    """Iterated best response (PIBR): an LLM writes and improves each player's program in turn."""
+    from pydantic import ValidationError
+
+    from arena.cli.iterate import run_iterate
+    from arena.errors import ArenaError
+
+    fields = None
+    if list_runs:
+        from arena.cli.iterate import list_runs as show_runs
+
+        with _store(db) as store:
+            return show_runs(store)
+    if resume is None:
+        if game is None or model is None:
+            fail("--game and --model are required (or --resume RUN)")
+        fields = {"game": game, "model": model, "rounds": rounds, "steps": steps, "episodes": episodes, "seed": seed,
+                  "epsilon": epsilon, "max_depth": max_depth, "kind": kind, "max_tokens": max_tokens, "start_row_arg": start_row,
+                  "start_col_arg": start_col}
+    try:
+        with _store(db) as store:
+            run_iterate(store, fields=fields, resume=resume, out=out, quiet=quiet)
+    except ValidationError as exc:
+        fail("invalid iterate run: " + "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors(include_url=False)))
+    except ArenaError as exc:
+        fail(str(exc))
+
+
 @app.command("export")
 def export_cmd(
     format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="csv, json, markdown, latex: tables; png, svg: plots")] = None,
@@ -474,6 +527,7 @@ def export_cmd(
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
     bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples behind the meta-game's intervals and verdicts (0: none)")] = 1000,
     population: Annotated[int, typer.Option("--population", min=2, help="population size N of the Moran table")] = 10,
+    iterate: Annotated[Optional[int], typer.Option("--iterate", help="an iterate run: its steps table, or its welfare plot (png, svg)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
@@ -488,6 +542,10 @@ def export_cmd(
     if format is None:
         fail(f"--format is required: {' | '.join(ex.FORMATS)}")
     fmt = format.value
+    if iterate is not None:
+        from arena.cli.iterate import export_iterate
+
+        return export_iterate(_store, db, iterate, fmt, out)
     try:
         with _store(db) as store:
             tid = store.tournament(tournament).id

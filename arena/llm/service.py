@@ -285,6 +285,14 @@ class LLMService:
             self._notify(f"provider '{client.spec.name}': {reason} at {endpoint.split(' ', 1)[1]}; "
                          "its calls use free text (ACTION: line) from now on", "warning")
 
+    async def ask(self, program_id: str, msgs: list[dict], temperature: float, max_tokens: int, sample: str,
+                  calls: list[CallRecord], purpose: str = "write") -> Reply:
+        """One free-form request for a prepared program's route (the iterate writer), through the cache."""
+        route = self.routes[program_id]
+        seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
+        return await self._ask(self.clients[route.provider], route, msgs, temperature, max_tokens, seed, None, sample,
+                               calls, purpose)
+
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
                    grammar: str | None = None, structured: str = NONE, extra: dict | None = None) -> Reply:

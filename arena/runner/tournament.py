@@ -127,6 +127,9 @@ class TournamentRunner:
         Refused while another live process runs it (both would ask for the same missing trials): the
         check and the claim are one transaction (Store.claim).
         """
+        if store.tournament(tournament_id).fingerprint == "iterate":
+            raise ArenaError("this tournament holds the trials of an iterate run: continue it with "
+                             "`arena iterate --resume RUN` (`arena iterate --list` shows the runs)")
         stored = load_stored(store, tournament_id)
         row = stored.row
         _check_backend(kw.get("backend"), stored.programs.values(), stored.config)

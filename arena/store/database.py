@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -51,6 +51,7 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     3: ["ALTER TABLE llm_calls ADD COLUMN replica TEXT"],  # endpoint pools: which replica answered
     5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
+    6: [],  # iterate runs: new tables only (iterate_runs, iterate_steps; see arena/store/iterate.py)
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -156,6 +157,38 @@ CREATE TABLE IF NOT EXISTS llm_calls (
 CREATE INDEX IF NOT EXISTS llm_calls_node ON llm_calls (node_id);
 CREATE INDEX IF NOT EXISTS llm_calls_trial ON llm_calls (trial_id);
 CREATE INDEX IF NOT EXISTS llm_calls_tournament ON llm_calls (tournament_id);  -- analysis.call_rows
+-- iterated best response (arena iterate): a run, and each writer step with its candidate program
+CREATE TABLE IF NOT EXISTS iterate_runs (
+    id INTEGER PRIMARY KEY,
+    config TEXT NOT NULL,            -- JSON IterateConfig
+    tournament_id INTEGER NOT NULL REFERENCES tournaments(id),  -- holds the candidates' trials
+    status TEXT NOT NULL,            -- running | finished | failed
+    created_at REAL NOT NULL,
+    finished_at REAL,
+    error TEXT,
+    welfare REAL,                    -- the final pair's social welfare
+    best_welfare REAL                -- the best profile's over the run's history (the PIBR paper's choice)
+);
+CREATE TABLE IF NOT EXISTS iterate_steps (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER NOT NULL REFERENCES iterate_runs(id),
+    round INTEGER NOT NULL,          -- 0: the starting pair's evaluation
+    player TEXT NOT NULL,            -- row | col | start
+    step INTEGER NOT NULL,
+    program_id TEXT NOT NULL,        -- the candidate (its trials are the tournament's trials with this id)
+    program_hash TEXT REFERENCES programs(hash),  -- NULL when the reply held no valid program
+    source TEXT,                     -- the candidate's code (or system prompt)
+    reply TEXT,                      -- the writer's whole answer
+    valid INTEGER NOT NULL,
+    validation TEXT,                 -- the unit-test errors, NULL when valid
+    row_utility REAL,                -- mean payoffs over the step's trials
+    col_utility REAL,
+    welfare REAL,
+    kept INTEGER NOT NULL DEFAULT 0, -- the player's best candidate of its turn
+    feedback TEXT,                   -- what was sent back to the writer after this step
+    created_at REAL NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS iterate_steps_key ON iterate_steps (run_id, round, player, step);
 CREATE TABLE IF NOT EXISTS response_cache (
     key TEXT NOT NULL,               -- hash of (provider, model, messages, temperature, sample index, ...)
     endpoint TEXT NOT NULL,          -- which server answered (providers.endpoint_identity)

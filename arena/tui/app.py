@@ -289,6 +289,8 @@ class ArenaApp(App):
             yield SystemCommand("Cancel tournament", "Stop the running tournament (stored trials stay)",
                                 self._cmd_cancel)
         yield SystemCommand("Export results", "Export the tournament shown in Results", self._cmd_export)
+        yield SystemCommand("Iterate runs", "Watch arena iterate runs: candidates, feedback, welfare (History: i)",
+                            self._cmd_iterate)
         yield SystemCommand("Help", "Keys and concepts", self.action_help)
         yield SystemCommand("Toggle light / dark", "Switch between the light and dark theme", self.action_toggle_dark)
         yield from super().get_system_commands(screen)
@@ -309,6 +311,11 @@ class ArenaApp(App):
     def _cmd_cancel(self) -> None:
         self.switch_mode("live")
         self.call_after_refresh(lambda: getattr(self.screen, "action_cancel", lambda: None)())
+
+    def _cmd_iterate(self) -> None:
+        from .screens.iterate import IterateScreen
+
+        self.push_screen(IterateScreen())
 
     def _cmd_export(self) -> None:
         self.switch_mode("results")

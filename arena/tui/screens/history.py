@@ -27,6 +27,7 @@ class HistoryScreen(ArenaScreen):
         Binding("r", "resume", "Resume"),
         Binding("l", "live", "Live", show=False),
         Binding("R", "refresh", "Refresh"),
+        Binding("i", "iterate", "Iterate runs", show=False),
     ]
 
     def compose_body(self) -> ComposeResult:
@@ -155,3 +156,8 @@ class HistoryScreen(ArenaScreen):
 
     def action_refresh(self) -> None:
         self.refresh_rows()
+
+    def action_iterate(self) -> None:
+        from .iterate import IterateScreen
+
+        self.app.push_screen(IterateScreen())

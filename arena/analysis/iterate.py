@@ -1,0 +1,115 @@
+"""Exports of an iterate run: the steps table (every text format) and the PIBR-style welfare plot.
+
+The plot shows social welfare per step: each episode's welfare (row + column payoff) as a point, the
+step's mean as a line; a step whose candidate failed its unit tests has no point (the gap the PIBR
+paper's plots show for code that did not run).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from arena.analysis.export import ExportError, PLOT_FORMATS, TEXT_FORMATS, latex_table, markdown_table, to_csv
+from arena.store import iterate as db
+from arena.store.database import Store
+
+
+class StepRow(BaseModel):
+    run: int
+    round: int
+    player: str
+    step: int
+    candidate: str
+    candidate_hash: str | None
+    valid: bool
+    kept: bool
+    row_utility: float | None
+    col_utility: float | None
+    welfare: float | None
+    episodes: list[float]  # each episode's social welfare (empty: invalid)
+    error: str | None
+
+
+def step_rows(store: Store, run_id: int | None = None) -> list[StepRow]:
+    run = db.run_row(store, run_id)
+    rows = []
+    for s in db.steps(store, run["id"]):
+        episodes: list[float] = []
+        if s["valid"]:
+            trials = store.query(
+                "SELECT row_program, col_program, row_payoff, col_payoff FROM trials WHERE tournament_id=? AND "
+                "(row_program=? OR col_program=?) ORDER BY seq", (run["tournament_id"], s["program_id"], s["program_id"]))
+            # the step's own episodes: the first evaluation of this candidate (later ones are as an opponent)
+            own = [t for t in trials if (t["row_program"] == s["program_id"]) == (s["player"] in ("row", "start"))]
+            episodes = [(t["row_payoff"] or 0) + (t["col_payoff"] or 0) for t in own][: run["config"]["episodes"]]
+        rows.append(StepRow(run=run["id"], round=s["round"], player=s["player"], step=s["step"],
+                            candidate=s["program_id"], candidate_hash=s["program_hash"], valid=bool(s["valid"]),
+                            kept=bool(s["kept"]), row_utility=s["row_utility"], col_utility=s["col_utility"],
+                            welfare=s["welfare"], episodes=episodes, error=s["validation"]))
+    return rows
+
+
+HEADERS = ["round", "player", "step", "candidate", "hash", "valid", "kept", "row utility", "col utility", "welfare"]
+
+
+def _cells(r: StepRow) -> list[str]:
+    f = lambda x: "" if x is None else f"{x:.4g}"
+    return [str(r.round), r.player, str(r.step), r.candidate, r.candidate_hash or "", "yes" if r.valid else "no",
+            "yes" if r.kept else "", f(r.row_utility), f(r.col_utility), f(r.welfare)]
+
+
+def render(store: Store, run_id: int | None, fmt: str) -> str:
+    rows = step_rows(store, run_id)
+    if fmt == "csv":
+        return to_csv(rows, StepRow)
+    if fmt == "json":
+        run = db.run_row(store, run_id)
+        doc = {"run": {k: run[k] for k in ("id", "config", "tournament_id", "status")},
+               "steps": [r.model_dump(mode="json") for r in rows]}
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+    body = [_cells(r) for r in rows]
+    right = [True, False, True, False, False, False, False, True, True, True]
+    if fmt == "markdown":
+        return markdown_table(HEADERS, body, right) + "\n"
+    if fmt == "latex":
+        return latex_table(HEADERS, body, right) + "\n"
+    raise ExportError(f"unknown format '{fmt}'; formats: {', '.join(TEXT_FORMATS + PLOT_FORMATS)}")
+
+
+def draw_welfare(rows: list[StepRow], title: str):
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(max(6.0, 0.45 * len(rows) + 2), 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    xs, means = [], []
+    for x, r in enumerate(rows):
+        if r.valid:
+            ax.scatter([x] * len(r.episodes), r.episodes, s=12, alpha=0.5, color="tab:blue", zorder=2)
+        xs.append(x)
+        means.append(r.welfare if r.valid else float("nan"))  # invalid: a gap in the line
+    ax.plot(xs, means, color="tab:orange", marker="o", zorder=3, label="mean welfare")
+    ax.set_xticks(range(len(rows)), [("start" if r.player == "start" else f"{r.round}{r.player[0]}{r.step}")
+                                     for r in rows], rotation=90, fontsize="small")
+    ax.set_xlabel("step (round, player, step)")
+    ax.set_ylabel("social welfare")
+    ax.set_title(title, fontsize="medium")
+    ax.legend(loc="lower right", fontsize="small")
+    return fig
+
+
+def save_plot(store: Store, run_id: int | None, path: Path, fmt: str) -> Path:
+    import matplotlib
+
+    run = db.run_row(store, run_id)
+    rows = step_rows(store, run["id"])
+    fig = draw_welfare(rows, f"iterate run {run['id']}: {run['config']['game']}, writer {run['config']['model']}")
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
+            fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path

@@ -1,0 +1,283 @@
+"""The iterate run: rounds of best responses, each player in turn improving against the other's program.
+
+Per round, row then column holds the opponent's current program fixed and takes `steps` writer steps; a
+step is one writer answer → a candidate → unit tests → `episodes` trials against the opponent → feedback
+(the next user turn of the same conversation). The player keeps its best valid candidate of the turn by
+mean utility (ties: the earlier one). The run stops after `rounds` rounds, or when a whole round changes
+neither program. Every step is stored whole (arena/store/iterate.py) before the next starts, so a
+resumed run replays the stored steps (their replies and feedback rebuild the conversation) and asks the
+writer only from the first missing step on: with the seeds and the response cache it is the same run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from arena import __version__
+from arena.engine.grid import TournamentConfig
+from arena.engine.records import CallRecord
+from arena.engine.sandbox import Sandbox
+from arena.errors import ArenaError
+from arena.iterate import feedback as fb
+from arena.iterate import prompts
+from arena.iterate.play import play, specs
+from arena.library.games import Game
+from arena.library.yamlio import dump_yaml
+from arena.library.programs import CodeProgram, LLMProgram, program_from_json
+from arena.store import iterate as db
+from arena.store.database import Store
+
+SEATS = ("row", "col")
+RANDOM_CODE = ('def decide(ctx):\n    n = len(ctx["game"]["actions"])\n    return [1 / n] * n   '
+               '# uniformly at random\n')
+START_PROMPT = "You play a one-shot game. Choose the action that gives you a high payoff."
+
+
+class IterateConfig(BaseModel):
+    """Everything that determines an iterate run; stored as JSON with it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    game: str
+    model: str = Field(pattern=r"^[a-z0-9_-]+/.+$")
+    rounds: int = Field(ge=1, le=1000)
+    steps: int = Field(ge=1, le=1000)
+    episodes: int = Field(ge=1, le=100_000)
+    seed: int = 0
+    epsilon: float = Field(0.2, gt=0, le=1)
+    max_depth: int = Field(5, ge=0, le=1000)
+    kind: Literal["code", "prompt"] = "code"
+    start_row: dict | None = None  # program definitions (JSON); None: a uniformly random program
+    start_col: dict | None = None
+    temperature: float = Field(0.7, ge=0, le=2)
+    max_tokens: int = Field(1024, ge=16, le=8192)
+    out: str | None = None  # where the final pair's files go (a resume writes them there too)
+
+
+@dataclass
+class StepView:
+    """What a listener (CLI, app) is told after each step."""
+
+    round: int
+    player: str
+    step: int
+    program_id: str
+    source: str | None
+    valid: bool
+    feedback: str
+    welfare: float | None
+    utility: float | None
+
+
+@dataclass
+class Outcome:
+    run_id: int
+    status: str
+    final: dict = field(default_factory=dict)  # seat -> program
+    welfare: float | None = None  # the final pair's social welfare
+    best: tuple | None = None  # the paper's choice: (welfare, round, player) of the best profile in the history
+    history: list = field(default_factory=list)  # (round, player, welfare) after each turn
+    files: list[Path] = field(default_factory=list)
+    calls: int = 0
+
+
+def start_program(cfg: IterateConfig, seat: str, run_id: int):
+    data = cfg.start_row if seat == "row" else cfg.start_col
+    pid = f"it{run_id}-start-{seat}"
+    if data is not None:
+        return program_from_json({**data, "id": pid})
+    if cfg.kind == "code":
+        return CodeProgram(id=pid, kind="code", source=RANDOM_CODE, simulates=False,
+                           description="plays uniformly at random")
+    return LLMProgram(id=pid, kind="llm", model=cfg.model, system_prompt=START_PROMPT)
+
+
+def text_of(program) -> str:
+    """What tells two programs apart for 'changed': the code, the prompt, or the definition."""
+    if isinstance(program, CodeProgram):
+        return program.code
+    if isinstance(program, LLMProgram):
+        return program.system_prompt
+    return program.source()
+
+
+class IterateRunner:
+    def __init__(self, store: Store, run_id: int, tid: int, cfg: IterateConfig, game: Game, service,
+                 on_step: Callable[[StepView], None] | None = None):
+        self.store, self.run_id, self.tid, self.cfg, self.game = store, run_id, tid, cfg, game
+        self.service = service
+        self.on_step = on_step or (lambda view: None)
+        self.llm_config = TournamentConfig(programs=["writer"], games=[game.id], epsilons=[cfg.epsilon],
+                                           max_depths=[cfg.max_depth], trials=1, concurrency=4)
+        self.writer = LLMProgram(id="writer", kind="llm", model=cfg.model, system_prompt="writer")
+        self.calls = 0
+
+    @classmethod
+    def create(cls, store: Store, cfg: IterateConfig, game: Game, service, **kw) -> IterateRunner:
+        run_id, tid = db.create_run(store, cfg.model_dump(mode="json"), f"iterate {cfg.game}", cfg.seed, __version__)
+        return cls(store, run_id, tid, cfg, game, service, **kw)
+
+    @classmethod
+    def resume(cls, store: Store, run_id: int | None, service, **kw) -> IterateRunner:
+        row = db.run_row(store, run_id)
+        cfg = IterateConfig.model_validate(row["config"])
+        _programs, games = store.snapshot(row["tournament_id"])
+        if cfg.game not in games:
+            raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
+        game = Game.model_validate(games[cfg.game])
+        db.mark_running(store, row["id"], row["tournament_id"])
+        return cls(store, row["id"], row["tournament_id"], cfg, game, service, **kw)
+
+    # -- the run ----------------------------------------------------------------------------------------
+    async def run(self, out_dir: Path | None = None) -> Outcome:
+        cfg = self.cfg
+        done = {(s["round"], s["player"], s["step"]): s for s in db.steps(self.store, self.run_id)}
+        current = {seat: start_program(cfg, seat, self.run_id) for seat in SEATS}
+        sandbox = Sandbox([])
+        try:
+            llm_progs = [self.writer] + [p for p in current.values() if isinstance(p, LLMProgram)]
+            await self.service.prepare(llm_progs, self.llm_config)
+            for p in current.values():
+                db.add_program(self.store, self.tid, p, self.game)
+            history: list[tuple[int, str, float]] = []
+            welfare = await self._start(done, current, sandbox)
+            history.append((0, "start", welfare))
+            for k in range(1, cfg.rounds + 1):
+                changed = False
+                for seat in SEATS:
+                    best = await self._turn(k, seat, done, current, sandbox)
+                    if best is not None:
+                        prog, w = best
+                        if text_of(prog) != text_of(current[seat]):
+                            changed = True
+                        current[seat] = prog
+                        welfare = w
+                    history.append((k, seat, welfare))
+                if not changed:
+                    break
+        except BaseException as exc:
+            status = "cancelled" if not isinstance(exc, Exception) else "failed"
+            db.finish_run(self.store, self.run_id, self.tid, status, str(exc) or type(exc).__name__)
+            raise
+        finally:
+            sandbox.close()
+            await self.service.aclose()
+        files = write_final(current, self.run_id, out_dir) if out_dir is not None else []
+        top = max(history, key=lambda h: h[2])  # the first of the best (ties: earlier)
+        db.finish_run(self.store, self.run_id, self.tid, "finished", None, welfare, top[2])
+        return Outcome(self.run_id, "finished", current, welfare, (top[2], top[0], top[1]), history, files,
+                       self.calls)
+
+    async def _start(self, done: dict, current: dict, sandbox: Sandbox) -> float:
+        key = (0, "start", 0)
+        if key in done:
+            return done[key]["welfare"]
+        trials = specs(self.game, current["row"].id, current["col"].id, self.cfg.epsilon, self.cfg.max_depth,
+                       self.cfg.episodes, self.cfg.seed, "start", 0)
+        results = await play(trials, self.game, dict((p.id, p) for p in current.values()), sandbox, self.service,
+                             self.llm_config)
+        self.store.write_trials(self.tid, results)
+        u = fb.utilities(results)
+        step = {"round": 0, "player": "start", "step": 0, "program_id": current["row"].id,
+                "program_hash": current["row"].content_hash, "valid": 1,
+                "row_utility": u[0], "col_utility": u[1], "welfare": u[0] + u[1], "kept": 1,
+                "validation": "; ".join(fb.trial_errors(results)) or None}
+        db.write_step(self.store, self.run_id, self.tid, step, [])
+        return u[0] + u[1]
+
+    async def _turn(self, k: int, seat: str, done: dict, current: dict, sandbox: Sandbox):
+        """One player's best response: its steps; (kept program, profile welfare) or None if none was valid."""
+        cfg = self.cfg
+        other = "col" if seat == "row" else "row"
+        opp = current[other]
+        msgs = [{"role": "system", "content": prompts.system_message(cfg.kind)},
+                {"role": "user", "content": prompts.task_message(cfg.kind, self.game, seat, opp.source(),
+                                                                 cfg.episodes)}]
+        best = None  # (utility, step, program, welfare)
+        for t in range(1, cfg.steps + 1):
+            pid = f"it{self.run_id}-r{k}-{seat}-s{t}"
+            stored = done.get((k, seat, t))
+            if stored is None:
+                stored = await self._step(k, seat, t, pid, msgs, opp, current, sandbox,
+                                          best[0] if best else None)
+            prog = None
+            if stored["valid"]:
+                prog = (CodeProgram(id=pid, kind="code", source=stored["source"]) if cfg.kind == "code"
+                        else fb.prompt_candidate(pid, stored["source"], cfg.model)[0])  # as built when played
+                util = stored["row_utility"] if seat == "row" else stored["col_utility"]
+                if best is None or util > best[0]:
+                    best = (util, t, prog, stored["welfare"])
+            msgs = msgs + [{"role": "assistant", "content": stored["reply"]},
+                           {"role": "user", "content": stored["feedback"]}]
+            self.on_step(StepView(k, seat, t, pid, stored["source"], bool(stored["valid"]), stored["feedback"],
+                                  stored["welfare"], stored["row_utility"] if seat == "row" else stored["col_utility"]))
+        if best is None:
+            return None
+        db.mark_kept(self.store, self.run_id, k, seat, best[1])
+        return best[2], best[3]
+
+    async def _step(self, k: int, seat: str, t: int, pid: str, msgs: list[dict], opp, current: dict,
+                    sandbox: Sandbox, best: float | None) -> dict:
+        cfg = self.cfg
+        calls: list[CallRecord] = []
+        reply = await self.service.ask("writer", msgs, cfg.temperature, cfg.max_tokens,
+                                       f"iterate:{cfg.seed}:{k}:{seat}:{t}", calls)
+        self.calls += sum(not c.cached for c in calls)
+        if reply.text is None:
+            raise ArenaError(f"the writer ({cfg.model}) failed at round {k}, {seat} step {t}: {reply.error}")
+        source = prompts.extract(reply.text)
+        if cfg.kind == "code":
+            prog, errors = fb.code_candidate(pid, source, self.game, sandbox)
+        else:
+            prog, errors = fb.prompt_candidate(pid, source, cfg.model)
+        step = {"round": k, "player": seat, "step": t, "program_id": pid, "source": source, "reply": reply.text,
+                "valid": 0}
+        if prog is not None:
+            if isinstance(prog, LLMProgram):
+                self.service.routes.update(self.service.routes_for([prog], self.llm_config))
+            db.add_program(self.store, self.tid, prog)
+            row, col = (prog, opp) if seat == "row" else (opp, prog)
+            trials = specs(self.game, row.id, col.id, cfg.epsilon, cfg.max_depth, cfg.episodes, cfg.seed,
+                           f"r{k}-{seat}", self._seq(k, seat, t))
+            results = await play(trials, self.game, {row.id: row, col.id: col}, sandbox, self.service,
+                                 self.llm_config)
+            self.store.write_trials(self.tid, results)
+            errors = [e for e in fb.trial_errors(results) if f" {pid}: " in e]  # its own failures
+            if not errors:
+                u = fb.utilities(results)
+                mine = u[0] if seat == "row" else u[1]
+                step.update(valid=1, program_hash=prog.content_hash, row_utility=u[0], col_utility=u[1],
+                            welfare=u[0] + u[1])
+                step["feedback"] = fb.utility_text(results, seat, mine if best is None else max(best, mine))
+        if not step["valid"]:
+            step["validation"] = "\n".join(errors)
+            step["feedback"] = fb.invalid_text(errors)
+        db.write_step(self.store, self.run_id, self.tid, step, calls)
+        return {k: step.get(k) for k in db.STEP_FIELDS}
+
+    def _seq(self, k: int, seat: str, t: int) -> int:
+        ordinal = 1 + ((k - 1) * 2 + SEATS.index(seat)) * self.cfg.steps + (t - 1)
+        return ordinal * self.cfg.episodes
+
+
+def write_final(current: dict, run_id: int, out_dir: Path) -> list[Path]:
+    """The final pair as program files ready for `arena run` (ids derived from the run)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for seat in SEATS:
+        prog = current[seat]
+        data = prog.model_dump(mode="json", by_alias=True, exclude_none=True)
+        data["id"] = f"iterate{run_id}-{seat}"
+        data["description"] = (f"The {seat} player's program of iterate run {run_id}"
+                               + (f": {prog.description}" if prog.description else ""))
+        order = ["id", "kind", "description"]
+        data = {k: data[k] for k in order if k in data} | {k: v for k, v in data.items() if k not in order}
+        path = out_dir / f"iterate{run_id}-{seat}.yaml"
+        path.write_text(dump_yaml(data))
+        paths.append(path)
+    return paths

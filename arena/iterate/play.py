@@ -1,0 +1,39 @@
+"""A candidate's trials: N episodes of (row, col) through the ε-grounded simulator, stored as ordinary trials."""
+
+from __future__ import annotations
+
+import asyncio
+
+from arena.engine.batch import run_trials_batched
+from arena.engine.bots import BotAgent
+from arena.engine.code import CodeAgent
+from arena.engine.grid import trial_seed
+from arena.engine.records import TrialResult, TrialSpec
+from arena.engine.sandbox import Sandbox
+from arena.engine.simulator import run_trial_async
+from arena.library.games import Game
+
+
+def specs(game: Game, row: str, col: str, epsilon: float, max_depth: int, episodes: int, seed: int, stream: str,
+          first_seq: int) -> list[TrialSpec]:
+    """The episodes of one evaluation; seeds come from (seed, stream, index) only, so every candidate of a
+    turn meets the same draws (common random numbers: candidates differ by their code, not their luck)."""
+    return [TrialSpec(first_seq + i, game.id, row, col, epsilon, max_depth, None, i,
+                      trial_seed(seed, game.id, stream, "", epsilon, max_depth, None, i))
+            for i in range(episodes)]
+
+
+async def play(trials: list[TrialSpec], game: Game, programs: dict, sandbox: Sandbox, service=None,
+               llm_config=None) -> list[TrialResult]:
+    agents = {}
+    for pid, p in programs.items():
+        if p.kind == "builtin":
+            agents[pid] = BotAgent(p)
+        elif p.kind == "code":
+            agents[pid] = CodeAgent(p, sandbox)
+        else:
+            agents[pid] = service.agent(p, llm_config)
+    games = {game.id: game}
+    if not any(p.kind == "llm" for p in programs.values()):
+        return await asyncio.to_thread(run_trials_batched, trials, games, agents, programs)
+    return list(await asyncio.gather(*(run_trial_async(s, game, agents, programs) for s in trials)))

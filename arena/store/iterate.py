@@ -1,0 +1,124 @@
+"""Iterate runs in the store: the run, its steps (one writer answer each) and the candidates' programs.
+
+A run owns one tournament row that holds its candidates' trials as ordinary trials (row and column
+program ids are the candidates' ids), so every trial, node and LLM call of a run is where the rest of
+Arena looks for them. The writer's own calls go to `llm_calls` with `trial_id = node_id = 0` and the
+candidate's id as `program`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from typing import Any
+
+from arena.engine.records import CallRecord
+from arena.errors import LookupFailed
+from arena.store.database import Store, _call_row
+
+STEP_FIELDS = ("round", "player", "step", "program_id", "program_hash", "source", "reply", "valid", "validation",
+               "row_utility", "col_utility", "welfare", "kept", "feedback")
+
+
+def create_run(store: Store, config: dict, name: str, seed: int, version: str) -> tuple[int, int]:
+    """A new run and its tournament row: (run id, tournament id)."""
+    def tx(cur):
+        cur.execute(
+            "INSERT INTO tournaments (name, config, status, total_trials, seed, created_at, started_at, runner_pid, "
+            "arena_version, fingerprint) VALUES (?, ?, 'running', 0, ?, ?, ?, ?, ?, ?)",
+            (name, json.dumps(_tournament_config(config)), seed, time.time(), time.time(), os.getpid(), version,
+             "iterate"))
+        tid = cur.lastrowid
+        cur.execute("INSERT INTO iterate_runs (config, tournament_id, status, created_at) VALUES (?, ?, 'running', ?)",
+                    (json.dumps(config), tid, time.time()))
+        run_id = cur.lastrowid
+        cur.execute("UPDATE tournaments SET name=? WHERE id=?", (f"iterate run {run_id}: {config['game']}", tid))
+        return run_id, tid
+    return store._write(tx)
+
+
+def _tournament_config(config: dict) -> dict:
+    """The tournament row's config (a TournamentConfig shape, so History and analysis can read it)."""
+    return {"name": f"iterate {config['game']}", "programs": [], "games": [config["game"]],
+            "epsilons": [config["epsilon"]], "max_depths": [config["max_depth"]], "trials": config["episodes"],
+            "seed": config["seed"]}
+
+
+def add_program(store: Store, tid: int, program: Any, game: Any | None = None) -> None:
+    """Record a candidate (hash-addressed) as one of the run's tournament programs."""
+    def tx(cur):
+        cur.execute("INSERT OR IGNORE INTO programs VALUES (?, ?, ?, ?, ?)",
+                    (program.content_hash, program.id, program.kind, program.label, program.model_dump_json()))
+        if cur.execute("INSERT OR IGNORE INTO tournament_programs VALUES (?, ?, ?)",
+                       (tid, program.id, program.content_hash)).rowcount:
+            # the tournament's config lists its programs, as every tournament's does
+            config = json.loads(cur.execute("SELECT config FROM tournaments WHERE id=?", (tid,)).fetchone()[0])
+            config["programs"].append(program.id)
+            cur.execute("UPDATE tournaments SET config=? WHERE id=?", (json.dumps(config), tid))
+        if game is not None:
+            cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (game.content_hash, game.id, game.model_dump_json()))
+            cur.execute("INSERT OR IGNORE INTO tournament_games VALUES (?, ?, ?)", (tid, game.id, game.content_hash))
+    store._write(tx)
+
+
+def write_step(store: Store, run_id: int, tid: int, step: dict, calls: list[CallRecord]) -> None:
+    """One step and the writer's calls for it, in one transaction (a step is stored whole or not at all)."""
+    def tx(cur):
+        cur.execute(f"INSERT INTO iterate_steps (run_id, {', '.join(STEP_FIELDS)}, created_at) "
+                    f"VALUES (?, {', '.join('?' * len(STEP_FIELDS))}, ?)",
+                    (run_id, *[step.get(k, 0 if k == "kept" else None) for k in STEP_FIELDS], time.time()))
+        if calls:
+            call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
+            rows = [_call_row(call_id + i + 1, tid, 0, 0, step["program_id"], c) for i, c in enumerate(calls)]
+            cur.executemany("INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")", rows)
+        cur.execute("UPDATE tournaments SET total_trials=(SELECT count(*) FROM trials WHERE tournament_id=?) WHERE id=?",
+                    (tid, tid))
+    store._write(tx)
+
+
+def mark_kept(store: Store, run_id: int, round_: int, player: str, step: int) -> None:
+    store._write(lambda cur: cur.execute(
+        "UPDATE iterate_steps SET kept=1 WHERE run_id=? AND round=? AND player=? AND step=?",
+        (run_id, round_, player, step)))
+
+
+def steps(store: Store, run_id: int) -> list[dict]:
+    return store.query("SELECT * FROM iterate_steps WHERE run_id=? ORDER BY id", (run_id,))
+
+
+def run_row(store: Store, run_id: int | None = None) -> dict:
+    """A run by id; None: the latest."""
+    if run_id is None:
+        rows = store.query("SELECT max(id) AS id FROM iterate_runs")
+        run_id = rows[0]["id"] if rows else None
+        if run_id is None:
+            raise LookupFailed(f"no iterate runs in {store.path} yet; start one with `arena iterate`")
+    rows = store.query("SELECT * FROM iterate_runs WHERE id=?", (run_id,))
+    if not rows:
+        raise LookupFailed(f"no iterate run {run_id} in {store.path}")
+    row = rows[0]
+    row["config"] = json.loads(row["config"])
+    return row
+
+
+def runs(store: Store) -> list[dict]:
+    out = store.query("SELECT * FROM iterate_runs ORDER BY id DESC")
+    for r in out:
+        r["config"] = json.loads(r["config"])
+    return out
+
+
+def finish_run(store: Store, run_id: int, tid: int, status: str, error: str | None = None,
+               welfare: float | None = None, best: float | None = None) -> None:
+    def tx(cur):
+        cur.execute("UPDATE iterate_runs SET status=?, finished_at=?, error=?, welfare=?, best_welfare=? WHERE id=?",
+                    (status, time.time(), error, welfare, best, run_id))
+        cur.execute("UPDATE tournaments SET status=?, finished_at=? WHERE id=?",
+                    ("finished" if status == "finished" else status, time.time(), tid))
+    store._write(tx)
+
+
+def mark_running(store: Store, run_id: int, tid: int) -> None:
+    store._write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
+    store.mark_running(tid)

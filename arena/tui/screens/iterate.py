@@ -1,0 +1,129 @@
+"""Iterate: the stored iterate runs (arena iterate), each step's candidate code and the feedback it got,
+and the welfare per step; refreshed every second, so a run going on in a terminal can be watched."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+
+def welfare_bar(values: list[float | None], width: int = 40) -> str:
+    """The welfare per step as a one-line sparkline (an invalid step is a gap: '·')."""
+    blocks = "▁▂▃▄▅▆▇█"
+    got = [v for v in values if v is not None]
+    if not got:
+        return ""
+    lo, hi = min(got), max(got)
+    span = (hi - lo) or 1.0
+    return "".join("·" if v is None else blocks[int((v - lo) / span * (len(blocks) - 1))] for v in values[-width:])
+
+
+class IterateScreen(Screen):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh")]
+
+    DEFAULT_CSS = """
+    IterateScreen #iterate-tables { height: 1fr; }
+    IterateScreen #iterate-runs { width: 1fr; }
+    IterateScreen #iterate-steps { width: 2fr; }
+    IterateScreen #iterate-detail { height: 1fr; overflow-y: auto; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            with Horizontal(id="iterate-tables"):
+                yield DataTable(id="iterate-runs", cursor_type="row")
+                yield DataTable(id="iterate-steps", cursor_type="row")
+            yield Static(id="iterate-welfare")
+            yield Static(id="iterate-detail", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        runs = self.query_one("#iterate-runs", DataTable)
+        for label in ("run", "game", "writer", "status", "welfare"):
+            runs.add_column(label, key=label)
+        steps = self.query_one("#iterate-steps", DataTable)
+        for label in ("round", "player", "step", "valid", "kept", "utility", "welfare"):
+            steps.add_column(label, key=label)
+        self.runs: list[dict] = []
+        self.steps: list[dict] = []
+        self._shown: tuple = ()
+        self.action_refresh()
+        self.set_interval(1.0, self.action_refresh)
+        runs.focus()
+
+    def action_refresh(self) -> None:
+        from arena.store import iterate as db
+
+        runs = db.runs(self.app.store)
+        key = tuple((r["id"], r["status"]) for r in runs)
+        table = self.query_one("#iterate-runs", DataTable)
+        if key != self._shown:
+            self._shown = key
+            keep = table.cursor_row
+            table.clear()
+            for r in runs:
+                c = r["config"]
+                w = r.get("welfare")
+                table.add_row(str(r["id"]), c["game"], c["model"], r["status"], "" if w is None else f"{w:g}",
+                              key=str(r["id"]))
+            if runs:
+                table.move_cursor(row=min(max(keep, 0), len(runs) - 1))
+        self.runs = runs
+        self._fill_steps()
+
+    def _run(self) -> dict | None:
+        table = self.query_one("#iterate-runs", DataTable)
+        if not self.runs or not 0 <= table.cursor_row < len(self.runs):
+            return None
+        return self.runs[table.cursor_row]
+
+    def _fill_steps(self) -> None:
+        from arena.store import iterate as db
+
+        run = self._run()
+        steps = db.steps(self.app.store, run["id"]) if run else []
+        table = self.query_one("#iterate-steps", DataTable)
+        if [s["id"] for s in steps] != [s["id"] for s in self.steps] or any(
+                a["kept"] != b["kept"] for a, b in zip(steps, self.steps)):
+            keep = table.cursor_row
+            follow = keep >= len(self.steps) - 1  # on the last step: follow the run as it grows
+            table.clear()
+            for s in steps:
+                mine = s["row_utility"] if s["player"] in ("row", "start") else s["col_utility"]
+                f = lambda x: "" if x is None else f"{x:.3g}"
+                table.add_row(str(s["round"]), s["player"], str(s["step"]), "yes" if s["valid"] else "no",
+                              "kept" if s["kept"] else "", f(mine), f(s["welfare"]))
+            if steps:
+                table.move_cursor(row=len(steps) - 1 if follow else min(keep, len(steps) - 1))
+        self.steps = steps
+        title = f"run {run['id']}: {run['config']['game']}" if run else "no iterate runs yet: start one with arena iterate"
+        self.query_one("#iterate-welfare", Static).update(
+            f"{title}   welfare per step: {welfare_bar([s['welfare'] for s in steps])}")
+        self._detail()
+
+    def _detail(self) -> None:
+        table = self.query_one("#iterate-steps", DataTable)
+        box = self.query_one("#iterate-detail", Static)
+        if not self.steps or not 0 <= table.cursor_row < len(self.steps):
+            box.update("")
+            return
+        s = self.steps[table.cursor_row]
+        parts = [f"{s['program_id']}  ({'valid' if s['valid'] else 'invalid'})"]
+        if s["source"]:
+            parts += ["", s["source"].rstrip()]
+        if s["feedback"]:
+            parts += ["", "feedback sent:", s["feedback"]]
+        box.update("\n".join(parts))
+
+    @on(DataTable.RowHighlighted, "#iterate-runs")
+    def _run_changed(self) -> None:
+        self.steps = []
+        self._fill_steps()
+
+    @on(DataTable.RowHighlighted, "#iterate-steps")
+    def _step_changed(self) -> None:
+        self._detail()
