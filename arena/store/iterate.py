@@ -15,7 +15,7 @@ from typing import Any
 
 from arena.engine.records import CallRecord
 from arena.errors import LookupFailed
-from arena.store.database import Store, _call_row
+from arena.store.database import _CALL_INSERT, Store, _call_row
 
 STEP_FIELDS = ("round", "player", "step", "program_id", "program_hash", "source", "reply", "valid", "validation",
                "row_utility", "col_utility", "welfare", "kept", "feedback")
@@ -71,7 +71,7 @@ def write_step(store: Store, run_id: int, tid: int, step: dict, calls: list[Call
         if calls:
             call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
             rows = [_call_row(call_id + i + 1, tid, 0, 0, step["program_id"], c) for i, c in enumerate(calls)]
-            cur.executemany("INSERT INTO llm_calls VALUES (" + ", ".join("?" * 19) + ")", rows)
+            cur.executemany(_CALL_INSERT, rows)
         cur.execute("UPDATE tournaments SET total_trials=(SELECT count(*) FROM trials WHERE tournament_id=?) WHERE id=?",
                     (tid, tid))
     store._write(tx)
