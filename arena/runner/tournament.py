@@ -231,6 +231,7 @@ class TournamentRunner:
         batch: list[TrialResult] = []
         nodes = 0
         games, programs = self.games, self.programs
+        await self._checkpoint()  # (a runner started paused runs nothing)
         for spec in self.config.iter_specs(done_map):
             if spec.row in llm or spec.col in llm:
                 continue

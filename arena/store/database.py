@@ -22,13 +22,15 @@ from pydantic import BaseModel
 from arena.errors import LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 7
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
 # come from SCHEMA's CREATE ... IF NOT EXISTS afterwards). Append a step with each schema change, never
 # edit one that has shipped; tests/fixtures/arena-v1.db is a database written by schema 1.
-MIGRATIONS: dict[int, list[str]] = {}
+MIGRATIONS: dict[int, list[str]] = {
+    7: ["ALTER TABLE tournaments ADD COLUMN runner_socket TEXT"],
+}
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
@@ -44,7 +46,8 @@ CREATE TABLE IF NOT EXISTS tournaments (
     finished_at REAL,
     runner_pid INTEGER,
     arena_version TEXT,
-    fingerprint TEXT NOT NULL        -- hash of the config and the program/game versions
+    fingerprint TEXT NOT NULL,       -- hash of the config and the program/game versions
+    runner_socket TEXT               -- where a runner process streams its events (arena/runner/process.py)
 );
 CREATE INDEX IF NOT EXISTS tournaments_fingerprint ON tournaments (fingerprint);
 CREATE TABLE IF NOT EXISTS programs (
@@ -168,6 +171,7 @@ class TournamentRow(BaseModel):
     runner_pid: int | None
     arena_version: str | None
     fingerprint: str
+    runner_socket: str | None = None
     done: int = 0
 
     @property
@@ -372,6 +376,14 @@ class Store:
         self._write(lambda cur: cur.execute(
             "UPDATE tournaments SET status='running', runner_pid=?, started_at=? WHERE id=?",
             (os.getpid(), time.time(), tid)))
+
+    def set_runner_socket(self, tid: int, path: str | None) -> None:
+        """Where the runner process of tournament `tid` listens (None once it has ended)."""
+        self._write(lambda cur: cur.execute("UPDATE tournaments SET runner_socket=? WHERE id=?", (path, tid)))
+
+    def last_trial_id(self) -> int:
+        """trials.id of the newest stored trial (0: none); every trial written later has a larger id."""
+        return self.query("SELECT coalesce(max(id), 0) AS m FROM trials")[0]["m"]
 
     def set_status(self, tid: int, status: str) -> None:
         finished = time.time() if status in ("finished", "cancelled", "failed") else None

@@ -1,5 +1,8 @@
 """A tournament running in a worker thread, its events coalesced for a UI that polls (~10 Hz).
 
+The runner is either a TournamentRunner (in this process) or a RemoteRunner (arena/runner/process.py:
+the tournament runs in a process of its own and this thread only reads its event stream).
+
 The runner gets its own thread and asyncio loop (`asyncio.run(runner.run())`), so a busy tournament
 never blocks the UI's loop, and the UI never sees events one by one: the sink (called on the runner's
 thread) only updates a few fields under a lock, and the screen reads them on a timer. Built-in trials
@@ -112,7 +115,11 @@ class LiveSession:
 
     def _main(self) -> None:
         try:
-            self.tally.seed(self.store, self.tournament_id)
+            if getattr(self.runner, "remote", False):  # a runner process: counts stored up to its Hello, then streamed
+                tid = self.tournament_id
+                self.runner.on_attach = lambda last: self.tally.seed(self.store, tid, until_id=last)
+            else:
+                self.tally.seed(self.store, self.tournament_id)
             asyncio.run(self.runner.run())
         except BaseException as exc:  # the runner records its own failures; this is a last resort
             with self._lock:
@@ -163,6 +170,16 @@ class LiveSession:
         if r is not None and not self.ended and hasattr(r, "yield_to"):
             r.yield_to(seconds)
 
+    @property
+    def remote(self) -> bool:
+        """True when the tournament runs in a runner process (it can go on without this app)."""
+        return bool(getattr(self.runner, "remote", False))
+
+    def detach(self) -> None:
+        """Stop following a runner process; its tournament goes on."""
+        if self.remote and not self.ended:
+            self.runner.detach()
+
     def cancel(self) -> None:
         if self.runner is not None and not self.ended:
             with self._lock:
@@ -208,7 +225,8 @@ class LiveSession:
                     # a different cell each batch (batches hold whole grid rows, so 'the last one' would
                     # always be the same pair)
                     self._batches += 1
-                    r = builtin[(self._batches * 7919) % len(builtin)]
+                    shown = [r for r in builtin if r.nodes] or builtin  # (a runner process sends one with nodes)
+                    r = shown[(self._batches * 7919) % len(shown)]
                     self._last_builtin = LiveTrial(r.spec, r.nodes, r, 1, now, llm=False)
             elif isinstance(e, NodeResolved):
                 t = self._inflight.get(e.spec.seq)
