@@ -104,9 +104,11 @@ def test_list_shows_the_runner_pid_and_sigterm_cancels_it(tmp_path):
 
 
 def test_a_late_client_gets_the_state_then_every_event(tmp_path):
-    """Two clients: one from the start, one attached midway (after some trials are stored). Each sees a
-    Hello with the stored count, then every later trial exactly once: the store up to Hello's trial id
-    plus the streamed trials is the whole tournament."""
+    """Two clients: one from the start, one attached midway. Each gets a Hello with the stored count, then
+    every later trial exactly once: counts from the store up to Hello's trial id plus the streamed ones
+    are the store's counts of the whole tournament, cell by cell."""
+    from arena.analysis.tally import LiveTally
+
     db = tmp_path / "late.db"
     lib = load_library()
     with Store(db) as store:
@@ -114,7 +116,6 @@ def test_a_late_client_gets_the_state_then_every_event(tmp_path):
         first = RemoteRunner(store, 1, started.socket)
         seen_first: list = []
         first.sink = seen_first.append
-
         late_seen: list = []
         late_hello: list[int] = []
 
@@ -122,7 +123,7 @@ def test_a_late_client_gets_the_state_then_every_event(tmp_path):
             task = asyncio.create_task(first.run())
             await asyncio.sleep(0.2)
             first.unpause()
-            while sum(len(e.results) for e in seen_first if isinstance(e, TrialsFinished)) < 10_000:
+            while not any(isinstance(e, stream.BatchStored) for e in seen_first):
                 await asyncio.sleep(0.01)
             late = RemoteRunner(store, 1, started.socket, sink=late_seen.append)
             late.on_attach = late_hello.append
@@ -130,24 +131,31 @@ def test_a_late_client_gets_the_state_then_every_event(tmp_path):
 
         r1, r2 = asyncio.run(both())
         assert r1 == r2 and r1.status == "finished" and r1.done == BUILTIN_TOTAL
+
+        def streamed(events) -> int:
+            return sum(e.n if isinstance(e, stream.BatchStored) else len(e.results)
+                       for e in events if isinstance(e, (stream.BatchStored, TrialsFinished)))
+
         assert isinstance(seen_first[0], TournamentStarted) and seen_first[0].already_done == 0
-        streamed1 = [r.spec.seq for e in seen_first if isinstance(e, TrialsFinished) for r in e.results]
-        assert sorted(streamed1) == list(range(BUILTIN_TOTAL))
-        # the late one: its Hello's count, then the rest, each once
+        assert streamed(seen_first) == BUILTIN_TOTAL
         assert isinstance(late_seen[0], TournamentStarted)
         before = late_seen[0].already_done
-        assert 10_000 <= before < BUILTIN_TOTAL
-        ids_before = {x["seq"] for x in store.query("SELECT seq FROM trials WHERE id <= ?", (late_hello[0],))}
-        assert len(ids_before) == before
-        streamed2 = [r.spec.seq for e in late_seen if isinstance(e, TrialsFinished) for r in e.results]
-        assert len(streamed2) == len(set(streamed2)) == BUILTIN_TOTAL - before
-        assert ids_before.isdisjoint(streamed2) and len(ids_before | set(streamed2)) == BUILTIN_TOTAL
-        # built-in batches carry their nodes for one trial each (the rest is in the store)
-        batch = next(e for e in late_seen if isinstance(e, TrialsFinished) and len(e.results) > 1)
-        assert sum(1 for r in batch.results if r.nodes) == 1
-        shown = next(r for r in batch.results if r.nodes)
-        stored = store.query("SELECT n_nodes FROM trials WHERE seq = ?", (shown.spec.seq,))[0]["n_nodes"]
-        assert len(shown.nodes) == stored
+        assert 0 < before < BUILTIN_TOTAL and before + streamed(late_seen) == BUILTIN_TOTAL
+        assert store.query("SELECT count(*) AS n FROM trials WHERE id <= ?", (late_hello[0],))[0]["n"] == before
+        # counts seeded up to the Hello plus the stream = the store's counts, exactly
+        live, whole = LiveTally(), LiveTally()
+        live.seed(store, 1, until_id=late_hello[0])
+        for e in late_seen:
+            if isinstance(e, stream.BatchStored):
+                live.merge(e.cells)
+            elif isinstance(e, TrialsFinished):
+                live.add(e.results)
+        whole.seed(store, 1)
+        assert live.rows() == whole.rows() and sum(r.trials for r in live.rows()) == BUILTIN_TOTAL
+        # a batch's one whole trial has the nodes the store holds for it
+        batch = next(e for e in late_seen if isinstance(e, stream.BatchStored))
+        stored = store.query("SELECT n_nodes FROM trials WHERE seq = ?", (batch.sample.spec.seq,))[0]["n_nodes"]
+        assert len(batch.sample.nodes) == stored and batch.n == sum(batch.counts.values())
 
 
 def test_kill_9_of_the_runner_leaves_it_interrupted_and_resumable(tmp_path):

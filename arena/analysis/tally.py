@@ -89,6 +89,19 @@ class LiveTally:
                 c[7] += r.n_calls
             self.version += 1
 
+    def merge(self, cells) -> None:
+        """Add sums already made per cell ((key, sums) pairs as `arena.runner.stream.cell_sums` makes them:
+        the same eight numbers as `add` keeps)."""
+        with self._lock:
+            for key, sums in cells:
+                c = self._cells.get(key)
+                if c is None:
+                    self._cells[key] = [float(x) for x in sums]
+                else:
+                    for i, x in enumerate(sums):
+                        c[i] += x
+            self.version += 1
+
     def conditions(self) -> list[Condition]:
         with self._lock:
             return list(dict.fromkeys(k[:4] for k in self._cells))

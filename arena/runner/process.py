@@ -307,6 +307,7 @@ class RemoteRunner:
         self.paused = False
         self.done = 0
         self.detached = False
+        self._attached = False  # got a Hello
         self._db = store.path
         self._loop: asyncio.AbstractEventLoop | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -334,19 +335,30 @@ class RemoteRunner:
             loop.call_soon_threadsafe(writer.write, data)
 
     def detach(self) -> None:
-        """Stop listening; the tournament goes on in its process."""
-        self.detached = True
+        """Stop listening (after sending the control ops asked before); the tournament goes on."""
         with self._lock:
             loop, writer = self._loop, self._writer
-        if loop is not None and writer is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(writer.close)
+            if loop is None or writer is None or loop.is_closed():
+                self.detached = True
+                return
+
+        def close() -> None:  # half-close: the runner reads every op sent, then ends the connection
+            self.detached = True
+            if writer.can_write_eof():
+                writer.write_eof()
+            else:
+                writer.close()
+
+        loop.call_soon_threadsafe(close)
 
     # -- the stream -------------------------------------------------------------------------------------------
     async def run(self) -> TournamentFinished | None:
+        if self.detached:
+            return None
         try:
             reader, writer = await asyncio.open_unix_connection(self.socket, limit=READ_LIMIT)
         except OSError as exc:
-            return self._lost(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
+            return self._ended(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
         with self._lock:
             self._loop, self._writer = asyncio.get_running_loop(), writer
             for data in self._queued:
@@ -360,16 +372,21 @@ class RemoteRunner:
                     data = await reader.readline()
                 except (ConnectionError, ValueError):
                     data = b""
-                if not data:
+                if not data.endswith(b"\n"):  # the end (a line cut short by a close)
                     break
-                msg = stream.parse(data)
+                if self.detached:  # until the runner has read our ops and closed
+                    continue
+                try:
+                    msg = stream.parse(data)
+                except ValidationError as exc:  # a runner of another Arena version, or a bug: say so, stop
+                    return self._lost(f"its runner sent what this client cannot read ({exc.errors()[0]['msg']})")
                 if isinstance(msg, stream.Hello):
-                    self.paused, self.pid, self.done = msg.paused, msg.pid, msg.done
+                    self.paused, self.pid, self.done, self._attached = msg.paused, msg.pid, msg.done, True
                     if self.on_attach is not None:
                         self.on_attach(msg.last_trial_id)
                 elif isinstance(msg, stream.NoticeMsg) and msg.message in ("paused", "resumed"):
                     self.paused = msg.message == "paused"
-                elif isinstance(msg, stream.Trials):
+                elif isinstance(msg, (stream.Trials, stream.Batch)):
                     self.done = msg.done
                 for event in decoder.events(msg):
                     if isinstance(event, TournamentFinished):
@@ -377,10 +394,30 @@ class RemoteRunner:
                     self.sink(event)
         finally:
             writer.close()
+            try:
+                await writer.wait_closed()  # (what was written is sent)
+            except (ConnectionError, OSError):
+                pass
         if finished is None and not self.detached:
-            return self._lost(f"its runner process (pid {self.pid}) ended without finishing it (killed?); "
-                              f"resume it from History or with: arena resume {self.tournament_id}")
+            return self._ended(f"its runner process (pid {self.pid}) ended without finishing it (killed?); "
+                               f"resume it from History or with: arena resume {self.tournament_id}")
         return finished
+
+    def _ended(self, why: str) -> TournamentFinished:
+        """The stream ended without a Finished: a runner that ended before we listened (a short tournament)
+        recorded how in the store; otherwise it was killed (`why`)."""
+        try:
+            with Store(self._db) as store:
+                row, last = store.tournament(self.tournament_id), store.last_trial_id()
+        except ArenaError:
+            row = None
+        if row is None or row.status not in ("finished", "cancelled", "failed"):
+            return self._lost(why)
+        if self.on_attach is not None and not self._attached:
+            self.on_attach(last)
+        event = TournamentFinished(self.tournament_id, row.status, row.done, row.total_trials)
+        self.sink(event)
+        return event
 
     def _lost(self, why: str) -> TournamentFinished:
         event = TournamentFinished(self.tournament_id, "failed", self.done, self.config.total_trials,

@@ -7,12 +7,15 @@ the client seeds its counts from the store up to exactly that trial), then the t
 Client → runner: `Control` (pause, unpause, cancel).
 
 Pydantic models at the boundary; `decode` turns a line back into the engine's own event records, which
-the TUI's session consumes exactly as it does in-process events. Built-in batches travel without their
-nodes but for one trial (the one the Live screen shows): the rest is in the store.
+the TUI's session consumes exactly as it does in-process events, but for one of its own: built-in
+batches travel summed per cell (`Batch` → `BatchStored`: counts, not 2,000 trials to decode in the
+UI's process) with one trial whole (the one the Live screen shows); the trials are in the store.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -128,6 +131,60 @@ class ResultMsg(_Msg):
                            self.row_payoff, self.col_payoff, self.cooperative, self.status, self.error, self.duration_ms)
 
 
+class Batch(_Msg):
+    """A batch of built-in trials stored, summed per cell (what live counts need) with one trial whole
+    (the one the Live screen shows); every trial is in the store."""
+
+    kind: Literal["batch"] = "batch"
+    tournament_id: int
+    done: int
+    total: int
+    n: int
+    counts: dict[str, int]  # trials by status
+    # per cell: game, epsilon, max_depth, temperature, row, col, then CELL_SUMS
+    cells: list[list]
+    sample: ResultMsg
+
+
+CELL_SUMS = ("trials", "valid", "cooperative", "refused", "errors", "row_payoff", "col_payoff", "calls")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStored:
+    """The client's event for a `Batch` (TrialsFinished summed): `cells` as (key, sums) pairs."""
+
+    tournament_id: int
+    done: int
+    total: int
+    n: int
+    counts: dict
+    cells: list[tuple[tuple, list[float]]]
+    sample: TrialResult
+
+
+def cell_sums(results) -> dict[tuple, list[float]]:
+    """(game, epsilon, max_depth, temperature, row, col) -> CELL_SUMS of `results`."""
+    cells: dict[tuple, list[float]] = {}
+    for r in results:
+        s = r.spec
+        key = (s.game, s.epsilon, s.max_depth, s.temperature, s.row, s.col)
+        c = cells.get(key)
+        if c is None:
+            c = cells[key] = [0.0] * len(CELL_SUMS)
+        c[0] += 1
+        if r.status == "ok":
+            c[1] += 1
+            c[2] += bool(r.cooperative)
+            c[5] += r.row_payoff
+            c[6] += r.col_payoff
+        elif r.status == "refused":
+            c[3] += 1
+        elif r.status == "error":
+            c[4] += 1
+        c[7] += sum(len(n.calls) for n in r.nodes)
+    return cells
+
+
 class PlannedMsg(_Msg):
     spec: SpecMsg
     nodes: list[NodeMsg]
@@ -199,21 +256,25 @@ class Control(_Msg):
     op: Literal["pause", "unpause", "cancel"]
 
 
-ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, NoticeMsg, Finished],
+ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch, NoticeMsg, Finished],
                           Field(discriminator="kind")]
 _SERVER = TypeAdapter(ServerMessage)
 
 
 def encode(event: Event, *, sample: int = 0) -> bytes:
-    """One event as a line. Of a batch of several built-in results only the one at `sample` keeps its nodes."""
+    """One event as a line. A batch of several (built-in) results is summed per cell (`Batch`), with the
+    one at position `sample` whole."""
     msg: _Msg
     if isinstance(event, NodeResolved):
         msg = Resolved(tournament_id=event.tournament_id, seq=event.spec.seq, node=NodeMsg.of(event.node))
-    elif isinstance(event, TrialsFinished):
+    elif isinstance(event, TrialsFinished) and len(event.results) > 1:  # built-in trials: summed
         rs = event.results
-        keep = sample % len(rs) if rs else 0
+        msg = Batch(tournament_id=event.tournament_id, done=event.done, total=event.total, n=len(rs),
+                    counts=dict(Counter(r.status for r in rs)),
+                    cells=[[*k, *v] for k, v in cell_sums(rs).items()], sample=ResultMsg.of(rs[sample % len(rs)]))
+    elif isinstance(event, TrialsFinished):
         msg = Trials(tournament_id=event.tournament_id, done=event.done, total=event.total,
-                     results=[ResultMsg.of(r, nodes=len(rs) == 1 or i == keep) for i, r in enumerate(rs)])
+                     results=[ResultMsg.of(r) for r in event.results])
     elif isinstance(event, TrialPlanned):
         msg = Planned(tournament_id=event.tournament_id,
                       trial=PlannedMsg(spec=SpecMsg.of(event.spec), nodes=[NodeMsg.of(n) for n in event.nodes]))
@@ -234,7 +295,7 @@ def line(msg: _Msg) -> bytes:
     return msg.model_dump_json().encode() + b"\n"
 
 
-def parse(data: bytes | str) -> Hello | Started | Planned | Resolved | Trials | NoticeMsg | Finished:
+def parse(data: bytes | str) -> Hello | Started | Planned | Resolved | Trials | Batch | NoticeMsg | Finished:
     """A runner's line as its message; raises pydantic.ValidationError on anything else."""
     return _SERVER.validate_json(data)
 
@@ -264,6 +325,10 @@ class Decoder:
                 self.inflight.pop(r.spec.seq, None)
             results = [r.record() for r in msg.results]
             return [TrialsFinished(msg.tournament_id, results, msg.done, msg.total)]
+        if isinstance(msg, Batch):
+            n = len(CELL_SUMS)
+            return [BatchStored(msg.tournament_id, msg.done, msg.total, msg.n, msg.counts,
+                                [(tuple(c[:-n]), c[-n:]) for c in msg.cells], msg.sample.record())]
         if isinstance(msg, Planned):
             return [self._planned(msg.tournament_id, msg.trial)]
         if isinstance(msg, NoticeMsg):

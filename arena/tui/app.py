@@ -107,8 +107,6 @@ class ArenaApp(App):
         self.switch_mode(self.start_mode)
         self.set_interval(0.1, self._tick)
         self.call_after_refresh(self._open_store)
-        if self.attach is not None and self.attach is not False:
-            self.call_after_refresh(self._attach_on_start)
 
     def _attach_on_start(self) -> None:
         from arena.errors import ArenaError
@@ -127,6 +125,9 @@ class ArenaApp(App):
             self.store
         except ArenaError as exc:
             self.exit(message=f"arena: error: {exc}", return_code=2)
+            return
+        if self.attach is not None and self.attach is not False:
+            self.set_timer(0.05, self._attach_on_start)  # (once the first screen is up)
 
     def _tick(self) -> None:
         s = self.session
@@ -286,7 +287,8 @@ class ArenaApp(App):
         self.session = session
         self.session_log.clear()
         self.session_log.append((self.clock(), "info", f"tournament {runner.tournament_id}: "
-                                 f"{runner.config.total_trials:,} trials" + (" (continuing the stored one)" if runner.reused else "")))
+                                 f"{runner.config.total_trials:,} trials" + (" (continuing the stored one)" if runner.reused else "")
+                                 + (f", in runner process {runner.pid}" if getattr(runner, "remote", False) else "")))
         session.start(runner)
         self.results_tid = runner.tournament_id
         for screen in self._mode_screens():

@@ -27,6 +27,7 @@ from arena.engine.events import (
     TrialsFinished,
 )
 from arena.analysis.tally import LiveTally
+from arena.runner.stream import BatchStored
 from arena.engine.records import Node, TrialResult, TrialSpec
 
 RATE_WINDOW_S = 30.0  # trials/s is measured over this much recent time (for the ETA)
@@ -197,8 +198,19 @@ class LiveSession:
         now = self.clock()
         if isinstance(e, TrialsFinished):
             self.tally.add(e.results)  # its own lock
+        elif isinstance(e, BatchStored):
+            self.tally.merge(e.cells)
         with self._lock:
-            if isinstance(e, TrialsFinished):
+            if isinstance(e, BatchStored):  # a runner process's built-in batch, summed
+                self.done = e.done
+                self.trials_seen += e.n
+                if not self._llm_ids:
+                    self._paced += e.n
+                for status, n in e.counts.items():
+                    self.counts[status] = self.counts.get(status, 0) + n
+                self._samples.append((now, self._paced))
+                self._last_builtin = LiveTrial(e.sample.spec, e.sample.nodes, e.sample, 1, now, llm=False)
+            elif isinstance(e, TrialsFinished):
                 self.done = e.done
                 self.trials_seen += len(e.results)
                 builtin = []
@@ -225,8 +237,7 @@ class LiveSession:
                     # a different cell each batch (batches hold whole grid rows, so 'the last one' would
                     # always be the same pair)
                     self._batches += 1
-                    shown = [r for r in builtin if r.nodes] or builtin  # (a runner process sends one with nodes)
-                    r = shown[(self._batches * 7919) % len(shown)]
+                    r = builtin[(self._batches * 7919) % len(builtin)]
                     self._last_builtin = LiveTrial(r.spec, r.nodes, r, 1, now, llm=False)
             elif isinstance(e, NodeResolved):
                 t = self._inflight.get(e.spec.seq)
