@@ -202,3 +202,12 @@ def test_node_events_round_trip_the_wire():
     assert fin == TournamentFinished(1, "finished", 4, 4, {"ok": 4}, 1.5)
     with pytest.raises(Exception):
         stream.parse(b'{"kind": "nonsense"}')
+
+
+def test_attach_without_a_running_tournament_says_so(tmp_path):
+    db = tmp_path / "none.db"
+    rc, out, err = finish(spawn("attach", "--db", str(db)))
+    assert (rc, err) == (2, "arena: error: no tournament is running in a runner process "
+                            "(start one with: arena run --detach)\n")
+    rc, out, err = finish(spawn("attach", "7", "--db", str(db)))
+    assert rc == 2 and err.startswith("arena: error: no tournament 7 in ")

@@ -42,6 +42,7 @@ from arena.store.database import Store
 RUNTIME_DIR = Path(tempfile.gettempdir()) / f"arena-runner-{os.getuid()}"
 MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (it can attach again)
 READ_LIMIT = 512 * 1024 * 1024  # longest line a client accepts (a batch of deep built-in trials)
+MAX_REATTACH = 20  # times a client dropped for falling behind attaches again
 
 
 def runtime_dir() -> Path:
@@ -353,12 +354,25 @@ class RemoteRunner:
 
     # -- the stream -------------------------------------------------------------------------------------------
     async def run(self) -> TournamentFinished | None:
-        if self.detached:
-            return None
-        try:
-            reader, writer = await asyncio.open_unix_connection(self.socket, limit=READ_LIMIT)
-        except OSError as exc:
-            return self._ended(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
+        """Follow the runner to its end; returns its TournamentFinished (None once detached). A client
+        the runner dropped for falling too far behind attaches again (its Hello resynchronises it)."""
+        for _ in range(1 + MAX_REATTACH):
+            if self.detached:
+                return None
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.socket, limit=READ_LIMIT)
+            except OSError as exc:
+                return self._ended(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
+            finished = await self._follow(reader, writer)
+            if finished is not None or self.detached:
+                return finished
+            if not self._still_running():
+                break
+            self.sink(Notice(f"fell behind tournament {self.tournament_id}'s event stream: attached again", "warning"))
+        return self._ended(f"its runner process (pid {self.pid}) ended without finishing it (killed?); "
+                           f"resume it from History or with: arena resume {self.tournament_id}")
+
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> TournamentFinished | None:
         with self._lock:
             self._loop, self._writer = asyncio.get_running_loop(), writer
             for data in self._queued:
@@ -393,15 +407,22 @@ class RemoteRunner:
                         finished = event
                     self.sink(event)
         finally:
+            with self._lock:
+                self._writer = None
             writer.close()
             try:
                 await writer.wait_closed()  # (what was written is sent)
             except (ConnectionError, OSError):
                 pass
-        if finished is None and not self.detached:
-            return self._ended(f"its runner process (pid {self.pid}) ended without finishing it (killed?); "
-                               f"resume it from History or with: arena resume {self.tournament_id}")
         return finished
+
+    def _still_running(self) -> bool:
+        try:
+            with Store(self._db) as store:
+                row = store.tournament(self.tournament_id)
+        except ArenaError:
+            return False
+        return row.display_status == "running" and row.runner_socket == self.socket
 
     def _ended(self, why: str) -> TournamentFinished:
         """The stream ended without a Finished: a runner that ended before we listened (a short tournament)
