@@ -281,8 +281,10 @@ def resume_detached(store: Store, tournament_id: int | None = None, *, backend=N
 
 def running_runner(store: Store, tournament_id: int | None = None):
     """The row of a tournament whose runner process is alive and listening (the newest if no id), or None."""
-    rows = [store.tournament(tournament_id)] if tournament_id is not None else store.tournaments()
-    for row in rows:
+    ids = [tournament_id] if tournament_id is not None else [
+        r["id"] for r in store.query("SELECT id FROM tournaments WHERE status = 'running' ORDER BY id DESC")]
+    for tid in ids:
+        row = store.tournament(tid)
         if row.display_status == "running" and row.runner_socket and Path(row.runner_socket).exists():
             return row
     return None
