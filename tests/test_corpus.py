@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 from arena.cli.main import app
 from arena.errors import ConfigError
 from arena.library.games import load_games
+from arena.store.database import SCHEMA_VERSION
 from arena.library.programs import load_program_entries
 from arena.library.yamlio import MAX_FILE_BYTES
 
@@ -197,7 +198,7 @@ def newer(path: Path) -> None:
     (corrupt, ["tournaments", "list"], "is not a usable SQLite database (database disk image is malformed)"),
     (lambda p: p.write_bytes(b"garbage" * 1000), ["resume"], "is not a usable SQLite database (file is not a database)"),
     (not_arena, ["run"], "is an SQLite database but not Arena's (its tables: trials); pass --db another path"),
-    (newer, ["tournaments", "list"], "was written by a newer Arena (schema 99; this one reads 1)"),
+    (newer, ["tournaments", "list"], f"was written by a newer Arena (schema 99; this one reads {SCHEMA_VERSION})"),
     (lambda p: p.mkdir(), ["tournaments", "list"], "cannot write database"),
     (None, ["resume", "999"], "no tournaments in"),
     (make_db, ["resume", "999"], "no tournament 999 in"),

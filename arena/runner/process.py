@@ -42,6 +42,7 @@ from arena.store.database import Store
 RUNTIME_DIR = Path(tempfile.gettempdir()) / f"arena-runner-{os.getuid()}"
 MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (it can attach again)
 READ_LIMIT = 512 * 1024 * 1024  # longest line a client accepts (a batch of deep built-in trials)
+SAMPLE_EVERY_S = 0.5  # a built-in batch carries one whole trial (for Live's tree) at most this often
 MAX_REATTACH = 20  # times a client dropped for falling behind attaches again
 
 
@@ -68,6 +69,7 @@ class Hub:
         self._handlers: set[asyncio.Task] = set()
         self.inflight: dict[int, TrialPlanned] = {}
         self._batches = 0
+        self._sample_at = -1e9
         self._pending: list[bytes] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread = threading.get_ident()
@@ -94,7 +96,14 @@ class Hub:
             self.inflight.clear()
         if not self.clients:
             return  # nobody attached: nothing to encode
-        self._pending.append(stream.encode(event, sample=self._batches * 7919))
+        sample = self._batches * 7919
+        if isinstance(event, TrialsFinished) and len(event.results) > 1:  # a built-in batch
+            now = time.monotonic()
+            if now - self._sample_at < SAMPLE_EVERY_S:
+                sample = None  # (a deep tree is thousands of nodes to encode and decode)
+            else:
+                self._sample_at = now
+        self._pending.append(stream.encode(event, sample=sample))
         if len(self._pending) == 1 and self._loop is not None:
             self._loop.call_soon(self.flush)
 
@@ -122,6 +131,7 @@ class Hub:
         self.flush()  # what happened before this client came is in its Hello, not in its stream
         writer.write(stream.line(self.hello()))
         self.clients.add(writer)
+        self._sample_at = -1e9  # the next batch shows it a tree
         task = asyncio.current_task()
         self._handlers.add(task)
         try:

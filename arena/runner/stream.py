@@ -143,7 +143,7 @@ class Batch(_Msg):
     counts: dict[str, int]  # trials by status
     # per cell: game, epsilon, max_depth, temperature, row, col, then CELL_SUMS
     cells: list[list]
-    sample: ResultMsg
+    sample: ResultMsg | None = None  # one trial whole, at most a few times a second
 
 
 CELL_SUMS = ("trials", "valid", "cooperative", "refused", "errors", "row_payoff", "col_payoff", "calls")
@@ -159,7 +159,7 @@ class BatchStored:
     n: int
     counts: dict
     cells: list[tuple[tuple, list[float]]]
-    sample: TrialResult
+    sample: TrialResult | None
 
 
 def cell_sums(results) -> dict[tuple, list[float]]:
@@ -261,9 +261,9 @@ ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch
 _SERVER = TypeAdapter(ServerMessage)
 
 
-def encode(event: Event, *, sample: int = 0) -> bytes:
+def encode(event: Event, *, sample: int | None = 0) -> bytes:
     """One event as a line. A batch of several (built-in) results is summed per cell (`Batch`), with the
-    one at position `sample` whole."""
+    one at position `sample` whole (None: none)."""
     msg: _Msg
     if isinstance(event, NodeResolved):
         msg = Resolved(tournament_id=event.tournament_id, seq=event.spec.seq, node=NodeMsg.of(event.node))
@@ -271,7 +271,8 @@ def encode(event: Event, *, sample: int = 0) -> bytes:
         rs = event.results
         msg = Batch(tournament_id=event.tournament_id, done=event.done, total=event.total, n=len(rs),
                     counts=dict(Counter(r.status for r in rs)),
-                    cells=[[*k, *v] for k, v in cell_sums(rs).items()], sample=ResultMsg.of(rs[sample % len(rs)]))
+                    cells=[[*k, *v] for k, v in cell_sums(rs).items()],
+                    sample=None if sample is None else ResultMsg.of(rs[sample % len(rs)]))
     elif isinstance(event, TrialsFinished):
         msg = Trials(tournament_id=event.tournament_id, done=event.done, total=event.total,
                      results=[ResultMsg.of(r) for r in event.results])
@@ -328,7 +329,8 @@ class Decoder:
         if isinstance(msg, Batch):
             n = len(CELL_SUMS)
             return [BatchStored(msg.tournament_id, msg.done, msg.total, msg.n, msg.counts,
-                                [(tuple(c[:-n]), c[-n:]) for c in msg.cells], msg.sample.record())]
+                                [(tuple(c[:-n]), c[-n:]) for c in msg.cells],
+                                None if msg.sample is None else msg.sample.record())]
         if isinstance(msg, Planned):
             return [self._planned(msg.tournament_id, msg.trial)]
         if isinstance(msg, NoticeMsg):

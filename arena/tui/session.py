@@ -209,7 +209,8 @@ class LiveSession:
                 for status, n in e.counts.items():
                     self.counts[status] = self.counts.get(status, 0) + n
                 self._samples.append((now, self._paced))
-                self._last_builtin = LiveTrial(e.sample.spec, e.sample.nodes, e.sample, 1, now, llm=False)
+                if e.sample is not None:
+                    self._last_builtin = LiveTrial(e.sample.spec, e.sample.nodes, e.sample, 1, now, llm=False)
             elif isinstance(e, TrialsFinished):
                 self.done = e.done
                 self.trials_seen += len(e.results)
