@@ -61,10 +61,10 @@ def test_detach_returns_with_the_id_and_the_runner_stores_every_trial(tmp_path):
     assert pid != os.getpid()
     # the runner outlived the command; it names itself in the row while it runs, then says where it is
     wait_until(lambda: row(db).status != "running", "the runner ends")
+    wait_until(lambda: not alive(pid), "the runner process exits")  # (it forgets its socket before)
     r = row(db)
     assert (r.status, r.done, r.runner_pid, r.runner_socket) == ("finished", BUILTIN_TOTAL, pid, None)
     assert check_consistent(db)["trials"] == BUILTIN_TOTAL
-    wait_until(lambda: not alive(pid), "the runner process exits")
     assert not list(Path(f"/tmp/arena-runner-{os.getuid()}").glob(f"{pid}.sock"))  # its socket is removed
     # exactly the trials of an in-process run with the same seed
     clean = tmp_path / "clean.db"
@@ -92,6 +92,7 @@ def test_list_shows_the_runner_pid_and_sigterm_cancels_it(tmp_path):
         assert running_runner(store).id == 1
     os.kill(started.pid, signal.SIGTERM)
     wait_until(lambda: row(db).status != "running", "the runner records its end")
+    wait_until(lambda: not alive(started.pid), "the runner process exits")
     assert (row(db).status, row(db).runner_socket) == ("cancelled", None)
     rc, out, err = finish(spawn("tournaments", "list", "--db", str(db)))
     line = next(x for x in out.splitlines() if x.startswith("│ 1 "))

@@ -44,6 +44,13 @@ def _control(socket_path: str, *ops: str) -> None:
             sock.sendall(stream.line(stream.Control(op=op)))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
 def _stored_matrix(db: Path) -> dict:
     with Store(db) as store:
         rows = store.query("SELECT row_program AS r, col_program AS c, count(*) AS n, sum(status = 'ok') AS v, "
@@ -128,6 +135,10 @@ async def test_quit_while_attached_cancel_stops_it(make_app, tmp_path):
         await pilot.click("#cancel")
         await pilot.pause(0.2)
     assert app.session.status == "cancelled"
+    deadline = time.monotonic() + 60
+    while _alive(started.pid):  # it forgets its socket, then exits
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     with Store(db) as store:
         row = store.tournament(1)
         assert (row.status, row.runner_socket, store.count_trials(1)) == ("cancelled", None, 0)
