@@ -162,13 +162,24 @@ def test_a_late_client_gets_the_state_then_every_event(tmp_path):
 def test_kill_9_of_the_runner_leaves_it_interrupted_and_resumable(tmp_path):
     db = tmp_path / "killed.db"
     lib = load_library()
-    with Store(db) as store:
-        started = start_detached(store, _config(), lib.programs, lib.games)
-        wait_until(lambda: store.count_trials(1) > 0, "a first batch stored")
+    with Store(db) as store:  # it runs until a client sees a first batch, then pauses: killed mid-way
+        started = start_detached(store, _config(), lib.programs, lib.games, paused=True)
+        client = RemoteRunner(store, 1, started.socket)
+        client.sink = lambda e: client.pause() if isinstance(e, stream.BatchStored) else None
+        client.unpause()
+
+        async def until_paused():
+            task = asyncio.create_task(client.run())
+            while store.count_trials(1) == 0 or not client.paused:
+                await asyncio.sleep(0.01)
+            client.detach()
+            await task
+
+        asyncio.run(until_paused())
     os.kill(started.pid, signal.SIGKILL)
     wait_until(lambda: not alive(started.pid), "the runner is gone")
     r = row(db)
-    assert r.display_status == "interrupted" and 0 < check_consistent(db)["trials"] <= BUILTIN_TOTAL
+    assert r.display_status == "interrupted" and 0 < check_consistent(db)["trials"] < BUILTIN_TOTAL
     with Store(db) as store:
         assert running_runner(store) is None
         # a client of a runner that dies says so (it cannot reach it)

@@ -51,6 +51,17 @@ def runtime_dir() -> Path:
     return RUNTIME_DIR
 
 
+def _remove_stale_sockets(where: Path) -> None:
+    """Sockets left by runners killed with -9 (no process of that pid any more)."""
+    for path in where.glob("*.sock"):
+        try:
+            os.kill(int(path.stem), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            pass
+
+
 # --- the runner process's side ----------------------------------------------------------------------------
 class Hub:
     """Fans one runner's events out to the attached clients; lives on the runner's event loop.
@@ -235,6 +246,7 @@ def spawn(db: Path, tournament_id: int, timeout: float = 60.0, paused: bool = Fa
     `paused`: it waits for a client to unpause it (a client then sees every trial streamed).
 
     Its stderr goes to RUNTIME_DIR/tournament-ID.log (a traceback there is a bug in Arena)."""
+    _remove_stale_sockets(runtime_dir())
     log_path = runtime_dir() / f"tournament-{tournament_id}.log"
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
