@@ -19,7 +19,9 @@ leaves out is only the terminal write) has run. p50 / p95 / max per load.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -50,7 +52,8 @@ class Flood:
     """Emits a running LLM tournament's events at `rate` node events/s into a sink (the session), in the
     session's thread, and stores finished trials as the runner would. Control methods like the runner's."""
 
-    def __init__(self, store, tid: int, config: TournamentConfig, lib, sink, rate: float, in_flight: int = 64):
+    def __init__(self, store, tid: int, config: TournamentConfig, lib, sink=None, rate: float = 11_000,
+                 in_flight: int = 64):
         self.store, self.tournament_id, self.config = store, tid, config
         self.programs, self.games = lib.programs, lib.games
         self.sink, self.rate, self.in_flight = sink, rate, in_flight
@@ -118,7 +121,7 @@ class Flood:
         self.elapsed = time.perf_counter() - t0
         status = "finished" if done == total else "cancelled"
         self.store.set_status(tid, status)
-        event = TournamentFinished(tid, status, done, total, {"ok": done}, self.elapsed)
+        event = TournamentFinished(tid, status, done, total, {"ok": done, "node_events": self.emitted}, self.elapsed)
         self.sink(event)
         return event
 
@@ -172,11 +175,49 @@ async def drive(app, pilot, seconds: float) -> list[tuple[str, float]]:
     return out
 
 
-async def scenario(load: str, seconds: float, rate: float, tmp: Path) -> dict:
+def serve_flood(db: str, tid: int, rate: float) -> int:
+    """The flood's runner process: the flood in place of a TournamentRunner, served like one
+    (arena/runner/process.py); prints the ready line `spawn_flood` waits for."""
+    import json
+
+    from arena.runner.process import Hub, runtime_dir, serve
+    from arena.runner.tournament import load_stored
+    from arena.store.database import Store
+
+    store = Store(db)
+    stored = load_stored(store, tid)
+    flood = Flood(store, tid, stored.config, library(), rate=rate)
+    hub = Hub(store, flood)
+    flood.sink = hub.publish
+    path = runtime_dir() / f"{os.getpid()}.sock"
+
+    def ready() -> None:
+        sys.stdout.write(json.dumps({"pid": os.getpid(), "socket": str(path)}) + "\n")
+        sys.stdout.close()
+
+    asyncio.run(serve(store, flood, hub, path, ready))
+    store.close()
+    return 0
+
+
+def spawn_flood(db: Path, tid: int, rate: float) -> str:
+    import json
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, __file__, "--serve-flood", str(db), str(tid), str(rate)],
+                            stdout=subprocess.PIPE, start_new_session=True)
+    threading.Thread(target=proc.wait, daemon=True).start()
+    said = json.loads(proc.stdout.readline())
+    proc.stdout.close()
+    return said["socket"]
+
+
+async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process: bool = False) -> dict:
     from arena.tui.app import ArenaApp
     from arena.tui.session import LiveSession
 
-    app = ArenaApp(db=tmp / f"{load}.db", programs_path=ROOT / "programs", games_path=ROOT / "games")
+    app = ArenaApp(db=tmp / f"{load}.db", programs_path=ROOT / "programs", games_path=ROOT / "games",
+                   runner_process=not in_process)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         lib = app.library
@@ -192,7 +233,13 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path) -> dict:
             tid = store.create_tournament(config, [lib.programs[p] for p in PROGRAMS], [lib.games["prisoners_dilemma"]],
                                           config.total_trials, "bench", f"bench-{time.time()}")
             session = LiveSession(app.store, clock=app.clock)
-            runner = Flood(store, tid, config, lib, session.on_event, rate)
+            if in_process:
+                runner = Flood(store, tid, config, lib, session.on_event, rate)
+            else:  # the flood runs in a runner process; this one reads its stream
+                from arena.runner.process import RemoteRunner
+
+                store.close()
+                runner = RemoteRunner(app.store, tid, spawn_flood(app.db_path, tid, rate), sink=session.on_event)
             app._run(session, runner)
         else:  # the real thing, as the Setup screen starts it
             config = TournamentConfig(programs=["fairbot"], games=["prisoners_dilemma"], epsilons=[0.0005],
@@ -201,11 +248,15 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path) -> dict:
             session, runner = app.session, app.session.runner
         await asyncio.sleep(1.0)  # let the load build up
         latencies = await drive(app, pilot, seconds)
-        stats = {"emitted": getattr(runner, "emitted", 0), "trials": session.done if session else 0}
+        stats = {"trials": session.done if session else 0}
         if session is not None:
             session.cancel()
-            await asyncio.to_thread(session.join, 30)
-        stats["elapsed"] = getattr(runner, "elapsed", 0.0)
+            await asyncio.to_thread(session.join, 120)  # (a client behind the stream reads it to the end)
+        if in_process or session is None or session.result is None:
+            stats["emitted"], stats["elapsed"] = getattr(runner, "emitted", 0), getattr(runner, "elapsed", 0.0)
+        else:  # (the flood's own count, from its runner process)
+            stats["emitted"] = session.result.counts.get("node_events", 0)
+            stats["elapsed"] = session.result.elapsed_s
         await pilot.pause()
     return {"latencies": latencies, **stats}
 
@@ -222,16 +273,23 @@ def main(argv: list[str] | None = None) -> list[Row]:
     ap = arg_parser(__doc__)
     ap.add_argument("--seconds", type=float, default=6.0, help="seconds of key presses per load")
     ap.add_argument("--rate", type=float, default=11_000, help="node events per second asked of the flood (it reaches a little less under load)")
+    ap.add_argument("--in-process", action="store_true",
+                    help="run the loads in a thread of the app's process (as before runner processes), for comparison")
+    ap.add_argument("--serve-flood", nargs=3, metavar=("DB", "TID", "RATE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.serve_flood:
+        db, tid, rate = args.serve_flood
+        sys.exit(serve_flood(db, int(tid), float(rate)))
     seconds = 2.5 if args.quick else args.seconds
     library()  # fail early if the library does not load
-    print(f"TUI under load, {machine()}; latency in ms")
+    where = "in a thread of the app's process" if args.in_process else "in a runner process"
+    print(f"TUI under load, {machine()}; tournaments {where}; latency in ms")
     print(f"  {'load':<12} {'what':<44} {'keys':>4}  {'in-screen p50/p95/max':>22}  {'screen switch p50/p95/max':>26}"
           f"  {'first visit max':>16}")
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for load in ("idle", "flood", "huge trees"):
-            out = asyncio.run(scenario(load, seconds, args.rate, Path(tmp)))
+            out = asyncio.run(scenario(load, seconds, args.rate, Path(tmp), args.in_process))
             inside = [x for k, x in out["latencies"] if k not in SWITCH and not k.startswith("first:")]
             switch = [x for k, x in out["latencies"] if k in SWITCH]
             first = [x for k, x in out["latencies"] if k.startswith("first:")]

@@ -24,6 +24,7 @@ from arena.cli.main import app
 from arena.errors import ConfigError
 from arena.store.database import SCHEMA_VERSION
 from arena.library.games import load_games
+from arena.store.database import SCHEMA_VERSION
 from arena.library.programs import load_program_entries
 from arena.library.yamlio import MAX_FILE_BYTES
 from arena.store.database import SCHEMA_VERSION

@@ -46,19 +46,20 @@ class LiveTally:
         self._lock = threading.Lock()
         self.version = 0  # bumps on every change; readers compare to skip redraws
 
-    def seed(self, store: Store, tournament_id: int) -> None:
-        """Start from what is already stored (resume, or a finished tournament reopened)."""
+    def seed(self, store: Store, tournament_id: int, until_id: int | None = None) -> None:
+        """Start from what is already stored (resume, or a finished tournament reopened); with `until_id`,
+        only the trials up to that trials.id (a client attaching to a runner gets the later ones streamed)."""
         rows = store.query(
             """
             SELECT game, epsilon, max_depth, temperature, row_program, col_program, count(*) AS n,
                    sum(status = 'ok'), sum(coalesce(cooperative, 0)), sum(status = 'refused'),
                    sum(status = 'error'), coalesce(sum(row_payoff), 0), coalesce(sum(col_payoff), 0),
                    sum(n_calls), min(seq) AS first
-            FROM trials WHERE tournament_id = ?
+            FROM trials WHERE tournament_id = ? AND id <= ?
             GROUP BY game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0)
             ORDER BY first  -- (grouped in trials_key's order: no sort of every trial)
             """,
-            (tournament_id,),
+            (tournament_id, until_id if until_id is not None else 2**62),
         )
         with self._lock:
             for r in rows:
@@ -86,6 +87,19 @@ class LiveTally:
                 elif r.status == ERROR:
                     c[4] += 1
                 c[7] += r.n_calls
+            self.version += 1
+
+    def merge(self, cells) -> None:
+        """Add sums already made per cell ((key, sums) pairs as `arena.runner.stream.cell_sums` makes them:
+        the same eight numbers as `add` keeps)."""
+        with self._lock:
+            for key, sums in cells:
+                c = self._cells.get(key)
+                if c is None:
+                    self._cells[key] = [float(x) for x in sums]
+                else:
+                    for i, x in enumerate(sums):
+                        c[i] += x
             self.version += 1
 
     def conditions(self) -> list[Condition]:

@@ -69,7 +69,7 @@ def root(ctx: typer.Context, db: DbOpt = None) -> None:
     if ctx.invoked_subcommand is None:
         from arena.tui import launch
 
-        launch(db=db)
+        launch(db=db, attach=True)
         raise typer.Exit(0)
 
 
@@ -93,11 +93,13 @@ def run(
     new: Annotated[bool, typer.Option("--new", help="record a new tournament even if an identical one is stored")] = False,
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+    detach: Annotated[bool, typer.Option("--detach", help="run it in a background runner process: print its id and return")] = False,
 ) -> None:
     """Run a tournament headless and print its summary table.
 
     Running the same tournament again (same options, same program and game files) continues the
-    stored one instead of duplicating it: only missing trials run.
+    stored one instead of duplicating it: only missing trials run. With --detach it runs in a runner
+    process of its own that outlives this command (follow it with `arena attach`).
     """
     from pydantic import ValidationError
 
@@ -137,7 +139,10 @@ def run(
         if not ids:  # an LLM preset's own programs (prompt x model x temperature), unless --program chose
             programs = {**programs, **preset_programs(grid or DEFAULT_PRESET, programs)}
         with _store(db) as store:
-            _run_tournament(store, config, lib, display, new=new, programs=programs)
+            if detach:
+                _detach(store, config, lib, new=new, programs=programs)
+            else:
+                _run_tournament(store, config, lib, display, new=new, programs=programs)
     except ValidationError as exc:
         fail(_config_error(exc))
     except ArenaError as exc:
@@ -151,6 +156,7 @@ def resume(
     name: Annotated[Optional[str], typer.Option(help="rename the tournament")] = None,
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
+    detach: Annotated[bool, typer.Option("--detach", help="resume it in a background runner process and return")] = False,
 ) -> None:
     """Finish exactly the missing trials of an interrupted or cancelled tournament."""
     from arena.errors import ArenaError
@@ -162,8 +168,11 @@ def resume(
             run = iterate_run_of(store, tournament)
             if run is not None:  # an iterate run's tournament: continue the run
                 return run_iterate(store, fields=None, resume=run, out=None, quiet=display == Display.none)
-            _run_tournament(store, None, None, display, resume_id=tournament,
-                            settings={"concurrency": concurrency, "name": name})
+            if detach:
+                _detach(store, None, None, resume_id=tournament)
+            else:
+                _run_tournament(store, None, None, display, resume_id=tournament,
+                                settings={"concurrency": concurrency, "name": name})
     except ArenaError as exc:
         fail(str(exc))
 
@@ -202,6 +211,45 @@ def replay(
                    f"(grid positions {', '.join(map(str, differ[:10]))}{', ...' if len(differ) > 10 else ''})")
         raise typer.Exit(1)
     typer.echo(f"Replay {rid} of tournament {source}: {stored}/{stored} trials identical, no provider contacted")
+
+
+@app.command()
+def attach(
+    tournament: Annotated[Optional[int], typer.Argument(help="tournament id (default: the newest running one)")] = None,
+    db: DbOpt = None,
+) -> None:
+    """Open the app on a tournament running in a runner process (Live, as if started there)."""
+    from arena.errors import ArenaError
+    from arena.runner.process import running_runner
+
+    try:
+        with _store(db) as store:
+            row = running_runner(store, tournament)
+    except ArenaError as exc:
+        fail(str(exc))
+    if row is None:
+        fail(f"tournament {tournament} is not running in a runner process" if tournament is not None
+             else "no tournament is running in a runner process (start one with: arena run --detach)")
+    from arena.tui import launch
+
+    launch(db=db, attach=row.id)
+
+
+def _detach(store, config, lib, new: bool = False, resume_id: int | None = None, programs: dict | None = None) -> None:
+    """Start the tournament (or resume `resume_id`) in a runner process; print its id and return."""
+    from arena.runner.process import resume_detached, start_detached
+
+    if config is None:
+        started = resume_detached(store, resume_id, backend=_backend(store))
+    else:
+        started = start_detached(store, config, programs or lib.programs, lib.games, new=new, backend=_backend(store))
+        if started.reused:
+            typer.echo(f"Same tournament as stored tournament {started.tournament_id}: running only its missing "
+                       "trials (--new records a fresh one).", err=True)
+    tid = started.tournament_id
+    typer.echo(str(tid))
+    typer.echo(f"tournament {tid} runs in the background (runner pid {started.pid}); follow it with: "
+               f"arena attach {tid}{_db_flag(store)}; stop it with: kill {started.pid}", err=True)
 
 
 # TournamentConfig fields as the `arena run` options that set them
@@ -414,11 +462,13 @@ def tournaments_list(db: DbOpt = None) -> None:
             rows = store.tournaments()
     except ArenaError as exc:
         fail(str(exc))
-    t = Table("id", "name", "status", "trials", "games", "programs", "started", "reason")
+    t = Table("id", "name", "status", "trials", "games", "programs", "started", "reason", "runner pid")
     for r in rows:
         started = dt.datetime.fromtimestamp(r.started_at or r.created_at).strftime("%Y-%m-%d %H:%M")
-        t.add_row(str(r.id), r.name or "", r.display_status, f"{r.done}/{r.total_trials}",
-                  ",".join(r.config["games"]), str(len(r.config["programs"])), started, r.reason or "")
+        status = r.display_status
+        t.add_row(str(r.id), r.name or "", status, f"{r.done}/{r.total_trials}",
+                  ",".join(r.config["games"]), str(len(r.config["programs"])), started, r.reason or "",
+                  str(r.runner_pid) if status == "running" else "-")
     console().print(t)
 
 

@@ -277,6 +277,7 @@ class TournamentRunner:
         games, programs = self.games, self.programs
         code = {pid for pid, p in programs.items() if p.kind == "code"}
         pending: list = []  # trials with a code program, resolved together (engine/batch.py)
+        await self._checkpoint()  # (a runner started paused runs nothing)
         for spec in self.config.iter_specs(done_map):
             if spec.row in llm or spec.col in llm:
                 continue

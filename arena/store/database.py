@@ -22,7 +22,7 @@ from pydantic import BaseModel
 from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.records import SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -52,6 +52,7 @@ MIGRATIONS: dict[int, list[str]] = {
     3: ["ALTER TABLE llm_calls ADD COLUMN replica TEXT"],  # endpoint pools: which replica answered
     5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
     6: [],  # iterate runs: new tables only (iterate_runs, iterate_steps; see arena/store/iterate.py)
+    7: ["ALTER TABLE tournaments ADD COLUMN runner_socket TEXT"],  # where a runner process streams events
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -71,7 +72,8 @@ CREATE TABLE IF NOT EXISTS tournaments (
     arena_version TEXT,
     fingerprint TEXT NOT NULL,       -- hash of what determines the trials (runner.fingerprint)
     reason TEXT,                     -- why it failed or was cancelled
-    replay_of INTEGER                -- the tournament whose stored calls this one replayed
+    replay_of INTEGER,               -- the tournament whose stored calls this one replayed
+    runner_socket TEXT               -- where a runner process streams its events (arena/runner/process.py)
 );
 CREATE INDEX IF NOT EXISTS tournaments_fingerprint ON tournaments (fingerprint);
 CREATE TABLE IF NOT EXISTS programs (
@@ -241,6 +243,7 @@ class TournamentRow(BaseModel):
     fingerprint: str
     reason: str | None = None
     replay_of: int | None = None
+    runner_socket: str | None = None
     done: int = 0
 
     @property
@@ -489,6 +492,14 @@ class Store:
         self._write(lambda cur: cur.execute(
             "UPDATE tournaments SET status='running', runner_pid=?, started_at=? WHERE id=?",
             (os.getpid(), time.time(), tid)))
+
+    def set_runner_socket(self, tid: int, path: str | None) -> None:
+        """Where the runner process of tournament `tid` listens (None once it has ended)."""
+        self._write(lambda cur: cur.execute("UPDATE tournaments SET runner_socket=? WHERE id=?", (path, tid)))
+
+    def last_trial_id(self) -> int:
+        """trials.id of the newest stored trial (0: none); every trial written later has a larger id."""
+        return self.query("SELECT coalesce(max(id), 0) AS m FROM trials")[0]["m"]
 
     def set_status(self, tid: int, status: str, reason: str | None = None) -> None:
         """The tournament's status, with why it failed or was cancelled (None when it finished)."""

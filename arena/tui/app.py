@@ -48,8 +48,14 @@ class ArenaApp(App):
     run_label: reactive[str] = reactive("")
 
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
-                 programs_path: Path | None = None, games_path: Path | None = None):
+                 programs_path: Path | None = None, games_path: Path | None = None, runner_process: bool = False,
+                 attach: int | bool | None = None):
+        """`runner_process`: tournaments run in a process of their own (arena/runner/process.py), as `arena`
+        does; otherwise in a thread of this one. `attach`: a tournament id, or True for the newest running
+        one, to attach to once the app is up."""
         super().__init__()
+        self.runner_process = runner_process
+        self.attach = attach
         # (arena.store.database.default_db_path, without importing the store before the first paint)
         self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
         self.start_mode = start_mode
@@ -102,6 +108,15 @@ class ArenaApp(App):
         self.set_interval(0.1, self._tick)
         self.call_after_refresh(self._open_store)
 
+    def _attach_on_start(self) -> None:
+        from arena.errors import ArenaError
+
+        try:
+            self.attach_tournament(None if self.attach is True else int(self.attach))
+        except ArenaError as exc:
+            if self.attach is not True:  # asked for by id: say why not
+                self.notify(str(exc), severity="error", timeout=10)
+
     def _open_store(self) -> None:
         """Open the database after the first paint; a database that cannot be used ends the app."""
         from arena.errors import ArenaError
@@ -110,6 +125,9 @@ class ArenaApp(App):
             self.store
         except ArenaError as exc:
             self.exit(message=f"arena: error: {exc}", return_code=2)
+            return
+        if self.attach is not None and self.attach is not False:
+            self.set_timer(0.05, self._attach_on_start)  # (once the first screen is up)
 
     def _tick(self) -> None:
         s = self.session
@@ -169,6 +187,13 @@ class ArenaApp(App):
         lib = self.library
         from .session import LiveSession
 
+        if self.runner_process:
+            from arena.runner.process import start_detached
+
+            backend = self._backend(lib.programs, config, self.store)  # keys checked here, used by the runner
+            started = start_detached(self.store, config, lib.programs, lib.games, new=new, backend=backend)
+            self._attach(started.tournament_id, reused=started.reused)
+            return started.tournament_id
         session = LiveSession(self.store, clock=self.clock)
         store = self._runner_store()
         try:
@@ -189,6 +214,15 @@ class ArenaApp(App):
             raise ArenaError(f"tournament {self.session.tournament_id} is still running: cancel it first (Live, c)")
         from .session import LiveSession
 
+        if self.runner_process:
+            from arena.runner.process import resume_detached, running_runner
+
+            if running_runner(self.store, tid) is None:  # (else: it runs already; follow it)
+                stored = load_stored(self.store, tid)
+                backend = self._backend(stored.programs, stored.config, self.store)  # keys checked first
+                resume_detached(self.store, tid, backend=backend)
+            self._attach(tid, reused=True)
+            return
         session = LiveSession(self.store, clock=self.clock)
         store = self._runner_store()
         try:
@@ -198,6 +232,34 @@ class ArenaApp(App):
         except BaseException:
             store.close()
             raise
+        self._run(session, runner)
+
+    def attach_tournament(self, tid: int | None = None) -> int:
+        """Follow the runner process of a running tournament (None: the newest); raises ArenaError."""
+        from arena.errors import ArenaError
+        from arena.runner.process import running_runner
+
+        if self.busy:
+            raise ArenaError(f"tournament {self.session.tournament_id} is still running here: detach or cancel it first")
+        row = running_runner(self.store, tid)
+        if row is None:
+            raise ArenaError(f"tournament {tid} is not running" if tid is not None
+                             else f"no tournament is running in {self.db_path}")
+        self._attach(row.id)
+        return row.id
+
+    def _attach(self, tid: int, reused: bool = False) -> None:
+        from arena.runner.process import RemoteRunner
+        from arena.errors import ArenaError
+
+        from .session import LiveSession
+
+        row = self.store.tournament(tid)
+        if not row.runner_socket:
+            raise ArenaError(f"tournament {tid} has no runner process")
+        session = LiveSession(self.store, clock=self.clock)
+        runner = RemoteRunner(self.store, tid, row.runner_socket, pid=row.runner_pid, reused=reused,
+                              sink=session.on_event)
         self._run(session, runner)
 
     def _runner_store(self):
@@ -225,7 +287,8 @@ class ArenaApp(App):
         self.session = session
         self.session_log.clear()
         self.session_log.append((self.clock(), "info", f"tournament {runner.tournament_id}: "
-                                 f"{runner.config.total_trials:,} trials" + (" (continuing the stored one)" if runner.reused else "")))
+                                 f"{runner.config.total_trials:,} trials" + (" (continuing the stored one)" if runner.reused else "")
+                                 + (f", in runner process {runner.pid}" if getattr(runner, "remote", False) else "")))
         session.start(runner)
         self.results_tid = runner.tournament_id
         for screen in self._mode_screens():
@@ -255,6 +318,24 @@ class ArenaApp(App):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     async def action_quit(self) -> None:
+        if self.busy and self.session.remote:
+            from .screens.dialogs import Choose
+
+            def chosen(choice: str | None) -> None:
+                if choice == "detach":
+                    self.session.detach()
+                    self.exit()
+                elif choice == "cancel":
+                    self._stop_session()
+                    self.exit()
+
+            self.push_screen(Choose(
+                f"Tournament {self.session.tournament_id} is running (runner pid {self.session.runner.pid}).",
+                "Detach: it goes on without the app (attach again with `arena attach`). "
+                "Cancel: it stops; everything stored stays.",
+                [("back", "Back", "default"), ("cancel", "Cancel it", "error"), ("detach", "Detach", "primary")],
+                focus="detach"), chosen)
+            return
         if self.busy:
             from .screens.dialogs import Confirm
 

@@ -1,5 +1,8 @@
 """A tournament running in a worker thread, its events coalesced for a UI that polls (~10 Hz).
 
+The runner is either a TournamentRunner (in this process) or a RemoteRunner (arena/runner/process.py:
+the tournament runs in a process of its own and this thread only reads its event stream).
+
 The runner gets its own thread and asyncio loop (`asyncio.run(runner.run())`), so a busy tournament
 never blocks the UI's loop, and the UI never sees events one by one: the sink (called on the runner's
 thread) only updates a few fields under a lock, and the screen reads them on a timer. Built-in trials
@@ -24,6 +27,7 @@ from arena.engine.events import (
     TrialsFinished,
 )
 from arena.analysis.tally import LiveTally
+from arena.runner.stream import BatchStored
 from arena.engine.records import Node, TrialResult, TrialSpec
 
 RATE_WINDOW_S = 30.0  # trials/s is measured over this much recent time (for the ETA)
@@ -112,7 +116,11 @@ class LiveSession:
 
     def _main(self) -> None:
         try:
-            self.tally.seed(self.store, self.tournament_id)
+            if getattr(self.runner, "remote", False):  # a runner process: counts stored up to its Hello, then streamed
+                tid = self.tournament_id
+                self.runner.on_attach = lambda last: self.tally.seed(self.store, tid, until_id=last)
+            else:
+                self.tally.seed(self.store, self.tournament_id)
             asyncio.run(self.runner.run())
         except BaseException as exc:  # the runner records its own failures; this is a last resort
             with self._lock:
@@ -165,6 +173,16 @@ class LiveSession:
         if r is not None and not self.ended and hasattr(r, "yield_to"):
             r.yield_to(seconds)
 
+    @property
+    def remote(self) -> bool:
+        """True when the tournament runs in a runner process (it can go on without this app)."""
+        return bool(getattr(self.runner, "remote", False))
+
+    def detach(self) -> None:
+        """Stop following a runner process; its tournament goes on."""
+        if self.remote and not self.ended:
+            self.runner.detach()
+
     def cancel(self) -> None:
         if self.runner is not None and not self.ended:
             with self._lock:
@@ -182,8 +200,20 @@ class LiveSession:
         now = self.clock()
         if isinstance(e, TrialsFinished):
             self.tally.add(e.results)  # its own lock
+        elif isinstance(e, BatchStored):
+            self.tally.merge(e.cells)
         with self._lock:
-            if isinstance(e, TrialsFinished):
+            if isinstance(e, BatchStored):  # a runner process's built-in batch, summed
+                self.done = e.done
+                self.trials_seen += e.n
+                if not self._llm_ids:
+                    self._paced += e.n
+                for status, n in e.counts.items():
+                    self.counts[status] = self.counts.get(status, 0) + n
+                self._samples.append((now, self._paced))
+                if e.sample is not None:
+                    self._last_builtin = LiveTrial(e.sample.spec, e.sample.nodes, e.sample, 1, now, llm=False)
+            elif isinstance(e, TrialsFinished):
                 self.done = e.done
                 self.trials_seen += len(e.results)
                 builtin = []

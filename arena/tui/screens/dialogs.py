@@ -38,3 +38,32 @@ class Confirm(ModalScreen[bool]):
 
     def action_answer(self, ok: bool) -> None:
         self.dismiss(ok)
+
+
+class Choose(ModalScreen[str | None]):
+    """A question with several answers (buttons: (id, label, variant)); Escape answers None."""
+
+    BINDINGS = [Binding("escape", "answer(None)", "Back")]
+
+    def __init__(self, question: str, detail: str, choices: list[tuple[str, str, str]], focus: str | None = None):
+        super().__init__(classes="dialog-screen")
+        self.question, self.detail, self.choices, self.focus_id = question, detail, choices, focus
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.question, classes="dialog-question")
+            if self.detail:
+                yield Static(self.detail, classes="dialog-detail")
+            with Horizontal(classes="dialog-buttons"):
+                for cid, label, variant in self.choices:
+                    yield Button(label, id=cid, variant=variant)
+
+    def on_mount(self) -> None:
+        if self.focus_id:
+            self.query_one(f"#{self.focus_id}", Button).focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(None if event.button.id == "back" else event.button.id)
+
+    def action_answer(self, choice: str | None) -> None:
+        self.dismiss(choice)

@@ -1,0 +1,476 @@
+"""A tournament in a process of its own: spawning it, serving its events, attaching to it.
+
+    python -m arena.runner.process --db PATH --tournament ID
+
+runs stored tournament ID (its missing trials) in a new session (it survives the terminal and the
+process that started it), writes every trial to the store as the in-process runner does, and streams
+its events (`stream.py`) over a Unix domain socket to every client attached. The socket lives in a
+private directory of the temp dir (`RUNTIME_DIR`, mode 0700), named by the runner's pid; its path is
+recorded in the tournament's row (`runner_socket`) while the runner lives, and removed when it ends.
+SIGTERM or SIGINT to the runner cancels the tournament (in-flight trials abandoned, the rest kept);
+kill -9 leaves it 'interrupted', resumable like any other.
+
+`spawn` starts one and waits for it to say it is ready (< 1 s: an interpreter start); `RemoteRunner`
+is what a client holds: the runner's interface (pause, unpause, cancel, `run()` returning the
+TournamentFinished) over the socket, plus `detach()`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from arena.engine.events import Notice, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished
+from arena.errors import ArenaError
+from arena.runner import stream
+from arena.runner.tournament import TournamentRunner, load_stored
+from arena.store.database import Store
+
+RUNTIME_DIR = Path(tempfile.gettempdir()) / f"arena-runner-{os.getuid()}"
+MAX_CLIENT_BUFFER = 64 * 1024 * 1024  # a client this far behind is dropped (it can attach again)
+READ_LIMIT = 512 * 1024 * 1024  # longest line a client accepts (a batch of deep built-in trials)
+SAMPLE_EVERY_S = 0.5  # a built-in batch carries one whole trial (for Live's tree) at most this often
+MAX_REATTACH = 20  # times a client dropped for falling behind attaches again
+
+
+def runtime_dir() -> Path:
+    RUNTIME_DIR.mkdir(mode=0o700, exist_ok=True)
+    return RUNTIME_DIR
+
+
+def _remove_stale_sockets(where: Path) -> None:
+    """Sockets left by runners killed with -9 (no process of that pid any more)."""
+    for path in where.glob("*.sock"):
+        try:
+            os.kill(int(path.stem), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+        except (ValueError, PermissionError, OSError):
+            pass
+
+
+# --- the runner process's side ----------------------------------------------------------------------------
+class Hub:
+    """Fans one runner's events out to the attached clients; lives on the runner's event loop.
+
+    Events are queued and written once per loop iteration (one write for many node events). A client
+    that attaches gets a `Hello` with the state at that moment, then every later event, in order."""
+
+    def __init__(self, store: Store, runner) -> None:
+        self.store = store
+        self.runner = runner
+        self.tournament_id = runner.tournament_id
+        self.total = runner.config.total_trials
+        self.done = store.count_trials(self.tournament_id)
+        self.config = runner.config.model_dump(mode="json")
+        self.clients: set[asyncio.StreamWriter] = set()
+        self._handlers: set[asyncio.Task] = set()
+        self.inflight: dict[int, TrialPlanned] = {}
+        self._batches = 0
+        self._sample_at = -1e9
+        self._pending: list[bytes] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = threading.get_ident()
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop, self._thread = loop, threading.get_ident()
+
+    # the runner's sink
+    def publish(self, event) -> None:
+        if threading.get_ident() != self._thread and self._loop is not None:
+            self._loop.call_soon_threadsafe(self.publish, event)
+            return
+        if isinstance(event, TrialPlanned):
+            self.inflight[event.spec.seq] = event
+        elif isinstance(event, TrialsFinished):
+            self.done = event.done
+            self._batches += 1
+            for r in event.results:
+                self.inflight.pop(r.spec.seq, None)
+        elif isinstance(event, TournamentStarted):
+            self.total, self.done = event.total, event.already_done
+        elif isinstance(event, TournamentFinished):
+            self.done = event.done
+            self.inflight.clear()
+        if not self.clients:
+            return  # nobody attached: nothing to encode
+        sample = self._batches * 7919
+        if isinstance(event, TrialsFinished) and len(event.results) > 1:  # a built-in batch
+            now = time.monotonic()
+            if now - self._sample_at < SAMPLE_EVERY_S:
+                sample = None  # (a deep tree is thousands of nodes to encode and decode)
+            else:
+                self._sample_at = now
+        self._pending.append(stream.encode(event, sample=sample))
+        if len(self._pending) == 1 and self._loop is not None:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        data = b"".join(self._pending)
+        self._pending = []
+        for w in list(self.clients):
+            if w.is_closing() or w.transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+                self.clients.discard(w)
+                w.close()
+            else:
+                w.write(data)
+
+    def hello(self) -> stream.Hello:
+        return stream.Hello(
+            tournament_id=self.tournament_id, pid=os.getpid(), total=self.total, done=self.done,
+            paused=bool(getattr(self.runner, "paused", False)), last_trial_id=self.store.last_trial_id(),
+            config=self.config,
+            inflight=[stream.PlannedMsg(spec=stream.SpecMsg.of(t.spec), nodes=[stream.NodeMsg.of(n) for n in t.nodes])
+                      for t in self.inflight.values()])
+
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.flush()  # what happened before this client came is in its Hello, not in its stream
+        writer.write(stream.line(self.hello()))
+        self.clients.add(writer)
+        self._sample_at = -1e9  # the next batch shows it a tree
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            while data := await reader.readline():
+                try:
+                    control = stream.parse_control(data)
+                except ValidationError:
+                    continue
+                getattr(self.runner, control.op)()
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self.clients.discard(writer)
+            self._handlers.discard(task)
+            writer.close()
+
+    async def close(self) -> None:
+        self.flush()
+        for w in list(self.clients):
+            try:
+                await asyncio.wait_for(w.drain(), 10)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+            w.close()
+        self.clients.clear()
+        if self._handlers:  # they end on the EOF of their closed connection
+            await asyncio.wait(list(self._handlers), timeout=5)
+
+
+async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -> TournamentFinished:
+    """Run `runner` (whose sink is `hub.publish`) while serving its events at `socket_path`."""
+    loop = asyncio.get_running_loop()
+    hub.bind(loop)
+    socket_path.unlink(missing_ok=True)
+    server = await asyncio.start_unix_server(hub.client, path=str(socket_path), limit=READ_LIMIT)
+    os.chmod(socket_path, 0o600)
+    tid = runner.tournament_id
+    try:
+        store.set_runner_socket(tid, str(socket_path))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, runner.cancel)
+            except (NotImplementedError, RuntimeError):
+                pass
+        if ready is not None:
+            ready()
+        return await runner.run()
+    finally:
+        server.close()
+        socket_path.unlink(missing_ok=True)
+        try:
+            store.set_runner_socket(tid, None)
+        finally:
+            await hub.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m arena.runner.process", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--db", required=True, type=Path)
+    ap.add_argument("--tournament", required=True, type=int)
+    ap.add_argument("--paused", action="store_true", help="start paused (a client unpauses it)")
+    args = ap.parse_args(argv)
+    out = sys.stdout
+
+    def say(**kw) -> None:  # one line to whoever spawned us, then the pipe is closed
+        if not out.closed:
+            out.write(json.dumps(kw) + "\n")
+            out.flush()
+            out.close()
+
+    try:
+        store = Store(args.db)
+        stored = load_stored(store, args.tournament)
+        runner = TournamentRunner(store, stored.row.id, stored.config, stored.programs, stored.games)
+        hub = Hub(store, runner)
+        runner.sink = hub.publish
+        if args.paused:
+            runner.pause()
+        if any(p.kind == "llm" for p in stored.programs.values()):
+            from arena.llm.service import LLMService
+
+            runner.backend = LLMService(store, sink=hub.publish)
+        store.mark_running(runner.tournament_id)  # the row names this process from now on
+        path = runtime_dir() / f"{os.getpid()}.sock"
+    except ArenaError as exc:
+        say(error=str(exc))
+        return 2
+    result = asyncio.run(serve(store, runner, hub, path, ready=lambda: say(pid=os.getpid(), socket=str(path))))
+    store.close()
+    return 0 if result.status == "finished" else 1
+
+
+@dataclass(frozen=True)
+class Spawned:
+    pid: int
+    socket: str
+
+
+def spawn(db: Path, tournament_id: int, timeout: float = 60.0, paused: bool = False) -> Spawned:
+    """Start the runner process of stored tournament `tournament_id`; return once it listens.
+    `paused`: it waits for a client to unpause it (a client then sees every trial streamed).
+
+    Its stderr goes to RUNTIME_DIR/tournament-ID.log (a traceback there is a bug in Arena)."""
+    _remove_stale_sockets(runtime_dir())
+    log_path = runtime_dir() / f"tournament-{tournament_id}.log"
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "arena.runner.process", "--db", str(Path(db).resolve()),
+             "--tournament", str(tournament_id), *(["--paused"] if paused else [])],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True, close_fds=True)
+    # reap it when it ends if we are still around (a zombie would look like a live runner)
+    threading.Thread(target=proc.wait, name=f"arena-runner-{proc.pid}-reaper", daemon=True).start()
+    deadline = time.monotonic() + timeout
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
+        first = proc.stdout.readline() if ready else b""
+    finally:
+        proc.stdout.close()
+    try:
+        said = json.loads(first) if first else {}
+    except ValueError:
+        said = {}
+    if "socket" in said:
+        return Spawned(int(said["pid"]), said["socket"])
+    if "error" in said:
+        raise ArenaError(said["error"])
+    if not ready:
+        raise ArenaError(f"the runner of tournament {tournament_id} did not start within {timeout:.0f} s "
+                         f"(its log: {log_path})")
+    tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] if log_path.exists() else []
+    raise ArenaError(f"the runner of tournament {tournament_id} failed to start: {' '.join(tail) or 'no output'} "
+                     f"(its log: {log_path})")
+
+
+@dataclass(frozen=True)
+class Detached:
+    tournament_id: int
+    reused: bool  # it continues an identical stored tournament
+    pid: int
+    socket: str
+
+
+def start_detached(store: Store, config, programs: dict, games: dict, *, new: bool = False,
+                   backend=None, paused: bool = False) -> Detached:
+    """Validate and record a tournament as `arena run` does, then start its runner process.
+    `backend` (the LLM service) is only used to check keys and providers before anything is recorded."""
+    runner = TournamentRunner.create(store, config, programs, games, new=new, backend=backend)
+    spawned = spawn(store.path, runner.tournament_id, paused=paused)
+    return Detached(runner.tournament_id, runner.reused, spawned.pid, spawned.socket)
+
+
+def resume_detached(store: Store, tournament_id: int | None = None, *, backend=None) -> Detached:
+    """Start the runner process of a stored tournament (None: the latest) that no live process runs."""
+    runner = TournamentRunner.resume(store, tournament_id, backend=backend)  # refused while another runs it
+    spawned = spawn(store.path, runner.tournament_id)
+    return Detached(runner.tournament_id, True, spawned.pid, spawned.socket)
+
+
+def running_runner(store: Store, tournament_id: int | None = None):
+    """The row of a tournament whose runner process is alive and listening (the newest if no id), or None."""
+    ids = [tournament_id] if tournament_id is not None else [
+        r["id"] for r in store.query("SELECT id FROM tournaments WHERE status = 'running' ORDER BY id DESC")]
+    for tid in ids:
+        row = store.tournament(tid)
+        if row.display_status == "running" and row.runner_socket and Path(row.runner_socket).exists():
+            return row
+    return None
+
+
+# --- a client's side ------------------------------------------------------------------------------------------
+class RemoteRunner:
+    """A runner process as a TournamentRunner to its client: same control methods, `run()` streams its events
+    into `sink` and returns the TournamentFinished. `detach()` leaves it running. Control methods are safe
+    from any thread."""
+
+    remote = True
+
+    def __init__(self, store: Store, tournament_id: int, socket: str, *, pid: int | None = None, reused: bool = False,
+                 sink=None):
+        stored = load_stored(store, tournament_id)
+        self.store = None  # (the session closes a runner's own store; this one uses the client's)
+        self.tournament_id = tournament_id
+        self.config, self.programs, self.games = stored.config, stored.programs, stored.games
+        self.socket, self.pid, self.reused = socket, pid or stored.row.runner_pid, reused
+        self.sink = sink or (lambda event: None)
+        self.on_attach = None  # called with Hello.last_trial_id before the first event (seed counts up to it)
+        self.paused = False
+        self.done = 0
+        self.detached = False
+        self._attached = False  # got a Hello
+        self._db = store.path
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._queued: list[bytes] = []
+        self._lock = threading.Lock()
+
+    # -- control ---------------------------------------------------------------------------------------------
+    def pause(self) -> None:
+        self._send("pause")
+
+    def unpause(self) -> None:
+        self._send("unpause")
+
+    def cancel(self) -> None:
+        self._send("cancel")
+
+    def _send(self, op: str) -> None:
+        data = stream.line(stream.Control(op=op))
+        with self._lock:
+            if self._writer is None or self._loop is None:
+                self._queued.append(data)
+                return
+            loop, writer = self._loop, self._writer
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(writer.write, data)
+
+    def detach(self) -> None:
+        """Stop listening (after sending the control ops asked before); the tournament goes on."""
+        with self._lock:
+            loop, writer = self._loop, self._writer
+            if loop is None or writer is None or loop.is_closed():
+                self.detached = True
+                return
+
+        def close() -> None:  # half-close: the runner reads every op sent, then ends the connection
+            self.detached = True
+            if writer.can_write_eof():
+                writer.write_eof()
+            else:
+                writer.close()
+
+        loop.call_soon_threadsafe(close)
+
+    # -- the stream -------------------------------------------------------------------------------------------
+    async def run(self) -> TournamentFinished | None:
+        """Follow the runner to its end; returns its TournamentFinished (None once detached). A client
+        the runner dropped for falling too far behind attaches again (its Hello resynchronises it)."""
+        for _ in range(1 + MAX_REATTACH):
+            if self.detached:
+                return None
+            try:
+                reader, writer = await asyncio.open_unix_connection(self.socket, limit=READ_LIMIT)
+            except OSError as exc:
+                return self._ended(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
+            finished = await self._follow(reader, writer)
+            if finished is not None or self.detached:
+                return finished
+            if not self._still_running():
+                break
+            self.sink(Notice(f"fell behind tournament {self.tournament_id}'s event stream: attached again", "warning"))
+        return self._ended(f"its runner process (pid {self.pid}) ended without finishing it (killed?); "
+                           f"resume it from History or with: arena resume {self.tournament_id}")
+
+    async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> TournamentFinished | None:
+        with self._lock:
+            self._loop, self._writer = asyncio.get_running_loop(), writer
+            for data in self._queued:
+                writer.write(data)
+            self._queued.clear()
+        decoder = stream.Decoder()
+        finished = None
+        try:
+            while finished is None:
+                try:
+                    data = await reader.readline()
+                except (ConnectionError, ValueError):
+                    data = b""
+                if not data.endswith(b"\n"):  # the end (a line cut short by a close)
+                    break
+                if self.detached:  # until the runner has read our ops and closed
+                    continue
+                try:
+                    msg = stream.parse(data)
+                except ValidationError as exc:  # a runner of another Arena version, or a bug: say so, stop
+                    return self._lost(f"its runner sent what this client cannot read ({exc.errors()[0]['msg']})")
+                if isinstance(msg, stream.Hello):
+                    self.paused, self.pid, self.done, self._attached = msg.paused, msg.pid, msg.done, True
+                    if self.on_attach is not None:
+                        self.on_attach(msg.last_trial_id)
+                elif isinstance(msg, stream.NoticeMsg) and msg.message in ("paused", "resumed"):
+                    self.paused = msg.message == "paused"
+                elif isinstance(msg, (stream.Trials, stream.Batch)):
+                    self.done = msg.done
+                for event in decoder.events(msg):
+                    if isinstance(event, TournamentFinished):
+                        finished = event
+                    self.sink(event)
+        finally:
+            with self._lock:
+                self._writer = None
+            writer.close()
+            try:
+                await writer.wait_closed()  # (what was written is sent)
+            except (ConnectionError, OSError):
+                pass
+        return finished
+
+    def _still_running(self) -> bool:
+        try:
+            with Store(self._db) as store:
+                row = store.tournament(self.tournament_id)
+        except ArenaError:
+            return False
+        return row.display_status == "running" and row.runner_socket == self.socket
+
+    def _ended(self, why: str) -> TournamentFinished:
+        """The stream ended without a Finished: a runner that ended before we listened (a short tournament)
+        recorded how in the store; otherwise it was killed (`why`)."""
+        try:
+            with Store(self._db) as store:
+                row, last = store.tournament(self.tournament_id), store.last_trial_id()
+        except ArenaError:
+            row = None
+        if row is None or row.status not in ("finished", "cancelled", "failed"):
+            return self._lost(why)
+        if self.on_attach is not None and not self._attached:
+            self.on_attach(last)
+        event = TournamentFinished(self.tournament_id, row.status, row.done, row.total_trials)
+        self.sink(event)
+        return event
+
+    def _lost(self, why: str) -> TournamentFinished:
+        event = TournamentFinished(self.tournament_id, "failed", self.done, self.config.total_trials,
+                                   error=f"tournament {self.tournament_id}: {why}")
+        self.sink(Notice(event.error, "error"))
+        self.sink(event)
+        return event
+
+
+if __name__ == "__main__":
+    sys.exit(main())
