@@ -87,6 +87,9 @@ class ArenaApp(App):
         from arena.library.catalog import load_lenient
 
         self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
+        for screen in self._mode_screens():  # Setup lists what Library shows, at once
+            if hasattr(screen, "library_changed"):
+                screen.library_changed()
         return self._library
 
     # -- lifecycle -------------------------------------------------------------------------------------

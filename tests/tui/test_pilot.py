@@ -15,8 +15,8 @@ from tui_helpers import transcript_text, tree_labels, wait_for
 async def test_smoke_tournament_from_setup(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause(0.3)
         assert app.current_mode == "setup"
+        await wait_for(pilot, lambda: "trials" in str(app.screen.query_one("#summary").render()))
         summary = str(app.screen.query_one("#summary").render())
         assert "500 trials" in summary and "No LLM calls" in summary
         await pilot.press("ctrl+r")
@@ -262,3 +262,83 @@ async def test_help_palette_and_theme(make_app):
             await pilot.press(key)
             await pilot.pause()
             assert app.current_mode == mode
+
+
+async def test_esc_leaves_a_field_and_digits_switch_screens_again(make_app):
+    """Digits type into a numeric field; Esc leaves it (the footer says so), then 1 and 2 switch screens."""
+    from textual.widgets import Input
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        trials = app.screen.query_one("#trials", Input)
+        assert trials.value == "20"  # the smoke preset
+        trials.focus()
+        await pilot.press("end", "1")
+        assert trials.value == "201" and app.current_mode == "setup"  # a digit types
+        assert "Leave field" in _footer_text(app)
+        await pilot.press("escape", "1")
+        await pilot.pause()
+        assert app.current_mode == "library"
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.current_mode == "setup" and app.screen.query_one("#trials", Input).value == "201"
+
+
+def _footer_text(app) -> str:
+    from textual.widgets import Footer
+
+    footer = app.screen.query_one(Footer)
+    return " ".join(str(k.render()) for k in footer.children)
+
+
+async def test_large_run_asks_first(make_app):
+    """ctrl+r on a run over 1,000,000 trials asks; Back (the focused button) starts nothing."""
+    from textual.widgets import Input
+
+    from arena.tui.screens.dialogs import Confirm
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        app.screen.query_one("#trials", Input).value = "40001"  # 25 cells × 40,001 = 1,000,025 trials
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        assert "1,000,025 trials (over 1,000,000)" in app.screen.question
+        assert app.screen.focused.id == "no"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session is None and app.current_mode == "setup"
+
+
+def test_large_run_thresholds():
+    from arena.tui.guards import large_run
+
+    assert large_run(500, 0, None) is None
+    assert large_run(1_000_000, 0, None) is None
+    assert large_run(1_000_001, 0, None) == "1,000,001 trials (over 1,000,000)"
+    assert large_run(4_999, 0, 500) is None
+    assert large_run(5_000, 0, 500) == "5,000 trials, 10× the last tournament's 500"
+    assert large_run(100, 1_000, None) is None
+    assert large_run(100, 1_500.4, None) == "≈ 1,500 LLM calls (over 1,000)"
+
+
+async def test_program_file_added_on_disk_reaches_setup_after_reload(make_app, library_dir):
+    from textual.widgets import SelectionList
+
+    app = make_app(programs_path=library_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        progs = app.screen.query_one("#pick-programs", SelectionList)
+        assert "tft-copy" not in [progs.get_option_at_index(i).value for i in range(progs.option_count)]
+        (library_dir / "tft-copy.yaml").write_text(
+            "id: tft-copy\nkind: builtin\nstrategy: cooperate\ndescription: Added while the app runs.\n")
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        ids = [progs.get_option_at_index(i).value for i in range(progs.option_count)]
+        assert "tft-copy" in ids and len(ids) == 7

@@ -119,6 +119,8 @@ class SetupScreen(ArenaScreen):
         self.set_class(self.size.height < 34, "-short")
 
     def library_changed(self) -> None:
+        if not self._filled:
+            return
         self._fill_lists()
         self._update_summary()
 
@@ -311,16 +313,41 @@ class SetupScreen(ArenaScreen):
         self.action_start()
 
     def action_start(self) -> None:
-        from arena.errors import ArenaError
-
         self._first_fill()  # (no-op once the form is filled)
         try:
             config = self.build_config()
         except ValueError as exc:
             self.notify(str(exc), severity="error", title="Cannot start")
             return
+        new = self.query_one("#new", Checkbox).value
+        reason = self._large_run(config)
+        if reason is None:
+            self._start(config, new)
+            return
+        from .dialogs import Confirm
+
+        self.app.push_screen(Confirm(f"Run this large tournament? {reason}.",
+                                     "It is far larger than the last one. Everything is stored as it runs; cancel it "
+                                     "any time from Live (c).", "Run"),
+                             lambda ok: self._start(config, new) if ok else None)
+
+    def _large_run(self, config) -> str | None:
+        from arena.engine.estimate import estimate
+        from arena.errors import ArenaError
+
+        from ..guards import large_run
+
         try:
-            self.app.start_tournament(config, new=self.query_one("#new", Checkbox).value)
+            last = self.app.store.tournament().total_trials
+        except ArenaError:  # no tournament yet
+            last = None
+        return large_run(config.total_trials, estimate(config, self.app.library.programs).llm_calls, last)
+
+    def _start(self, config, new: bool) -> None:
+        from arena.errors import ArenaError
+
+        try:
+            self.app.start_tournament(config, new=new)
         except ArenaError as exc:
             self.notify(str(exc), severity="error", title="Cannot start", timeout=10)
 
