@@ -301,6 +301,7 @@ async def test_large_run_asks_first(make_app):
     app = make_app()
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.pause()  # the preset's own Changed message comes first
         app.screen.query_one("#trials", Input).value = "40001"  # 25 cells × 40,001 = 1,000,025 trials
         await pilot.press("ctrl+r")
         await pilot.pause()
