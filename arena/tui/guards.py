@@ -5,6 +5,7 @@ from __future__ import annotations
 MAX_TRIALS_UNASKED = 1_000_000  # a run over this many trials asks first
 MAX_CALLS_UNASKED = 1_000  # ... or over this many LLM calls (first attempts)
 GROWTH_UNASKED = 10  # ... or at least this many times the trials of the last tournament
+SMALL_RUN = 10_000  # runs up to this many trials never ask (built-in bots finish them in seconds)
 
 
 def large_run(trials: int, llm_calls: float, last_trials: int | None) -> str | None:
@@ -14,7 +15,7 @@ def large_run(trials: int, llm_calls: float, last_trials: int | None) -> str | N
     reasons = []
     if trials > MAX_TRIALS_UNASKED:
         reasons.append(f"{trials:,} trials (over {MAX_TRIALS_UNASKED:,})")
-    elif last_trials and trials >= GROWTH_UNASKED * last_trials:
+    elif last_trials and trials > SMALL_RUN and trials >= GROWTH_UNASKED * last_trials:
         reasons.append(f"{trials:,} trials, {trials / last_trials:,.0f}× the last tournament's {last_trials:,}")
     if llm_calls > MAX_CALLS_UNASKED:
         reasons.append(f"≈ {llm_calls:,.0f} LLM calls (over {MAX_CALLS_UNASKED:,})")

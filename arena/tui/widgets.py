@@ -177,6 +177,7 @@ class SimTree(Tree):
 
     HEAD = 40
     TAIL = 3
+    COMPACT_BELOW = 48  # columns: narrower trees leave out the words 'simulates', 'grounded', ...
 
     COMPONENT_CLASSES = {"simtree--coop", "simtree--defect", "simtree--action", "simtree--muted",
                          "simtree--error", "simtree--active", "simtree--seat"}
@@ -273,7 +274,8 @@ class SimTree(Tree):
         text.append(f"d{n.depth} ", self._style("simtree--muted"))
         text.append(f"{glyph} ")
         text.append(n.program)
-        text.append(f"  {verb}", self._style("simtree--muted"))
+        if self.size.width >= self.COMPACT_BELOW:  # narrow: the glyph alone says how the node decided
+            text.append(f"  {verb}", self._style("simtree--muted"))
         if n.action is not None:
             cls = ("simtree--coop" if n.action == self.coop_action else
                    "simtree--defect" if n.action == self.defect_action else "simtree--action")
@@ -414,6 +416,7 @@ class PairMatrix(DataTable):
     ten programs fit in half a screen; cells come from the caller as (label, share)."""
 
     MIN_CELL = 4  # '100%'
+    name_width = 16  # row labels are cut to this (Live narrows it to fit the whole matrix)
 
     def on_mount(self) -> None:
         self.cursor_type = "cell"
@@ -422,10 +425,22 @@ class PairMatrix(DataTable):
         self._last: tuple | None = None
 
     @staticmethod
-    def width_for(programs: Sequence[str], cell: int = 5) -> int:
+    def width_for(programs: Sequence[str], cell: int = 5, name_width: int = 16) -> int:
         """Cells needed to show the whole matrix (label column, n cell columns, padding)."""
-        label = max((len(short(p, 16)) for p in programs), default=8) + 4
+        label = max((len(short(p, name_width)) for p in programs), default=8) + 4
         return label + 2 + len(programs) * (cell + 2)
+
+    @classmethod
+    def name_width_for(cls, programs: Sequence[str], room: int, cell: int = MIN_CELL) -> int:
+        """The longest row label (4 to 16 characters) with which the whole matrix fits in `room` columns:
+        names are abbreviated so that no number is ever cut off at the edge."""
+        spare = room - (4 + 2 + len(programs) * (cell + 2))
+        return max(4, min(16, spare))
+
+    def set_name_width(self, width: int) -> None:
+        if width != self.name_width:
+            self.name_width = width
+            self._redraw()
 
     def set_cells(self, programs: Sequence[str], cells: dict[tuple[str, str], tuple[str, float]],
                   corner: str = "row \\ col") -> None:
@@ -457,7 +472,7 @@ class PairMatrix(DataTable):
             # a fixed width: cells start as '·' and later show '100%' (update_cell keeps the width)
             self.add_column(Text(str(i), justify="right", style="bold"), width=width, key=p)
         for i, r in enumerate(programs, 1):
-            row = [Text.assemble((f"{i:>2} ", "dim"), (short(r, 16), "bold"))]
+            row = [Text.assemble((f"{i:>2} ", "dim"), (short(r, self.name_width), "bold"))]
             for c in programs:
                 label, share = cells.get((r, c), ("·", math.nan))
                 row.append(heat.text(label, share))

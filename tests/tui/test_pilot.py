@@ -319,8 +319,9 @@ def test_large_run_thresholds():
     assert large_run(500, 0, None) is None
     assert large_run(1_000_000, 0, None) is None
     assert large_run(1_000_001, 0, None) == "1,000,001 trials (over 1,000,000)"
-    assert large_run(4_999, 0, 500) is None
-    assert large_run(5_000, 0, 500) == "5,000 trials, 10× the last tournament's 500"
+    assert large_run(5_000, 0, 500) is None  # small runs never ask
+    assert large_run(19_999, 0, 2_000) is None
+    assert large_run(20_000, 0, 2_000) == "20,000 trials, 10× the last tournament's 2,000"
     assert large_run(100, 1_000, None) is None
     assert large_run(100, 1_500.4, None) == "≈ 1,500 LLM calls (over 1,000)"
 
@@ -343,3 +344,24 @@ async def test_program_file_added_on_disk_reaches_setup_after_reload(make_app, l
         await pilot.pause()
         ids = [progs.get_option_at_index(i).value for i in range(progs.option_count)]
         assert "tft-copy" in ids and len(ids) == 7
+
+
+async def test_live_at_80x24_shows_whole_numbers_and_the_log(make_app):
+    """After the default tournament at 80×24 the whole matrix fits (names abbreviated, no cell cut at the
+    edge), 100% shows, the log stays, and the (empty) transcript pane gives its room to the tree."""
+    from textual.widgets import RichLog
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        await pilot.pause(0.3)
+        matrix = app.screen.query_one("#live-matrix")
+        assert matrix.virtual_size.width <= matrix.scrollable_content_region.width
+        cells = [str(matrix.get_cell_at((r, c))) for r in range(5) for c in range(1, 6)]
+        assert cells.count("100%") == 5
+        assert str(matrix.get_cell_at((1, 0))) == " 2 coop…"  # cooperatebot, abbreviated
+        log = app.screen.query_one("#live-log", RichLog)
+        assert log.display and log.size.height >= 3
+        assert not app.screen.query_one(Transcript).display

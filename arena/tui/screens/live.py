@@ -47,7 +47,7 @@ class LiveScreen(ArenaScreen):
                     with Vertical(id="live-matrix-box", classes="panel"):
                         yield Select([("all conditions", "all")], value="all", id="live-condition", allow_blank=False, compact=True)
                         yield PairMatrix(id="live-matrix")
-                    yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500)
+                    yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500, min_width=20)
                 with Vertical(id="live-right"):
                     yield SimTree(id="live-tree", classes="panel")
                     yield Transcript(id="live-transcript", classes="panel")
@@ -77,6 +77,8 @@ class LiveScreen(ArenaScreen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")
+        if self.session is not None:
+            self._draw_matrix(self.session)  # row labels fit the new width
 
     @property
     def session(self) -> LiveSession | None:
@@ -111,6 +113,9 @@ class LiveScreen(ArenaScreen):
         now = self.app.clock()
         self._draw_progress(s)
         self._draw_log()
+        tx = self.query_one(Transcript)
+        if tx.display != s.has_llm:  # built-in bots make no calls: the tree takes the transcript's room
+            tx.display = s.has_llm
         # throttled while trials stream in; the final state is always drawn once the run has ended
         if force or s.tally.version != self._matrix_version and (s.ended or now - self._matrix_at >= MATRIX_EVERY_S):
             self._draw_matrix(s)
@@ -196,7 +201,11 @@ class LiveScreen(ArenaScreen):
             select.display = len(conds) > 1
         programs = s.runner.config.programs if s.runner is not None else []
         left = self.query_one("#live-left")
-        want = max(PairMatrix.width_for(programs) + 4, 40)
+        matrix = self.query_one(PairMatrix)
+        # at most 55% of the screen (the tree needs the rest): names shrink so that every cell shows whole
+        room = int(self.size.width * 0.55) - 3  # box borders and scrollbar
+        matrix.set_name_width(PairMatrix.name_width_for(programs, room) if self.size.width else 16)
+        want = max(PairMatrix.width_for(programs, name_width=matrix.name_width) + 4, 40)
         if left.styles.width is None or left.styles.width.value != want:
             left.styles.width = want
         cells = {}
