@@ -34,6 +34,7 @@ async def test_smoke_tournament_from_setup(make_app):
         assert "100%" in cells and "0%" in cells and "·" not in cells
         await pilot.press("r")  # results of this tournament
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         assert app.current_mode == "results" and app.screen.tid == s.tournament_id
         assert app.screen.query_one("#pairs").row_count == 25
 
@@ -89,6 +90,7 @@ async def test_transcript_of_stored_trial_with_retry(seeded_app):
         await pilot.pause()
         app.open_results(ids["llm"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         pairs = app.screen.query_one("#pairs")
         assert pairs.row_count == 1  # only fair-llm vs defectbot has stored trials
         pairs.focus()
@@ -123,6 +125,7 @@ async def test_export_from_results(seeded_app, tmp_path, monkeypatch):
         await pilot.pause()
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await pilot.pause()
         path = app.screen.query_one("#export-path")

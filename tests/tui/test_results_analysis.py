@@ -13,8 +13,11 @@ from tui_helpers import wait_for
 async def _open(app, pilot, tid, tab):
     app.open_results(tid)
     await pilot.pause()
+    await app.workers.wait_for_complete()  # the analysis loads in a worker
     app.screen.query_one("#results-tabs").active = tab
-    await pilot.pause(0.2)
+    await pilot.pause()
+    await app.workers.wait_for_complete()  # ... and the tab's data
+    await pilot.pause()
 
 
 async def test_programs_tab_shows_the_ranking(seeded_app):
@@ -69,6 +72,7 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         for fmt in FORMATS:
             await pilot.press("x")
             await pilot.pause()
@@ -110,6 +114,7 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await pilot.pause()
         dialog = app.screen
@@ -123,3 +128,37 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
         await wait_for(pilot, lambda: app.screen.MODE == "results")
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
         "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg"]
+
+
+async def test_results_show_a_loading_state_and_answer_keys_while_loading(seeded_app, monkeypatch):
+    """The analysis loads in a worker: the screen says so at once, keys switch screens meanwhile, and the
+    rows appear when the worker is done. (The worker's connection is held back until the test lets it go.)"""
+    import threading
+
+    from arena.tui import loading
+
+    gate = threading.Event()
+    opened = loading._reader
+
+    def held(app):
+        assert gate.wait(30)
+        return opened(app)
+
+    monkeypatch.setattr(loading, "_reader", held)
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        screen = app.screen
+        assert str(screen.query_one("#results-head").render()) == "Loading tournament 1…"
+        assert screen.query_one("#pairs").loading and screen.query_one("#pairs").row_count == 0
+        await pilot.press("5")  # the UI answers while the analysis is loading
+        assert app.current_mode == "history"
+        await pilot.press("4")
+        assert app.current_mode == "results"
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not screen.query_one("#pairs").loading and screen.query_one("#pairs").row_count == 16
+        assert str(screen.query_one("#results-head").render()).startswith("finished · 160 / 160 trials")

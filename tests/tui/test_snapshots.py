@@ -13,6 +13,7 @@ SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"
 
 
 async def _settle(pilot, delay: float = 0.4):
+    await pilot.app.workers.wait_for_complete()  # analyses load in workers
     await pilot.pause(delay)
     pilot.app.clear_notifications()
     await pilot.pause()
@@ -115,6 +116,7 @@ def test_results(snap_compare, seeded_app, size):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
         await _settle(pilot)
 
@@ -128,6 +130,7 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#results-tabs").active = "tab-payoff"
         await _settle(pilot)
 
@@ -143,6 +146,7 @@ def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#results-tabs").active = tab
         if sub:
             await pilot.pause()
@@ -159,6 +163,7 @@ def test_export_dialog(snap_compare, seeded_app):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await _settle(pilot)
 
@@ -173,6 +178,7 @@ def test_trial_transcript(snap_compare, seeded_app, size):
     async def run(pilot):
         app.open_results(ids["llm"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#pairs").focus()
         await pilot.press("enter")
         await pilot.pause()

@@ -96,6 +96,8 @@ class ResultsScreen(ArenaScreen):
         self._outcomes = None
         self._programs = None  # per-program rows, computed when the Programs tab is shown
         self._plots = None  # plot data, computed when the Plots tab is shown
+        self._loading = False  # a load in flight (its worker's result is shown when it comes)
+        self._load_seq = 0  # the latest load asked for: older workers' results are dropped
         self.query_one("#results-head").border_title = "Tournament"
         self.load(self.app.results_tid)
 
@@ -108,14 +110,33 @@ class ResultsScreen(ArenaScreen):
 
     # -- loading -------------------------------------------------------------------------------------------
     def load(self, tid: int | None) -> None:
-        from arena.analysis.tables import load_outcomes, pairs
-        from arena.errors import ArenaError
+        """Load a tournament's analysis in a worker thread; the screen shows a loading state meanwhile and
+        keeps answering keys (a 1,000,000-trial tournament takes seconds)."""
+        from ..loading import load_results
 
-        store = self.app.store
-        try:
-            row = store.tournament(tid)
-        except ArenaError:
-            row = None
+        self._load_seq += 1
+        self._loading = True
+        self._programs = self._plots = None
+        if self.tid is None and tid is None:  # the newest tournament, if there is one
+            self.query_one("#results-body").display = False
+            empty = self.query_one("#results-empty", Static)
+            empty.display = True
+            empty.update(Content.styled("Loading…", "dim"))
+        else:
+            head = self.query_one("#results-head", Static)
+            head.update(Content.from_markup("[b $accent]Loading tournament $t…[/]", t=str(tid) if tid else ""))
+            for w in ("#pairs", "#coop-matrix", "#payoff-matrix", "#ranking"):
+                self.query_one(w).loading = True
+        load_results(self, tid, self._load_seq)
+
+    def loaded(self, seq: int, result) -> None:
+        """The worker's result (on the UI thread): show it unless another load was asked for since."""
+        if seq != self._load_seq:
+            return
+        for w in ("#pairs", "#coop-matrix", "#payoff-matrix", "#ranking"):
+            self.query_one(w).loading = False
+        self._loading = False
+        row = result.row if result is not None else None
         empty = self.query_one("#results-empty", Static)
         body = self.query_one("#results-body")
         if row is None:
@@ -128,8 +149,8 @@ class ResultsScreen(ArenaScreen):
         self.tid = row.id
         self.app.results_tid = row.id
         self.tournament = row
-        self._outcomes = load_outcomes(store, row.id)
-        self.rows = pairs(self._outcomes)
+        self._outcomes = result.outcomes
+        self.rows = result.pairs
         self._programs = self._plots = None
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
@@ -240,7 +261,7 @@ class ResultsScreen(ArenaScreen):
 
     def _fill_active(self) -> None:
         """Fill the Programs or Plots tab when shown (computed on first use, then kept)."""
-        if self.tid is None:
+        if self.tid is None or self._loading:
             return
         active = self.query_one("#results-tabs", TabbedContent).active
         if active == "tab-programs":
@@ -250,10 +271,16 @@ class ResultsScreen(ArenaScreen):
 
     # -- programs ---------------------------------------------------------------------------------------------
     def _fill_programs(self) -> None:
-        from arena.analysis.tables import programs
-
         if self._programs is None:
-            self._programs = programs(self._outcomes)
+            from arena.analysis.tables import programs
+
+            from ..loading import compute
+
+            self.query_one("#ranking").loading = True
+            outcomes = self._outcomes
+            compute(self, "programs", self.tid, lambda store: programs(outcomes))
+            return
+        self.query_one("#ranking").loading = False
         rows = [r for r in self._programs if r.condition == self._condition]
         table = self.query_one("#ranking", DataTable)
         table.clear(columns=True)
@@ -282,7 +309,13 @@ class ResultsScreen(ArenaScreen):
         from arena.analysis import plots
 
         if self._plots is None:
-            self._plots = plots.plot_data(self.app.store, self.tid, self._outcomes, self.rows)
+            from ..loading import compute
+
+            tid, outcomes, rows = self.tid, self._outcomes, self.rows
+            for w in ("#plot-coop-caption", "#plot-heat-caption", "#plot-depth-caption"):
+                self.query_one(w, Static).update(Content.styled("Computing the plots…", "dim"))
+            compute(self, "plots", tid, lambda store: plots.plot_data(store, tid, outcomes, rows))
+            return
         if self._condition is None:
             return
         game, eps, depth, temp = self._condition
@@ -357,9 +390,16 @@ class ResultsScreen(ArenaScreen):
         self.query_one("#payoff-caption", Static).update(Content.styled(
             f"Mean payoffs (row program, column program) over the valid trials of each pair · {where}", "dim"))
 
+    def computed(self, what: str, tid: int, value) -> None:
+        """A worker's Programs or Plots data (on the UI thread), kept for the tournament it was computed for."""
+        if tid != self.tid or self._loading:
+            return
+        setattr(self, {"programs": "_programs", "plots": "_plots"}[what], value)
+        self._fill_active()
+
     # -- actions --------------------------------------------------------------------------------------------------
     def action_trials(self) -> None:
-        if self.tid is None:
+        if self.tid is None or self._loading:
             return
         tabs = self.query_one(TabbedContent)
         if tabs.active == "tab-pairs":
