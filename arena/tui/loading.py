@@ -57,12 +57,17 @@ def load_results(screen, tid: int | None, seq: int) -> None:
     screen.run_worker(work, thread=True, exclusive=True, group="results-load", name=f"load tournament {tid}")
 
 
-def compute(screen, what: str, tid: int, fn: Callable[[Any], Any]) -> None:
-    """Compute fn(store) for tournament `tid` in a worker; calls screen.computed(what, tid, value)."""
+def run_query(screen, group: str, fn: Callable[[Any], Any], done: Callable[[Any], None]) -> None:
+    """fn(store) in a worker (a newer query of the same group replaces it); done(value) on the UI thread."""
 
     def work() -> None:
         with _reader(screen.app) as store:
             value = fn(store)
-        _deliver(screen, screen.computed, what, tid, value)
+        _deliver(screen, done, value)
 
-    screen.run_worker(work, thread=True, exclusive=True, group=f"results-{what}", name=f"{what} of tournament {tid}")
+    screen.run_worker(work, thread=True, exclusive=True, group=group, name=group)
+
+
+def compute(screen, what: str, tid: int, fn: Callable[[Any], Any]) -> None:
+    """Compute fn(store) for tournament `tid` in a worker; calls screen.computed(what, tid, value)."""
+    run_query(screen, f"results-{what}", fn, lambda value: screen.computed(what, tid, value))

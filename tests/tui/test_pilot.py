@@ -142,14 +142,19 @@ async def test_history_reopens_results_and_resumes(seeded_app):
     app = make(start_mode="history")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the list loads in a worker
+        await pilot.pause()
         table = app.screen.query_one("#tournaments")
         assert table.row_count == 3
         statuses = [str(table.get_row_at(i)[2]) for i in range(3)]
         assert statuses == ["cancelled", "interrupted", "finished"]
         await pilot.press("down", "down", "enter")  # tournament 1 (finished)
         await pilot.pause()
+        await app.workers.wait_for_complete()
         assert app.current_mode == "results" and app.screen.tid == ids["bots"]
         await pilot.press("5")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("up", "up", "r")  # resume tournament 3 (cancelled, 8/20)
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
