@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Footer, Static, Tree
+from textual.strip import Strip
+from textual.widgets import Checkbox, DataTable, Footer, SelectionList, Static, Tree
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
@@ -481,3 +484,36 @@ class PairMatrix(DataTable):
             self.cursor_coordinate = cursor
         elif self.row_count and programs:
             self.cursor_coordinate = (0, 1)  # on a cell, not on the row labels
+
+
+# --- marks that read without colour ----------------------------------------------------------------
+MARK_ON, MARK_OFF = "✓", "·"
+
+
+class MarkedSelectionList(SelectionList):
+    """A SelectionList whose rows show ✓ (chosen) or · (not), in the text's own colour: Textual's ▐X▌
+    differs only by the X's colour, which NO_COLOR and the light theme lose."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        try:
+            selection = self.get_option_at_index(self.scroll_offset.y + y)
+        except OptionDoesNotExist:
+            return strip
+        segments = list(strip)
+        if len(segments) < 4:
+            return strip
+        base = segments[3].style or Style()
+        chosen = selection.value in self._selected
+        mark = Segment(MARK_ON if chosen else MARK_OFF, base + Style(bold=chosen, dim=not chosen,
+                                                                     meta=segments[1].style.meta if segments[1].style else {}))
+        return Strip([Segment(" ", base), mark, Segment(" ", base), *segments[3:]])
+
+
+class MarkedCheckbox(Checkbox):
+    """A Checkbox showing ✓ when ticked and nothing when not (see MarkedSelectionList)."""
+
+    @property
+    def _button(self) -> Content:
+        self.BUTTON_INNER = MARK_ON if self.value else " "
+        return super()._button

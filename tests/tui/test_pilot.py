@@ -373,3 +373,21 @@ async def test_live_at_80x24_shows_whole_numbers_and_the_log(make_app):
         log = app.screen.query_one("#live-log", RichLog)
         assert log.display and log.size.height >= 3
         assert not app.screen.query_one(Transcript).display
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+async def test_setup_marks_choices_without_colour(make_app, theme):
+    """Chosen rows read ✓ and the others ·, whatever the colours (NO_COLOR, light theme)."""
+    from textual.widgets import Checkbox, SelectionList
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.theme = theme
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.pause()
+        games = app.screen.query_one("#pick-games", SelectionList)
+        lines = [games.render_line(y).text for y in range(games.option_count)]
+        assert [line[:3] for line in lines] == [" ✓ " if "prisoners_dilemma" in line else " · " for line in lines]
+        assert sum(line.startswith(" ✓ ") for line in lines) == 1
+        cache, new = app.screen.query(Checkbox)
+        assert "✓" in cache.render().plain and "✓" not in new.render().plain

@@ -26,6 +26,30 @@ def test_setup(snap_compare, seeded_app, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
+def test_setup_light(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        pilot.app.theme = "textual-light"
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_live_finished_builtin_light(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        pilot.app.theme = "textual-light"
+        await pilot.press("ctrl+r")  # the smoke preset
+        await wait_for(pilot, lambda: pilot.app.session is not None and pilot.app.session.ended)
+        await _settle(pilot, 0.5)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
 def test_library_program(snap_compare, seeded_app, size):
     make, _ = seeded_app
 

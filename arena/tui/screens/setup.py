@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static
 
 from .. import format as fmt
+from ..widgets import MarkedCheckbox, MarkedSelectionList
 from .base import ArenaScreen
 from .library import program_label
 
@@ -30,8 +31,8 @@ class SetupScreen(ArenaScreen):
         presets = [("smoke", "smoke")]  # the others are added after the first paint (importing core is slow)
         with Horizontal(id="setup"):
             with Vertical(id="setup-pick"):
-                yield SelectionList[str](id="pick-programs", classes="panel")
-                yield SelectionList[str](id="pick-games", classes="panel")
+                yield MarkedSelectionList(id="pick-programs", classes="panel")
+                yield MarkedSelectionList(id="pick-games", classes="panel")
             with Vertical(id="setup-right"):
               with VerticalScroll(id="setup-form", classes="panel", can_focus=False):
                 with Grid(classes="form"):
@@ -60,9 +61,9 @@ class SetupScreen(ArenaScreen):
                     yield Label("Name")
                     yield Input(id="name", placeholder="optional", compact=True)
                     yield Label("Options")
-                    yield Checkbox("read the response cache", True, id="cache", compact=True)
+                    yield MarkedCheckbox("read the response cache", True, id="cache", compact=True)
                     yield Label("")
-                    yield Checkbox("always record a new tournament", False, id="new", compact=True)
+                    yield MarkedCheckbox("always record a new tournament", False, id="new", compact=True)
               with Horizontal(id="setup-bottom", classes="panel"):
                 yield Static(id="summary")
                 yield Button("Run ▶", id="start", variant="success")
