@@ -162,3 +162,63 @@ async def test_results_show_a_loading_state_and_answer_keys_while_loading(seeded
         await pilot.pause()
         assert not screen.query_one("#pairs").loading and screen.query_one("#pairs").row_count == 16
         assert str(screen.query_one("#results-head").render()).startswith("finished · 160 / 160 trials")
+
+
+async def test_equilibria_tab_lists_the_meta_games_nash_equilibria(seeded_app):
+    from arena.analysis.metagame import equilibrium_rows
+
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-eq")
+        table = app.screen.query_one("#equilibria")
+        out = analysis.load_outcomes(app.store, ids["bots"])
+        expected = equilibrium_rows(meta_matrices(out.programs, analysis.pairs(out)))
+        assert expected and table.row_count == len(expected)
+        first = expected[0]
+        row = [str(x) for x in table.get_row_at(0)]
+        assert row[0] == "1" and row[1].startswith("pure" if first.pure else "mixed")
+        assert row[4:6] == [f"{first.row_payoff:.2f}", f"{first.col_payoff:.2f}"]
+        assert all(p in row[2] for p, x in first.row_strategy.items() if x > 1e-9)
+        assert "found" in str(app.screen.query_one("#eq-caption").render())
+
+
+async def test_pairs_follow_the_condition_selector(make_app, tmp_path):
+    """Two ε values: the Pairs tab lists the chosen condition's cells only."""
+    import asyncio as _asyncio
+
+    from textual.widgets import Select
+
+    from arena.engine.grid import TournamentConfig
+    from arena.library.catalog import load_lenient
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+    from conftest import ROOT
+
+    db = tmp_path / "two.db"
+    lib, _ = load_lenient(ROOT / "programs", ROOT / "games")
+    config = TournamentConfig(programs=["cooperatebot", "defectbot"], games=["prisoners_dilemma"],
+                              epsilons=[0.1, 0.5], max_depths=[5], trials=2)
+    with Store(db) as store:
+        runner = TournamentRunner.create(store, config, lib.programs, lib.games)
+        await _asyncio.to_thread(_asyncio.run, runner.run())
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, runner.tournament_id, "tab-pairs")
+        table = app.screen.query_one("#pairs")
+        assert table.row_count == 4  # 2 × 2 ordered pairs at ε 0.1, not 8
+        select = app.screen.query_one("#results-condition", Select)
+        select.value = f"{runner.tournament_id}:1"
+        await pilot.pause()
+        assert table.row_count == 4 and app.screen._condition[1] == 0.5
+        assert {r.epsilon for r in app.screen._shown_rows} == {0.5}
+
+
+async def test_captions_wrap_at_80_columns(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-pairs")
+        caption = app.screen.query_one("#tab-pairs .tab-caption")
+        assert caption.size.height >= 2  # the whole sentence, wrapped, not cut at the edge
+        assert "coop = share of trials ending in a cooperative outcome" in str(caption.render())

@@ -161,7 +161,7 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
     assert snap_compare(app, terminal_size=(120, 40), run_before=run)
 
 
-@pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
+@pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-eq", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
                                      ("tab-plots", "plot-depth")])
 def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     make, ids = seeded_app

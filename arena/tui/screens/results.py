@@ -73,6 +73,9 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Programs", id="tab-programs"):
                     yield Static(id="programs-caption", classes="tab-caption")
                     yield DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
+                with TabPane("Equilibria", id="tab-eq"):
+                    yield Static(id="eq-caption", classes="tab-caption")
+                    yield DataTable(id="equilibria", cursor_type="row", zebra_stripes=True)
                 with TabPane("Plots", id="tab-plots"):
                     with TabbedContent(id="plot-tabs"):
                         with TabPane("Cooperation vs ε", id="plot-coop"):
@@ -96,6 +99,7 @@ class ResultsScreen(ArenaScreen):
         self._outcomes = None
         self._programs = None  # per-program rows, computed when the Programs tab is shown
         self._plots = None  # plot data, computed when the Plots tab is shown
+        self._equilibria = None  # the meta-game's Nash equilibria, computed when the Equilibria tab is shown
         self._loading = False  # a load in flight (its worker's result is shown when it comes)
         self._load_seq = 0  # the latest load asked for: older workers' results are dropped
         self.query_one("#results-head").border_title = "Tournament"
@@ -116,7 +120,7 @@ class ResultsScreen(ArenaScreen):
 
         self._load_seq += 1
         self._loading = True
-        self._programs = self._plots = None
+        self._programs = self._plots = self._equilibria = None
         if self.tid is None and tid is None:  # the newest tournament, if there is one
             self.query_one("#results-body").display = False
             empty = self.query_one("#results-empty", Static)
@@ -151,7 +155,7 @@ class ResultsScreen(ArenaScreen):
         self.tournament = row
         self._outcomes = result.outcomes
         self.rows = result.pairs
-        self._programs = self._plots = None
+        self._programs = self._plots = self._equilibria = None
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
         status = row.display_status
@@ -186,9 +190,7 @@ class ResultsScreen(ArenaScreen):
 
     # -- pairs table -------------------------------------------------------------------------------------------
     def _columns(self):
-        skip = set()
-        if not self.multi:
-            skip |= {"game", "eps", "cap"}
+        skip = {"game", "eps", "cap"}  # one condition at a time (the selector above the tabs)
         if all(r.temperature is None for r in self.rows):
             skip.add("temp")
         return [c for c in COLUMNS if c[0] not in skip]
@@ -204,7 +206,7 @@ class ResultsScreen(ArenaScreen):
             if self.sort_key == key:
                 mark = " ▼" if self.sort_reverse else " ▲"
             table.add_column(Text(header + mark, justify="right" if right else "left"), key=key)
-        rows = list(self.rows)
+        rows = [r for r in self.rows if (r.game, r.epsilon, r.max_depth, r.temperature) == self._condition]
         if self.sort_key is not None:
             attr = next(c[2] for c in COLUMNS if c[0] == self.sort_key)
             rows.sort(key=lambda r: _sort_value(getattr(r, attr)), reverse=self.sort_reverse)
@@ -252,6 +254,7 @@ class ResultsScreen(ArenaScreen):
     def _cond(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL and str(event.value) != "-" and self._conditions:
             self._condition = self._conditions[int(str(event.value).rpartition(":")[2])]
+            self._fill_pairs()
             self._fill_matrices()
             self._fill_active()
 
@@ -268,6 +271,37 @@ class ResultsScreen(ArenaScreen):
             self._fill_programs()
         elif active == "tab-plots":
             self._fill_plots()
+        elif active == "tab-eq":
+            self._fill_equilibria()
+
+    # -- equilibria -------------------------------------------------------------------------------------------
+    def _fill_equilibria(self) -> None:
+        from ..equilibria import EQ_COLUMNS, cells, extra_fields
+
+        if self._equilibria is None:
+            from arena.analysis.metagame import equilibrium_rows, meta_matrices
+
+            from ..loading import compute
+
+            self.query_one("#equilibria").loading = True
+            outcomes, rows = self._outcomes, self.rows
+            compute(self, "equilibria", self.tid,
+                    lambda store: equilibrium_rows(meta_matrices(outcomes.programs, rows)))
+            return
+        table = self.query_one("#equilibria", DataTable)
+        table.loading = False
+        rows = [r for r in self._equilibria if r.condition == self._condition]
+        extra = extra_fields(rows)
+        table.clear(columns=True)
+        for key, header in (*EQ_COLUMNS, *((f, f.replace("_", " ")) for f in extra)):
+            table.add_column(header, key=key)
+        for r in rows:
+            table.add_row(*cells(r, extra), key=str(r.index))
+        where = fmt.condition(*self._condition) if self._condition else ""
+        self.query_one("#eq-caption", Static).update(Content.styled(
+            f"Nash equilibria of the meta-game (choose a program, paid its mean payoff against the other's), pure and "
+            f"mixed · {len(rows)} found" + (f" by {rows[0].method.replace('_', ' ')}" if rows else "") + f" · {where}",
+            "dim"))
 
     # -- programs ---------------------------------------------------------------------------------------------
     def _fill_programs(self) -> None:
@@ -394,7 +428,7 @@ class ResultsScreen(ArenaScreen):
         """A worker's Programs or Plots data (on the UI thread), kept for the tournament it was computed for."""
         if tid != self.tid or self._loading:
             return
-        setattr(self, {"programs": "_programs", "plots": "_plots"}[what], value)
+        setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria"}[what], value)
         self._fill_active()
 
     # -- actions --------------------------------------------------------------------------------------------------
