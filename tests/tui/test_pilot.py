@@ -132,7 +132,7 @@ async def test_export_from_results(seeded_app, tmp_path, monkeypatch):
         assert path.value.startswith(f"arena-tournament-{ids['bots']}.")
         path.value = str(tmp_path / "out.csv")
         await pilot.click("#export")
-        await pilot.pause()
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")  # written in a worker
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert len(rows) == 16 and {"row_program", "col_program", "cooperation"} <= set(rows[0])
 

@@ -15,8 +15,9 @@ async def _open(app, pilot, tid, tab):
     await pilot.pause()
     await app.workers.wait_for_complete()  # the analysis loads in a worker
     app.screen.query_one("#results-tabs").active = tab
-    await pilot.pause()
-    await app.workers.wait_for_complete()  # ... and the tab's data
+    data = {"tab-programs": "_programs", "tab-eq": "_equilibria", "tab-plots": "_plots"}.get(tab)
+    # ... and the tab's data, computed in a worker of its own once the tab is shown
+    await wait_for(pilot, lambda: data is None or getattr(app.screen, data) is not None)
     await pilot.pause()
 
 
@@ -94,7 +95,7 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
             path = dialog.query_one("#export-path").value
             written[fmt] = tmp_path / path
             await pilot.click("#export")
-            await wait_for(pilot, lambda: app.screen.MODE == "results")
+            await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")
     assert {f: p.name for f, p in written.items()} == {
         "csv": "arena-tournament-1.csv", "json": "arena-tournament-1.json", "markdown": "arena-tournament-1.md",
         "latex": "arena-tournament-1.tex", "png": "arena-tournament-1-payoff-heatmap.png",
@@ -125,7 +126,7 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
         assert dialog.query_one("#export-path").value == "exports"  # the folder chosen so far
         assert str(dialog.query_one("#export-path-label").render()) == "Folder"
         await pilot.click("#export")
-        await wait_for(pilot, lambda: app.screen.MODE == "results")
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
         "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg"]
 
@@ -222,3 +223,34 @@ async def test_captions_wrap_at_80_columns(seeded_app):
         caption = app.screen.query_one("#tab-pairs .tab-caption")
         assert caption.size.height >= 2  # the whole sentence, wrapped, not cut at the edge
         assert "coop = share of trials ending in a cooperative outcome" in str(caption.render())
+
+
+async def test_a_cells_trials_load_a_page_at_a_time(seeded_app, monkeypatch):
+    from arena.tui.screens.trials import TrialsScreen
+
+    monkeypatch.setattr(TrialsScreen, "PAGE", 4)
+    pages, page = [], TrialsScreen._page
+
+    def spy(self, value):
+        pages.append(len(value[0]))
+        page(self, value)
+
+    monkeypatch.setattr(TrialsScreen, "_page", spy)
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-pairs")
+        app.screen.query_one("#pairs").focus()
+        await pilot.press("enter")  # the first cell: 10 trials
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        table = screen.query_one("#trial-list")
+        # the cursor on the first row is already within 20 rows of the end: pages follow until all are in
+        await wait_for(pilot, lambda: table.row_count == 10 and not screen._fetching)
+        assert [str(table.get_row_at(i)[0]) for i in range(10)] == [str(t["trial_index"] + 1) for t in screen.trials]
+        assert len({t["id"] for t in screen.trials}) == 10
+        assert table.border_subtitle.startswith("10 trials")
+        assert pages == [4, 4, 2]

@@ -555,9 +555,25 @@ class ExportDialog(ModalScreen[list[Path] | None]):
 
         fmt_, what = self._selected()
         path = Path(self.query_one("#export-path", Input).value.strip() or exporting.default_path(self.tid, fmt_, what))
-        try:
-            out = exporting.export(self.app.store, self.tid, fmt_, path, what)
-        except Exception as exc:
+        from ..loading import run_query
+
+        tid = self.tid
+
+        def work(store):
+            try:
+                return exporting.export(store, tid, fmt_, path, what), None
+            except Exception as exc:  # shown to the user as it was before the export moved to a worker
+                return None, exc
+
+        self.query_one("#export", Button).disabled = True
+        self.query_one("#export", Button).label = "Exporting…"
+        run_query(self, "export", work, self._exported)
+
+    def _exported(self, value) -> None:
+        out, exc = value
+        button = self.query_one("#export", Button)
+        button.disabled, button.label = False, "Export"
+        if exc is not None:
             self.notify(f"Export failed: {exc}", severity="error", timeout=10)
             return
         shown = str(out[0]) if len(out) == 1 else f"{len(out)} files in {out[0].parent}"
