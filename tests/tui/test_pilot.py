@@ -391,3 +391,52 @@ async def test_setup_marks_choices_without_colour(make_app, theme):
         assert sum(line.startswith(" ✓ ") for line in lines) == 1
         cache, new = app.screen.query(Checkbox)
         assert "✓" in cache.render().plain and "✓" not in new.render().plain
+
+
+async def test_paused_time_stands_still_and_the_footer_says_resume(make_app):
+    from arena.engine.grid import TournamentConfig
+    from conftest import FakeClock
+
+    clock = FakeClock()
+    app = make_app(clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        config = TournamentConfig(programs=["fairbot", "defectbot", "randombot"], games=["prisoners_dilemma"],
+                                  epsilons=[0.05], max_depths=[200], trials=100_000)
+        app.start_tournament(config)
+        await wait_for(pilot, lambda: app.session.done > 0)
+        clock.advance(10)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "paused")
+        await pilot.pause(0.2)
+        elapsed = app.session.progress().elapsed_s
+        assert elapsed == pytest.approx(10)
+        clock.advance(100)  # a long pause
+        p = app.session.progress()
+        assert p.elapsed_s == pytest.approx(10) and p.eta_s is None
+        await pilot.pause(0.2)
+        assert "Resume" in _footer_text(app) and "Pause" not in _footer_text(app)
+        assert "ETA –" in str(app.screen.query_one("#live-stats").render())
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "running")
+        clock.advance(5)
+        assert app.session.progress().elapsed_s == pytest.approx(15)
+        await pilot.pause(0.2)
+        assert "Pause" in _footer_text(app)
+        app.session.cancel()
+        await wait_for(pilot, lambda: app.session.ended)
+
+
+async def test_a_resumed_run_is_followed_after_a_pin(seeded_app):
+    """Pin (f), then resume another run: its trials show (not 'waiting for the first trial…' all along)."""
+    make, ids = seeded_app
+    app = make(start_mode="live")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.follow = False  # pinned in an earlier run
+        app.resume_tournament(ids["resume"])
+        await wait_for(pilot, lambda: app.session.ended)
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(SimTree)
+        assert app.screen.follow and tree.key is not None
+        assert tree.border_subtitle != "waiting for the first trial…"

@@ -24,6 +24,7 @@ class LiveScreen(ArenaScreen):
     MODE = "live"
     BINDINGS = [
         Binding("space,p", "pause", "Pause", key_display="space", priority=True),
+        Binding("space,p", "resume", "Resume", key_display="space", priority=True),
         Binding("c", "cancel", "Cancel"),
         Binding("f", "follow", "Follow"),
         Binding("r", "results", "Results"),
@@ -90,6 +91,7 @@ class LiveScreen(ArenaScreen):
     def _bind_session(self, session: LiveSession | None) -> None:
         self.query_one("#live-empty").display = session is None
         self.query_one("#live-body").display = session is not None
+        self.follow = True  # a pin (f) belonged to the last run's trial: a new or resumed run is followed
         self.shown = None
         self._shown_version = -1
         self._matrix_version = -1
@@ -111,6 +113,9 @@ class LiveScreen(ArenaScreen):
         if s is None or (not force and not self.is_current):
             return
         now = self.app.clock()
+        if s.status != getattr(self, "_status_seen", None):
+            self._status_seen = s.status
+            self.refresh_bindings()
         self._draw_progress(s)
         self._draw_log()
         tx = self.query_one(Transcript)
@@ -306,6 +311,17 @@ class LiveScreen(ArenaScreen):
     def action_pause(self) -> None:
         if self.session is not None and not self.session.ended:
             self.session.toggle_pause()
+        self.refresh_bindings()  # the footer offers Resume while paused
+
+    def action_resume(self) -> None:
+        self.action_pause()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("pause", "resume"):  # one key, named for what it does now
+            s = self.session
+            paused = s is not None and (s.status == "paused" or (s.runner is not None and s.runner.paused))
+            return (action == "resume") == paused
+        return super().check_action(action, parameters)
 
     def action_cancel(self) -> None:
         s = self.session
