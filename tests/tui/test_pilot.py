@@ -213,7 +213,7 @@ async def test_library_new_program_validated_inline_and_saved(make_app, library_
         assert isinstance(app.screen, ProgramEditor) and not (library_dir / "tit-llm.yaml").exists()
         area.load_text("id: fairbot\nkind: builtin\nstrategy: fairbot\n")
         await pilot.pause(0.4)
-        assert "already used in fairbot.yaml:1" in str(editor.problems[0])
+        assert str(editor.problems[0]) == "new program:1: field 'id': program id 'fairbot' is already used in fairbot.yaml:1"
         area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 0.2\nsystem_prompt: hi\n")
         await pilot.pause(0.4)
         assert editor.problems == []
@@ -440,3 +440,33 @@ async def test_a_resumed_run_is_followed_after_a_pin(seeded_app):
         tree = app.screen.query_one(SimTree)
         assert app.screen.follow and tree.key is not None
         assert tree.border_subtitle != "waiting for the first trial…"
+
+
+async def test_editor_esc_cancels_and_asks_before_discarding_edits(make_app, library_dir):
+    from arena.tui.screens.dialogs import Confirm
+
+    app = make_app(programs_path=library_dir, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, ProgramEditor)
+        await pilot.press("escape")  # unchanged: one Esc leaves (the text area does not swallow it)
+        await pilot.pause()
+        assert getattr(app.screen, "MODE", None) == "library"
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        editor.query_one("#yaml").load_text("id: x\nkind: builtin\nstrategy: fairbot\ntemperature: 9\n")
+        await wait_for(pilot, lambda: bool(editor.problems))
+        box = editor.query_one("#editor-problems")
+        assert box.highlighted == 0  # enter on the list jumps to the first problem without a Down first
+        await pilot.press("escape")  # edited: asks
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm) and app.screen.question == "Discard your changes?"
+        await pilot.press("enter")  # the focused button keeps the edits
+        await pilot.pause()
+        assert app.screen is editor
+        await pilot.press("escape", "y")
+        await pilot.pause()
+        assert getattr(app.screen, "MODE", None) == "library"
