@@ -355,7 +355,10 @@ def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: It
 def _pick(items: dict, ids: list[str], what: str) -> dict:
     missing = [i for i in ids if i not in items]
     if missing:
-        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}. Known: {', '.join(sorted(items))}")
+        from arena.library.yamlio import did_you_mean
+
+        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}{did_you_mean(missing, items)}. "
+                           f"Known: {', '.join(sorted(items))}")
     return {i: items[i] for i in ids}
 
 
