@@ -284,6 +284,8 @@ class ArenaApp(App):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen (key {i})",
                                 lambda m=mode: self.action_mode(m))
         yield SystemCommand("New program", "Write a new program in the editor (Library)", self._cmd_new_program)
+        yield SystemCommand("Run the tournament in Setup", "Start what the Setup form describes (ctrl+r there)",
+                            self._cmd_run)
         yield SystemCommand("Start the smoke tournament", "Five built-in bots on the Prisoner's Dilemma, 20 trials",
                             self._cmd_smoke)
         if self.session is not None and not self.session.ended:
@@ -308,6 +310,10 @@ class ArenaApp(App):
             self.start_tournament(TournamentConfig(**from_preset("smoke")))
         except ArenaError as exc:
             self.notify(str(exc), severity="error")
+
+    def _cmd_run(self) -> None:
+        self.switch_mode("setup")
+        self.call_after_refresh(lambda: getattr(self.screen, "action_start", lambda: None)())
 
     def _cmd_cancel(self) -> None:
         self.switch_mode("live")

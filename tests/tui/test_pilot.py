@@ -470,3 +470,18 @@ async def test_editor_esc_cancels_and_asks_before_discarding_edits(make_app, lib
         await pilot.press("escape", "y")
         await pilot.pause()
         assert getattr(app.screen, "MODE", None) == "library"
+
+
+async def test_setup_lists_start_with_a_row_highlighted_and_the_palette_runs(make_app):
+    from textual.widgets import SelectionList
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        assert [app.screen.query_one(f"#pick-{w}", SelectionList).highlighted for w in ("programs", "games")] == [0, 0]
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Run the tournament in Setup", "Export results", "Toggle light / dark"} <= set(titles)
+        run = next(c for c in app.get_system_commands(app.screen) if c.title == "Run the tournament in Setup")
+        run.callback()
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        assert app.session.status == "finished" and app.session.done == 500

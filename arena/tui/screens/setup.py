@@ -115,6 +115,9 @@ class SetupScreen(ArenaScreen):
             progs.add_option((program_label(e.program, 26), pid, pid in chosen_p))
         for gid, g in lib.games.items():
             games.add_option((Content.from_markup("$id", id=gid), gid, gid in chosen_g))
+        for lst in (progs, games):  # a visible cursor from the start (space toggles the row under it)
+            if lst.highlighted is None and lst.option_count:
+                lst.highlighted = 0
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 34, "-short")
