@@ -254,3 +254,16 @@ async def test_a_cells_trials_load_a_page_at_a_time(seeded_app, monkeypatch):
         assert len({t["id"] for t in screen.trials}) == 10
         assert table.border_subtitle.startswith("10 trials")
         assert pages == [4, 4, 2]
+
+
+async def test_trial_list_shows_every_column_at_80x24(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot, ids["llm"], "tab-pairs")
+        app.screen.query_one("#pairs").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#trial-list") and app.screen.query_one("#trial-list").row_count == 2)
+        table = app.screen.query_one("#trial-list")
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # the calls column too
+        assert [str(c) for c in table.get_row_at(0)] == ["1", "defect", "defect", "1.0,1.0", "1/0", "2"]

@@ -48,7 +48,7 @@ class TrialsScreen(Screen):
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
                               f"{fmt.condition(c.game, c.epsilon, c.max_depth, c.temperature, short=True)}")
         table.border_subtitle = "loading…"
-        for col in ("#", "row", "col", "pay", "status", "depth", "calls"):
+        for col in ("#", "row", "col", "pay", "depth", "calls"):  # (a failed trial's status stands in its pay)
             table.add_column(col, key=col)
         table.loading = True
         self.query_one("#trial-tree").border_title = "Simulation tree"
@@ -93,9 +93,8 @@ class TrialsScreen(Screen):
             table.add_row(
                 Text(f"{t['trial_index'] + 1:,}", justify="right"),
                 Text(t["row_action"] or "–", style=act_style), Text(t["col_action"] or "–", style=act_style),
-                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}" if t["status"] == "ok" else "–",
-                     justify="right"),
-                Text(t["status"], style="" if t["status"] == "ok" else heat.style(0.0)),
+                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}", justify="right")
+                if t["status"] == "ok" else Text(t["status"], style=heat.style(0.0), justify="right"),
                 Text(f"{t['row_depth']}/{t['col_depth']}", justify="right"),
                 Text(str(t["n_calls"]), justify="right"),
                 key=str(t["id"]))
