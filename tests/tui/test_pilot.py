@@ -485,3 +485,17 @@ async def test_setup_lists_start_with_a_row_highlighted_and_the_palette_runs(mak
         run.callback()
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
         assert app.session.status == "finished" and app.session.done == 500
+
+
+async def test_live_tree_holds_as_soon_as_it_is_focused(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(SimTree)
+        assert tree.border_subtitle.endswith("following")
+        await pilot.press("t")  # focus only: no cursor move
+        await pilot.pause(0.3)
+        assert tree.border_subtitle.endswith("held while you browse the tree (f to follow)")

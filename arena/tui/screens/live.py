@@ -230,7 +230,7 @@ class LiveScreen(ArenaScreen):
 
     def _draw_tree(self, s: LiveSession, now: float) -> None:
         tree = self.query_one(SimTree)
-        held = tree.has_focus and tree.cursor_node is not None
+        held = tree.has_focus  # as Help says: the tree holds its trial while it has the focus
         if self.follow and not held:
             candidate = s.newest()
             cur = self.shown
