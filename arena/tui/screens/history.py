@@ -55,12 +55,12 @@ class HistoryScreen(ArenaScreen):
         from ..loading import run_query
 
         table = self.query_one("#tournaments", DataTable)
-        table.loading = not self.rows
+        if not self.rows:  # (a subtitle, not Textual's loading overlay: that would take the table's focus)
+            table.border_subtitle = "loading…"
         run_query(self, "history", lambda store: store.tournaments(), self._show_rows)
 
     def _show_rows(self, rows) -> None:
         table = self.query_one("#tournaments", DataTable)
-        table.loading = False
         keep = table.cursor_row
         self.rows = rows
         table.clear(columns=True)

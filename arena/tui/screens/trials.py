@@ -101,6 +101,8 @@ class TrialsScreen(Screen):
         total = f"{self.cell.trials:,}"
         shown = f"{len(self.trials):,} of {total} trials" if self._more else f"{total} trials"
         table.border_subtitle = f"{shown} · depth row/col · enter: tree"
+        if first:
+            table.focus()  # (again: the loading overlay took the focus from the table)
         if first and self.trials:
             self._show(self.trials[0])
         if table.cursor_row >= len(self.trials) - 20:  # the cursor is already near the end: one more page
