@@ -70,6 +70,8 @@ def test_program_given_as_yaml_path(tmp_path):
 
 @pytest.mark.parametrize("args,message", [
     (["run", "--game", "nope"], "unknown game(s): nope"),
+    (["run", "--game", "prisoners_dilema"], "unknown game(s): prisoners_dilema (did you mean prisoners_dilemma?)"),
+    (["run", "--program", "fairbott"], "unknown program(s): fairbott (did you mean fairbot?)"),
     (["run", "--program", "nobody"], "unknown program(s): nobody"),
     (["run", "--epsilon", "0"], "--epsilon 0.0: Input should be greater than 0"),
     (["run", "--epsilon", "1.5"], "--epsilon 1.5: Input should be less than or equal to 1"),

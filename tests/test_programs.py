@@ -39,6 +39,7 @@ def test_llm_program_parses_and_exposes_source():
     ("id: x\nkind: builtin\nstrategy: fairbot\nepsilon: 1.5\n", 4, "epsilon", "less than or equal to 1"),
     ("id: Bad Id\nkind: builtin\nstrategy: fairbot\n", 1, "id", "'Bad Id' is not allowed here: use lowercase letters"),
     ("id: x\nkind: builtin\nstrategy: fairbot\ncolour: red\n", 4, "colour", "unknown field"),
+    ("id: x\nkind: builtin\nstrategy: fairbot\nzzzzzz: 1\n", 4, "zzzzzz", "allowed: id, description, epsilon, kind, strategy, params"),
     ("id: x\nkind: builtin\nstrategy: [fairbot\n", 4, None, "YAML syntax error"),
     ("id: x\nid: y\nkind: builtin\nstrategy: fairbot\n", 2, None, "YAML syntax error"),
 ])

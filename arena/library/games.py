@@ -11,7 +11,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
 
 from arena.errors import ConfigError, LookupFailed, Problem
-from arena.library.yamlio import iter_yaml_files, read_documents, validate
+from arena.library.yamlio import did_you_mean, iter_yaml_files, read_documents, validate
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
 ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=32)]
@@ -178,5 +178,6 @@ def load_games(directory: Path) -> dict[str, Game]:
 def pick(games: dict[str, Game], ids: list[str]) -> list[Game]:
     missing = [g for g in ids if g not in games]
     if missing:
-        raise LookupFailed(f"unknown game(s): {', '.join(missing)}. Known: {', '.join(sorted(games))}")
+        raise LookupFailed(f"unknown game(s): {', '.join(missing)}{did_you_mean(missing, games)}. "
+                           f"Known: {', '.join(sorted(games))}")
     return [games[g] for g in ids]

@@ -15,6 +15,7 @@ from arena.library.games import Identifier, content_hash
 from arena.library.yamlio import (
     SECRET_FIELDS,
     Document,
+    did_you_mean,
     iter_yaml_files,
     line_of,
     plain,
@@ -276,7 +277,8 @@ def load_programs(paths: list[Path]) -> dict[str, BuiltinProgram | LLMProgram | 
 def pick(programs: dict[str, BuiltinProgram | LLMProgram | CodeProgram], ids: list[str]) -> list[BuiltinProgram | LLMProgram | CodeProgram]:
     missing = [p for p in ids if p not in programs]
     if missing:
-        raise LookupFailed(f"unknown program(s): {', '.join(missing)}. Known: {', '.join(sorted(programs))}")
+        raise LookupFailed(f"unknown program(s): {', '.join(missing)}{did_you_mean(missing, programs)}. "
+                           f"Known: {', '.join(sorted(programs))}")
     return [programs[p] for p in ids]
 
 

@@ -260,7 +260,7 @@ def problems_from(exc: ValidationError, doc: Document, prefix: tuple = (), allow
                 fields = [f for f in allowed if f not in ("kind",)] or list(allowed)
                 close = difflib.get_close_matches(name, fields, n=1, cutoff=0.6)
                 msg = (f"unknown field (did you mean '{close[0]}'?)" if close
-                       else f"unknown field; allowed: {', '.join(fields)}")
+                       else f"unknown field; allowed: {', '.join(allowed)}")
             else:
                 msg = "unknown field (check the spelling; see the docs for allowed fields)"
         elif kind == "missing":
@@ -323,3 +323,12 @@ def dump_yaml(data: Any) -> str:
 
 
 __all__ = ["Document", "read_text", "read_documents", "line_of", "validate", "problems_from", "plain", "iter_yaml_files", "dump_yaml"]
+
+
+def did_you_mean(missing: Iterable[str], known: Iterable[str]) -> str:
+    """' (did you mean prisoners_dilemma?)' for ids close to known ones, else ''."""
+    import difflib
+
+    known = list(known)
+    close = [m[0] for x in missing if (m := difflib.get_close_matches(x, known, n=1, cutoff=0.6))]
+    return f" (did you mean {', '.join(close)}?)" if close else ""

@@ -426,7 +426,10 @@ def stored_fingerprint(config: dict, program_hashes: list[str], game_hashes: lis
 def _pick(items: dict, ids: list[str], what: str) -> dict:
     missing = [i for i in ids if i not in items]
     if missing:
-        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}. Known: {', '.join(sorted(items))}")
+        from arena.library.yamlio import did_you_mean
+
+        raise LookupFailed(f"unknown {what}(s): {', '.join(missing)}{did_you_mean(missing, items)}. "
+                           f"Known: {', '.join(sorted(items))}")
     return {i: items[i] for i in ids}
 
 

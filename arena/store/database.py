@@ -564,8 +564,11 @@ class Store:
             return 0
         return self._write(_insert_trials, tid, results)
 
-    def trial_rows(self, tid: int, where: str = "", params: Sequence = ()) -> list[dict]:
+    def trial_rows(self, tid: int, where: str = "", params: Sequence = (), limit: int | None = None,
+                   offset: int = 0) -> list[dict]:
         sql = "SELECT * FROM trials WHERE tournament_id=?" + (f" AND ({where})" if where else "") + " ORDER BY seq"
+        if limit is not None:  # a page (the Trials screen shows a cell's trials a page at a time)
+            return self.query(sql + " LIMIT ? OFFSET ?", (tid, *params, limit, offset))
         return self.query(sql, (tid, *params))
 
     def nodes(self, trial_id: int) -> list[dict]:

@@ -93,6 +93,9 @@ class ArenaApp(App):
         from arena.library.catalog import load_lenient
 
         self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
+        for screen in self._mode_screens():  # Setup lists what Library shows, at once
+            if hasattr(screen, "library_changed"):
+                screen.library_changed()
         return self._library
 
     # -- lifecycle -------------------------------------------------------------------------------------
@@ -362,6 +365,8 @@ class ArenaApp(App):
             yield SystemCommand(f"Go to {title}", f"Switch to the {title} screen (key {i})",
                                 lambda m=mode: self.action_mode(m))
         yield SystemCommand("New program", "Write a new program in the editor (Library)", self._cmd_new_program)
+        yield SystemCommand("Run the tournament in Setup", "Start what the Setup form describes (ctrl+r there)",
+                            self._cmd_run)
         yield SystemCommand("Start the bots tournament", "Five built-in bots on the Prisoner's Dilemma, 20 trials",
                             self._cmd_smoke)
         if self.session is not None and not self.session.ended:
@@ -388,6 +393,10 @@ class ArenaApp(App):
             self.start_tournament(TournamentConfig(**from_preset("bots")))
         except ArenaError as exc:
             self.notify(str(exc), severity="error")
+
+    def _cmd_run(self) -> None:
+        self.switch_mode("setup")
+        self.call_after_refresh(lambda: getattr(self.screen, "action_start", lambda: None)())
 
     def _cmd_cancel(self) -> None:
         self.switch_mode("live")

@@ -100,6 +100,8 @@ class LiveSession:
         # programs (its built-in trials all finish in the first second and would promise a wrong ETA)
         self._samples: deque[tuple[float, int]] = deque(maxlen=512)
         self._paced = 0
+        self._paused_at: float | None = None  # elapsed time and ETA stand still while paused
+        self._paused_s = 0.0
         self._llm_ids: frozenset[str] = frozenset()
         self._thread: threading.Thread | None = None
         self._batches = 0
@@ -264,8 +266,12 @@ class LiveSession:
                 self._notices.append(e)
                 if e.message == "paused" and self.status == "running":
                     self.status = "paused"
+                    self._paused_at = now
                 elif e.message == "resumed" and self.status == "paused":
                     self.status = "running"
+                    if self._paused_at is not None:
+                        self._paused_s += now - self._paused_at
+                        self._paused_at = None
             elif isinstance(e, TournamentFinished):
                 self.result = self._finished_pending = e
                 self.status, self.error = e.status, e.error
@@ -287,6 +293,7 @@ class LiveSession:
             start = self.started_at if self.started_at is not None else now
             samples = list(self._samples)
             done, total, paced = self.done, self.total, self._paced
+            paused_s = self._paused_s + (now - self._paused_at if self._paused_at is not None else 0.0)
         rate = 0.0
         if samples:
             recent = [s for s in samples if now - s[0] <= RATE_WINDOW_S] or samples[-1:]
@@ -294,8 +301,8 @@ class LiveSession:
             if now - t0 > 0:
                 rate = (paced - d0) / (now - t0)
         left = total - done
-        eta = None if rate <= 0 or self.ended else left / rate
-        return Progress(done, total, done - self.done_at_start, max(0.0, now - start), rate, eta)
+        eta = None if rate <= 0 or self.ended or self.status == "paused" else left / rate
+        return Progress(done, total, done - self.done_at_start, max(0.0, now - start - paused_s), rate, eta)
 
     def newest(self) -> LiveTrial | None:
         """The trial worth showing now: the one that changed last (LLM), else the last built-in trial."""

@@ -9,13 +9,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
-from textual.widgets import DataTable, Footer, Static, Tree
+from textual.strip import Strip
+from textual.widgets import Checkbox, DataTable, Footer, SelectionList, Static, Tree
+from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
@@ -179,6 +182,7 @@ class SimTree(Tree):
 
     HEAD = 40
     TAIL = 3
+    COMPACT_BELOW = 48  # columns: narrower trees leave out the words 'simulates', 'grounded', ...
 
     COMPONENT_CLASSES = {"simtree--coop", "simtree--defect", "simtree--action", "simtree--muted",
                          "simtree--error", "simtree--active", "simtree--seat"}
@@ -275,7 +279,8 @@ class SimTree(Tree):
         text.append(f"d{n.depth} ", self._style("simtree--muted"))
         text.append(f"{glyph} ")
         text.append(n.program)
-        text.append(f"  {verb}", self._style("simtree--muted"))
+        if self.size.width >= self.COMPACT_BELOW:  # narrow: the glyph alone says how the node decided
+            text.append(f"  {verb}", self._style("simtree--muted"))
         if n.action is not None:
             cls = ("simtree--coop" if n.action == self.coop_action else
                    "simtree--defect" if n.action == self.defect_action else "simtree--action")
@@ -420,6 +425,7 @@ class PairMatrix(DataTable):
     ten programs fit in half a screen; cells come from the caller as (label, share)."""
 
     MIN_CELL = 4  # '100%'
+    name_width = 16  # row labels are cut to this (Live narrows it to fit the whole matrix)
 
     def on_mount(self) -> None:
         self.cursor_type = "cell"
@@ -428,10 +434,22 @@ class PairMatrix(DataTable):
         self._last: tuple | None = None
 
     @staticmethod
-    def width_for(programs: Sequence[str], cell: int = 5) -> int:
+    def width_for(programs: Sequence[str], cell: int = 5, name_width: int = 16) -> int:
         """Cells needed to show the whole matrix (label column, n cell columns, padding)."""
-        label = max((len(short(p, 16)) for p in programs), default=8) + 4
+        label = max((len(short(p, name_width)) for p in programs), default=8) + 4
         return label + 2 + len(programs) * (cell + 2)
+
+    @classmethod
+    def name_width_for(cls, programs: Sequence[str], room: int, cell: int = MIN_CELL) -> int:
+        """The longest row label (4 to 16 characters) with which the whole matrix fits in `room` columns:
+        names are abbreviated so that no number is ever cut off at the edge."""
+        spare = room - (4 + 2 + len(programs) * (cell + 2))
+        return max(4, min(16, spare))
+
+    def set_name_width(self, width: int) -> None:
+        if width != self.name_width:
+            self.name_width = width
+            self._redraw()
 
     def set_cells(self, programs: Sequence[str], cells: dict[tuple[str, str], tuple[str, float]],
                   corner: str = "row \\ col") -> None:
@@ -463,7 +481,7 @@ class PairMatrix(DataTable):
             # a fixed width: cells start as '·' and later show '100%' (update_cell keeps the width)
             self.add_column(Text(str(i), justify="right", style="bold"), width=width, key=p)
         for i, r in enumerate(programs, 1):
-            row = [Text.assemble((f"{i:>2} ", "dim"), (short(r, 16), "bold"))]
+            row = [Text.assemble((f"{i:>2} ", "dim"), (short(r, self.name_width), "bold"))]
             for c in programs:
                 label, share = cells.get((r, c), ("·", math.nan))
                 row.append(heat.text(label, share))
@@ -472,3 +490,36 @@ class PairMatrix(DataTable):
             self.cursor_coordinate = cursor
         elif self.row_count and programs:
             self.cursor_coordinate = (0, 1)  # on a cell, not on the row labels
+
+
+# --- marks that read without colour ----------------------------------------------------------------
+MARK_ON, MARK_OFF = "✓", "·"
+
+
+class MarkedSelectionList(SelectionList):
+    """A SelectionList whose rows show ✓ (chosen) or · (not), in the text's own colour: Textual's ▐X▌
+    differs only by the X's colour, which NO_COLOR and the light theme lose."""
+
+    def render_line(self, y: int) -> Strip:
+        strip = super().render_line(y)
+        try:
+            selection = self.get_option_at_index(self.scroll_offset.y + y)
+        except OptionDoesNotExist:
+            return strip
+        segments = list(strip)
+        if len(segments) < 4:
+            return strip
+        base = segments[3].style or Style()
+        chosen = selection.value in self._selected
+        mark = Segment(MARK_ON if chosen else MARK_OFF, base + Style(bold=chosen, dim=not chosen,
+                                                                     meta=segments[1].style.meta if segments[1].style else {}))
+        return Strip([Segment(" ", base), mark, Segment(" ", base), *segments[3:]])
+
+
+class MarkedCheckbox(Checkbox):
+    """A Checkbox showing ✓ when ticked and nothing when not (see MarkedSelectionList)."""
+
+    @property
+    def _button(self) -> Content:
+        self.BUTTON_INNER = MARK_ON if self.value else " "
+        return super()._button

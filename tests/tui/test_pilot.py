@@ -35,6 +35,7 @@ async def test_smoke_tournament_from_setup(make_app):
         assert "100%" in cells and "0%" in cells and "·" not in cells
         await pilot.press("r")  # results of this tournament
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         assert app.current_mode == "results" and app.screen.tid == s.tournament_id
         assert app.screen.query_one("#pairs").row_count == 25
 
@@ -91,6 +92,7 @@ async def test_transcript_of_stored_trial_with_retry(seeded_app):
         await pilot.pause()
         app.open_results(ids["llm"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         pairs = app.screen.query_one("#pairs")
         assert pairs.row_count == 1  # only fair-llm vs defectbot has stored trials
         pairs.focus()
@@ -125,13 +127,14 @@ async def test_export_from_results(seeded_app, tmp_path, monkeypatch):
         await pilot.pause()
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await pilot.pause()
         path = app.screen.query_one("#export-path")
         assert path.value.startswith(f"arena-tournament-{ids['bots']}.")
         path.value = str(tmp_path / "out.csv")
         await pilot.click("#export")
-        await pilot.pause()
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")  # written in a worker
     rows = list(csv.DictReader((tmp_path / "out.csv").open()))
     assert len(rows) == 16 and {"row_program", "col_program", "cooperation"} <= set(rows[0])
 
@@ -141,14 +144,19 @@ async def test_history_reopens_results_and_resumes(seeded_app):
     app = make(start_mode="history")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the list loads in a worker
+        await pilot.pause()
         table = app.screen.query_one("#tournaments")
         assert table.row_count == 3
         statuses = [str(table.get_row_at(i)[2]) for i in range(3)]
         assert statuses == ["cancelled", "interrupted", "finished"]
         await pilot.press("down", "down", "enter")  # tournament 1 (finished)
         await pilot.pause()
+        await app.workers.wait_for_complete()
         assert app.current_mode == "results" and app.screen.tid == ids["bots"]
         await pilot.press("5")
+        await pilot.pause()
+        await app.workers.wait_for_complete()
         await pilot.pause()
         await pilot.press("up", "up", "r")  # resume tournament 3 (cancelled, 8/20)
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
@@ -207,7 +215,7 @@ async def test_library_new_program_validated_inline_and_saved(make_app, library_
         assert isinstance(app.screen, ProgramEditor) and not (library_dir / "tit-llm.yaml").exists()
         area.load_text("id: fairbot\nkind: builtin\nstrategy: fairbot\n")
         await pilot.pause(0.4)
-        assert "already used in fairbot.yaml:1" in str(editor.problems[0])
+        assert str(editor.problems[0]) == "new program:1: field 'id': program id 'fairbot' is already used in fairbot.yaml:1"
         area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 0.2\nsystem_prompt: hi\n")
         await pilot.pause(0.4)
         assert editor.problems == []
@@ -288,3 +296,230 @@ async def test_the_app_honours_arena_db_timeout(make_app, tmp_path, monkeypatch)
     app = make_app(db=tmp_path / "t.db")
     assert app.store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 250
     app.store.close()
+async def test_esc_leaves_a_field_and_digits_switch_screens_again(make_app):
+    """Digits type into a numeric field; Esc leaves it (the footer says so), then 1 and 2 switch screens."""
+    from textual.widgets import Input
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        trials = app.screen.query_one("#trials", Input)
+        assert trials.value == "20"  # the smoke preset
+        trials.focus()
+        await pilot.press("end", "1")
+        assert trials.value == "201" and app.current_mode == "setup"  # a digit types
+        assert "Leave field" in _footer_text(app)
+        await pilot.press("escape", "1")
+        await pilot.pause()
+        assert app.current_mode == "library"
+        await pilot.press("2")
+        await pilot.pause()
+        assert app.current_mode == "setup" and app.screen.query_one("#trials", Input).value == "201"
+
+
+def _footer_text(app) -> str:
+    from textual.widgets import Footer
+
+    footer = app.screen.query_one(Footer)
+    return " ".join(str(k.render()) for k in footer.children)
+
+
+async def test_large_run_asks_first(make_app):
+    """ctrl+r on a run over 1,000,000 trials asks; Back (the focused button) starts nothing."""
+    from textual.widgets import Input
+
+    from arena.tui.screens.dialogs import Confirm
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.pause()  # the preset's own Changed message comes first
+        app.screen.query_one("#trials", Input).value = "40001"  # 25 cells × 40,001 = 1,000,025 trials
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm)
+        assert "1,000,025 trials (over 1,000,000)" in app.screen.question
+        assert app.screen.focused.id == "no"
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session is None and app.current_mode == "setup"
+
+
+def test_large_run_thresholds():
+    from arena.tui.guards import large_run
+
+    assert large_run(500, 0, None) is None
+    assert large_run(1_000_000, 0, None) is None
+    assert large_run(1_000_001, 0, None) == "1,000,001 trials (over 1,000,000)"
+    assert large_run(5_000, 0, 500) is None  # small runs never ask
+    assert large_run(19_999, 0, 2_000) is None
+    assert large_run(20_000, 0, 2_000) == "20,000 trials, 10× the last tournament's 2,000"
+    assert large_run(100, 1_000, None) is None
+    assert large_run(100, 1_500.4, None) == "≈ 1,500 LLM calls (over 1,000)"
+
+
+async def test_program_file_added_on_disk_reaches_setup_after_reload(make_app, library_dir):
+    from textual.widgets import SelectionList
+
+    app = make_app(programs_path=library_dir)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        progs = app.screen.query_one("#pick-programs", SelectionList)
+        assert "tft-copy" not in [progs.get_option_at_index(i).value for i in range(progs.option_count)]
+        (library_dir / "tft-copy.yaml").write_text(
+            "id: tft-copy\nkind: builtin\nstrategy: cooperate\ndescription: Added while the app runs.\n")
+        await pilot.press("1")
+        await pilot.pause()
+        await pilot.press("r")
+        await pilot.pause()
+        await pilot.press("2")
+        await pilot.pause()
+        ids = [progs.get_option_at_index(i).value for i in range(progs.option_count)]
+        assert "tft-copy" in ids and len(ids) == 7
+
+
+async def test_live_at_80x24_shows_whole_numbers_and_the_log(make_app):
+    """After the default tournament at 80×24 the whole matrix fits (names abbreviated, no cell cut at the
+    edge), 100% shows, the log stays, and the (empty) transcript pane gives its room to the tree."""
+    from textual.widgets import RichLog
+
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        await pilot.pause(0.3)
+        matrix = app.screen.query_one("#live-matrix")
+        assert matrix.virtual_size.width <= matrix.scrollable_content_region.width
+        cells = [str(matrix.get_cell_at((r, c))) for r in range(5) for c in range(1, 6)]
+        assert cells.count("100%") == 5
+        assert str(matrix.get_cell_at((1, 0))) == " 2 coop…"  # cooperatebot, abbreviated
+        log = app.screen.query_one("#live-log", RichLog)
+        assert log.display and log.size.height >= 3
+        assert not app.screen.query_one(Transcript).display
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+async def test_setup_marks_choices_without_colour(make_app, theme):
+    """Chosen rows read ✓ and the others ·, whatever the colours (NO_COLOR, light theme)."""
+    from textual.widgets import Checkbox, SelectionList
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.theme = theme
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.pause()
+        games = app.screen.query_one("#pick-games", SelectionList)
+        lines = [games.render_line(y).text for y in range(games.option_count)]
+        assert [line[:3] for line in lines] == [" ✓ " if "prisoners_dilemma" in line else " · " for line in lines]
+        assert sum(line.startswith(" ✓ ") for line in lines) == 1
+        cache, new = app.screen.query(Checkbox)
+        assert "✓" in cache.render().plain and "✓" not in new.render().plain
+
+
+async def test_paused_time_stands_still_and_the_footer_says_resume(make_app):
+    from arena.engine.grid import TournamentConfig
+    from conftest import FakeClock
+
+    clock = FakeClock()
+    app = make_app(clock=clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        config = TournamentConfig(programs=["fairbot", "defectbot", "randombot"], games=["prisoners_dilemma"],
+                                  epsilons=[0.05], max_depths=[200], trials=100_000)
+        app.start_tournament(config)
+        await wait_for(pilot, lambda: app.session.done > 0)
+        clock.advance(10)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "paused")
+        await pilot.pause(0.2)
+        elapsed = app.session.progress().elapsed_s
+        assert elapsed == pytest.approx(10)
+        clock.advance(100)  # a long pause
+        p = app.session.progress()
+        assert p.elapsed_s == pytest.approx(10) and p.eta_s is None
+        await pilot.pause(0.2)
+        assert "Resume" in _footer_text(app) and "Pause" not in _footer_text(app)
+        assert "ETA –" in str(app.screen.query_one("#live-stats").render())
+        await pilot.press("space")
+        await wait_for(pilot, lambda: app.session.status == "running")
+        clock.advance(5)
+        assert app.session.progress().elapsed_s == pytest.approx(15)
+        await pilot.pause(0.2)
+        assert "Pause" in _footer_text(app)
+        app.session.cancel()
+        await wait_for(pilot, lambda: app.session.ended)
+
+
+async def test_a_resumed_run_is_followed_after_a_pin(seeded_app):
+    """Pin (f), then resume another run: its trials show (not 'waiting for the first trial…' all along)."""
+    make, ids = seeded_app
+    app = make(start_mode="live")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.screen.follow = False  # pinned in an earlier run
+        app.resume_tournament(ids["resume"])
+        await wait_for(pilot, lambda: app.session.ended)
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(SimTree)
+        assert app.screen.follow and tree.key is not None
+        assert tree.border_subtitle != "waiting for the first trial…"
+
+
+async def test_editor_esc_cancels_and_asks_before_discarding_edits(make_app, library_dir):
+    from arena.tui.screens.dialogs import Confirm
+
+    app = make_app(programs_path=library_dir, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n")
+        await pilot.pause()
+        assert isinstance(app.screen, ProgramEditor)
+        await pilot.press("escape")  # unchanged: one Esc leaves (the text area does not swallow it)
+        await pilot.pause()
+        assert getattr(app.screen, "MODE", None) == "library"
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        editor.query_one("#yaml").load_text("id: x\nkind: builtin\nstrategy: fairbot\ntemperature: 9\n")
+        await wait_for(pilot, lambda: bool(editor.problems))
+        box = editor.query_one("#editor-problems")
+        assert box.highlighted == 0  # enter on the list jumps to the first problem without a Down first
+        await pilot.press("escape")  # edited: asks
+        await pilot.pause()
+        assert isinstance(app.screen, Confirm) and app.screen.question == "Discard your changes?"
+        await pilot.press("enter")  # the focused button keeps the edits
+        await pilot.pause()
+        assert app.screen is editor
+        await pilot.press("escape", "y")
+        await pilot.pause()
+        assert getattr(app.screen, "MODE", None) == "library"
+
+
+async def test_setup_lists_start_with_a_row_highlighted_and_the_palette_runs(make_app):
+    from textual.widgets import SelectionList
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        assert [app.screen.query_one(f"#pick-{w}", SelectionList).highlighted for w in ("programs", "games")] == [0, 0]
+        titles = [c.title for c in app.get_system_commands(app.screen)]
+        assert {"Run the tournament in Setup", "Export results", "Toggle light / dark"} <= set(titles)
+        run = next(c for c in app.get_system_commands(app.screen) if c.title == "Run the tournament in Setup")
+        run.callback()
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        assert app.session.status == "finished" and app.session.done == 500
+
+
+async def test_live_tree_holds_as_soon_as_it_is_focused(make_app):
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended)
+        await pilot.pause(0.3)
+        tree = app.screen.query_one(SimTree)
+        assert tree.border_subtitle.endswith("following")
+        await pilot.press("t")  # focus only: no cursor move
+        await pilot.pause(0.3)
+        assert tree.border_subtitle.endswith("held while you browse the tree (f to follow)")

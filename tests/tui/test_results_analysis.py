@@ -13,8 +13,12 @@ from tui_helpers import wait_for
 async def _open(app, pilot, tid, tab):
     app.open_results(tid)
     await pilot.pause()
+    await app.workers.wait_for_complete()  # the analysis loads in a worker
     app.screen.query_one("#results-tabs").active = tab
-    await pilot.pause(0.2)
+    data = {"tab-programs": "_programs", "tab-eq": "_equilibria", "tab-plots": "_plots"}.get(tab)
+    # ... and the tab's data, computed in a worker of its own once the tab is shown
+    await wait_for(pilot, lambda: data is None or getattr(app.screen, data) is not None)
+    await pilot.pause()
 
 
 async def test_programs_tab_shows_the_ranking(seeded_app):
@@ -85,6 +89,7 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         for fmt in FORMATS:
             await pilot.press("x")
             await pilot.pause()
@@ -107,7 +112,7 @@ async def test_export_dialog_offers_every_format(seeded_app, tmp_path, monkeypat
             path = dialog.query_one("#export-path").value
             written[fmt] = tmp_path / path
             await pilot.click("#export")
-            await wait_for(pilot, lambda: app.screen.MODE == "results")
+            await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")
     assert {f: p.name for f, p in written.items()} == {
         "csv": "arena-tournament-1.csv", "json": "arena-tournament-1.json", "markdown": "arena-tournament-1.md",
         "latex": "arena-tournament-1.tex", "png": "arena-tournament-1-payoff-heatmap.png",
@@ -127,6 +132,7 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
     async with app.run_test(size=(120, 40)) as pilot:
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await pilot.pause()
         dialog = app.screen
@@ -137,7 +143,145 @@ async def test_export_dialog_all_plots_into_a_folder(seeded_app, tmp_path, monke
         assert dialog.query_one("#export-path").value == "exports"  # the folder chosen so far
         assert str(dialog.query_one("#export-path-label").render()) == "Folder"
         await pilot.click("#export")
-        await wait_for(pilot, lambda: app.screen.MODE == "results")
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results")
     assert sorted(p.name for p in (tmp_path / "exports").iterdir()) == [
         "arena-tournament-1-coop-vs-eps.svg", "arena-tournament-1-depth-hist.svg", "arena-tournament-1-payoff-heatmap.svg",
         "arena-tournament-1-replicator.svg"]
+
+
+async def test_results_show_a_loading_state_and_answer_keys_while_loading(seeded_app, monkeypatch):
+    """The analysis loads in a worker: the screen says so at once, keys switch screens meanwhile, and the
+    rows appear when the worker is done. (The worker's connection is held back until the test lets it go.)"""
+    import threading
+
+    from arena.tui import loading
+
+    gate = threading.Event()
+    opened = loading._reader
+
+    def held(app):
+        assert gate.wait(30)
+        return opened(app)
+
+    monkeypatch.setattr(loading, "_reader", held)
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        screen = app.screen
+        assert str(screen.query_one("#results-head").render()) == "Loading tournament 1…"
+        assert screen.query_one("#pairs").loading and screen.query_one("#pairs").row_count == 0
+        await pilot.press("5")  # the UI answers while the analysis is loading
+        assert app.current_mode == "history"
+        await pilot.press("4")
+        assert app.current_mode == "results"
+        gate.set()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not screen.query_one("#pairs").loading and screen.query_one("#pairs").row_count == 16
+        assert str(screen.query_one("#results-head").render()).startswith("finished · 160 / 160 trials")
+
+
+async def test_equilibria_tab_lists_the_meta_games_nash_equilibria(seeded_app):
+    from arena.analysis.metagame import equilibrium_rows
+
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-eq")
+        table = app.screen.query_one("#equilibria")
+        out = analysis.load_outcomes(app.store, ids["bots"])
+        expected = equilibrium_rows(meta_matrices(out.programs, analysis.pairs(out)))
+        assert expected and table.row_count == len(expected)
+        first = expected[0]
+        row = [str(x) for x in table.get_row_at(0)]
+        assert row[0] == "1" and row[1].startswith("pure" if first.pure else "mixed")
+        assert row[4:6] == [f"{first.row_payoff:.2f}", f"{first.col_payoff:.2f}"]
+        assert all(p in row[2] for p, x in first.row_strategy.items() if x > 1e-9)
+        assert "found" in str(app.screen.query_one("#eq-caption").render())
+
+
+async def test_pairs_follow_the_condition_selector(make_app, tmp_path):
+    """Two ε values: the Pairs tab lists the chosen condition's cells only."""
+    import asyncio as _asyncio
+
+    from textual.widgets import Select
+
+    from arena.engine.grid import TournamentConfig
+    from arena.library.catalog import load_lenient
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+    from conftest import ROOT
+
+    db = tmp_path / "two.db"
+    lib, _ = load_lenient(ROOT / "programs", ROOT / "games")
+    config = TournamentConfig(programs=["cooperatebot", "defectbot"], games=["prisoners_dilemma"],
+                              epsilons=[0.1, 0.5], max_depths=[5], trials=2)
+    with Store(db) as store:
+        runner = TournamentRunner.create(store, config, lib.programs, lib.games)
+        await _asyncio.to_thread(_asyncio.run, runner.run())
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, runner.tournament_id, "tab-pairs")
+        table = app.screen.query_one("#pairs")
+        assert table.row_count == 4  # 2 × 2 ordered pairs at ε 0.1, not 8
+        select = app.screen.query_one("#results-condition", Select)
+        select.value = f"{runner.tournament_id}:1"
+        await pilot.pause()
+        assert table.row_count == 4 and app.screen._condition[1] == 0.5
+        assert {r.epsilon for r in app.screen._shown_rows} == {0.5}
+
+
+async def test_captions_wrap_at_80_columns(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-pairs")
+        caption = app.screen.query_one("#tab-pairs .tab-caption")
+        assert caption.size.height >= 2  # the whole sentence, wrapped, not cut at the edge
+        assert "coop = share of trials ending in a cooperative outcome" in str(caption.render())
+
+
+async def test_a_cells_trials_load_a_page_at_a_time(seeded_app, monkeypatch):
+    from arena.tui.screens.trials import TrialsScreen
+
+    monkeypatch.setattr(TrialsScreen, "PAGE", 4)
+    pages, page = [], TrialsScreen._page
+
+    def spy(self, value):
+        pages.append(len(value[0]))
+        page(self, value)
+
+    monkeypatch.setattr(TrialsScreen, "_page", spy)
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, ids["bots"], "tab-pairs")
+        app.screen.query_one("#pairs").focus()
+        await pilot.press("enter")  # the first cell: 10 trials
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, TrialsScreen)
+        table = screen.query_one("#trial-list")
+        # the cursor on the first row is already within 20 rows of the end: pages follow until all are in
+        await wait_for(pilot, lambda: table.row_count == 10 and not screen._fetching)
+        assert [str(table.get_row_at(i)[0]) for i in range(10)] == [str(t["trial_index"] + 1) for t in screen.trials]
+        assert len({t["id"] for t in screen.trials}) == 10
+        assert table.border_subtitle.startswith("10 trials")
+        assert pages == [4, 4, 2]
+
+
+async def test_trial_list_shows_every_column_at_80x24(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await _open(app, pilot, ids["llm"], "tab-pairs")
+        app.screen.query_one("#pairs").focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#trial-list") and app.screen.query_one("#trial-list").row_count == 2)
+        table = app.screen.query_one("#trial-list")
+        assert table.virtual_size.width <= table.scrollable_content_region.width  # the calls column too
+        assert [str(c) for c in table.get_row_at(0)] == ["1", "defect", "defect", "1.0,1.0", "1/0", "2"]

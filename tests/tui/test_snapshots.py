@@ -13,6 +13,7 @@ SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"
 
 
 async def _settle(pilot, delay: float = 0.4):
+    await pilot.app.workers.wait_for_complete()  # analyses load in workers
     await pilot.pause(delay)
     pilot.app.clear_notifications()
     await pilot.pause()
@@ -22,6 +23,30 @@ async def _settle(pilot, delay: float = 0.4):
 def test_setup(snap_compare, seeded_app, size):
     make, _ = seeded_app
     assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=_settle)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_setup_light(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        pilot.app.theme = "textual-light"
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_live_finished_builtin_light(snap_compare, seeded_app, size):
+    make, _ = seeded_app
+
+    async def run(pilot):
+        pilot.app.theme = "textual-light"
+        await pilot.press("ctrl+r")  # the smoke preset
+        await wait_for(pilot, lambda: pilot.app.session is not None and pilot.app.session.ended)
+        await _settle(pilot, 0.5)
+
+    assert snap_compare(make(start_mode="setup"), terminal_size=size, run_before=run)
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -115,6 +140,7 @@ def test_results(snap_compare, seeded_app, size):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
         await _settle(pilot)
 
@@ -128,13 +154,14 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#results-tabs").active = "tab-payoff"
         await _settle(pilot)
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run)
 
 
-@pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
+@pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-eq", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
                                      ("tab-plots", "plot-depth"), ("tab-plots", "plot-dynamics")])
 def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     make, ids = seeded_app
@@ -143,6 +170,7 @@ def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#results-tabs").active = tab
         if sub:
             await pilot.pause()
@@ -159,6 +187,7 @@ def test_export_dialog(snap_compare, seeded_app):
     async def run(pilot):
         app.open_results(ids["bots"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         await pilot.press("x")
         await _settle(pilot)
 
@@ -173,6 +202,7 @@ def test_trial_transcript(snap_compare, seeded_app, size):
     async def run(pilot):
         app.open_results(ids["llm"])
         await pilot.pause()
+        await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#pairs").focus()
         await pilot.press("enter")
         await pilot.pause()

@@ -10,7 +10,7 @@ from textual.widgets import Button, Static
 
 
 class Confirm(ModalScreen[bool]):
-    """Yes/no question; Enter (or y) confirms, Escape (or n) declines."""
+    """Yes/no question; y (or the Yes button) confirms, Escape, n or Enter on the focused Back declines."""
 
     BINDINGS = [
         Binding("escape,n", "answer(False)", "No"),
@@ -31,7 +31,7 @@ class Confirm(ModalScreen[bool]):
                 yield Button(self.yes, id="yes", variant="warning")
 
     def on_mount(self) -> None:
-        self.query_one("#yes", Button).focus()
+        self.query_one("#no", Button).focus()  # Enter never runs the destructive answer by accident
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -67,9 +67,9 @@ class ProgramEditor(ModalScreen[str | None]):
 
     BINDINGS = [
         Binding("ctrl+s", "save", "Save"),
-        Binding("escape", "cancel", "Cancel"),
+        Binding("escape", "cancel", "Cancel", priority=True),  # (before the text area, which would only unfocus)
         Binding("ctrl+o", "external", "Open in $EDITOR"),
-        Binding("f6", "focus_problems", "Problems", show=False),
+        Binding("f6", "focus_problems", "Problems"),
     ]
 
     def __init__(self, text: str, path: Path | None, title: str):
@@ -95,7 +95,7 @@ class ProgramEditor(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#editor").border_title = self.title_text
-        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · ctrl+o $EDITOR"
+        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · f6 problems · ctrl+o $EDITOR"
         self.query_one(TextArea).focus()
         self._validate()
 
@@ -119,6 +119,7 @@ class ProgramEditor(ModalScreen[str | None]):
                                               n=str(len(self.problems)), s="s" if len(self.problems) > 1 else ""))
             for i, p in enumerate(self.problems):
                 box.add_option(Option(Content(str(p)), id=str(i)))
+            box.highlighted = 0  # enter jumps to the first problem at once
             box.display = True
         else:
             what = ", ".join(f"{p.kind} program '{p.id}'" + (f" ({p.model})" if p.kind == "llm" else
@@ -133,6 +134,8 @@ class ProgramEditor(ModalScreen[str | None]):
         import re
 
         m = re.search(r"^id:\s*([A-Za-z0-9_.-]+)", text, re.M)
+        if m and m.group(1) in self.app.library.entries:  # not that file: the program it would clash with
+            return "new program"
         return f"{m.group(1) if m else 'new'}.yaml"
 
     @on(OptionList.OptionSelected, "#editor-problems")
@@ -189,7 +192,14 @@ class ProgramEditor(ModalScreen[str | None]):
             box.display = True
 
     def action_cancel(self) -> None:
-        self.dismiss(None)
+        """Esc leaves the editor; with unsaved edits it asks first."""
+        from .dialogs import Confirm
+
+        if self.query_one(TextArea).text == self.text:
+            self.dismiss(None)
+            return
+        self.app.push_screen(Confirm("Discard your changes?", "The file stays as it was saved.", "Discard", "Keep editing"),
+                             lambda ok: self.dismiss(None) if ok else None)
 
     def action_external(self) -> None:
         """Continue in $EDITOR on a temporary copy, then bring the text back here (validated)."""

@@ -52,9 +52,18 @@ class HistoryScreen(ArenaScreen):
         self.refresh_rows()
 
     def refresh_rows(self) -> None:
+        """Query the list in a worker (counting a million trials takes a while); the old rows stay meanwhile."""
+        from ..loading import run_query
+
+        table = self.query_one("#tournaments", DataTable)
+        if not self.rows:  # (a subtitle, not Textual's loading overlay: that would take the table's focus)
+            table.border_subtitle = "loading…"
+        run_query(self, "history", lambda store: store.tournaments(), self._show_rows)
+
+    def _show_rows(self, rows) -> None:
         table = self.query_one("#tournaments", DataTable)
         keep = table.cursor_row
-        self.rows = self.app.store.tournaments()
+        self.rows = rows
         table.clear(columns=True)
         for key, label in (("id", "id"), ("name", "name"), ("status", "status"), ("trials", "trials"),
                            ("games", "games"), ("grid", "ε · cap"), ("created", "created")):

@@ -24,6 +24,7 @@ class LiveScreen(ArenaScreen):
     MODE = "live"
     BINDINGS = [
         Binding("space,p", "pause", "Pause", key_display="space", priority=True),
+        Binding("space,p", "resume", "Resume", key_display="space", priority=True),
         Binding("c", "cancel", "Cancel"),
         Binding("f", "follow", "Follow"),
         Binding("r", "results", "Results"),
@@ -47,7 +48,7 @@ class LiveScreen(ArenaScreen):
                     with Vertical(id="live-matrix-box", classes="panel"):
                         yield Select([("all conditions", "all")], value="all", id="live-condition", allow_blank=False, compact=True)
                         yield PairMatrix(id="live-matrix")
-                    yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500)
+                    yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500, min_width=20)
                 with Vertical(id="live-right"):
                     yield SimTree(id="live-tree", classes="panel")
                     yield Transcript(id="live-transcript", classes="panel")
@@ -77,6 +78,8 @@ class LiveScreen(ArenaScreen):
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "-narrow")
+        if self.session is not None:
+            self._draw_matrix(self.session)  # row labels fit the new width
 
     @property
     def session(self) -> LiveSession | None:
@@ -88,6 +91,7 @@ class LiveScreen(ArenaScreen):
     def _bind_session(self, session: LiveSession | None) -> None:
         self.query_one("#live-empty").display = session is None
         self.query_one("#live-body").display = session is not None
+        self.follow = True  # a pin (f) belonged to the last run's trial: a new or resumed run is followed
         self.shown = None
         self._shown_version = -1
         self._matrix_version = -1
@@ -109,8 +113,14 @@ class LiveScreen(ArenaScreen):
         if s is None or (not force and not self.is_current):
             return
         now = self.app.clock()
+        if s.status != getattr(self, "_status_seen", None):
+            self._status_seen = s.status
+            self.refresh_bindings()
         self._draw_progress(s)
         self._draw_log()
+        tx = self.query_one(Transcript)
+        if tx.display != s.has_llm:  # built-in bots make no calls: the tree takes the transcript's room
+            tx.display = s.has_llm
         # throttled while trials stream in; the final state is always drawn once the run has ended
         if force or s.tally.version != self._matrix_version and (s.ended or now - self._matrix_at >= MATRIX_EVERY_S):
             self._draw_matrix(s)
@@ -196,7 +206,11 @@ class LiveScreen(ArenaScreen):
             select.display = len(conds) > 1
         programs = s.runner.config.programs if s.runner is not None else []
         left = self.query_one("#live-left")
-        want = max(PairMatrix.width_for(programs) + 4, 40)
+        matrix = self.query_one(PairMatrix)
+        # at most 55% of the screen (the tree needs the rest): names shrink so that every cell shows whole
+        room = int(self.size.width * 0.55) - 3  # box borders and scrollbar
+        matrix.set_name_width(PairMatrix.name_width_for(programs, room) if self.size.width else 16)
+        want = max(PairMatrix.width_for(programs, name_width=matrix.name_width) + 4, 40)
         if left.styles.width is None or left.styles.width.value != want:
             left.styles.width = want
         cells = {}
@@ -216,7 +230,7 @@ class LiveScreen(ArenaScreen):
 
     def _draw_tree(self, s: LiveSession, now: float) -> None:
         tree = self.query_one(SimTree)
-        held = tree.has_focus and tree.cursor_node is not None
+        held = tree.has_focus  # as Help says: the tree holds its trial while it has the focus
         if self.follow and not held:
             candidate = s.newest()
             cur = self.shown
@@ -314,6 +328,17 @@ class LiveScreen(ArenaScreen):
     def action_pause(self) -> None:
         if self.session is not None and not self.session.ended:
             self.session.toggle_pause()
+        self.refresh_bindings()  # the footer offers Resume while paused
+
+    def action_resume(self) -> None:
+        self.action_pause()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action in ("pause", "resume"):  # one key, named for what it does now
+            s = self.session
+            paused = s is not None and (s.status == "paused" or (s.runner is not None and s.runner.paused))
+            return (action == "resume") == paused
+        return super().check_action(action, parameters)
 
     def action_cancel(self) -> None:
         s = self.session

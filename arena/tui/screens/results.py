@@ -73,6 +73,9 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Programs", id="tab-programs"):
                     yield Static(id="programs-caption", classes="tab-caption")
                     yield DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
+                with TabPane("Equilibria", id="tab-eq"):
+                    yield Static(id="eq-caption", classes="tab-caption")
+                    yield DataTable(id="equilibria", cursor_type="row", zebra_stripes=True)
                 with TabPane("Plots", id="tab-plots"):
                     with TabbedContent(id="plot-tabs"):
                         with TabPane("Cooperation vs ε", id="plot-coop"):
@@ -101,6 +104,9 @@ class ResultsScreen(ArenaScreen):
         self._outcomes = None
         self._programs = None  # per-program rows, computed when the Programs tab is shown
         self._plots = None  # plot data, computed when the Plots tab is shown
+        self._equilibria = None  # the meta-game's Nash equilibria, computed when the Equilibria tab is shown
+        self._loading = False  # a load in flight (its worker's result is shown when it comes)
+        self._load_seq = 0  # the latest load asked for: older workers' results are dropped
         self.query_one("#results-head").border_title = "Tournament"
         self.load(self.app.results_tid)
 
@@ -113,14 +119,33 @@ class ResultsScreen(ArenaScreen):
 
     # -- loading -------------------------------------------------------------------------------------------
     def load(self, tid: int | None) -> None:
-        from arena.analysis.tables import load_outcomes, pairs
-        from arena.errors import ArenaError
+        """Load a tournament's analysis in a worker thread; the screen shows a loading state meanwhile and
+        keeps answering keys (a 1,000,000-trial tournament takes seconds)."""
+        from ..loading import load_results
 
-        store = self.app.store
-        try:
-            row = store.tournament(tid)
-        except ArenaError:
-            row = None
+        self._load_seq += 1
+        self._loading = True
+        self._programs = self._plots = self._equilibria = None
+        if self.tid is None and tid is None:  # the newest tournament, if there is one
+            self.query_one("#results-body").display = False
+            empty = self.query_one("#results-empty", Static)
+            empty.display = True
+            empty.update(Content.styled("Loading…", "dim"))
+        else:
+            head = self.query_one("#results-head", Static)
+            head.update(Content.from_markup("[b $accent]Loading tournament $t…[/]", t=str(tid) if tid else ""))
+            for w in ("#pairs", "#coop-matrix", "#payoff-matrix", "#ranking"):
+                self.query_one(w).loading = True
+        load_results(self, tid, self._load_seq)
+
+    def loaded(self, seq: int, result) -> None:
+        """The worker's result (on the UI thread): show it unless another load was asked for since."""
+        if seq != self._load_seq:
+            return
+        for w in ("#pairs", "#coop-matrix", "#payoff-matrix", "#ranking"):
+            self.query_one(w).loading = False
+        self._loading = False
+        row = result.row if result is not None else None
         empty = self.query_one("#results-empty", Static)
         body = self.query_one("#results-body")
         if row is None:
@@ -133,9 +158,9 @@ class ResultsScreen(ArenaScreen):
         self.tid = row.id
         self.app.results_tid = row.id
         self.tournament = row
-        self._outcomes = load_outcomes(store, row.id)
-        self.rows = pairs(self._outcomes)
-        self._programs = self._plots = None
+        self._outcomes = result.outcomes
+        self.rows = result.pairs
+        self._programs = self._plots = self._equilibria = None
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
         status = row.display_status
@@ -170,9 +195,7 @@ class ResultsScreen(ArenaScreen):
 
     # -- pairs table -------------------------------------------------------------------------------------------
     def _columns(self):
-        skip = set()
-        if not self.multi:
-            skip |= {"game", "eps", "cap"}
+        skip = {"game", "eps", "cap"}  # one condition at a time (the selector above the tabs)
         if all(r.temperature is None for r in self.rows):
             skip.add("temp")
         return [c for c in COLUMNS if c[0] not in skip]
@@ -188,7 +211,7 @@ class ResultsScreen(ArenaScreen):
             if self.sort_key == key:
                 mark = " ▼" if self.sort_reverse else " ▲"
             table.add_column(Text(header + mark, justify="right" if right else "left"), key=key)
-        rows = list(self.rows)
+        rows = [r for r in self.rows if (r.game, r.epsilon, r.max_depth, r.temperature) == self._condition]
         if self.sort_key is not None:
             attr = next(c[2] for c in COLUMNS if c[0] == self.sort_key)
             rows.sort(key=lambda r: _sort_value(getattr(r, attr)), reverse=self.sort_reverse)
@@ -236,6 +259,7 @@ class ResultsScreen(ArenaScreen):
     def _cond(self, event: Select.Changed) -> None:
         if event.value is not Select.NULL and str(event.value) != "-" and self._conditions:
             self._condition = self._conditions[int(str(event.value).rpartition(":")[2])]
+            self._fill_pairs()
             self._fill_matrices()
             self._fill_active()
 
@@ -245,20 +269,57 @@ class ResultsScreen(ArenaScreen):
 
     def _fill_active(self) -> None:
         """Fill the Programs or Plots tab when shown (computed on first use, then kept)."""
-        if self.tid is None:
+        if self.tid is None or self._loading:
             return
         active = self.query_one("#results-tabs", TabbedContent).active
         if active == "tab-programs":
             self._fill_programs()
         elif active == "tab-plots":
             self._fill_plots()
+        elif active == "tab-eq":
+            self._fill_equilibria()
+
+    # -- equilibria -------------------------------------------------------------------------------------------
+    def _fill_equilibria(self) -> None:
+        from ..equilibria import EQ_COLUMNS, cells, extra_fields
+
+        if self._equilibria is None:
+            from arena.analysis.metagame import equilibrium_rows, meta_matrices
+
+            from ..loading import compute
+
+            self.query_one("#equilibria").loading = True
+            outcomes, rows = self._outcomes, self.rows
+            compute(self, "equilibria", self.tid,
+                    lambda store: equilibrium_rows(meta_matrices(outcomes.programs, rows)))
+            return
+        table = self.query_one("#equilibria", DataTable)
+        table.loading = False
+        rows = [r for r in self._equilibria if r.condition == self._condition]
+        extra = extra_fields(rows)
+        table.clear(columns=True)
+        for key, header in (*EQ_COLUMNS, *((f, f.replace("_", " ")) for f in extra)):
+            table.add_column(header, key=key)
+        for r in rows:
+            table.add_row(*cells(r, extra), key=str(r.index))
+        where = fmt.condition(*self._condition) if self._condition else ""
+        self.query_one("#eq-caption", Static).update(Content.styled(
+            f"Nash equilibria of the meta-game (choose a program, paid its mean payoff against the other's), pure and "
+            f"mixed · {len(rows)} found" + (f" by {rows[0].method.replace('_', ' ')}" if rows else "") + f" · {where}",
+            "dim"))
 
     # -- programs ---------------------------------------------------------------------------------------------
     def _fill_programs(self) -> None:
-        from arena.analysis.tables import programs
-
         if self._programs is None:
-            self._programs = programs(self._outcomes)
+            from arena.analysis.tables import programs
+
+            from ..loading import compute
+
+            self.query_one("#ranking").loading = True
+            outcomes = self._outcomes
+            compute(self, "programs", self.tid, lambda store: programs(outcomes))
+            return
+        self.query_one("#ranking").loading = False
         rows = [r for r in self._programs if r.condition == self._condition]
         table = self.query_one("#ranking", DataTable)
         table.clear(columns=True)
@@ -287,7 +348,13 @@ class ResultsScreen(ArenaScreen):
         from arena.analysis import plots
 
         if self._plots is None:
-            self._plots = plots.plot_data(self.app.store, self.tid, self._outcomes, self.rows)
+            from ..loading import compute
+
+            tid, outcomes, rows = self.tid, self._outcomes, self.rows
+            for w in ("#plot-coop-caption", "#plot-heat-caption", "#plot-depth-caption"):
+                self.query_one(w, Static).update(Content.styled("Computing the plots…", "dim"))
+            compute(self, "plots", tid, lambda store: plots.plot_data(store, tid, outcomes, rows))
+            return
         if self._condition is None:
             return
         game, eps, depth, temp = self._condition
@@ -398,9 +465,16 @@ class ResultsScreen(ArenaScreen):
         self.query_one("#payoff-caption", Static).update(Content.styled(
             f"Mean payoffs (row program, column program) over the valid trials of each pair · {where}", "dim"))
 
+    def computed(self, what: str, tid: int, value) -> None:
+        """A worker's Programs or Plots data (on the UI thread), kept for the tournament it was computed for."""
+        if tid != self.tid or self._loading:
+            return
+        setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria"}[what], value)
+        self._fill_active()
+
     # -- actions --------------------------------------------------------------------------------------------------
     def action_trials(self) -> None:
-        if self.tid is None:
+        if self.tid is None or self._loading:
             return
         tabs = self.query_one(TabbedContent)
         if tabs.active == "tab-pairs":
@@ -522,9 +596,25 @@ class ExportDialog(ModalScreen[list[Path] | None]):
 
         fmt_, what = self._selected()
         path = Path(self.query_one("#export-path", Input).value.strip() or exporting.default_path(self.tid, fmt_, what))
-        try:
-            out = exporting.export(self.app.store, self.tid, fmt_, path, what)
-        except Exception as exc:
+        from ..loading import run_query
+
+        tid = self.tid
+
+        def work(store):
+            try:
+                return exporting.export(store, tid, fmt_, path, what), None
+            except Exception as exc:  # shown to the user as it was before the export moved to a worker
+                return None, exc
+
+        self.query_one("#export", Button).disabled = True
+        self.query_one("#export", Button).label = "Exporting…"
+        run_query(self, "export", work, self._exported)
+
+    def _exported(self, value) -> None:
+        out, exc = value
+        button = self.query_one("#export", Button)
+        button.disabled, button.label = False, "Export"
+        if exc is not None:
             self.notify(f"Export failed: {exc}", severity="error", timeout=10)
             return
         shown = str(out[0]) if len(out) == 1 else f"{len(out)} files in {out[0].parent}"

@@ -10,6 +10,7 @@ from textual.content import Content
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static
 
 from .. import format as fmt
+from ..widgets import MarkedCheckbox, MarkedSelectionList
 from .base import ArenaScreen
 from .library import program_label
 
@@ -30,8 +31,8 @@ class SetupScreen(ArenaScreen):
         presets = [("bots", "bots")]  # the others are added after the first paint (importing core is slow)
         with Horizontal(id="setup"):
             with Vertical(id="setup-pick"):
-                yield SelectionList[str](id="pick-programs", classes="panel")
-                yield SelectionList[str](id="pick-games", classes="panel")
+                yield MarkedSelectionList(id="pick-programs", classes="panel")
+                yield MarkedSelectionList(id="pick-games", classes="panel")
             with Vertical(id="setup-right"):
               with VerticalScroll(id="setup-form", classes="panel", can_focus=False):
                 with Grid(classes="form"):
@@ -60,9 +61,9 @@ class SetupScreen(ArenaScreen):
                     yield Label("Name")
                     yield Input(id="name", placeholder="optional", compact=True)
                     yield Label("Options")
-                    yield Checkbox("read the response cache", True, id="cache", compact=True)
+                    yield MarkedCheckbox("read the response cache", True, id="cache", compact=True)
                     yield Label("")
-                    yield Checkbox("always record a new tournament", False, id="new", compact=True)
+                    yield MarkedCheckbox("always record a new tournament", False, id="new", compact=True)
               with Horizontal(id="setup-bottom", classes="panel"):
                 yield Static(id="summary")
                 yield Button("Run ▶", id="start", variant="success")
@@ -114,11 +115,16 @@ class SetupScreen(ArenaScreen):
             progs.add_option((program_label(e.program, 26), pid, pid in chosen_p))
         for gid, g in lib.games.items():
             games.add_option((Content.from_markup("$id", id=gid), gid, gid in chosen_g))
+        for lst in (progs, games):  # a visible cursor from the start (space toggles the row under it)
+            if lst.highlighted is None and lst.option_count:
+                lst.highlighted = 0
 
     def on_resize(self) -> None:
         self.set_class(self.size.height < 34, "-short")
 
     def library_changed(self) -> None:
+        if not self._filled:
+            return
         self._fill_lists()
         self._update_summary()
 
@@ -311,16 +317,41 @@ class SetupScreen(ArenaScreen):
         self.action_start()
 
     def action_start(self) -> None:
-        from arena.errors import ArenaError
-
         self._first_fill()  # (no-op once the form is filled)
         try:
             config = self.build_config()
         except ValueError as exc:
             self.notify(str(exc), severity="error", title="Cannot start")
             return
+        new = self.query_one("#new", Checkbox).value
+        reason = self._large_run(config)
+        if reason is None:
+            self._start(config, new)
+            return
+        from .dialogs import Confirm
+
+        self.app.push_screen(Confirm(f"Run this large tournament? {reason}.",
+                                     "It is far larger than the last one. Everything is stored as it runs; cancel it "
+                                     "any time from Live (c).", "Run"),
+                             lambda ok: self._start(config, new) if ok else None)
+
+    def _large_run(self, config) -> str | None:
+        from arena.engine.estimate import estimate
+        from arena.errors import ArenaError
+
+        from ..guards import large_run
+
         try:
-            self.app.start_tournament(config, new=self.query_one("#new", Checkbox).value)
+            last = self.app.store.tournament().total_trials
+        except ArenaError:  # no tournament yet
+            last = None
+        return large_run(config.total_trials, estimate(config, self.app.library.programs).llm_calls, last)
+
+    def _start(self, config, new: bool) -> None:
+        from arena.errors import ArenaError
+
+        try:
+            self.app.start_tournament(config, new=new)
         except ArenaError as exc:
             self.notify(str(exc), severity="error", title="Cannot start", timeout=10)
 

@@ -35,46 +35,88 @@ class TrialsScreen(Screen):
                 yield Transcript(id="trial-transcript", classes="panel")
         yield ArenaFooter()
 
+    PAGE = 500  # trials fetched at a time (a cell can hold 40,000: fetched as the cursor nears the end)
+
     def on_mount(self) -> None:
         c = self.cell
-        store = self.app.store
-        where = ("game=? AND row_program=? AND col_program=? AND epsilon=? AND max_depth=? "
-                 "AND coalesce(temperature, -1.0) = coalesce(?, -1.0)")
-        self.trials = store.trial_rows(self.tid, where, (c.game, c.row_program, c.col_program, c.epsilon, c.max_depth,
-                                                         c.temperature))
-        progs, games = store.snapshot(self.tid)
-        game = games.get(c.game, {})
-        self._code = _code_context(progs, game)  # (programs, Game) when a code program plays, else None
-        self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
+        self.trials: list[dict] = []
+        self._by_id: dict[int, dict] = {}
+        self._more = True  # (until a page comes back short)
+        self._fetching = False
+        self.coop_action = self.defect_action = None
+        self._code = None  # (programs, Game) when a code program plays, else None
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
                               f"{fmt.condition(c.game, c.epsilon, c.max_depth, c.temperature, short=True)}")
-        table.border_subtitle = f"{len(self.trials)} trials · depth row/col · enter: tree"
-        heat = Heat(self.app)
-        for col in ("#", "row", "col", "pay", "status", "depth", "calls"):
+        table.border_subtitle = "loading…"
+        for col in ("#", "row", "col", "pay", "depth", "calls"):  # (a failed trial's status stands in its pay)
             table.add_column(col, key=col)
-        for t in self.trials:
-            coop = bool(t["cooperative"])
-            act_style = heat.style(1.0 if coop else 0.0) if t["status"] == "ok" else ""
-            table.add_row(
-                Text(str(t["trial_index"] + 1), justify="right"),
-                Text(t["row_action"] or "–", style=act_style), Text(t["col_action"] or "–", style=act_style),
-                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}" if t["status"] == "ok" else "–",
-                     justify="right"),
-                Text(t["status"], style="" if t["status"] == "ok" else heat.style(0.0)),
-                Text(f"{t['row_depth']}/{t['col_depth']}", justify="right"),
-                Text(str(t["n_calls"]), justify="right"),
-                key=str(t["id"]))
+        table.loading = True
         self.query_one("#trial-tree").border_title = "Simulation tree"
         self.query_one("#trial-transcript").border_title = "LLM transcript"
         table.focus()
-        if self.trials:
+        self._fetch()
+
+    def _fetch(self) -> None:
+        """The next page of the cell's trials, in a worker (the screen answers keys meanwhile)."""
+        from ..loading import run_query
+
+        if self._fetching or not self._more:
+            return
+        self._fetching = True
+        c, tid, offset, page, first = self.cell, self.tid, len(self.trials), self.PAGE, not self.trials
+        where = ("game=? AND row_program=? AND col_program=? AND epsilon=? AND max_depth=? "
+                 "AND coalesce(temperature, -1.0) = coalesce(?, -1.0)")
+        params = (c.game, c.row_program, c.col_program, c.epsilon, c.max_depth, c.temperature)
+
+        def query(store):
+            rows = store.trial_rows(tid, where, params, limit=page, offset=offset)
+            return rows, (store.snapshot(tid) if first else None)
+
+        run_query(self, "trials-page", query, self._page)
+
+    def _page(self, value) -> None:
+        rows, snapshot = value
+        self._fetching = False
+        self._more = len(rows) == self.PAGE
+        if snapshot is not None:
+            progs, games = snapshot
+            game = games.get(self.cell.game, {})
+            self._code = _code_context(progs, game)
+            self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
+        table = self.query_one("#trial-list", DataTable)
+        table.loading = False
+        heat = Heat(self.app)
+        first = not self.trials
+        self.trials.extend(rows)
+        self._by_id.update((t["id"], t) for t in rows)
+        for t in rows:
+            coop = bool(t["cooperative"])
+            act_style = heat.style(1.0 if coop else 0.0) if t["status"] == "ok" else ""
+            table.add_row(
+                Text(f"{t['trial_index'] + 1:,}", justify="right"),
+                Text(t["row_action"] or "–", style=act_style), Text(t["col_action"] or "–", style=act_style),
+                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}", justify="right")
+                if t["status"] == "ok" else Text(t["status"], style=heat.style(0.0), justify="right"),
+                Text(f"{t['row_depth']}/{t['col_depth']}", justify="right"),
+                Text(str(t["n_calls"]), justify="right"),
+                key=str(t["id"]))
+        total = f"{self.cell.trials:,}"
+        shown = f"{len(self.trials):,} of {total} trials" if self._more else f"{total} trials"
+        table.border_subtitle = f"{shown} · depth row/col · enter: tree"
+        if first:
+            table.focus()  # (again: the loading overlay took the focus from the table)
+        if first and self.trials:
             self._show(self.trials[0])
+        if table.cursor_row >= len(self.trials) - 20:  # the cursor is already near the end: one more page
+            self._fetch()
 
     @on(DataTable.RowHighlighted, "#trial-list")
     def _row(self, event: DataTable.RowHighlighted) -> None:
+        if event.cursor_row >= len(self.trials) - 20:  # near the end of what is loaded: the next page
+            self._fetch()
         tid = int(event.row_key.value)
-        trial = next((t for t in self.trials if t["id"] == tid), None)
+        trial = self._by_id.get(tid)
         if trial is not None:
             self._show(trial)
 
