@@ -21,10 +21,12 @@ def strategy(probs: dict[str, float]) -> str:
 
 
 def extra_fields(rows: Sequence) -> list[str]:
-    """Fields the rows carry beyond the ones shown by name (e.g. verdicts added later): shown as they are."""
+    """Fields the rows carry beyond the ones shown by name (e.g. verdicts added later): shown as they are,
+    unless no row has a value (a bootstrap's support frequency when none was run)."""
     if not rows:
         return []
-    return [f for f in type(rows[0]).model_fields if f not in _SHOWN]
+    return [f for f in type(rows[0]).model_fields
+            if f not in _SHOWN and any(getattr(r, f) is not None for r in rows)]
 
 
 def cells(row, extra: Sequence[str] = ()) -> list[str]:
