@@ -146,3 +146,22 @@ def test_deep_builtin_trials_are_written_in_batches_of_bounded_nodes(store, prog
     stored = store.query("SELECT count(*) AS n, sum(cooperative) AS c, sum(n_nodes) AS nodes FROM trials")[0]
     assert stored == {"n": 60, "c": 60, "nodes": sum(len(r.nodes) for b in batches for r in b)}
     assert store.query("SELECT count(*) AS n FROM nodes")[0]["n"] == stored["nodes"]
+
+
+def test_a_killed_unreaped_process_is_not_alive():
+    """A runner killed while its parent (here: this test) has not reaped it is a zombie: not running."""
+    import signal
+    import subprocess
+    import time as _time
+
+    from arena.store.database import _pid_alive
+
+    child = subprocess.Popen(["sleep", "30"])
+    started = _time.time()
+    assert _pid_alive(child.pid, started)
+    child.send_signal(signal.SIGKILL)
+    while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+        _time.sleep(0.01)  # (the kill is asynchronous: wait until it has taken effect, unreaped)
+    assert not _pid_alive(child.pid, started)
+    child.wait()
+    assert not _pid_alive(child.pid, started)

@@ -272,7 +272,16 @@ def _pid_alive(pid: int | None, since: float | None = None) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _zombie(pid)
+
+
+def _zombie(pid: int) -> bool:
+    """Process `pid` has exited and waits to be reaped (a runner killed while its parent still runs):
+    os.kill(pid, 0) succeeds on it, but it runs nothing (Linux: /proc; elsewhere assumed not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _process_start(pid: int) -> float | None:
