@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import subprocess
 import sys
@@ -135,3 +136,16 @@ def test_resume_of_a_finished_tournament_adds_nothing(tmp_path):
 def test_python_dash_m_arena_is_the_cli_with_arguments():
     out = subprocess.run([sys.executable, "-m", "arena", "--help"], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0 and "Usage: " in out.stdout and "run" in out.stdout and "resume" in out.stdout
+
+
+@pytest.mark.parametrize("command", ["run", "resume", "replay", "attach", "iterate", "export"])
+def test_help_names_values_not_python_types(command):
+    """Options read GAME, PROGRAM, EPS, N ... in --help, never Python types such as <list[str]>."""
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    out = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "160"}).stdout
+    assert "--db PATH" in out
+    options = [line for line in out.splitlines() if line.lstrip().startswith("-")]
+    assert not [o for o in options if re.search(r"<(list\[|str>|int>|float>|path>)", o)]

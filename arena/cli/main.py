@@ -29,7 +29,7 @@ app.add_typer(programs_app, name="programs")
 app.add_typer(tournaments_app, name="tournaments")
 app.add_typer(providers_app, name="providers")
 
-DbOpt = Annotated[Optional[Path], typer.Option("--db", help="SQLite database (default: $ARENA_DB or ./arena.db)")]
+DbOpt = Annotated[Optional[Path], typer.Option("--db", metavar="PATH", help="SQLite database (default: $ARENA_DB or ./arena.db)")]
 
 
 class Display(str, Enum):
@@ -76,20 +76,20 @@ def root(ctx: typer.Context, db: DbOpt = None) -> None:
 # --- run / resume ------------------------------------------------------------------------------------
 @app.command()
 def run(
-    grid: Annotated[Optional[str], typer.Option(help="preset grid: bots (built-in bots, seconds; the default) | smoke | headline | full (LLM programs: the seed's experiments, see README)")] = None,
-    game: Annotated[Optional[list[str]], typer.Option("--game", "-g", help="game id (repeatable)")] = None,
-    program: Annotated[Optional[list[str]], typer.Option("--program", "-p", help="program id or YAML path (repeatable)")] = None,
-    epsilon: Annotated[Optional[list[float]], typer.Option("--epsilon", "-e", help="grounding probability in (0, 1] (repeatable)")] = None,
-    max_depth: Annotated[Optional[list[int]], typer.Option("--max-depth", "-d", help="simulation depth cap (repeatable)")] = None,
-    trials: Annotated[Optional[int], typer.Option("--trials", "-n", help="trials per cell")] = None,
-    temperature: Annotated[Optional[list[float]], typer.Option("--temperature", help="override LLM temperature (repeatable)")] = None,
-    seed: Annotated[int, typer.Option(help="tournament seed: same seed, same trials")] = 0,
-    concurrency: Annotated[int, typer.Option(help="LLM calls in flight at once (each provider's own limit applies too)")] = 8,
+    grid: Annotated[Optional[str], typer.Option(metavar="PRESET", help="preset grid: bots (built-in bots, seconds; the default) | smoke | headline | full (LLM programs: the seed's experiments, see README)")] = None,
+    game: Annotated[Optional[list[str]], typer.Option("--game", "-g", metavar="GAME", help="game id (repeatable)")] = None,
+    program: Annotated[Optional[list[str]], typer.Option("--program", "-p", metavar="PROGRAM", help="program id or YAML path (repeatable)")] = None,
+    epsilon: Annotated[Optional[list[float]], typer.Option("--epsilon", "-e", metavar="EPS", help="grounding probability in (0, 1] (repeatable)")] = None,
+    max_depth: Annotated[Optional[list[int]], typer.Option("--max-depth", "-d", metavar="N", help="simulation depth cap (repeatable)")] = None,
+    trials: Annotated[Optional[int], typer.Option("--trials", "-n", metavar="N", help="trials per cell")] = None,
+    temperature: Annotated[Optional[list[float]], typer.Option("--temperature", metavar="T", help="override LLM temperature (repeatable)")] = None,
+    seed: Annotated[int, typer.Option(metavar="N", help="tournament seed: same seed, same trials")] = 0,
+    concurrency: Annotated[int, typer.Option(metavar="N", help="LLM calls in flight at once (each provider's own limit applies too)")] = 8,
     simulation: Annotated[Simulation, typer.Option(help="run: simulate opponents by running them; imagine: the LLM imagines")] = Simulation.run,
-    provider: Annotated[Optional[str], typer.Option(help="run every LLM program on this provider (model aliases mapped)")] = None,
-    model: Annotated[Optional[list[str]], typer.Option("--model", help="PROGRAM=provider/model override (repeatable)")] = None,
+    provider: Annotated[Optional[str], typer.Option(metavar="PROVIDER", help="run every LLM program on this provider (model aliases mapped)")] = None,
+    model: Annotated[Optional[list[str]], typer.Option("--model", metavar="PROGRAM=PROVIDER/MODEL", help="PROGRAM=provider/model override (repeatable)")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="do not read the response cache")] = False,
-    name: Annotated[str, typer.Option(help="a name for the tournament")] = "",
+    name: Annotated[str, typer.Option(metavar="NAME", help="a name for the tournament")] = "",
     new: Annotated[bool, typer.Option("--new", help="record a new tournament even if an identical one is stored")] = False,
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
@@ -151,9 +151,9 @@ def run(
 
 @app.command()
 def resume(
-    tournament: Annotated[Optional[int], typer.Argument(help="tournament id (default: the latest)")] = None,
-    concurrency: Annotated[Optional[int], typer.Option(min=1, max=1024, help="LLM calls in flight at once for this run (default: the stored value)")] = None,
-    name: Annotated[Optional[str], typer.Option(help="rename the tournament")] = None,
+    tournament: Annotated[Optional[int], typer.Argument(metavar="ID", help="tournament id (default: the latest)")] = None,
+    concurrency: Annotated[Optional[int], typer.Option(metavar="N", min=1, max=1024, help="LLM calls in flight at once for this run (default: the stored value)")] = None,
+    name: Annotated[Optional[str], typer.Option(metavar="NAME", help="rename the tournament")] = None,
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
     detach: Annotated[bool, typer.Option("--detach", help="resume it in a background runner process and return")] = False,
@@ -179,7 +179,7 @@ def resume(
 
 @app.command()
 def replay(
-    tournament: Annotated[int, typer.Argument(help="the tournament to replay")],
+    tournament: Annotated[int, typer.Argument(metavar="ID", help="the tournament to replay")],
     db: DbOpt = None,
     display: Annotated[Display, typer.Option(help="progress display")] = Display.rich,
 ) -> None:
@@ -215,7 +215,7 @@ def replay(
 
 @app.command()
 def attach(
-    tournament: Annotated[Optional[int], typer.Argument(help="tournament id (default: the newest running one)")] = None,
+    tournament: Annotated[Optional[int], typer.Argument(metavar="ID", help="tournament id (default: the newest running one)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Open the app on a tournament running in a runner process (Live, as if started there)."""
@@ -415,7 +415,7 @@ def programs_list() -> None:
 
 
 @programs_app.command("validate")
-def programs_validate(paths: Annotated[Optional[list[Path]], typer.Argument(help="files or directories (default: the library)")] = None) -> None:
+def programs_validate(paths: Annotated[Optional[list[Path]], typer.Argument(metavar="PATH...", help="files or directories (default: the library)")] = None) -> None:
     """Check program YAML files; problems are printed as file:line: field: message."""
     from arena.errors import ConfigError
     from arena.library.catalog import programs_dir
@@ -473,7 +473,7 @@ def tournaments_list(db: DbOpt = None) -> None:
 
 
 @tournaments_app.command("show")
-def tournaments_show(tournament: Annotated[Optional[int], typer.Argument()] = None, db: DbOpt = None) -> None:
+def tournaments_show(tournament: Annotated[Optional[int], typer.Argument(metavar="ID")] = None, db: DbOpt = None) -> None:
     """The summary table of a stored tournament (default: the latest)."""
     from arena.errors import ArenaError
     from arena.cli.progress import print_summary
@@ -521,20 +521,20 @@ class ExportPlot(str, Enum):
 
 @app.command("iterate")
 def iterate_cmd(
-    game: Annotated[Optional[str], typer.Option("--game", "-g", help="game id")] = None,
-    model: Annotated[Optional[str], typer.Option("--model", help="the writer: provider/model")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", help="K: rounds (row then column each)")] = 2,
-    steps: Annotated[int, typer.Option("--steps", help="T: improvement steps per player and round")] = 3,
-    episodes: Annotated[int, typer.Option("--episodes", help="N: trials per candidate against the opponent")] = 5,
-    seed: Annotated[int, typer.Option(help="run seed")] = 0,
-    start_row: Annotated[Optional[str], typer.Option("--start-row", help="starting row program (id or YAML); default: uniformly random")] = None,
-    start_col: Annotated[Optional[str], typer.Option("--start-col", help="starting column program (id or YAML)")] = None,
-    epsilon: Annotated[float, typer.Option("--epsilon", "-e", help="grounding probability in (0, 1]")] = 0.2,
-    max_depth: Annotated[int, typer.Option("--max-depth", "-d", help="simulation depth cap")] = 5,
-    kind: Annotated[str, typer.Option("--kind", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
-    max_tokens: Annotated[int, typer.Option("--max-tokens", help="the writer's answer length cap")] = 1024,
-    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="directory for the final pair's program files")] = None,
-    resume: Annotated[Optional[int], typer.Option("--resume", help="continue a stored iterate run")] = None,
+    game: Annotated[Optional[str], typer.Option("--game", "-g", metavar="GAME", help="game id")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", metavar="PROVIDER/MODEL", help="the writer: provider/model")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", metavar="K", help="K: rounds (row then column each)")] = 2,
+    steps: Annotated[int, typer.Option("--steps", metavar="T", help="T: improvement steps per player and round")] = 3,
+    episodes: Annotated[int, typer.Option("--episodes", metavar="N", help="N: trials per candidate against the opponent")] = 5,
+    seed: Annotated[int, typer.Option(metavar="N", help="run seed")] = 0,
+    start_row: Annotated[Optional[str], typer.Option("--start-row", metavar="PROGRAM", help="starting row program (id or YAML); default: uniformly random")] = None,
+    start_col: Annotated[Optional[str], typer.Option("--start-col", metavar="PROGRAM", help="starting column program (id or YAML)")] = None,
+    epsilon: Annotated[float, typer.Option("--epsilon", "-e", metavar="EPS", help="grounding probability in (0, 1]")] = 0.2,
+    max_depth: Annotated[int, typer.Option("--max-depth", "-d", metavar="N", help="simulation depth cap")] = 5,
+    kind: Annotated[str, typer.Option("--kind", metavar="code|prompt", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
+    max_tokens: Annotated[int, typer.Option("--max-tokens", metavar="N", help="the writer's answer length cap")] = 1024,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="PATH", help="directory for the final pair's program files")] = None,
+    resume: Annotated[Optional[int], typer.Option("--resume", metavar="ID", help="continue a stored iterate run")] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
     db: DbOpt = None,
@@ -570,14 +570,14 @@ def iterate_cmd(
 @app.command("export")
 def export_cmd(
     format: Annotated[Optional[ExportFormat], typer.Option("--format", "-f", help="csv, json, markdown, latex: tables; png, svg: plots")] = None,
-    tournament: Annotated[Optional[int], typer.Option("--tournament", "-t", help="tournament id (default: the latest)")] = None,
+    tournament: Annotated[Optional[int], typer.Option("--tournament", "-t", metavar="ID", help="tournament id (default: the latest)")] = None,
     table: Annotated[Optional[ExportTable], typer.Option(help="the table (default: pairs for csv, all otherwise)")] = None,
     plot: Annotated[Optional[ExportPlot], typer.Option(help="the plot (default: all)")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", "-o", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
+    out: Annotated[Optional[str], typer.Option("--out", "-o", metavar="PATH", help="file to write; '-' or none: stdout for text formats; a directory for all plots")] = None,
     schema: Annotated[bool, typer.Option("--schema", help="print the JSON Schema of --format json exports and exit")] = False,
-    bootstrap: Annotated[int, typer.Option("--bootstrap", min=0, help="bootstrap resamples behind the meta-game's intervals and verdicts (0: none)")] = 1000,
-    population: Annotated[int, typer.Option("--population", min=2, help="population size N of the Moran table")] = 10,
-    iterate: Annotated[Optional[int], typer.Option("--iterate", help="an iterate run: its steps table, or its welfare plot (png, svg)")] = None,
+    bootstrap: Annotated[int, typer.Option("--bootstrap", metavar="B", min=0, help="bootstrap resamples behind the meta-game's intervals and verdicts (0: none)")] = 1000,
+    population: Annotated[int, typer.Option("--population", metavar="N", min=2, help="population size N of the Moran table")] = 10,
+    iterate: Annotated[Optional[int], typer.Option("--iterate", metavar="ID", help="an iterate run: its steps table, or its welfare plot (png, svg)")] = None,
     db: DbOpt = None,
 ) -> None:
     """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
@@ -646,7 +646,7 @@ def providers_list() -> None:
 
 @providers_app.command("check")
 def providers_check(
-    names: Annotated[Optional[list[str]], typer.Argument(help="providers to check (default: local and every provider whose key is set)")] = None,
+    names: Annotated[Optional[list[str]], typer.Argument(metavar="PROVIDER...", help="providers to check (default: local and every provider whose key is set)")] = None,
 ) -> None:
     """Ask each provider one tiny question and report latency or the error."""
     import asyncio
