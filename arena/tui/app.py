@@ -194,8 +194,11 @@ class ArenaApp(App):
             from arena.runner.process import start_detached
 
             backend = self._backend(lib.programs, config, self.store)  # keys checked here, used by the runner
-            started = start_detached(self.store, config, lib.programs, lib.games, new=new, backend=backend)
-            self._attach(started.tournament_id, reused=started.reused)
+            # started paused, unpaused once attached: Live sees every trial from the first (a quick built-in run
+            # would otherwise be over before the app connects, and its tree never shown)
+            started = start_detached(self.store, config, lib.programs, lib.games, new=new, backend=backend,
+                                     paused=True)
+            self._attach(started.tournament_id, reused=started.reused, start=True)
             return started.tournament_id
         session = LiveSession(self.store, clock=self.clock)
         store = self._runner_store()
@@ -251,7 +254,7 @@ class ArenaApp(App):
         self._attach(row.id)
         return row.id
 
-    def _attach(self, tid: int, reused: bool = False) -> None:
+    def _attach(self, tid: int, reused: bool = False, start: bool = False) -> None:
         from arena.runner.process import RemoteRunner
         from arena.errors import ArenaError
 
@@ -263,6 +266,8 @@ class ArenaApp(App):
         session = LiveSession(self.store, clock=self.clock)
         runner = RemoteRunner(self.store, tid, row.runner_socket, pid=row.runner_pid, reused=reused,
                               sink=session.on_event)
+        if start:
+            runner.unpause()  # (sent as soon as it is connected)
         self._run(session, runner)
 
     def _runner_store(self):

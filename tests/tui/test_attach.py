@@ -14,6 +14,7 @@ from arena.engine.grid import TournamentConfig
 from arena.library.catalog import load_library
 from arena.runner.process import RemoteRunner, start_detached
 from arena.runner.stream import BatchStored
+from arena.tui.widgets import SimTree
 from arena.store.database import Store
 from tui_helpers import wait_for
 
@@ -145,10 +146,18 @@ async def test_quit_while_attached_cancel_stops_it(make_app, tmp_path):
     assert not Path(started.socket).exists()
 
 
-async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path):
-    """Setup's start goes to a runner process (the app only reads its stream)."""
+async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path, monkeypatch):
+    """Setup's start goes to a runner process (the app only reads its stream). The runner waits for the
+    app to attach: here the app connects late (a loaded machine), yet Live still shows a trial's tree."""
     import os
 
+    connect = RemoteRunner.run
+
+    async def late(self):
+        await asyncio.sleep(1.0)  # a built-in run of 500 trials is over by then unless it waits for the app
+        return await connect(self)
+
+    monkeypatch.setattr(RemoteRunner, "run", late)
     app = make_app(runner_process=True)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -159,5 +168,9 @@ async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path
         await wait_for(pilot, lambda: s.ended, 60)
         await pilot.pause(0.3)
         assert (s.status, s.done, tid) == ("finished", 500, 1)
+        # started paused until the app is attached: even a run over in milliseconds shows a trial's tree
+        app.switch_mode("live")
+        await pilot.pause()
+        assert app.screen.query_one(SimTree).key is not None
         log = "\n".join(m for _, _, m in app.session_log)
         assert f"in runner process {s.runner.pid}" in log and "tournament finished: 500/500 trials stored" in log
