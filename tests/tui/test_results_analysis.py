@@ -285,3 +285,40 @@ async def test_trial_list_shows_every_column_at_80x24(seeded_app):
         table = app.screen.query_one("#trial-list")
         assert table.virtual_size.width <= table.scrollable_content_region.width  # the calls column too
         assert [str(c) for c in table.get_row_at(0)] == ["1", "defect", "defect", "1.0,1.0", "1/0", "2"]
+
+
+async def test_cooperation_vs_epsilon_keeps_its_legend_off_the_lines(make_app, tmp_path):
+    """Several ε: no legend drawn inside the chart (it hid the lines); every pair is listed in the caption,
+    in its line's colour. One ε: bars whose labels carry their values."""
+    import asyncio as _asyncio
+
+    from arena.engine.grid import TournamentConfig
+    from arena.library.catalog import load_lenient
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+    from arena.tui.screens.results import LINE_COLOURS
+    from conftest import ROOT
+
+    db = tmp_path / "eps.db"
+    lib, _ = load_lenient(ROOT / "programs", ROOT / "games")
+    with Store(db) as store:
+        for eps in ([0.1, 0.5], [0.2]):
+            config = TournamentConfig(programs=["cooperatebot", "defectbot", "fairbot"], games=["prisoners_dilemma"],
+                                      epsilons=eps, max_depths=[5], trials=4)
+            runner = TournamentRunner.create(store, config, lib.programs, lib.games)
+            await _asyncio.to_thread(_asyncio.run, runner.run())
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _open(app, pilot, 1, "tab-plots")
+        caption = app.screen.query_one("#plot-coop-caption").render()
+        chart = app.screen.query_one("#plot-coop-chart").plt.build()  # the chart as plotext draws it
+        assert "/" not in chart and "fairbot" not in chart  # no legend inside: no pair's name over the lines
+        text = str(caption)
+        pairs = [line for line in text.split("\n")[1].split("   ") if line.strip()]
+        assert len(pairs) == 6 and all(p.startswith("● ") for p in pairs)  # 3 programs: 6 unordered pairs
+        colours = {str(span.style) for span in caption.spans if "●" in text[span.start:span.end]}
+        assert colours == {c for _, c in LINE_COLOURS[:6]}
+        await _open(app, pilot, 2, "tab-plots")
+        chart = app.screen.query_one("#plot-coop-chart").plt.build()
+        assert "cooperatebot" in chart and "100%" in chart  # a bar's label names its pair and its value
+        assert str(app.screen.query_one("#plot-coop-caption").render()).count("●") == 0

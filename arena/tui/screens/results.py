@@ -16,6 +16,11 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
+# a line's colour in plotext and the same colour in the caption's legend (Rich names)
+LINE_COLOURS = [("red", "red"), ("green", "green"), ("blue", "blue"), ("magenta", "magenta"), ("cyan", "cyan"),
+                ("yellow", "yellow"), ("red+", "bright_red"), ("green+", "bright_green"), ("blue+", "bright_blue"),
+                ("magenta+", "bright_magenta"), ("cyan+", "bright_cyan"), ("yellow+", "bright_yellow")]
+
 from .. import format as fmt
 from ..widgets import Heat, PairMatrix
 from .base import ArenaScreen
@@ -366,23 +371,27 @@ class ResultsScreen(ArenaScreen):
         plt.clear_data()
         plt.clear_figure()
         single = all(len(pts) == 1 for pts in series.values())
-        if single and series:  # one ε: a line per pair would be a dot; show a bar per pair instead
+        legend = None
+        if single and series:  # one ε: a line per pair would be a dot; a bar per pair, its value in its label
             shown = [(pair, pts[0].cooperation) for pair, pts in series.items() if pts[0].cooperation is not None]
-            plt.bar([p for p, _ in shown], [x for _, x in shown], orientation="horizontal", width=0.4)
+            plt.bar([f"{p} {x:.0%}" for p, x in shown], [x for _, x in shown], orientation="horizontal", width=0.4)
             plt.xlim(0, 1)
             plt.xlabel(f"cooperation at ε {next(iter(series.values()))[0].epsilon:g}")
-        else:
-            for pair, pts in series.items():
+        else:  # the legend goes below the caption, in the lines' colours: drawn inside, it hid the lines
+            legend = Content("")
+            for i, (pair, pts) in enumerate(series.items()):
                 xs = [p.epsilon for p in pts if p.cooperation is not None]
                 ys = [p.cooperation for p in pts if p.cooperation is not None]
                 if xs:
-                    plt.plot(xs, ys, label=pair, marker="hd")
+                    plot_colour, text_colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+                    plt.plot(xs, ys, marker="hd", color=plot_colour)
+                    legend += Content.styled("● ", text_colour) + Content(f"{pair}   ")
             plt.ylim(0, 1)
             plt.xlabel("ε")
             plt.ylabel("cooperation")
         chart.refresh()
-        self.query_one("#plot-coop-caption", Static).update(Content.styled(
-            f"Cooperation rate against ε per pair (both seatings pooled) · {where}", "dim"))
+        caption = Content.styled(f"Cooperation rate against ε per pair (both seatings pooled) · {where}", "dim")
+        self.query_one("#plot-coop-caption", Static).update(caption if legend is None else caption + "\n" + legend)
         # payoff heat map of the meta-game under the chosen condition
         label = plots.panel_label(game, depth, temp, eps)
         programs, U, eq = plots.matrices(self._plots.matrix).get(label, ([], [], []))
