@@ -322,3 +322,11 @@ async def test_cooperation_vs_epsilon_keeps_its_legend_off_the_lines(make_app, t
         chart = app.screen.query_one("#plot-coop-chart").plt.build()
         assert "cooperatebot" in chart and "100%" in chart  # a bar's label names its pair and its value
         assert str(app.screen.query_one("#plot-coop-caption").render()).count("●") == 0
+
+
+def test_a_finished_tournament_reaches_a_results_screen_not_yet_mounted():
+    """The app tells every mode screen when a tournament ends; a Results screen made but not yet mounted
+    (a key switched to it in the same moment) loads on mount instead of failing (make bench's tui_load)."""
+    from arena.tui.screens.results import ResultsScreen
+
+    ResultsScreen().tournament_changed(1)

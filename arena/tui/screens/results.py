@@ -116,6 +116,8 @@ class ResultsScreen(ArenaScreen):
         self.load(self.app.results_tid)
 
     def tournament_changed(self, tid: int) -> None:
+        if not hasattr(self, "_load_seq"):  # not mounted yet: its on_mount loads app.results_tid itself
+            return
         self.load(tid)
 
     def on_screen_resume(self) -> None:
