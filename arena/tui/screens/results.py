@@ -116,8 +116,8 @@ class ResultsScreen(ArenaScreen):
         self.load(self.app.results_tid)
 
     def tournament_changed(self, tid: int) -> None:
-        if not hasattr(self, "_load_seq"):  # not mounted yet: its on_mount loads app.results_tid itself
-            return
+        if not hasattr(self, "_load_seq") or not self.query("#results-head"):
+            return  # not mounted (or no longer composed): on_mount / on_screen_resume load app.results_tid
         self.load(tid)
 
     def on_screen_resume(self) -> None:
