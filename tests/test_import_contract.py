@@ -2,7 +2,8 @@
 and nothing below the UI loads Textual.
 
 Layers, lowest first (a module may import its own layer and those below it):
-arena (the package's face) / errors → library → engine → store → llm → runner → analysis → tui → cli.
+arena (the package's face) / errors → library → engine → store → llm → runner → iterate → analysis → tui
+→ cli.
 """
 
 from __future__ import annotations
