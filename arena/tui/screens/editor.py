@@ -86,7 +86,8 @@ class ProgramEditor(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="editor"):
-            area = TextArea(self.text, id="yaml", show_line_numbers=True, tab_behavior="indent", soft_wrap=True)
+            area = TextArea(self.text, id="yaml", language="yaml", show_line_numbers=True, tab_behavior="indent",
+                            soft_wrap=True)
             area.indent_width = 2
             yield area
             yield Static(id="editor-status")
