@@ -92,3 +92,26 @@ def test_pair_rows_cells_in_grid_order_with_none_and_zero_temperature_apart(stor
     seeded = LiveTally()
     seeded.seed(store, runner.tournament_id)
     assert seeded.conditions() == [("prisoners_dilemma", 0.5, 3, None), ("prisoners_dilemma", 0.5, 3, 0.0)]
+
+
+def test_duration_spreads_calls_over_providers_by_their_measured_latency():
+    from arena.engine.estimate import duration_s
+
+    assert duration_s(100, {}) is None
+    assert duration_s(100, {"local": (2000.0, 1)}) == 200.0  # 100 calls × 2 s, one at a time
+    assert duration_s(100, {"groq": (500.0, 10)}) == 5.0  # 100 × 0.5 s ÷ 10 in flight
+    # two providers, half the calls each: the slower one decides
+    assert duration_s(100, {"local": (2000.0, 1), "groq": (500.0, 10)}) == 100.0
+
+
+def test_store_measures_latency_per_provider_from_answered_uncached_calls(store, programs, games):
+    from arena.engine.records import CallRecord
+
+    assert store.call_latencies() == {}
+    rows = [(1, 1, 1, 1, "p", CallRecord("local", "m", [], latency_ms=ms, cached=cached, status=status))
+            for ms, cached, status in ((1000.0, False, "ok"), (3000.0, False, "ok"), (10.0, True, "ok"),
+                                       (9000.0, False, "error"))]
+    from arena.store.database import _CALL_INSERT, _call_row
+
+    store.conn.executemany(_CALL_INSERT, [_call_row(i + 1, *r[1:]) for i, r in enumerate(rows)])
+    assert store.call_latencies() == {"local": (2000.0, 2)}

@@ -53,3 +53,13 @@ def estimate(config: TournamentConfig, programs: dict) -> Estimate:
                         nodes += (own + other) * per_cell
                         calls += (own * llm[me] + other * llm[opp]) * per_cell
     return Estimate(config.total_trials, llm_trials, nodes, calls)
+
+
+def duration_s(calls: float, providers: dict[str, tuple[float, int]]) -> float | None:
+    """Expected wall time of `calls` LLM calls spread over `providers` (name -> (mean latency in ms measured
+    on it, calls in flight there)), each provider taking an equal share; None when no latency is known."""
+    known = [(ms, max(1, in_flight)) for ms, in_flight in providers.values() if ms is not None]
+    if not known:
+        return None
+    share = calls / len(known)
+    return max(share * ms / 1000 / in_flight for ms, in_flight in known)

@@ -516,6 +516,12 @@ class Store:
         self._write(lambda cur: cur.execute(
             "UPDATE tournaments SET status=?, finished_at=?, reason=? WHERE id=?", (status, finished, reason, tid)))
 
+    def call_latencies(self) -> dict[str, tuple[float, int]]:
+        """Per provider: the mean latency (ms) of its stored answered, uncached LLM calls, and their number."""
+        rows = self.query("SELECT provider, avg(latency_ms) AS ms, count(*) AS n FROM llm_calls "
+                          "WHERE cached = 0 AND status = 'ok' AND latency_ms IS NOT NULL GROUP BY provider")
+        return {r["provider"]: (r["ms"], r["n"]) for r in rows}
+
     def tournament(self, tid: int | None = None) -> TournamentRow:
         """A tournament by id; None means the most recent one."""
         if tid is None:

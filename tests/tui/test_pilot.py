@@ -523,3 +523,30 @@ async def test_live_tree_holds_as_soon_as_it_is_focused(make_app):
         await pilot.press("t")  # focus only: no cursor move
         await pilot.pause(0.3)
         assert tree.border_subtitle.endswith("held while you browse the tree (f to follow)")
+
+
+async def test_setup_estimates_time_from_the_latency_measured_on_the_provider(seeded_app):
+    """Setup's LLM estimate gives a time from the stored calls' latency on the program's provider (custom,
+    in the seeded database), and accepts 1,000 written with a comma."""
+    import re
+
+    from arena.engine.estimate import duration_s, estimate
+    from arena.tui import format as fmt
+    from textual.widgets import Input, SelectionList
+
+    make, _ = seeded_app
+    app = make()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.screen._filled)
+        await app.workers.wait_for_complete()
+        progs = app.screen.query_one("#pick-programs", SelectionList)
+        progs.deselect_all()
+        progs.select("fair-llm")
+        app.screen.query_one("#trials", Input).value = "1,000"
+        await wait_for(pilot, lambda: "measured latency" in str(app.screen.query_one("#summary").render()))
+        summary = str(app.screen.query_one("#summary").render())
+        ms = app.store.call_latencies()["custom"][0]
+        calls = estimate(app.screen.build_config(), app.library.programs).llm_calls
+        expected = fmt.duration(duration_s(calls, {"custom": (ms, 8)}))  # the run's concurrency 8 ≤ custom's limit
+        assert "1,000 trials" in summary
+        assert re.search(rf"≈ {re.escape(expected)} \(measured latency: custom {ms / 1000:.1f} s\)", summary), summary

@@ -103,6 +103,14 @@ class SetupScreen(ArenaScreen):
         self._fill_lists()
         self._filled = True
         self._apply_preset("bots")
+        from ..loading import run_query
+
+        self._latencies: dict[str, tuple[float, int]] = {}  # provider -> measured mean latency (ms), calls
+        run_query(self, "setup-latencies", lambda store: store.call_latencies(), self._latencies_loaded)
+
+    def _latencies_loaded(self, value: dict) -> None:
+        self._latencies = value
+        self._update_summary()
 
     def _fill_lists(self) -> None:
         lib = self.app.library
@@ -220,9 +228,10 @@ class SetupScreen(ArenaScreen):
         eps = parse("epsilons", "ε values", fmt.floats)
         depths = parse("depths", "depth caps", fmt.ints)
         temps = parse("temps", "temperatures", fmt.floats) or [None]
-        trials = parse("trials", "trials per cell", lambda t: int(t) if t.strip() else 0)
-        concurrency = parse("concurrency", "concurrency", lambda t: int(t) if t.strip() else 8)
-        seed = parse("seed", "seed", lambda t: int(t) if t.strip() else 0)
+        # (a number may be written 40,000 or 40_000, as the summary writes it)
+        trials = parse("trials", "trials per cell", lambda t: _int(t, 0))
+        concurrency = parse("concurrency", "concurrency", lambda t: _int(t, 8))
+        seed = parse("seed", "seed", lambda t: _int(t, 0))
         if not programs:
             problems.append("choose at least one program")
         if not games:
@@ -278,8 +287,9 @@ class SetupScreen(ArenaScreen):
             where = f"on {config.provider}" if config.provider else "on each program's provider"
             lines.append(Content.from_markup(
                 "[b $warning]≈ $calls LLM calls[/] over $lt trials with an LLM program ($per per trial, first "
-                "attempts) $where",
-                lt=f"{e.llm_trials:,}", calls=fmt.count(e.llm_calls), per=f"{e.calls_per_llm_trial:.1f}", where=where))
+                "attempts) $where$time",
+                lt=f"{e.llm_trials:,}", calls=fmt.count(e.llm_calls), per=f"{e.calls_per_llm_trial:.1f}", where=where,
+                time=self._time_estimate(config, e.llm_calls)))
         else:
             lines.append(Content.from_markup("No LLM calls (built-in bots only) · [dim]≈ $nodes simulation nodes[/]",
                                              nodes=fmt.count(e.nodes)))
@@ -299,6 +309,30 @@ class SetupScreen(ArenaScreen):
                     t=str(tid), d=f"{done:,}", n=f"{config.total_trials:,}"))
         box.update(Content("\n").join(lines))
         start.disabled = False
+
+    def _time_estimate(self, config, calls: float) -> str:
+        """' · ≈ 12 min (measured latency: local 3.4 s)' from the latency measured on each provider the run
+        uses (stored calls), its calls in flight (the provider's limit within the run's concurrency)."""
+        from arena.engine.estimate import duration_s
+        from arena.errors import ArenaError
+        from arena.llm.providers import load_providers
+
+        lib = self.app.library
+        used = ({config.provider} if config.provider else
+                {config.models.get(p, lib.programs[p].model).split("/", 1)[0] for p in config.programs
+                 if p in lib.programs and lib.programs[p].kind == "llm"})
+        try:
+            registry = load_providers()
+        except ArenaError:
+            registry = {}
+        measured = {name: (self._latencies[name][0], min(config.concurrency, getattr(registry.get(name), "concurrency",
+                                                                                       config.concurrency)))
+                    for name in used if name in getattr(self, "_latencies", {})}
+        seconds = duration_s(calls, measured)
+        if seconds is None:
+            return " · time: no calls measured on it yet"
+        lat = ", ".join(f"{n} {ms / 1000:.1f} s" for n, (ms, _) in sorted(measured.items()))
+        return f" · ≈ {fmt.duration(seconds)} (measured latency: {lat})"
 
     def _stored(self, config) -> tuple[int, int] | None:
         from arena.runner.tournament import fingerprint
@@ -363,6 +397,11 @@ class SetupScreen(ArenaScreen):
 
     def tournament_changed(self, tid: int) -> None:
         self._update_summary()
+
+
+def _int(text: str, default: int) -> int:
+    text = text.strip().replace(",", "").replace("_", "")
+    return int(text) if text else default
 
 
 FIELD_NAMES = {"epsilons": "ε values", "max_depths": "depth caps", "temperatures": "temperatures", "trials": "trials",
