@@ -193,6 +193,8 @@ async def test_equilibria_tab_lists_the_meta_games_nash_equilibria(seeded_app):
         table = app.screen.query_one("#equilibria")
         out = analysis.load_outcomes(app.store, ids["bots"])
         expected = equilibrium_rows(meta_matrices(out.programs, analysis.pairs(out)))
+        # what the user sees: the table filled (the tab's data lands from a worker, then is drawn)
+        await wait_for(pilot, lambda: not table.loading and table.row_count > 0)
         assert expected and table.row_count == len(expected)
         first = expected[0]
         row = [str(x) for x in table.get_row_at(0)]
