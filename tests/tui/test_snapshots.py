@@ -233,3 +233,28 @@ class _Unused:
 
     def check(self, programs, config) -> None:
         pass
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", ["library", "results", "trials", "history"])
+def test_light_theme(snap_compare, seeded_app, screen, size):
+    """The other screens in the light theme (Setup and Live have their own light snapshots above)."""
+    make, ids = seeded_app
+    app = make(start_mode="library" if screen == "library" else "history")
+
+    async def run(pilot):
+        app.theme = "textual-light"
+        if screen == "library":
+            await pilot.press("down", "down", "down")  # fair-llm: an LLM program with its prompt
+        elif screen in ("results", "trials"):
+            app.open_results(ids["llm" if screen == "trials" else "bots"])
+            await pilot.pause()
+            await app.workers.wait_for_complete()  # the analysis loads in a worker
+            if screen == "trials":
+                app.screen.query_one("#pairs").focus()
+                await pilot.press("enter")
+                await pilot.pause()
+                await pilot.press("t")
+        await _settle(pilot)
+
+    assert snap_compare(app, terminal_size=size, run_before=run)
