@@ -132,9 +132,22 @@ class TrialsScreen(Screen):
                   defect_action=self.defect_action)
         outcome = (f"{trial['row_action']} / {trial['col_action']}" if trial["status"] == "ok"
                    else f"{trial['status']}: {fmt.ellipsize(trial['error'] or '', 60)}")
-        tree.border_title = f"Trial {trial['trial_index'] + 1} · seed {trial['seed']}"
         tree.border_subtitle = outcome
         self._trial, self._trial_nodes = trial, nodes
+        self._title()
+
+    def _title(self) -> None:
+        """'Trial 3 · seed 123…' where the pane is wide enough for the whole seed, else 'Trial 3': a number
+        is shown whole or not at all."""
+        trial = getattr(self, "_trial", None)
+        if trial is None:
+            return
+        tree = self.query_one(SimTree)
+        title = f"Trial {trial['trial_index'] + 1} · seed {trial['seed']}"
+        tree.border_title = title if len(title) + 6 <= tree.size.width else f"Trial {trial['trial_index'] + 1}"
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self._title)  # (once the panes have their new widths)
         self.query_one(Transcript).show(None)
 
     @on(Tree.NodeHighlighted, "#trial-tree")
