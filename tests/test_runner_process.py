@@ -223,3 +223,16 @@ def test_attach_without_a_running_tournament_says_so(tmp_path):
                             "(start one with: arena run --detach)\n")
     rc, out, err = finish(spawn("attach", "7", "--db", str(db)))
     assert rc == 2 and err.startswith("arena: error: no tournament 7 in ")
+
+
+def test_a_runner_started_paused_runs_anyway_when_its_client_never_comes(tmp_path, monkeypatch):
+    """The app starts its runner paused and unpauses it once attached; if the app dies first, the runner
+    does not wait for ever: after $ARENA_RUNNER_WAIT seconds without a client it runs the tournament."""
+    monkeypatch.setenv("ARENA_RUNNER_WAIT", "0.5")
+    db = tmp_path / "orphan.db"
+    lib = load_library()
+    with Store(db) as store:
+        started = start_detached(store, _config(trials=2), lib.programs, lib.games, paused=True)
+    wait_until(lambda: row(db).status == "finished", "the unattended runner finishes")
+    wait_until(lambda: not alive(started.pid), "the runner process exits")
+    assert check_consistent(db)["trials"] == row(db).total_trials

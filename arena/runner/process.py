@@ -77,6 +77,7 @@ class Hub:
         self.done = store.count_trials(self.tournament_id)
         self.config = runner.config.model_dump(mode="json")
         self.clients: set[asyncio.StreamWriter] = set()
+        self.attached_once = False  # a client has connected (a runner started paused waits for one)
         self._handlers: set[asyncio.Task] = set()
         self.inflight: dict[int, TrialPlanned] = {}
         self._batches = 0
@@ -142,6 +143,7 @@ class Hub:
         self.flush()  # what happened before this client came is in its Hello, not in its stream
         writer.write(stream.line(self.hello()))
         self.clients.add(writer)
+        self.attached_once = True
         self._sample_at = -1e9  # the next batch shows it a tree
         task = asyncio.current_task()
         self._handlers.add(task)
@@ -172,6 +174,14 @@ class Hub:
             await asyncio.wait(list(self._handlers), timeout=5)
 
 
+def client_wait_s() -> float:
+    """How long a runner started paused waits for its client before it runs anyway ($ARENA_RUNNER_WAIT)."""
+    try:
+        return float(os.environ.get("ARENA_RUNNER_WAIT", "30"))
+    except ValueError:
+        return 30.0
+
+
 async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -> TournamentFinished:
     """Run `runner` (whose sink is `hub.publish`) while serving its events at `socket_path`."""
     loop = asyncio.get_running_loop()
@@ -189,6 +199,8 @@ async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -
                 pass
         if ready is not None:
             ready()
+        if getattr(runner, "paused", False):  # started paused for a client that never came (it died): go on
+            loop.call_later(client_wait_s(), lambda: None if hub.attached_once else runner.unpause())
         return await runner.run()
     finally:
         server.close()
