@@ -258,3 +258,27 @@ def test_light_theme(snap_compare, seeded_app, screen, size):
         await _settle(pilot)
 
     assert snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+@pytest.mark.parametrize("screen", ["editor", "help"])
+def test_modal_screens_in_both_themes(snap_compare, seeded_app, screen, theme, size):
+    """The program editor (with a problem listed) and Help, at both sizes, in both themes."""
+    make, _ = seeded_app
+
+    async def run(pilot):
+        pilot.app.theme = theme
+        if screen == "editor":
+            await pilot.press("n")
+            await pilot.pause()
+            editor = pilot.app.screen.query_one("#yaml")
+            editor.cursor_blink = False  # a blinking cursor makes the screenshot depend on timing
+            editor.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: |\n  Mirror.\n")
+            await wait_for(pilot, lambda: bool(pilot.app.screen.problems))
+        else:
+            await pilot.press("question_mark")
+        await _settle(pilot)
+
+    assert snap_compare(make(start_mode="library" if screen == "editor" else "setup"), terminal_size=size,
+                        run_before=run)
