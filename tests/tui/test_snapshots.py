@@ -70,20 +70,6 @@ def test_library_game(snap_compare, seeded_app):
     assert snap_compare(make(start_mode="library"), terminal_size=(120, 40), run_before=run)
 
 
-def test_editor_with_problem(snap_compare, seeded_app):
-    make, _ = seeded_app
-
-    async def run(pilot):
-        await pilot.press("n")
-        await pilot.pause()
-        editor = pilot.app.screen.query_one("#yaml")
-        editor.cursor_blink = False  # a blinking cursor makes the screenshot depend on timing
-        editor.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: |\n  Mirror.\n")
-        await _settle(pilot)
-
-    assert snap_compare(make(start_mode="library"), terminal_size=(120, 40), run_before=run)
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_live_finished_builtin(snap_compare, seeded_app, size):
     make, _ = seeded_app
@@ -216,16 +202,6 @@ def test_trial_transcript(snap_compare, seeded_app, size):
 def test_history(snap_compare, seeded_app, size):
     make, _ = seeded_app
     assert snap_compare(make(start_mode="history"), terminal_size=size, run_before=_settle)
-
-
-def test_help(snap_compare, seeded_app):
-    make, _ = seeded_app
-
-    async def run(pilot):
-        await pilot.press("question_mark")
-        await _settle(pilot)
-
-    assert snap_compare(make(start_mode="setup"), terminal_size=(120, 40), run_before=run)
 
 
 class _Unused:
