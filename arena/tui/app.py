@@ -311,6 +311,20 @@ class ArenaApp(App):
                 screen.tournament_changed(tid)
         self.switch_mode("results")
 
+    def switch_mode(self, mode: str):
+        """Textual's switch_mode, without its 50 ms paint delay when the screen already exists: Textual
+        holds every mode switch's paint back 50 ms (`delay_update`) to mask a new screen's first mount,
+        which made each switch between built screens take >= 50 ms (benchmarks/tui_load.py)."""
+        self._undelayed = mode in self._screen_stacks
+        try:
+            return super().switch_mode(mode)
+        finally:
+            self._undelayed = False
+
+    def delay_update(self, delay: float = 0.05) -> None:
+        if not getattr(self, "_undelayed", False):
+            super().delay_update(delay)
+
     # -- actions ------------------------------------------------------------------------------------------
     def action_mode(self, mode: str) -> None:
         if self.current_mode != mode:

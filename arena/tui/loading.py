@@ -34,7 +34,12 @@ def _deliver(screen, fn: Callable, *args) -> None:
     """Run fn(*args) on the UI thread unless the worker was cancelled (a newer one replaced it)."""
     if get_current_worker().is_cancelled:
         return
-    screen.app.call_from_thread(fn, *args)
+
+    def on_ui() -> None:  # the app may have quit (its screens torn down) while the worker ran
+        if screen.is_attached and not (screen._closing or screen._pruning):
+            fn(*args)
+
+    screen.app.call_from_thread(on_ui)
 
 
 def load_results(screen, tid: int | None, seq: int) -> None:

@@ -550,3 +550,18 @@ async def test_setup_estimates_time_from_the_latency_measured_on_the_provider(se
         expected = fmt.duration(duration_s(calls, {"custom": (ms, 8)}))  # the run's concurrency 8 ≤ custom's limit
         assert "1,000 trials" in summary
         assert re.search(rf"≈ {re.escape(expected)} \(measured latency: custom {ms / 1000:.1f} s\)", summary), summary
+
+
+async def test_switching_to_a_built_screen_paints_at_once(make_app):
+    """Textual holds a mode switch's paint back 50 ms (`delay_update`) to mask a new screen's mount; the
+    app keeps that for a first visit only, so a switch between built screens is not held back."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.switch_mode("history")  # first visit: History is mounted behind Textual's delay
+        assert app.current_mode == "history" and app._batch_count == 1
+        await wait_for(pilot, lambda: app._batch_count == 0)
+        app.switch_mode("setup")  # built at start: painted without the delay
+        assert app.current_mode == "setup" and app._batch_count == 0
+        app.switch_mode("history")
+        assert app.current_mode == "history" and app._batch_count == 0
