@@ -44,6 +44,7 @@ bench-quick: $(BENCH_STAMP)
 bench-model: $(STAMP)
 	$(BIN)/python benchmarks/local_model.py
 	$(BIN)/python benchmarks/local_slots.py
+	$(BIN)/python benchmarks/local_replicas.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

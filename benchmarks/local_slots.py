@@ -47,16 +47,16 @@ def server_timings(logs: list[Path]) -> dict[str, list[float]]:
     return out
 
 
-def tournament(slots: int | None, trials: int, lib, model: str) -> dict:
+def tournament(slots: int | None, trials: int, lib, model: str, replicas: int = 1, concurrency: int = 1) -> dict:
     from arena.llm.providers import load_providers
     from arena.llm.service import LLMService
     from arena.runner.tournament import TournamentRunner
     from arena.store.database import Store
 
     registry = load_providers(Path("/nonexistent-providers.yaml"), env={})
-    registry["local"] = registry["local"].model_copy(update={"slots": slots})
+    registry["local"] = registry["local"].model_copy(update={"slots": slots, "replicas": replicas})
     config = TournamentConfig(programs=PROGRAMS, games=["prisoners_dilemma"], epsilons=[0.5], max_depths=[3],
-                              trials=trials, seed=7, concurrency=1, cache=False,
+                              trials=trials, seed=7, concurrency=concurrency, cache=False,
                               models={p: f"local/{model}" for p in PROGRAMS})
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
         logs: list[Path] = []

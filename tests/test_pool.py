@@ -224,3 +224,16 @@ def test_providers_list_shows_a_pool_without_its_credentials(tmp_path):
     line = next(x for x in r.output.splitlines() if " lab " in x)
     assert "http://gpu1:8000/v1, http://gpu2:8000/v1" in line and "8 x 2 replicas" in line
     assert "pw-secret-1" not in r.output
+
+
+def test_embedded_server_threads_are_the_idle_cores_split_over_replicas():
+    from arena.llm.localmodel import server_threads
+
+    assert server_threads(1, cpus=2, load=0.3) == 2  # an idle machine: a thread per core
+    assert server_threads(1, cpus=2, load=1.2) == 1  # one core busy (a test run, another job)
+    assert server_threads(1, cpus=2, load=3.5) == 1  # oversubscribed: one thread, never zero
+    assert server_threads(2, cpus=16, load=0.0) == 8  # a pool of 2 on 16 idle cores
+    assert server_threads(4, cpus=16, load=8.0) == 2
+    assert server_threads(64, cpus=2, load=0.0) == 1
+    spec = BUILTIN["local"].model_copy(update={"threads": 3})
+    assert ProviderSpec.model_validate(spec.model_dump()).threads == 3

@@ -41,6 +41,8 @@ class ProviderSpec(BaseModel):
     base_urls: list[str] | None = Field(None, min_length=1, description="replicas of one model server (a pool), "
                                         "instead of base_url; concurrency and rpm then apply per replica")
     replicas: int = Field(1, ge=1, le=64, description="local only: llama.cpp servers to start, as a pool")
+    threads: int | None = Field(None, ge=1, le=1024, description="local only: llama.cpp threads per server (None: "
+                                "the cores not busy when the run starts, split over the replicas)")
     slots: int | None = Field(None, ge=1, le=64, description="local only: slots per server, each program pinned "
                               "to one (None: one per LLM program, capped by memory)")
     key_env: str | None = None  # the environment variable holding the API key; None: no key needed

@@ -150,7 +150,7 @@ class LLMService:
     async def _start_local(self, models: list[str]) -> None:
         from arena.llm.localmodel import LocalServer, model_spec
 
-        from arena.llm.localmodel import slot_count
+        from arena.llm.localmodel import server_threads, slot_count
 
         spec = self.registry["local"]
         if len(models) > 1:
@@ -161,7 +161,7 @@ class LLMService:
         programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
         slots = spec.slots or slot_count(len(programs))
         self.slots = {p: i % slots for i, p in enumerate(programs)}
-        threads = max(1, (os.cpu_count() or 2) // spec.replicas)
+        threads = spec.threads or server_threads(spec.replicas)
         servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
                    for _ in range(spec.replicas)]
         self._local_servers.extend(servers)  # stopped by aclose even if another fails to start
