@@ -243,6 +243,17 @@ class SimTree(Tree):
             self._shown_nodes.append(tn)
         return True
 
+    def notify_style_update(self) -> None:
+        """Textual's Tree lays the whole screen out again on every style update, and giving the tree the
+        focus is two of them (its own :focus, then its panel's); colours change, not the tree's lines or
+        their widths, so fresh line caches and a repaint are enough. (A style that changes the border's
+        or the padding's size asks for its own layout: Textual's style properties do that.)"""
+        super(Tree, self).notify_style_update()
+        self._clear_line_cache()
+        self._updates += 1
+        self.root._reset()
+        self.refresh()
+
     def reset_tree(self, message: str = "") -> None:
         self.key = None
         self._shown_nodes = []

@@ -60,3 +60,29 @@ async def test_a_two_thousand_level_chain_shows_head_one_line_and_tail():
         assert tree.cursor_node is tree._shown_nodes[41]
         # the same trial again with as many nodes: no rebuild
         assert tree.show("t1", chains(2000, 2), finished=True) is False
+
+
+async def test_focus_repaints_the_tree_without_laying_the_screen_out():
+    """Focus changes the tree's colours, not its lines: Textual's Tree would lay the whole screen out again
+    on each of the two style updates a focus change makes (benchmarks/tui_load.py's `t`)."""
+    app = TreeApp()
+    async with app.run_test(size=(80, 20)) as pilot:
+        tree = app.query_one(SimTree)
+        tree.show("t1", chains(30, 2), finished=True, coop_action="cooperate", defect_action="defect")
+        await pilot.pause()
+        before = tree_labels(tree)
+        refreshes: list[bool] = []
+        refresh = tree.refresh
+
+        def spy(*regions, **kw):
+            refreshes.append(kw.get("layout", False))
+            return refresh(*regions, **kw)
+
+        tree.refresh = spy
+        tree.focus()
+        await pilot.pause()
+        assert tree.has_focus and refreshes and not any(refreshes)  # repainted, never laid out
+        assert tree_labels(tree) == before and len(before) == 32
+        app.theme = "textual-light"  # a theme's colours: a repaint too
+        await pilot.pause()
+        assert not any(refreshes) and tree_labels(tree) == before
