@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,12 @@ def store(tmp_path):
     s = Store(tmp_path / "arena.db")
     yield s
     s.close()
+
+
+def pytest_configure(config):
+    """A suite started in the background by a non-interactive shell (`make test &`, nohup, some CI
+    wrappers) inherits SIGINT ignored, and so would every process it starts: the Ctrl-C tests' runs would
+    then go on to the end (exit 0) instead of stopping (130). A handled SIGINT is reset to the default in
+    the children, so they get Python's KeyboardInterrupt as under a terminal."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

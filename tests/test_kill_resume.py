@@ -292,3 +292,10 @@ def test_sigkill_of_the_tui_while_it_runs_a_tournament(tmp_path):
     clean = tmp_path / "clean.db"
     assert finish(spawn(*BUILTIN_ARGS, "--db", str(clean), "--display", "none"))[0] == 0
     assert digest(db) == digest(clean)
+
+
+def test_children_of_the_suite_stop_on_sigint_even_when_it_started_with_sigint_ignored():
+    """conftest.py: SIGINT ignored by the shell that started the suite is not passed on to its children."""
+    probe = "import signal; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "True"
