@@ -134,7 +134,8 @@ class Hub:
     def hello(self) -> stream.Hello:
         return stream.Hello(
             tournament_id=self.tournament_id, pid=os.getpid(), total=self.total, done=self.done,
-            paused=bool(getattr(self.runner, "paused", False)), last_trial_id=self.store.last_trial_id(),
+            paused=bool(getattr(self.runner, "stopped", getattr(self.runner, "paused", False))),
+            last_trial_id=self.store.last_trial_id(),
             config=self.config,
             inflight=[stream.PlannedMsg(spec=stream.SpecMsg.of(t.spec), nodes=[stream.NodeMsg.of(n) for n in t.nodes])
                       for t in self.inflight.values()])

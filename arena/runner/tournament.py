@@ -83,6 +83,7 @@ class TournamentRunner:
         self._cancelled = False
         self._running = threading.Event()
         self._running.set()
+        self.stopped = False  # paused and waiting (said with the "paused" Notice); `paused` is what was asked
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task] = set()
         self.reused = False  # True when create() found this tournament already stored
@@ -144,12 +145,14 @@ class TournamentRunner:
 
     # -- control (thread-safe) ---------------------------------------------------------------------
     def pause(self) -> None:
+        """Start no more trials. The runner says "paused" (a Notice) once it has stopped starting them: after
+        the built-in batch under way is stored (then no built-in trial is stored until it is resumed; LLM
+        trials already in flight still finish and are stored)."""
         self._running.clear()
-        self.sink(Notice("paused", "info"))
 
     def unpause(self) -> None:
+        """Go on; the runner says "resumed" if it had stopped."""
         self._running.set()
-        self.sink(Notice("resumed", "info"))
 
     @property
     def paused(self) -> bool:
@@ -256,8 +259,14 @@ class TournamentRunner:
 
     async def _checkpoint(self) -> None:
         await asyncio.sleep(0)
-        while not self._running.is_set():
-            await asyncio.sleep(0.05)
+        if not self._running.is_set():
+            self.stopped = True  # here, in the runner's thread: what was under way is stored
+            self.sink(Notice("paused", "info"))
+            while not self._running.is_set():
+                await asyncio.sleep(0.05)
+            self.stopped = False
+            if not self._cancelled:
+                self.sink(Notice("resumed", "info"))
         if self._cancelled:
             raise asyncio.CancelledError
 

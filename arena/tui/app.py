@@ -147,8 +147,8 @@ class ArenaApp(App):
         if s.status in ("running", "starting"):
             eta = f" · {fmt.duration(p.eta_s)} left" if p.eta_s is not None else ""
             self.run_label = f"[$success]●[/] T{tid} {fmt.pct(share)}{eta}"
-        elif s.status == "paused":
-            self.run_label = f"[$warning]❚❚[/] T{tid} paused {fmt.pct(share)}"
+        elif s.status in ("paused", "pausing"):
+            self.run_label = f"[$warning]❚❚[/] T{tid} {s.status}{'…' if s.status == 'pausing' else ''} {fmt.pct(share)}"
         elif s.status == "cancelling":
             self.run_label = f"[$warning]■[/] T{tid} cancelling…"
         else:

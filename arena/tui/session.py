@@ -77,7 +77,7 @@ class LiveSession:
         self.tally = LiveTally()
         self.runner = None
         self.tournament_id: int | None = None
-        self.status = "starting"  # starting | running | paused | cancelling | finished | cancelled | failed
+        self.status = "starting"  # starting | running | pausing | paused | cancelling | finished | cancelled | failed
         self.error: str | None = None
         self.total = 0
         self.done = 0
@@ -155,15 +155,23 @@ class LiveSession:
         return self.runner is not None and any(p.kind == "llm" for p in self.runner.programs.values())
 
     def pause(self) -> None:
+        """Ask the runner to pause: "pausing" until it says it has stopped ("paused": nothing more is
+        stored until it is resumed)."""
         if self.runner is not None and not self.ended:
             self.runner.pause()
+            with self._lock:
+                if self.status == "running":
+                    self.status = "pausing"
 
     def unpause(self) -> None:
         if self.runner is not None and not self.ended:
             self.runner.unpause()
+            with self._lock:
+                if self.status == "pausing":  # it had not stopped yet: it just goes on
+                    self.status = "running"
 
     def toggle_pause(self) -> None:
-        if self.runner is not None and self.runner.paused:
+        if self.status in ("paused", "pausing") or (self.runner is not None and self.runner.paused):
             self.unpause()
         else:
             self.pause()
@@ -261,10 +269,11 @@ class LiveSession:
                 if self.runner is not None:
                     self._llm_ids = frozenset(pid for pid, p in self.runner.programs.items() if p.kind == "llm")
                 self._samples.append((now, self._paced))
-                self.status = "paused" if (self.runner is not None and self.runner.paused) else "running"
+                r = self.runner  # paused only once the runner has stopped (it says so with a Notice)
+                self.status = "paused" if r is not None and getattr(r, "stopped", r.paused) else "running"
             elif isinstance(e, Notice):
                 self._notices.append(e)
-                if e.message == "paused" and self.status == "running":
+                if e.message == "paused" and self.status in ("running", "pausing"):
                     self.status = "paused"
                     self._paused_at = now
                 elif e.message == "resumed" and self.status == "paused":

@@ -41,3 +41,27 @@ def test_builtin_only_tournament_paces_every_trial():
     p = session.progress()
     assert not session.paces_llm
     assert (p.rate, p.eta_s) == (2000.0, 1.0)
+
+
+def test_paused_only_once_the_runner_says_it_has_stopped():
+    """Space asks; the session says "pausing" until the runner's "paused" (it has stored the batch under
+    way and starts nothing more), and goes back to "running" if resumed before it stopped."""
+    from arena.engine.events import Notice
+
+    asked = []
+    session = LiveSession(store=None, clock=FakeClock(0.0))
+    session.runner = SimpleNamespace(programs={"fairbot": SimpleNamespace(kind="builtin")}, paused=False,
+                                     pause=lambda: asked.append("pause"), unpause=lambda: asked.append("unpause"))
+    session.on_event(TournamentStarted(1, 3000, 0, {}))
+    session.toggle_pause()
+    assert (asked, session.status) == (["pause"], "pausing")
+    session.on_event(TrialsFinished(1, [_result(i, "fairbot", "fairbot") for i in range(1000)], 1000, 3000))
+    assert session.status == "pausing"  # the batch under way, stored after the key
+    session.on_event(Notice("paused", "info"))
+    assert session.status == "paused"
+    session.toggle_pause()
+    session.on_event(Notice("resumed", "info"))
+    assert (asked, session.status) == (["pause", "unpause"], "running")
+    session.toggle_pause()
+    session.toggle_pause()  # resumed before the runner stopped: it just goes on
+    assert (asked[2:], session.status) == (["pause", "unpause"], "running")

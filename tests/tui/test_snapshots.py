@@ -12,9 +12,24 @@ from tui_helpers import wait_for
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
 
 
+def _settled(app) -> bool:
+    """Nothing the screen shows is still on its way: no summary still loading (Setup fills its form after
+    the first frame, then a timer writes the summary), no table with rows whose column widths are not yet
+    measured (DataTable does that when it next idles)."""
+    from textual.widgets import DataTable
+
+    screen = app.screen
+    if any("loading" in str(w.render()) for w in screen.query("#summary")):
+        return False
+    return not any(t._require_update_dimensions or t.border_subtitle == "loading…" for t in screen.query(DataTable))
+
+
 async def _settle(pilot, delay: float = 0.4):
     await pilot.app.workers.wait_for_complete()  # analyses load in workers
+    await wait_for(pilot, lambda: _settled(pilot.app), 30)  # (a fixed pause alone fell short under load)
     await pilot.pause(delay)
+    await pilot.app.workers.wait_for_complete()
+    await wait_for(pilot, lambda: _settled(pilot.app), 30)
     pilot.app.clear_notifications()
     await pilot.pause()
 

@@ -147,7 +147,8 @@ class LiveScreen(ArenaScreen):
             bar.update(total=max(p.total, 1), progress=p.done)
         self._set("#live-counts", "[b]$d[/] / $t trials", d=f"{p.done:,}", t=f"{p.total:,}")
         status = {"running": "[b $success]running[/]", "starting": "[b $accent]starting[/]",
-                  "paused": "[b $warning]paused[/]", "cancelling": "[b $warning]cancelling…[/]",
+                  "pausing": "[b $warning]pausing…[/]", "paused": "[b $warning]paused[/]",
+                  "cancelling": "[b $warning]cancelling…[/]",
                   "finished": "[b $success]finished[/]", "cancelled": "[b $warning]cancelled[/]",
                   "failed": "[b $error]failed[/]"}.get(s.status, s.status)
         box = self.query_one("#live-progress")
@@ -336,7 +337,7 @@ class LiveScreen(ArenaScreen):
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action in ("pause", "resume"):  # one key, named for what it does now
             s = self.session
-            paused = s is not None and (s.status == "paused" or (s.runner is not None and s.runner.paused))
+            paused = s is not None and (s.status in ("paused", "pausing") or (s.runner is not None and s.runner.paused))
             return (action == "resume") == paused
         return super().check_action(action, parameters)
 
