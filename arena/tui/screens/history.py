@@ -65,23 +65,29 @@ class HistoryScreen(ArenaScreen):
         keep = table.cursor_row
         self.rows = rows
         table.clear(columns=True)
-        for key, label in (("id", "id"), ("name", "name"), ("status", "status"), ("trials", "trials"),
-                           ("games", "games"), ("grid", "ε · cap"), ("created", "created")):
-            table.add_column(label, key=key)
         theme = self.app.theme_variables
+        cells = []
         for r in self.rows:
             status = r.display_status
             colour = theme.get(STATUS_STYLE.get(status, "$text").lstrip("$"), "")
             share = r.done / r.total_trials if r.total_trials else 0
             cfg = r.config
             games = ", ".join(cfg["games"])
-            table.add_row(
-                Text(str(r.id), justify="right"), r.name or "",
+            cells.append((
+                Text(str(r.id), justify="right"), Text(r.name or ""),
                 Text(status, style=f"bold {colour}"),
                 Text(f"{r.done:,}/{r.total_trials:,} {fmt.pct(share)}", justify="right"),
-                fmt.ellipsize(games, 24),
-                f"{' '.join(f'{e:g}' for e in cfg['epsilons'])} · {' '.join(map(str, cfg['max_depths']))}",
-                dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"), key=str(r.id))
+                Text(fmt.ellipsize(games, 24)),
+                Text(f"{' '.join(f'{e:g}' for e in cfg['epsilons'])} · {' '.join(map(str, cfg['max_depths']))}"),
+                Text(dt.datetime.fromtimestamp(r.created_at).strftime("%Y-%m-%d %H:%M"))))
+        # widths measured here: a DataTable measures its rows only when it next idles, and a screen drawn
+        # before that (a busy machine) showed every column cut to its label's width
+        for i, (key, label) in enumerate((("id", "id"), ("name", "name"), ("status", "status"),
+                                          ("trials", "trials"), ("games", "games"), ("grid", "ε · cap"),
+                                          ("created", "created"))):
+            table.add_column(label, key=key, width=max([len(label), *(row[i].cell_len for row in cells)]))
+        for r, row in zip(self.rows, cells):
+            table.add_row(*row, key=str(r.id))
         table.border_title = f"Tournaments in {self.app.db_path.name}"
         table.border_subtitle = f"{len(self.rows)} stored"
         if self.rows:
