@@ -155,8 +155,8 @@ class LiveSession:
         return self.runner is not None and any(p.kind == "llm" for p in self.runner.programs.values())
 
     def pause(self) -> None:
-        """Ask the runner to pause: "pausing" until it says it has stopped ("paused": nothing more is
-        stored until it is resumed)."""
+        """Ask the runner to pause: "pausing" until it says it has stopped ("paused": it has stored the
+        built-in batch under way and starts no trial until it is resumed; LLM trials in flight finish)."""
         if self.runner is not None and not self.ended:
             self.runner.pause()
             with self._lock:
