@@ -33,7 +33,8 @@ async def scenario(db: Path) -> dict:
     from arena.tui.app import ArenaApp
     from arena.tui.screens.help import HelpScreen
 
-    app = ArenaApp(db=db, start_mode="history", programs_path=ROOT / "programs", games_path=ROOT / "games")
+    app = ArenaApp(db=db, start_mode="history", programs_path=ROOT / "programs", games_path=ROOT / "games",
+                   quiet_gc=True)  # (as `arena` runs it)
     async with app.run_test(size=(120, 40)) as pilot:
         await app.workers.wait_for_complete()
         await pilot.pause()

@@ -217,7 +217,7 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process
     from arena.tui.session import LiveSession
 
     app = ArenaApp(db=tmp / f"{load}.db", programs_path=ROOT / "programs", games_path=ROOT / "games",
-                   runner_process=not in_process)
+                   runner_process=not in_process, quiet_gc=True)  # (as `arena` runs it)
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         lib = app.library

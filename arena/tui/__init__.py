@@ -10,4 +10,4 @@ def launch(db: Path | None = None, attach: int | bool | None = None) -> None:
     or True for the newest running one) follows one that runs already."""
     from .app import ArenaApp
 
-    ArenaApp(db=db, runner_process=True, attach=attach).run()
+    ArenaApp(db=db, runner_process=True, attach=attach, quiet_gc=True).run()

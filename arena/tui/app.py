@@ -49,12 +49,15 @@ class ArenaApp(App):
 
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
                  programs_path: Path | None = None, games_path: Path | None = None, runner_process: bool = False,
-                 attach: int | bool | None = None):
+                 attach: int | bool | None = None, quiet_gc: bool = False):
         """`runner_process`: tournaments run in a process of their own (arena/runner/process.py), as `arena`
         does; otherwise in a thread of this one. `attach`: a tournament id, or True for the newest running
-        one, to attach to once the app is up."""
+        one, to attach to once the app is up. `quiet_gc`: the process is the app's own (`arena`): tune its
+        garbage collector for short pauses after the first paint (gcpauses.py; not for tests, which run
+        many apps in one process)."""
         super().__init__()
         self.runner_process = runner_process
+        self.quiet_gc = quiet_gc
         self.attach = attach
         # (arena.store.database.default_db_path, without importing the store before the first paint)
         self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
@@ -121,8 +124,14 @@ class ArenaApp(App):
                 self.notify(str(exc), severity="error", timeout=10)
 
     def _open_store(self) -> None:
-        """Open the database after the first paint; a database that cannot be used ends the app."""
+        """After the first paint: the garbage collector's tuning (quiet_gc), then the database; a database
+        that cannot be used ends the app."""
         from arena.errors import ArenaError
+
+        if self.quiet_gc:
+            from .gcpauses import quiet
+
+            quiet()
 
         try:
             self.store

@@ -565,3 +565,48 @@ async def test_switching_to_a_built_screen_paints_at_once(make_app):
         assert app.current_mode == "setup" and app._batch_count == 0
         app.switch_mode("history")
         assert app.current_mode == "history" and app._batch_count == 0
+
+
+async def test_a_screen_shown_again_is_restyled_only_when_the_app_changed(make_app):
+    """Textual re-applies the stylesheet to every widget of a screen each time it is shown again; the app
+    does it only when what styles depend on changed while the screen was hidden (here: the theme)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.switch_mode("history")
+        await wait_for(pilot, lambda: app._batch_count == 0)
+        history = app.screen
+        restyled = []
+        real = history.update_node_styles
+        history.update_node_styles = lambda animate=True: (restyled.append(animate), real(animate=animate))[1]
+        for _ in range(2):
+            app.switch_mode("setup")
+            await pilot.pause()
+            app.switch_mode("history")
+            await pilot.pause()
+        assert restyled == []
+        app.switch_mode("setup")
+        await pilot.pause()
+        setup, before = app.screen, history.styles.background
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")  # the theme changes while History is hidden
+        await wait_for(pilot, lambda: app.current_theme.dark != dark)
+        app.switch_mode("history")
+        await pilot.pause()
+        assert restyled == [False]  # (Textual's own restyle on ScreenResume, not animated)
+        assert history.styles.background != before and history.styles.background == setup.styles.background
+
+
+async def test_the_app_quiets_the_garbage_collector_after_its_first_paint(make_app, monkeypatch):
+    """`arena` (quiet_gc=True) freezes what exists after start-up and collects less often (gcpauses.py);
+    apps made by tests leave the collector alone."""
+    import arena.tui.gcpauses as gcpauses
+
+    calls = []
+    monkeypatch.setattr(gcpauses, "quiet", lambda: calls.append(1))
+    for quiet_gc, expected in ((False, []), (True, [1])):
+        calls.clear()
+        app = make_app(quiet_gc=quiet_gc)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app._store is not None)
+            assert calls == expected
