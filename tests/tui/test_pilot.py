@@ -261,7 +261,15 @@ async def test_help_palette_and_theme(make_app):
         from arena.tui.screens.help import HelpScreen
 
         assert isinstance(app.screen, HelpScreen)
+        help_screen = app.screen
+        help_screen.query_one("#help").scroll_end(animate=False)
+        await pilot.pause()
+        assert help_screen.query_one("#help").scroll_y > 0
         await pilot.press("escape")
+        await pilot.press("5", "question_mark")  # built once (composing it took ~100 ms), opens at its top
+        await pilot.pause()
+        assert app.screen is help_screen and help_screen.query_one("#help").scroll_y == 0
+        await pilot.press("escape", "2")
         dark = app.current_theme.dark
         await pilot.press("ctrl+t")
         assert app.current_theme.dark != dark

@@ -10,7 +10,31 @@ from textual.widgets import Input
 from ..widgets import AppHeader, ArenaFooter
 
 
-class ArenaScreen(Screen):
+class KeepsStyles(Screen):
+    """A screen shown again without Textual's restyle of all its widgets, unless the app changed.
+
+    Textual re-applies the whole stylesheet to every widget of a screen each time it is shown again
+    (ScreenResume.refresh_styles), in case what styles depend on changed while it was hidden: that was
+    most of a screen switch (17 of 20 ms for Results on an idle machine, 3-5x that under a running
+    tournament, benchmarks/tui_load.py). A widget's own class or pseudo-class changes restyle it even
+    while its screen is hidden; what does not is the app's state: the stylesheet (a theme change bumps
+    its update count), the app's classes and pseudo-classes (focus, dark, ansi, ...). Restyle when
+    those changed since the screen was hidden, as Textual would; else show it as it was."""
+
+    def _style_state(self) -> tuple:
+        app = self.app
+        return (app._css_update_count, app.current_theme.name, frozenset(app.classes),
+                frozenset(app.get_pseudo_classes()))
+
+    def _on_screen_suspend(self) -> None:  # (Screen's own handler runs after this one)
+        self._styled_for = self._style_state()
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:  # (before Screen's own)
+        if event.refresh_styles and getattr(self, "_styled_for", None) == self._style_state():
+            event.refresh_styles = False
+
+
+class ArenaScreen(KeepsStyles):
     """Digits type into a focused field; Esc leaves the field, and then 1-5 switch screens again."""
 
     MODE = ""
@@ -26,25 +50,6 @@ class ArenaScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.mode_screens[self.MODE] = self
-
-    # Textual re-applies the whole stylesheet to every widget of a screen each time it is shown again
-    # (ScreenResume.refresh_styles), in case what styles depend on changed while it was hidden: that was
-    # most of a screen switch (17 of 20 ms for Results on an idle machine, 3-5x that under a running
-    # tournament, benchmarks/tui_load.py). A widget's own class or pseudo-class changes restyle it even
-    # while its screen is hidden; what does not is the app's state: the stylesheet (a theme change bumps
-    # its update count), the app's classes and pseudo-classes (focus, dark, ansi, ...). Restyle when
-    # those changed since the screen was hidden, as Textual would; else show it as it was.
-    def _style_state(self) -> tuple:
-        app = self.app
-        return (app._css_update_count, app.current_theme.name, frozenset(app.classes),
-                frozenset(app.get_pseudo_classes()))
-
-    def _on_screen_suspend(self) -> None:  # (Screen's own handler runs after this one)
-        self._styled_for = self._style_state()
-
-    def _on_screen_resume(self, event: events.ScreenResume) -> None:  # (before Screen's own)
-        if event.refresh_styles and getattr(self, "_styled_for", None) == self._style_state():
-            event.refresh_styles = False
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "leave_field":  # shown in the footer only while a field has the cursor

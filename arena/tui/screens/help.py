@@ -8,6 +8,8 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from .base import KeepsStyles
+
 HELP = """\
 # Arena
 
@@ -53,12 +55,13 @@ meta-game heat map with program equilibria `*`, the depth histogram) for the cho
 """
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(KeepsStyles, ModalScreen[None]):
+    """Built once and kept by the app (it is the same text on every screen); opens at its top."""
+
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]
 
-    def __init__(self, mode: str = ""):
+    def __init__(self):
         super().__init__(classes="dialog-screen")
-        self.mode = mode
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help"):
@@ -67,6 +70,9 @@ class HelpScreen(ModalScreen[None]):
     def on_mount(self) -> None:
         self.query_one("#help").border_title = "Help"
         self.query_one("#help").border_subtitle = "esc to close"
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#help").scroll_home(animate=False)
 
     def action_close(self) -> None:
         self.dismiss(None)
