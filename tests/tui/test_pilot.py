@@ -266,10 +266,16 @@ async def test_help_palette_and_theme(make_app):
         await pilot.pause()
         assert help_screen.query_one("#help").scroll_y > 0
         await pilot.press("escape")
-        await pilot.press("5", "question_mark")  # built once (composing it took ~100 ms), opens at its top
-        await pilot.pause()
-        assert app.screen is help_screen and help_screen.query_one("#help").scroll_y == 0
-        await pilot.press("escape", "2")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("5")
+        await wait_for(pilot, lambda: app.current_mode == "history")
+        await pilot.press("question_mark")  # built once (composing it took ~100 ms), opens at its top
+        await wait_for(pilot, lambda: app.screen is help_screen)
+        await wait_for(pilot, lambda: help_screen.query_one("#help").scroll_y == 0)
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        await pilot.press("2")
+        await wait_for(pilot, lambda: app.current_mode == "setup")
         dark = app.current_theme.dark
         await pilot.press("ctrl+t")
         assert app.current_theme.dark != dark
