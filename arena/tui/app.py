@@ -112,6 +112,10 @@ class ArenaApp(App):
     def on_mount(self) -> None:
         self.switch_mode(self.start_mode)
         self.set_interval(0.1, self._tick)
+        if self.quiet_gc:  # after the first paint, before the database opens
+            from . import gcpauses
+
+            self.call_after_refresh(gcpauses.quiet)
         self.call_after_refresh(self._open_store)
 
     def _attach_on_start(self) -> None:
@@ -124,14 +128,8 @@ class ArenaApp(App):
                 self.notify(str(exc), severity="error", timeout=10)
 
     def _open_store(self) -> None:
-        """After the first paint: the garbage collector's tuning (quiet_gc), then the database; a database
-        that cannot be used ends the app."""
+        """Open the database after the first paint; a database that cannot be used ends the app."""
         from arena.errors import ArenaError
-
-        if self.quiet_gc:
-            from .gcpauses import quiet
-
-            quiet()
 
         try:
             self.store

@@ -23,8 +23,8 @@ class KeepsStyles(Screen):
 
     def _style_state(self) -> tuple:
         app = self.app
-        return (app._css_update_count, app.current_theme.name, frozenset(app.classes),
-                frozenset(app.get_pseudo_classes()))
+        # (a theme change bumps the update count and sets the app's `-theme-<name>` class)
+        return app._css_update_count, frozenset(app.classes), frozenset(app.get_pseudo_classes())
 
     def _on_screen_suspend(self) -> None:  # (Screen's own handler runs after this one)
         self._styled_for = self._style_state()
