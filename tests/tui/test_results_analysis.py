@@ -35,6 +35,29 @@ async def test_programs_tab_shows_the_ranking(seeded_app):
         assert str(table.get_row_at(0)[1]) == "defectbot"  # DefectBot wins this small PD tournament
 
 
+async def test_the_shown_tab_takes_the_focus_from_the_hidden_one(seeded_app):
+    """Switching Results' tab moves the focus from the hidden tab's table to the shown one's, once its data is
+    in (a loading table cannot take the focus: the snapshots drew it focused or not by timing); a user on a
+    tab bar keeps the focus there."""
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(ids["bots"])
+        await wait_for(pilot, lambda: getattr(app.screen, "MODE", None) == "results" and getattr(app.screen, "tid", None))
+        await wait_for(pilot, lambda: app.screen.focused is not None)
+        assert app.screen.focused.id == "pairs"
+        tabs = app.screen.query_one("#results-tabs")
+        for tab, table in (("tab-programs", "ranking"), ("tab-payoff", "payoff-matrix"), ("tab-eq", "equilibria")):
+            tabs.active = tab
+            await wait_for(pilot, lambda: app.screen.focused is not None and app.screen.focused.id == table)
+        tabs.active = "tab-plots"  # the shown plot has no table: its tab bar takes the focus
+        await wait_for(pilot, lambda: app.screen.focused is not None and app.screen.focused.parent.id == "plot-tabs")
+        await pilot.press("right")  # the heat map: the user stays on the bar
+        await pilot.pause()
+        assert app.screen.query_one("#plot-tabs").active == "plot-heat"
+        assert app.screen.focused.parent.id == "plot-tabs"
+
+
 async def test_plots_tab_draws_the_three_plots(seeded_app):
     make, ids = seeded_app
     app = make(start_mode="history")

@@ -15,11 +15,15 @@ SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24"
 def _settled(app) -> bool:
     """Nothing the screen shows is still on its way: no summary still loading (Setup fills its form after
     the first frame, then a timer writes the summary), no table with rows whose column widths are not yet
-    measured (DataTable does that when it next idles)."""
+    measured (DataTable does that when it next idles), no focus still on a widget that is hidden (a switched
+    tab's table, until the screen moves the focus to the shown one)."""
     from textual.widgets import DataTable
 
     screen = app.screen
     if any("loading" in str(w.render()) for w in screen.query("#summary")):
+        return False
+    focused = screen.focused
+    if focused is not None and not all(n.display for n in focused.ancestors_with_self if n is not screen):
         return False
     return not any(t._require_update_dimensions or t.border_subtitle == "loading…" for t in screen.query(DataTable))
 
@@ -174,7 +178,7 @@ def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
         await app.workers.wait_for_complete()  # the analysis loads in a worker
         app.screen.query_one("#results-tabs").active = tab
         if sub:
-            await pilot.pause()
+            await wait_for(pilot, lambda: _settled(app))  # the focus on the plot tabs' bar before it moves on
             app.screen.query_one("#plot-tabs").active = sub
         await _settle(pilot)
 

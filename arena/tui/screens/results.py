@@ -13,7 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane
+from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, Tabs
 from textual_plotext import PlotextPlot
 
 # a line's colour in plotext and the same colour in the caption's legend (Rich names)
@@ -112,6 +112,7 @@ class ResultsScreen(ArenaScreen):
         self._equilibria = None  # the meta-game's Nash equilibria, computed when the Equilibria tab is shown
         self._loading = False  # a load in flight (its worker's result is shown when it comes)
         self._load_seq = 0  # the latest load asked for: older workers' results are dropped
+        self._computing: set[tuple[str, int]] = set()  # (what, tournament) computations in flight
         self.query_one("#results-head").border_title = "Tournament"
         self.load(self.app.results_tid)
 
@@ -132,6 +133,7 @@ class ResultsScreen(ArenaScreen):
 
         self._load_seq += 1
         self._loading = True
+        self._computing.clear()
         self._programs = self._plots = self._equilibria = None
         if self.tid is None and tid is None:  # the newest tournament, if there is one
             self.query_one("#results-body").display = False
@@ -198,7 +200,7 @@ class ResultsScreen(ArenaScreen):
         self._fill_pairs()
         self._fill_matrices()
         self._fill_active()
-        self.query_one("#pairs", DataTable).focus()
+        self._focus_active(force=True)
 
     # -- pairs table -------------------------------------------------------------------------------------------
     def _columns(self):
@@ -273,6 +275,31 @@ class ResultsScreen(ArenaScreen):
     @on(TabbedContent.TabActivated)
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         self._fill_active()
+        self._focus_active()
+
+    def _focus_active(self, force: bool = False) -> None:
+        """Give the focus to the shown tab's table (its plot tabs where it has none) when the focus is
+        nowhere or on a widget of a hidden tab (or always, with force); a tab bar keeps it while a user is on
+        it. The shown table is then focused whatever order this and Textual's Hide event (which blurs the
+        hidden table) run in."""
+        focused = self.focused
+        if not force and focused is not None and all(node.display for node in focused.ancestors_with_self
+                                                     if node is not self):
+            return
+        outer = self.query_one("#results-tabs", TabbedContent)
+        pane = outer.query_one(f"#{outer.active}", TabPane) if outer.active else None
+        if pane is None:
+            return
+        if pane.id == "tab-plots":
+            inner = pane.query_one("#plot-tabs", TabbedContent)
+            shown = inner.query_one(f"#{inner.active}", TabPane) if inner.active else None
+            tables = list(shown.query(DataTable)) if shown is not None else []
+            target = tables[0] if tables else inner.query_one(Tabs)
+        else:
+            tables = list(pane.query(DataTable))
+            target = tables[0] if tables else outer.query_one(Tabs)
+        if target is not focused and not target.loading:
+            target.focus(scroll_visible=False)
 
     def _fill_active(self) -> None:
         """Fill the Programs or Plots tab when shown (computed on first use, then kept)."""
@@ -293,12 +320,9 @@ class ResultsScreen(ArenaScreen):
         if self._equilibria is None:
             from arena.analysis.metagame import equilibrium_rows, meta_matrices
 
-            from ..loading import compute
-
             self.query_one("#equilibria").loading = True
             outcomes, rows = self._outcomes, self.rows
-            compute(self, "equilibria", self.tid,
-                    lambda store: equilibrium_rows(meta_matrices(outcomes.programs, rows)))
+            self._compute("equilibria", lambda store: equilibrium_rows(meta_matrices(outcomes.programs, rows)))
             return
         table = self.query_one("#equilibria", DataTable)
         table.loading = False
@@ -320,11 +344,9 @@ class ResultsScreen(ArenaScreen):
         if self._programs is None:
             from arena.analysis.tables import programs
 
-            from ..loading import compute
-
             self.query_one("#ranking").loading = True
             outcomes = self._outcomes
-            compute(self, "programs", self.tid, lambda store: programs(outcomes))
+            self._compute("programs", lambda store: programs(outcomes))
             return
         self.query_one("#ranking").loading = False
         rows = [r for r in self._programs if r.condition == self._condition]
@@ -355,12 +377,10 @@ class ResultsScreen(ArenaScreen):
         from arena.analysis import plots
 
         if self._plots is None:
-            from ..loading import compute
-
             tid, outcomes, rows = self.tid, self._outcomes, self.rows
             for w in ("#plot-coop-caption", "#plot-heat-caption", "#plot-depth-caption"):
                 self.query_one(w, Static).update(Content.styled("Computing the plots…", "dim"))
-            compute(self, "plots", tid, lambda store: plots.plot_data(store, tid, outcomes, rows))
+            self._compute("plots", lambda store: plots.plot_data(store, tid, outcomes, rows))
             return
         if self._condition is None:
             return
@@ -476,12 +496,24 @@ class ResultsScreen(ArenaScreen):
         self.query_one("#payoff-caption", Static).update(Content.styled(
             f"Mean payoffs (row program, column program) over the valid trials of each pair · {where}", "dim"))
 
+    def _compute(self, what: str, fn) -> None:
+        """fn(store) for the shown tournament in a worker, once: a tab shown again while its data is on the
+        way waits for the same worker (a second one would cancel the first)."""
+        from ..loading import compute
+
+        if (what, self.tid) in self._computing:
+            return
+        self._computing.add((what, self.tid))
+        compute(self, what, self.tid, fn)
+
     def computed(self, what: str, tid: int, value) -> None:
         """A worker's Programs or Plots data (on the UI thread), kept for the tournament it was computed for."""
+        self._computing.discard((what, tid))
         if tid != self.tid or self._loading:
             return
         setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria"}[what], value)
         self._fill_active()
+        self._focus_active()  # a table cannot take the focus while it is loading: it takes it now
 
     # -- actions --------------------------------------------------------------------------------------------------
     def action_trials(self) -> None:
