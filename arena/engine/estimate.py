@@ -26,10 +26,16 @@ class Estimate:
 
 
 def simulates(program, config: TournamentConfig) -> bool:
-    """Whether a program simulates its opponent in this tournament (FairBot; LLMs in 'run' mode)."""
-    if program.kind == "llm":
-        return config.simulation == "run"
-    return BotAgent(program).simulates
+    """Whether a program simulates its opponent in this tournament: FairBot among the built-ins, an LLM
+    program in 'run' mode, a code program unless it says `simulates: false`."""
+    match program.kind:
+        case "llm":
+            return config.simulation == "run"
+        case "code":
+            return program.simulates
+        case "builtin":
+            return BotAgent(program).simulates
+    raise TypeError(f"estimate: no rule for programs of kind {program.kind!r}")
 
 
 def estimate(config: TournamentConfig, programs: dict) -> Estimate:

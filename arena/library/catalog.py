@@ -47,7 +47,8 @@ def load_library(programs_path: Path | None = None, games_path: Path | None = No
     """The game and program library; `extra_programs` are YAML files given on the command line."""
     pp = programs_path or programs_dir()
     gp = games_path or games_dir()
-    entries = load_program_entries([pp, *[p for p in extra_programs if Path(p).resolve().parent != pp.resolve()]])
+    inside = Path(pp).resolve()  # a file of the library given again on the command line is loaded once
+    entries = load_program_entries([pp, *[p for p in extra_programs if not Path(p).resolve().is_relative_to(inside)]])
     return Library(load_games(gp), entries, pp, gp)
 
 
@@ -72,9 +73,9 @@ def load_lenient(programs_path: Path | None = None, games_path: Path | None = No
     except ConfigError as exc:
         problems += exc.problems
         entries: dict[str, ProgramEntry] = {}
-        for f in (iter_yaml_files(pp) if pp.is_dir() else []):
+        for f in (iter_yaml_files(pp, recursive=True) if pp.is_dir() else []):
             try:
-                for k, e in load_program_entries([f]).items():
+                for k, e in load_program_entries([f], root=pp).items():
                     entries.setdefault(k, e)
             except ConfigError:
                 pass

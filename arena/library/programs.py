@@ -174,6 +174,7 @@ class ProgramEntry:
     index: int | None
     line: int
     source_line: int | None = None  # a code program: the file line of its source's first line
+    group: str = ""  # the subfolder of the library it comes from ("code", "papers/pibr"); "" at its top
 
 
 def parse_program(doc: Document) -> BuiltinProgram | LLMProgram | CodeProgram:
@@ -234,20 +235,31 @@ def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | L
     return parse_program(docs[0])
 
 
-def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
-    """Programs from YAML files and directories; every problem (duplicates too) is reported."""
+def group_of(file: Path, root: Path) -> str:
+    """The library group of a file under `root`: its subfolder as a/b, "" for a file at the top."""
+    try:
+        rel = Path(file).parent.resolve().relative_to(Path(root).resolve())
+    except ValueError:
+        return ""
+    return "" if rel == Path(".") else rel.as_posix()
+
+
+def load_program_entries(paths: list[Path], root: Path | None = None) -> dict[str, ProgramEntry]:
+    """Programs from YAML files and directories (a directory with its subfolders, each a group); every
+    problem is reported, a program id defined twice with both files. `root`: the folder groups are
+    named from (default: each directory given)."""
     entries: dict[str, ProgramEntry] = {}
     problems: list[Problem] = []
-    files: list[Path] = []
+    files: list[tuple[Path, Path | None]] = []
     for p in paths:
         p = Path(p)
         if p.is_dir():
-            files.extend(iter_yaml_files(p))
+            files.extend((f, root or p) for f in iter_yaml_files(p, recursive=True))
         elif p.exists():
-            files.append(p)
+            files.append((p, root))
         else:
             problems.append(Problem(str(p), None, None, "no such file or directory"))
-    for f in files:
+    for f, top in files:
         try:
             for doc in read_documents(f):
                 try:
@@ -262,7 +274,8 @@ def load_program_entries(paths: list[Path]) -> dict[str, ProgramEntry]:
                     )
                     continue
                 first = source_line(doc, 1) if isinstance(prog, CodeProgram) else None
-                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first)
+                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first,
+                                                group_of(f, top) if top is not None else "")
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -294,8 +294,15 @@ def validate(doc: Document, model: type[T] | TypeAdapter) -> T:
         raise ConfigError(problems_from(exc, doc, allowed=allowed)) from None
 
 
-def iter_yaml_files(directory: Path) -> Iterator[Path]:
-    yield from sorted(p for p in Path(directory).iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+def iter_yaml_files(directory: Path, recursive: bool = False) -> Iterator[Path]:
+    """A folder's YAML files by name; with `recursive`, then each subfolder's the same way (folders whose
+    name starts with '.' or '_' are skipped)."""
+    entries = sorted(Path(directory).iterdir())
+    yield from (p for p in entries if p.suffix in (".yaml", ".yml") and p.is_file())
+    if recursive:
+        for sub in entries:
+            if sub.is_dir() and not sub.name.startswith((".", "_")):
+                yield from iter_yaml_files(sub, recursive=True)
 
 
 def dump_yaml(data: Any) -> str:

@@ -333,6 +333,21 @@ class ArenaApp(App):
             super().delay_update(delay)
 
     # -- actions ------------------------------------------------------------------------------------------
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """Textual's run_action (every key binding goes through it), with a bug in the action contained at
+        the screen it was run on (failures.py) instead of ending the app."""
+        try:
+            return await super().run_action(action, default_namespace, namespaces)
+        except Exception as exc:  # noqa: BLE001: any bug in an action is contained here
+            from .failures import ContainsFailures, record
+
+            name = action if isinstance(action, str) else "an action"
+            if isinstance(self.screen, ContainsFailures):
+                self.screen.show_failure(f"{type(self.screen).__name__.removesuffix('Screen')}: {name}", exc)
+            else:
+                self.notify(record(self, name, exc), severity="error", timeout=30)
+            return True
+
     def action_mode(self, mode: str) -> None:
         if self.current_mode != mode:
             self.switch_mode(mode)

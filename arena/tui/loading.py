@@ -59,7 +59,19 @@ def load_results(screen, tid: int | None, seq: int) -> None:
             data = None
         _deliver(screen, screen.loaded, seq, data)
 
-    screen.run_worker(work, thread=True, exclusive=True, group="results-load", name=f"load tournament {tid}")
+    _start(screen, work, group="results-load", name=f"load tournament {tid}")
+
+
+def _start(screen, work: Callable[[], None], group: str, name: str) -> None:
+    """Run work() in a thread worker; a bug in it is shown on the screen (failures.py), not fatal."""
+
+    def guarded() -> None:
+        try:
+            work()
+        except Exception as exc:  # noqa: BLE001: any bug in a query is contained at its screen
+            _deliver(screen, screen.show_failure, f"{type(screen).__name__.removesuffix('Screen')}: {name}", exc)
+
+    screen.run_worker(guarded, thread=True, exclusive=True, group=group, name=name)
 
 
 def run_query(screen, group: str, fn: Callable[[Any], Any], done: Callable[[Any], None]) -> None:
@@ -70,7 +82,7 @@ def run_query(screen, group: str, fn: Callable[[Any], Any], done: Callable[[Any]
             value = fn(store)
         _deliver(screen, done, value)
 
-    screen.run_worker(work, thread=True, exclusive=True, group=group, name=group)
+    _start(screen, work, group=group, name=group)
 
 
 def compute(screen, what: str, tid: int, fn: Callable[[Any], Any]) -> None:

@@ -12,6 +12,13 @@ from tui_helpers import wait_for
 SIZES = [pytest.param((120, 40), id="120x40"), pytest.param((80, 24), id="80x24")]
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Run from the test's folder: the library (tmp_path/programs) is shown as programs/... as a user who
+    started the app there sees it."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _settled(app) -> bool:
     """Nothing the screen shows is still on its way: no summary still loading (Setup fills its form after
     the first frame, then a timer writes the summary), no table with rows whose column widths are not yet
@@ -277,3 +284,39 @@ def test_modal_screens_in_both_themes(snap_compare, seeded_app, screen, theme, s
 
     assert snap_compare(make(start_mode="library" if screen == "editor" else "setup"), terminal_size=size,
                         run_before=run)
+
+
+@pytest.fixture
+def code_app(seeded_app, library_dir):
+    """The seeded app with a code/ group in its library: two of the shipped code programs."""
+    import shutil
+
+    from conftest import ROOT
+
+    (library_dir / "code").mkdir()
+    for f in ("fair-code.yaml", "defect-code.yaml"):
+        shutil.copy(ROOT / "programs" / "code" / f, library_dir / "code" / f)
+    return seeded_app[0]
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_library_with_code_programs(snap_compare, code_app, size):
+    async def run(pilot):
+        await wait_for(pilot, lambda: pilot.app.screen.query("#programs"))
+        lst = pilot.app.screen.query_one("#programs")
+        lst.highlighted = lst.get_option_index("p:fair-code")  # the code group, after the top folder's programs
+        await _settle(pilot)
+
+    assert snap_compare(code_app(start_mode="library"), terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_setup_with_code_programs(snap_compare, code_app, size):
+    async def run(pilot):
+        await _settle(pilot)
+        picks = pilot.app.screen.query_one("#pick-programs")
+        picks.select("fair-code")
+        picks.select("defect-code")
+        await _settle(pilot)
+
+    assert snap_compare(code_app(start_mode="setup"), terminal_size=size, run_before=run)

@@ -8,8 +8,10 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
+from ..failures import ContainsFailures
 
-class Confirm(ModalScreen[bool]):
+
+class Confirm(ContainsFailures, ModalScreen[bool]):
     """Yes/no question; y (or the Yes button) confirms, Escape, n or Enter on the focused Back declines."""
 
     BINDINGS = [
@@ -40,7 +42,7 @@ class Confirm(ModalScreen[bool]):
         self.dismiss(ok)
 
 
-class Choose(ModalScreen[str | None]):
+class Choose(ContainsFailures, ModalScreen[str | None]):
     """A question with several answers (buttons: (id, label, variant)); Escape answers None."""
 
     BINDINGS = [Binding("escape", "answer(None)", "Back")]

@@ -18,6 +18,7 @@ from textual.widgets import OptionList, Static, TextArea
 from textual.widgets.option_list import Option
 
 from arena.errors import ConfigError, Problem
+from ..failures import ContainsFailures
 from ..widgets import ArenaFooter
 
 NEW_PROGRAM = """\
@@ -62,7 +63,7 @@ def check_program_text(text: str, name: str, entries: dict, path: Path | None, p
     return programs, problems
 
 
-class ProgramEditor(ModalScreen[str | None]):
+class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
     """Edit one program file (or write a new one); dismisses with the saved program id, or None."""
 
     BINDINGS = [

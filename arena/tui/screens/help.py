@@ -8,6 +8,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
+from ..failures import ContainsFailures
 from .base import KeepsStyles
 
 HELP = """\
@@ -55,7 +56,7 @@ meta-game heat map with program equilibria `*`, the depth histogram) for the cho
 """
 
 
-class HelpScreen(KeepsStyles, ModalScreen[None]):
+class HelpScreen(ContainsFailures, KeepsStyles, ModalScreen[None]):
     """Built once and kept by the app (it is the same text on every screen); opens at its top."""
 
     BINDINGS = [Binding("escape,q,question_mark,f1", "close", "Close")]

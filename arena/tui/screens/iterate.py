@@ -10,6 +10,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from ..failures import ContainsFailures
+
 
 def welfare_bar(values: list[float | None], width: int = 40) -> str:
     """The welfare per step as a one-line sparkline (an invalid step is a gap: '·')."""
@@ -22,7 +24,7 @@ def welfare_bar(values: list[float | None], width: int = 40) -> str:
     return "".join("·" if v is None else blocks[int((v - lo) / span * (len(blocks) - 1))] for v in values[-width:])
 
 
-class IterateScreen(Screen):
+class IterateScreen(ContainsFailures, Screen):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh")]
 
     DEFAULT_CSS = """

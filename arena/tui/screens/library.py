@@ -22,9 +22,13 @@ from .base import ArenaScreen
 
 
 def display_path(path: Path) -> str:
-    """A library file as shown: its directory's name and its own (programs/fair-llm.yaml)."""
-    path = Path(path)
-    return f"{path.parent.name}/{path.name}" if path.parent.name else path.name
+    """A library file as shown: relative to the current folder when it is inside it (programs/fair-llm.yaml),
+    else its absolute path, so that the path shown can be opened from where the app was started."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)
 
 
 def reflow(text: str) -> str:
@@ -33,11 +37,22 @@ def reflow(text: str) -> str:
     return "\n\n".join(p for p in paras if p)
 
 
-def program_label(p, width: int) -> Content:
-    """'fair-llm  qwen2.5-coder…' on one line: the id, then (dim) the model or the strategy."""
-    what = p.model.split("/", 1)[-1] if p.kind == "llm" else "code" if p.kind == "code" else p.strategy
+def program_label(p, width: int, group: str = "") -> Content:
+    """'fair-llm  qwen2.5-coder…' on one line: the id, then (dim) the model or the strategy, after the
+    library group the program comes from ('fair-code code/', 'tft papers/ · code')."""
+    match p.kind:
+        case "llm":
+            what = p.model.split("/", 1)[-1]
+        case "code":
+            what = "code"
+        case "builtin":
+            what = p.strategy
+        case _:
+            what = p.kind
     if what == p.id:
         what = ""
+    if group:
+        what = f"{group}/" if what in ("", group) else f"{group}/ · {what}"
     room = max(0, width - len(p.id) - 1)
     return Content.from_markup("$id [dim]$what[/]", id=p.id, what=fmt.ellipsize(what, room) if room > 3 else "")
 
@@ -83,7 +98,7 @@ class LibraryScreen(ArenaScreen):
         progs.clear_options()
         games.clear_options()
         for pid, e in lib.entries.items():
-            progs.add_option(Option(program_label(e.program, 28), id=f"p:{pid}"))
+            progs.add_option(Option(program_label(e.program, 28, e.group), id=f"p:{pid}"))
         for gid, g in lib.games.items():
             games.add_option(Option(Content.from_markup("$id [dim]$n×$n[/]", id=gid, n=str(len(g.actions))), id=f"g:{gid}"))
         progs.border_subtitle = f"{len(lib.entries)}"

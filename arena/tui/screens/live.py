@@ -22,6 +22,10 @@ MATRIX_EVERY_S = 0.5
 
 class LiveScreen(ArenaScreen):
     MODE = "live"
+    # Nothing takes the focus by itself: Textual's default gave it to the condition selector, hidden while a
+    # tournament has one condition (keys then went to a widget nobody saw), and the tree holds its trial
+    # while it has the focus (t gives it).
+    AUTO_FOCUS = ""
     BINDINGS = [
         Binding("space,p", "pause", "Pause", key_display="space", priority=True),
         Binding("space,p", "resume", "Resume", key_display="space", priority=True),

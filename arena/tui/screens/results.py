@@ -22,6 +22,7 @@ LINE_COLOURS = [("red", "red"), ("green", "green"), ("blue", "blue"), ("magenta"
                 ("magenta+", "bright_magenta"), ("cyan+", "bright_cyan"), ("yellow+", "bright_yellow")]
 
 from .. import format as fmt
+from ..failures import ContainsFailures
 from ..widgets import Heat, PairMatrix
 from .base import ArenaScreen
 
@@ -568,7 +569,7 @@ def _sort_value(x):
     return x
 
 
-class ExportDialog(ModalScreen[list[Path] | None]):
+class ExportDialog(ContainsFailures, ModalScreen[list[Path] | None]):
     """Every export format; a table (text formats) or a plot (png, svg) to put in it; the file."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]

@@ -120,7 +120,7 @@ class SetupScreen(ArenaScreen):
         progs.clear_options()
         games.clear_options()
         for pid, e in lib.entries.items():
-            progs.add_option((program_label(e.program, 26), pid, pid in chosen_p))
+            progs.add_option((program_label(e.program, 26, e.group), pid, pid in chosen_p))
         for gid, g in lib.games.items():
             games.add_option((Content.from_markup("$id", id=gid), gid, gid in chosen_g))
         for lst in (progs, games):  # a visible cursor from the start (space toggles the row under it)
@@ -291,7 +291,7 @@ class SetupScreen(ArenaScreen):
                 lt=f"{e.llm_trials:,}", calls=fmt.count(e.llm_calls), per=f"{e.calls_per_llm_trial:.1f}", where=where,
                 time=self._time_estimate(config, e.llm_calls)))
         else:
-            lines.append(Content.from_markup("No LLM calls (built-in bots only) · [dim]≈ $nodes simulation nodes[/]",
+            lines.append(Content.from_markup("No LLM calls (no LLM program chosen) · [dim]≈ $nodes simulation nodes[/]",
                                              nodes=fmt.count(e.nodes)))
         stored = self._stored(config)
         if stored is not None:

@@ -11,10 +11,11 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Tree
 
 from .. import format as fmt
+from ..failures import ContainsFailures
 from ..widgets import AppHeader, ArenaFooter, Heat, SimTree, StoredNode, Transcript
 
 
-class TrialsScreen(Screen):
+class TrialsScreen(ContainsFailures, Screen):
     BINDINGS = [
         Binding("escape", "back", "Back"),
         Binding("t", "focus_tree", "Tree"),
