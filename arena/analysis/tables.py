@@ -6,7 +6,7 @@ outcome* (row action, column action, status) gives a few rows per cell, from whi
 program and condition statistic follows exactly (payoffs are fixed by the joint outcome, so even the
 median payoff is exact). No trial row is loaded into Python, whatever the tournament's size.
 
-Definitions (also in the README, "Analysis and export"):
+Definitions (also in docs/analysis.md):
 - a *condition* is (game, epsilon, max_depth, temperature); a *cell* is a condition and an ordered
   (row program, column program) pair, self-play included;
 - outcome statistics (cooperation, payoffs, actions) are over *valid* trials (status ok); refusal,

@@ -76,7 +76,7 @@ def root(ctx: typer.Context, db: DbOpt = None) -> None:
 # --- run / resume ------------------------------------------------------------------------------------
 @app.command()
 def run(
-    grid: Annotated[Optional[str], typer.Option(metavar="PRESET", help="preset grid: bots (built-in bots, seconds; the default) | smoke | headline | full (LLM programs: the seed's experiments, see README)")] = None,
+    grid: Annotated[Optional[str], typer.Option(metavar="PRESET", help="preset grid: bots (built-in bots, seconds; the default) | smoke | headline | full (LLM programs: the seed's experiments, see docs/headless.md)")] = None,
     game: Annotated[Optional[list[str]], typer.Option("--game", "-g", metavar="GAME", help="game id (repeatable)")] = None,
     program: Annotated[Optional[list[str]], typer.Option("--program", "-p", metavar="PROGRAM", help="program id or YAML path (repeatable)")] = None,
     epsilon: Annotated[Optional[list[float]], typer.Option("--epsilon", "-e", metavar="EPS", help="grounding probability in (0, 1] (repeatable)")] = None,
@@ -580,7 +580,7 @@ def export_cmd(
     iterate: Annotated[Optional[int], typer.Option("--iterate", metavar="ID", help="an iterate run: its steps table, or its welfare plot (png, svg)")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Export a stored tournament's tables or plots (see README, "Analysis and export")."""
+    """Export a stored tournament's tables or plots (see docs/analysis.md)."""
     import json
 
     from arena.analysis import export as ex
