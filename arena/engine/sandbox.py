@@ -100,6 +100,23 @@ def seed_of(u: float) -> int:
     return int(u * 2**53)
 
 
+TAMPERED = ("the program's answer did not come back in the shape Arena's sandbox helpers give it (a program "
+            "may not define or change names starting with _arena)")
+
+
+def _well_formed(answer: Any, n: int) -> bool:
+    """Whether a batch's answer is what `_arena_run` returns for n decisions: n values, (index, text) outputs
+    and failed indices within range. Anything else is the program's doing, never a node skipped."""
+    if not (isinstance(answer, (tuple, list)) and len(answer) == 3):
+        return False
+    values, outputs, failed = answer
+    if not (isinstance(values, list) and len(values) == n and isinstance(outputs, list) and isinstance(failed, list)):
+        return False
+    ok_index = lambda i: type(i) is int and 0 <= i < n  # noqa: E731
+    return (all(isinstance(o, (tuple, list)) and len(o) == 2 and ok_index(o[0]) and isinstance(o[1], str)
+                for o in outputs) and all(ok_index(i) for i in failed))
+
+
 def _limits(program: CodeProgram, batch: bool) -> dict:
     t = program.time_limit_ms / 1000
     return {"max_feed_duration_secs": t * BATCH_TIME_FACTOR if batch else t,
@@ -171,9 +188,13 @@ class ProgramSession:
                                       os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
         self._session = self._cm.__enter__()
         self._batch_limits = batch
+        prelude = _PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
         try:
-            self._session.feed_run(_PRELUDE + ("import random as _arena_random\n" if self.seeded else ""))
+            self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)
+            # the helpers again, over any name of the program's that shadows them (the static check refuses
+            # such names; this holds even for a source that reached the sandbox without it)
+            self._session.feed_run(prelude)
             self.load_error = None
         except MontyError as exc:
             self.load_error = _describe(exc, self.program)
@@ -198,13 +219,16 @@ class ProgramSession:
             return Outcome(error=self.load_error, line=self.load_line)
         seed = seed_of(ctx["u"]) if self.seeded else None
         try:
-            value, output = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
+            answer = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
         except MontyError as exc:
             msg = _describe(exc, self.program)
             if isinstance(exc, MontyCrashedError) or msg.startswith(("TimeoutError", "MemoryError")):
                 self.close()  # a limit leaves the heap in doubt: a fresh session for the next decision
             return Outcome(error=msg, line=error_line(exc))
-        return Outcome(value, output)
+        if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and isinstance(answer[1], str)):
+            self.close()
+            return Outcome(error=TAMPERED)
+        return Outcome(answer[0], answer[1])
 
     def run_many(self, requests: list[Request]) -> list[Outcome]:
         """decide(ctx) for each request, in one feed when all goes well: the parts of the ctx fixed by
@@ -232,13 +256,17 @@ class ProgramSession:
             items.append((k, a, d, e, u))
         seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
         try:
-            values, outputs, failed = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
+            answer = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
         except MontyError as exc:
             self.close()
             if _describe(exc, self.program).startswith(("TimeoutError", "MemoryError")):
                 # smaller batches from now on: a program that runs away costs about its limit a decision
                 self.max_batch = max(1, len(requests) // 8)
             return [self.run_one(full_ctx(r)) for r in requests]
+        if not _well_formed(answer, len(requests)):
+            self.close()
+            return [Outcome(error=TAMPERED) for _ in requests]
+        values, outputs, failed = answer
         out = [Outcome(v) for v in values]
         for i, text in outputs:
             out[i].output = text

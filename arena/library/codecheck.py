@@ -28,6 +28,25 @@ def quote(source: str, line: int) -> str:
     return lines[line - 1].strip() if 0 < line <= len(lines) else ""
 
 
+def _bound_name(node: ast.AST) -> str | None:
+    """The name a node binds or reads, for every form that has one: names (any assignment target, loop or
+    comprehension variable, `del`), def and class names, arguments (lambda's too), import aliases, `except
+    ... as`, match captures and `**rest`."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return node.name
+    if isinstance(node, ast.arg):
+        return node.arg
+    if isinstance(node, ast.alias):
+        return (node.asname or node.name).split(".")[0]
+    if isinstance(node, (ast.ExceptHandler, ast.MatchAs, ast.MatchStar)):
+        return node.name
+    if isinstance(node, ast.MatchMapping):
+        return node.rest
+    return None
+
+
 def check_source(source: str) -> list[SourceFinding]:
     """Problems of a code program's source: a syntax error, refused constructs, no `decide(ctx)`."""
     try:
@@ -56,8 +75,8 @@ def check_source(source: str) -> list[SourceFinding]:
             refuse(node, f"dunder attribute '{node.attr}'")
         elif isinstance(node, (ast.Global, ast.Nonlocal)) and any(n.startswith("_arena") for n in node.names):
             refuse(node, "touching Arena's helpers")
-        elif isinstance(node, ast.Name) and node.id.startswith("_arena"):
-            refuse(node, f"'{node.id}' (Arena's own helper names start with _arena)")
+        elif (bound := _bound_name(node)) is not None and bound.startswith("_arena"):
+            refuse(node, f"'{bound}' (Arena's own helper names start with _arena)")
     if found:
         return sorted(found, key=lambda f: f.line)
     decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
