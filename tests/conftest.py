@@ -36,3 +36,20 @@ def pytest_configure(config):
     the children, so they get Python's KeyboardInterrupt as under a terminal."""
     if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _runtime_dir(tmp_path_factory):
+    """Runner sockets and logs in a folder of this test session's own (a user's runners, and those of a
+    suite run beside this one, are neither seen nor touched)."""
+    import os
+
+    d = tmp_path_factory.mktemp("runtime")
+    d.chmod(0o700)
+    old = os.environ.get("ARENA_RUNTIME_DIR")
+    os.environ["ARENA_RUNTIME_DIR"] = str(d)
+    yield d
+    if old is None:
+        os.environ.pop("ARENA_RUNTIME_DIR", None)
+    else:
+        os.environ["ARENA_RUNTIME_DIR"] = old

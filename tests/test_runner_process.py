@@ -65,7 +65,9 @@ def test_detach_returns_with_the_id_and_the_runner_stores_every_trial(tmp_path):
     r = row(db)
     assert (r.status, r.done, r.runner_pid, r.runner_socket) == ("finished", BUILTIN_TOTAL, pid, None)
     assert check_consistent(db)["trials"] == BUILTIN_TOTAL
-    assert not list(Path(f"/tmp/arena-runner-{os.getuid()}").glob(f"{pid}.sock"))  # its socket is removed
+    from arena.runner.process import runtime_dir
+
+    assert not list(runtime_dir().glob(f"{pid}.sock"))  # its socket is removed
     # exactly the trials of an in-process run with the same seed
     clean = tmp_path / "clean.db"
     assert finish(spawn(*BUILTIN_ARGS, "--db", str(clean), "--display", "none"))[0] == 0
@@ -236,3 +238,33 @@ def test_a_runner_started_paused_runs_anyway_when_its_client_never_comes(tmp_pat
     wait_until(lambda: row(db).status == "finished", "the unattended runner finishes")
     wait_until(lambda: not alive(started.pid), "the runner process exits")
     assert check_consistent(db)["trials"] == row(db).total_trials
+
+
+def test_the_runtime_folder_is_private_and_the_log_follows_no_link(tmp_path, monkeypatch):
+    """Created 0700; refused when others may enter it or it is a link; two databases' tournament 1 have
+    two logs; a log that is a symbolic link is not opened."""
+    from arena.errors import ArenaError
+    from arena.runner.process import _open_log, runner_log, runtime_dir
+
+    d = tmp_path / "rt"
+    monkeypatch.setenv("ARENA_RUNTIME_DIR", str(d))
+    assert runtime_dir() == d and (d.stat().st_mode & 0o777) == 0o700
+    d.chmod(0o755)
+    with pytest.raises(ArenaError, match="not a private folder of this user .*mode 755"):
+        runtime_dir()
+    d.chmod(0o700)
+    link = tmp_path / "link"
+    link.symlink_to(d)
+    monkeypatch.setenv("ARENA_RUNTIME_DIR", str(link))
+    with pytest.raises(ArenaError, match="not a folder"):
+        runtime_dir()
+    monkeypatch.setenv("ARENA_RUNTIME_DIR", str(d))
+    a, b = runner_log(tmp_path / "a.db", 1), runner_log(tmp_path / "b.db", 1)
+    assert a != b and a.parent == b.parent == d and a.name.endswith("-1.log")
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("")
+    a.symlink_to(target)
+    with pytest.raises(ArenaError, match="cannot be opened"):
+        _open_log(a)
+    os.close(_open_log(b))
+    assert (b.stat().st_mode & 0o777) == 0o600

@@ -218,3 +218,17 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
         assert_clean(f"screen {i}", s)
     for svg in (ROOT / "tests" / "tui" / "__snapshots__").rglob("*.svg"):
         assert_clean(svg.name, svg.read_bytes())
+
+
+def test_every_url_part_that_can_carry_a_key_is_hidden_in_labels_and_identities():
+    """userinfo, query values and the fragment of a base URL never reach a stored or shown label (a pool
+    replica's label is stored in llm_calls.replica; the endpoint identity is part of every cache key)."""
+    from arena.llm.providers import ProviderSpec, endpoint_identity, public_url
+
+    url = "https://u:pw-1234@gpu1:8000/v1?api_key=sk-canary-0001&api-version=2024#tok-canary-0002"
+    assert public_url(url) == "https://gpu1:8000/v1?api_key=***&api-version=***#***"
+    assert public_url("http://gpu2:8000/v1") == "http://gpu2:8000/v1"
+    spec = ProviderSpec(name="lab", base_urls=[url, "http://gpu2:8000/v1"], concurrency=2)
+    ident = endpoint_identity(spec, {})
+    assert ident == "pool:http://gpu2:8000/v1,https://gpu1:8000/v1?api_key=***&api-version=***#***"
+    assert "canary" not in ident and "pw-1234" not in ident

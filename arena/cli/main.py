@@ -622,7 +622,7 @@ def providers_list() -> None:
     from rich.table import Table
 
     from arena.errors import ArenaError
-    from arena.llm.providers import load_providers, split_credentials
+    from arena.llm.providers import load_providers, public_url, split_credentials
     from arena.cli.progress import console
 
     try:
@@ -632,11 +632,12 @@ def providers_list() -> None:
     t = Table("provider", "endpoint", "key", "concurrency", "rpm", "constraint", "aliases")
     for p in registry.values():
         key = "-" if not p.key_env else f"{p.key_env} ({'set' if os.environ.get(p.key_env) else 'NOT SET'})"
-        url, secret = split_credentials(p.url(os.environ))
+        raw = p.url(os.environ)
+        url, secret = public_url(raw), split_credentials(raw)[1]
         url = (url + " (credentials hidden)" if secret else url) or (
             "embedded" if p.name == "local" else f"set {p.base_url_env}")
         if p.base_urls:  # an endpoint pool: its replicas, and concurrency per replica
-            url = ", ".join(split_credentials(u)[0] or "" for u in p.base_urls)
+            url = ", ".join(public_url(u) or "" for u in p.base_urls)
         n = len(p.base_urls or []) or p.replicas
         aliases = ", ".join(f"{a}={m}" for a, m in p.aliases.items() if a != m) or "-"
         t.add_row(p.name, url, key, f"{p.concurrency} x {n} replicas" if n > 1 else str(p.concurrency),

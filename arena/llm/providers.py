@@ -179,8 +179,8 @@ def endpoint_identity(spec: ProviderSpec, env: Mapping[str, str] | None = None) 
     if spec.name == "local":
         return "local"
     if spec.base_urls:
-        return "pool:" + ",".join(sorted(split_credentials(u)[0] or "" for u in spec.base_urls))
-    url = split_credentials(spec.url(os.environ if env is None else env))[0]
+        return "pool:" + ",".join(sorted(public_url(u) or "" for u in spec.base_urls))
+    url = public_url(spec.url(os.environ if env is None else env))
     return url.rstrip("/") if url else f"unset:{spec.name}"
 
 
@@ -238,6 +238,20 @@ def split_credentials(url: str | None) -> tuple[str | None, str | None]:
     netloc = host + (f":{parts.port}" if parts.port else "")
     secret = parts.password if parts.password is not None else parts.username
     return urlunsplit(parts._replace(netloc=netloc)), unquote(secret) if secret else None
+
+
+def public_url(url: str | None) -> str | None:
+    """A base URL as it may be stored, shown or used as an identity: no user:password@, every query value
+    and the fragment replaced by *** (`?api_key=...` or `#token` would carry a key); the parameter names
+    stay, so that two endpoints told apart by them stay apart."""
+    from urllib.parse import parse_qsl, urlsplit, urlunsplit
+
+    url = split_credentials(url)[0]
+    if not url or ("?" not in url and "#" not in url):
+        return url
+    parts = urlsplit(url)
+    query = "&".join(f"{k}=***" for k, _ in parse_qsl(parts.query, keep_blank_values=True))
+    return urlunsplit(parts._replace(query=query, fragment="***" if parts.fragment else ""))
 
 
 def secret_values(registry: Mapping[str, ProviderSpec], env: Mapping[str, str] | None = None) -> list[str]:
@@ -346,7 +360,7 @@ class ProviderClient:
     def __post_init__(self) -> None:
         self._next_call = 0
         urls = list(self.base_urls or [self.base_url])
-        self.pool = EndpointPool(urls, [split_credentials(u)[0] or "" for u in urls],
+        self.pool = EndpointPool(urls, [public_url(u) or "" for u in urls],
                                  concurrency=self.spec.concurrency, rpm=self.spec.rpm,
                                  outage_after=self.spec.outage_after, outage_wait=self.spec.outage_wait,
                                  probe_every=max(0.05, min(self.spec.backoff_max, 2.0)))

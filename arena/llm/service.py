@@ -40,6 +40,7 @@ from arena.llm.providers import (
     Route,
     endpoint_identity,
     load_providers,
+    public_url,
     redact,
     resolve,
     secret_values,
@@ -185,7 +186,7 @@ class LLMService:
     @staticmethod
     def endpoint(client: ProviderClient) -> str:
         """The key of an endpoint's state: the provider and its base URL without credentials."""
-        return f"{client.spec.name} {redact(split_credentials(client.base_url)[0], client.secrets)}"
+        return f"{client.spec.name} {redact(public_url(client.base_url), client.secrets)}"
 
     async def aclose(self) -> None:
         for c in self.clients.values():

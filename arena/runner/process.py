@@ -5,7 +5,7 @@
 runs stored tournament ID (its missing trials) in a new session (it survives the terminal and the
 process that started it), writes every trial to the store as the in-process runner does, and streams
 its events (`stream.py`) over a Unix domain socket to every client attached. The socket lives in a
-private directory of the temp dir (`RUNTIME_DIR`, mode 0700), named by the runner's pid; its path is
+private directory (`runtime_dir()`: 0700, this user's), named by the runner's pid; its path is
 recorded in the tournament's row (`runner_socket`) while the runner lives, and removed when it ends.
 SIGTERM or SIGINT to the runner cancels the tournament (in-flight trials abandoned, the rest kept);
 kill -9 leaves it 'interrupted', resumable like any other.
@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import os
 import select
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -47,8 +49,35 @@ MAX_REATTACH = 20  # times a client dropped for falling behind attaches again
 
 
 def runtime_dir() -> Path:
-    RUNTIME_DIR.mkdir(mode=0o700, exist_ok=True)
-    return RUNTIME_DIR
+    """Where runners keep their sockets and logs: `$ARENA_RUNTIME_DIR`, else RUNTIME_DIR. Created private
+    (0700); refused unless it is a directory (not a link) owned by this user that nobody else may enter,
+    since whoever can write there could put a socket in a runner's place."""
+    path = Path(os.environ.get("ARENA_RUNTIME_DIR") or RUNTIME_DIR)
+    try:
+        path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = os.lstat(path)
+    except OSError as exc:
+        raise ArenaError(f"the runner folder {path} cannot be used: {exc.strerror}") from None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o077:
+        raise ArenaError(f"the runner folder {path} is not a private folder of this user (owner uid {st.st_uid}, "
+                         f"mode {stat.S_IMODE(st.st_mode):o}, {'a folder' if stat.S_ISDIR(st.st_mode) else 'not a folder'}): "
+                         f"remove it, or set ARENA_RUNTIME_DIR to a folder of your own")
+    return path
+
+
+def runner_log(db: Path, tournament_id: int) -> Path:
+    """The log of the runner of tournament `tournament_id` of database `db` (two databases' tournament 1 have
+    two logs)."""
+    digest = hashlib.sha256(str(Path(db).resolve()).encode()).hexdigest()[:10]
+    return runtime_dir() / f"tournament-{digest}-{tournament_id}.log"
+
+
+def _open_log(path: Path) -> int:
+    """The log opened for appending, never through a symbolic link (O_NOFOLLOW), private to this user."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise ArenaError(f"the runner's log {path} cannot be opened: {exc.strerror}") from None
 
 
 def _remove_stale_sockets(where: Path) -> None:
@@ -258,10 +287,10 @@ def spawn(db: Path, tournament_id: int, timeout: float = 60.0, paused: bool = Fa
     """Start the runner process of stored tournament `tournament_id`; return once it listens.
     `paused`: it waits for a client to unpause it (a client then sees every trial streamed).
 
-    Its stderr goes to RUNTIME_DIR/tournament-ID.log (a traceback there is a bug in Arena)."""
+    Its stderr goes to runner_log(db, ID) (a traceback there is a bug in Arena)."""
     _remove_stale_sockets(runtime_dir())
-    log_path = runtime_dir() / f"tournament-{tournament_id}.log"
-    with open(log_path, "ab") as log:
+    log_path = runner_log(db, tournament_id)
+    with os.fdopen(_open_log(log_path), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "arena.runner.process", "--db", str(Path(db).resolve()),
              "--tournament", str(tournament_id), *(["--paused"] if paused else [])],
