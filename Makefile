@@ -9,8 +9,11 @@ STAMP  := $(VENV)/.installed
 run: $(STAMP)
 	$(BIN)/arena
 
+# The suite: most tests on 3 workers (they mostly wait on processes, sockets and sleeps: 3 keep 2 cores
+# busy), then the few that run the real embedded model, alone, so that llama.cpp gets the cores.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 -m "not slow"
+	$(BIN)/python -m pytest -q -m slow
 
 venv: $(STAMP)
 

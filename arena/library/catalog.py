@@ -6,8 +6,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from arena.errors import ConfigError, Problem
 from arena.library.games import Game, load_games
 from arena.library.programs import ProgramEntry, load_program_entries
+from arena.library.yamlio import iter_yaml_files, read_documents, validate
 
 _REPO = Path(__file__).resolve().parents[2]
 
