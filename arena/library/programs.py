@@ -235,8 +235,11 @@ def parse_program_text(text: str, name: str = "<program>") -> BuiltinProgram | L
     return parse_program(docs[0])
 
 
-def group_of(file: Path, root: Path) -> str:
-    """The library group of a file under `root`: its subfolder as a/b, "" for a file at the top."""
+def group_of(file: Path, root: Path | None) -> str:
+    """The library group of a file under `root`: its subfolder as a/b, "" for a file at the top (or with
+    no root: a file given on its own)."""
+    if root is None:
+        return ""
     try:
         rel = Path(file).parent.resolve().relative_to(Path(root).resolve())
     except ValueError:
@@ -274,8 +277,7 @@ def load_program_entries(paths: list[Path], root: Path | None = None) -> dict[st
                     )
                     continue
                 first = source_line(doc, 1) if isinstance(prog, CodeProgram) else None
-                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first,
-                                                group_of(f, top) if top is not None else "")
+                entries[prog.id] = ProgramEntry(prog, f, doc.index, doc.line, first, group_of(f, top))
         except ConfigError as exc:
             problems.extend(exc.problems)
     if problems:

@@ -343,7 +343,7 @@ class ArenaApp(App):
 
             name = action if isinstance(action, str) else "an action"
             if isinstance(self.screen, ContainsFailures):
-                self.screen.show_failure(f"{type(self.screen).__name__.removesuffix('Screen')}: {name}", exc)
+                self.screen.show_failure(f"{self.screen.failure_name()}: {name}", exc)
             else:
                 self.notify(record(self, name, exc), severity="error", timeout=30)
             return True

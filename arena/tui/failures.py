@@ -33,14 +33,15 @@ class ContainsFailures:
 
     Textual dispatches every message of a screen's own queue through `MessagePump._on_message` (events
     too, through `on_event`): wrapping it here is the one place that sees all of them. The hook is checked
-    by tests/tui/test_failures.py, which fails if Textual stops routing a handler's exception through it.
+    by tests/tui/test_code_in_setup.py (a bug injected into Setup's summary timer and a Results worker),
+    which fails if Textual stops routing a handler's exception through it.
     """
 
     async def _on_message(self, message: Message) -> None:
         try:
             await super()._on_message(message)  # type: ignore[misc]
         except Exception as exc:  # noqa: BLE001: any bug in a screen's handler is contained here
-            self.show_failure(f"{self._failure_name()}: handling {type(message).__name__}", exc)
+            self.show_failure(f"{self.failure_name()}: handling {type(message).__name__}", exc)
 
     # Textual's timers call their callbacks themselves, outside the screen's messages: each callback given
     # to a timer of the screen is wrapped.
@@ -60,17 +61,17 @@ class ContainsFailures:
                 if inspect.isawaitable(result):
                     await result
             except Exception as exc:  # noqa: BLE001: any bug in a timer's callback is contained here
-                self.show_failure(f"{self._failure_name()}: {getattr(callback, '__name__', 'a timer')}", exc)
+                self.show_failure(f"{self.failure_name()}: {getattr(callback, '__name__', 'a timer')}", exc)
 
         return run
 
-    def _failure_name(self) -> str:
+    def failure_name(self) -> str:
+        """How a failure names this screen ("Setup", "Results", "ExportDialog")."""
         return type(self).__name__.removesuffix("Screen")
 
     def show_failure(self, what: str, exc: BaseException) -> None:
         """Record exc (traceback to the log) and show the banner on this screen."""
         line = record(self.app, what, exc)  # type: ignore[attr-defined]
-        self.failure_shown = line
         try:
             banner = self.query_one("#failure")  # type: ignore[attr-defined]
         except NoMatches:  # a dialog without a banner, or a screen not composed yet: a notification instead

@@ -69,7 +69,7 @@ def _start(screen, work: Callable[[], None], group: str, name: str) -> None:
         try:
             work()
         except Exception as exc:  # noqa: BLE001: any bug in a query is contained at its screen
-            _deliver(screen, screen.show_failure, f"{type(screen).__name__.removesuffix('Screen')}: {name}", exc)
+            _deliver(screen, screen.show_failure, f"{screen.failure_name()}: {name}", exc)
 
     screen.run_worker(guarded, thread=True, exclusive=True, group=group, name=name)
 

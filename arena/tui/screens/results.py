@@ -287,18 +287,13 @@ class ResultsScreen(ArenaScreen):
         if not force and focused is not None and all(node.display for node in focused.ancestors_with_self
                                                      if node is not self):
             return
-        outer = self.query_one("#results-tabs", TabbedContent)
-        pane = outer.query_one(f"#{outer.active}", TabPane) if outer.active else None
-        if pane is None:
+        tabs = self.query_one("#results-tabs", TabbedContent)
+        if tabs.active == "tab-plots":  # the plots have tabs of their own: the shown plot's pane
+            tabs = tabs.query_one("#plot-tabs", TabbedContent)
+        if not tabs.active:
             return
-        if pane.id == "tab-plots":
-            inner = pane.query_one("#plot-tabs", TabbedContent)
-            shown = inner.query_one(f"#{inner.active}", TabPane) if inner.active else None
-            tables = list(shown.query(DataTable)) if shown is not None else []
-            target = tables[0] if tables else inner.query_one(Tabs)
-        else:
-            tables = list(pane.query(DataTable))
-            target = tables[0] if tables else outer.query_one(Tabs)
+        tables = tabs.query_one(f"#{tabs.active}", TabPane).query(DataTable)
+        target = tables.first() if tables else tabs.query_one(Tabs)
         if target is not focused and not target.loading:
             target.focus(scroll_visible=False)
 
