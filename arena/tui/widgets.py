@@ -71,15 +71,18 @@ class ArenaFooter(Footer):
     mounted and styled) on every focus change, e.g. each time the simulation tree takes focus, which
     under a busy tournament delayed the key itself by tens of milliseconds."""
 
-    _shown: tuple | None = None
+    _shown: tuple | None = None  # the keys of the last build (what the footer shows)
 
     def bindings_changed(self, screen) -> None:
-        shown = self._signature(screen)
-        if self._bindings_ready and shown == self._shown:
+        if self._bindings_ready and self._signature(screen) == self._shown:
             return
         super().bindings_changed(screen)
-        if screen.app.app_focus and self.is_attached and screen is self.screen:  # a rebuild was scheduled
-            self._shown = shown
+
+    def compose(self):
+        # what is built, taken when it is built: a rebuild scheduled for one focus may run under the next
+        if self._bindings_ready:
+            self._shown = self._signature(self.screen)
+        yield from super().compose()
 
     @staticmethod
     def _signature(screen) -> tuple:

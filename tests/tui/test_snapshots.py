@@ -32,7 +32,21 @@ def _settled(app) -> bool:
     focused = screen.focused
     if focused is not None and not all(n.display for n in focused.ancestors_with_self if n is not screen):
         return False
+    if not _footer_current(screen):
+        return False
     return not any(t._require_update_dimensions or t.border_subtitle == "loading…" for t in screen.query(DataTable))
+
+
+def _footer_current(screen) -> bool:
+    """The footer shows the keys of the focus as it is now (it is rebuilt after a refresh once the focus
+    moved: a focus change just before the snapshot left the previous widget's keys in it)."""
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    want = {b.action for _, b, _, _ in screen.active_bindings.values() if b.show}
+    # (the command palette's key is the footer's own)
+    return all({k.action for k in footer.query(FooterKey)} - {"command_palette"} == want
+               for footer in screen.query(Footer))
 
 
 async def _settle(pilot, delay: float = 0.4):

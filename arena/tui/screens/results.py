@@ -48,6 +48,9 @@ COLUMNS = [
 
 class ResultsScreen(ArenaScreen):
     MODE = "results"
+    # The pairs table takes the focus when the screen is built (Textual's default gave it to the condition
+    # selector, hidden while a tournament has one condition); later the shown tab's table (_focus_active).
+    AUTO_FOCUS = "#pairs"
     BINDINGS = [
         Binding("s", "sort", "Sort"),
         Binding("x", "export", "Export"),
@@ -202,6 +205,7 @@ class ResultsScreen(ArenaScreen):
         self._fill_matrices()
         self._fill_active()
         self._focus_active(force=True)
+        self.refresh_bindings()  # (Textual leaves a loading widget's keys out, and says nothing when it is done)
 
     # -- pairs table -------------------------------------------------------------------------------------------
     def _columns(self):
@@ -510,6 +514,7 @@ class ResultsScreen(ArenaScreen):
         setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria"}[what], value)
         self._fill_active()
         self._focus_active()  # a table cannot take the focus while it is loading: it takes it now
+        self.refresh_bindings()  # and its keys count again
 
     # -- actions --------------------------------------------------------------------------------------------------
     def action_trials(self) -> None:
