@@ -29,7 +29,7 @@ def test_llm_program_parses_and_exposes_source():
     ("id: x\nkind: builtin\nstrategy: fairbot\nparams:\n  q: 1\n", 5, "params.q",
      "unknown field; strategy 'fairbot' takes no parameters"),
     ("id: x\nkind: builtin\nstrategy: random\nparams:\n  p: 2\n", 5, "params.p", "less than or equal to 1"),
-    ("id: x\nkind: builtin\nstrategy: titfortat\n", 3, "strategy", "Input should be 'cooperate'"),
+    ("id: x\nkind: builtin\nstrategy: tit_for_tat\n", 3, "strategy", "Input should be 'cooperate'"),
     ("id: x\nkind: robot\n", 2, "kind", "must be 'llm', 'builtin' or 'code'"),
     ("id: x\nstrategy: fairbot\n", 1, "kind", "required field is missing"),
     ("id: x\nkind: llm\nmodel: local/m\nsystem_prompt: hi\ntemperature: hot\n", 5, "temperature", "valid number"),

@@ -53,7 +53,7 @@ def test_in_the_sandbox_arenas_helpers_win(form):
 
     prog = CodeProgram(id="shadow", kind="code", source=BINDINGS[form][0] + "import random\n")
     base = {"game": {"default_action": "cooperate"}, "seat": "row"}
-    requests = [(base, a, 1, 0.5, 0.25) for a in ("defect", None, "cooperate")]
+    requests = [(base, a, 1, 0.5, 0.25, None) for a in ("defect", None, "cooperate")]
     with Sandbox([prog], workers=1) as sb:
         many = sb.run_many(prog, requests)
         one = sb.run_one(prog, {**base, "opponent_action": "defect", "depth": 0, "epsilon": 0.5, "u": 0.1})

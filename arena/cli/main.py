@@ -43,6 +43,11 @@ class Simulation(str, Enum):
     imagine = "imagine"
 
 
+class Horizon(str, Enum):
+    known = "known"
+    hidden = "hidden"
+
+
 def fail(message: str, code: int = 2) -> None:
     from arena.llm.secrets import clean
 
@@ -83,6 +88,13 @@ def run(
     max_depth: Annotated[Optional[list[int]], typer.Option("--max-depth", "-d", metavar="N", help="simulation depth cap (repeatable)")] = None,
     trials: Annotated[Optional[int], typer.Option("--trials", "-n", metavar="N", help="trials per cell")] = None,
     temperature: Annotated[Optional[list[float]], typer.Option("--temperature", metavar="T", help="override LLM temperature (repeatable)")] = None,
+    rounds: Annotated[Optional[list[int]], typer.Option("--rounds", metavar="N", help="repeated game: rounds per match (repeatable; default 1, the one-shot game)")] = None,
+    continuation: Annotated[Optional[list[float]], typer.Option("--continuation", metavar="P", help="repeated game: after each round the match goes on with probability P (repeatable; instead of --rounds)")] = None,
+    max_rounds: Annotated[int, typer.Option("--max-rounds", metavar="N", help="cap on a match's rounds under --continuation")] = 1000,
+    noise: Annotated[Optional[list[float]], typer.Option("--noise", metavar="X", help="chance each intended action is flipped to another (repeatable)")] = None,
+    recall: Annotated[Optional[list[int]], typer.Option("--recall", metavar="K", help="past rounds a program is shown (repeatable; default all)")] = None,
+    discount: Annotated[float, typer.Option("--discount", metavar="D", help="weight D^t of round t in the discounted total (changes no decision)")] = 1.0,
+    horizon: Annotated[Horizon, typer.Option(help="known: programs are told the number of rounds; hidden: they are told None")] = Horizon.known,
     seed: Annotated[int, typer.Option(metavar="N", help="tournament seed: same seed, same trials")] = 0,
     concurrency: Annotated[int, typer.Option(metavar="N", help="LLM calls in flight at once (each provider's own limit applies too)")] = 8,
     simulation: Annotated[Simulation, typer.Option(help="run: simulate opponents by running them; imagine: the LLM imagines")] = Simulation.run,
@@ -130,9 +142,12 @@ def run(
             fail(f"no programs to play: {lib.programs_path} holds none; add YAML files there or pass --program FILE")
         if "programs" not in fields:
             fields["programs"] = list(lib.entries)
+        match = {k: v for k, v in (("rounds", rounds), ("continuations", continuation), ("noises", noise),
+                                   ("recalls", recall)) if v}
         config = TournamentConfig(
-            **fields, seed=seed, concurrency=concurrency, simulation=simulation.value, provider=provider,
-            models=models, cache=not no_cache, name=name,
+            **fields, **match, max_rounds=max_rounds, discount=discount, horizon=horizon.value, seed=seed,
+            concurrency=concurrency, simulation=simulation.value, provider=provider, models=models,
+            cache=not no_cache, name=name,
         )
         _smoke(lib, config)
         programs = lib.programs
@@ -254,7 +269,9 @@ def _detach(store, config, lib, new: bool = False, resume_id: int | None = None,
 
 # TournamentConfig fields as the `arena run` options that set them
 _OPTIONS = {"programs": "--program", "games": "--game", "epsilons": "--epsilon", "max_depths": "--max-depth",
-            "temperatures": "--temperature", "trials": "--trials", "concurrency": "--concurrency", "models": "--model"}
+            "temperatures": "--temperature", "trials": "--trials", "concurrency": "--concurrency", "models": "--model",
+            "rounds": "--rounds", "continuations": "--continuation", "noises": "--noise", "recalls": "--recall",
+            "max_rounds": "--max-rounds", "discount": "--discount"}
 
 
 def _config_error(exc) -> str:

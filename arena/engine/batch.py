@@ -25,6 +25,20 @@ def run_trials_batched(specs: list[TrialSpec], games: dict[str, Game], agents: d
     for spec, _nodes, row, col in planned:
         chains.append((spec, row))
         chains.append((spec, col))
+    resolve_batched(chains, games, agents, programs)
+    results = []
+    per_trial = (time.perf_counter() - t0) / max(len(specs), 1)
+    for spec, nodes, row, col in planned:
+        res = _finish(spec, games[spec.game], nodes, row, col, time.perf_counter())
+        res.duration_ms = per_trial * 1000
+        results.append(res)
+    return results
+
+
+def resolve_batched(chains: list[tuple[TrialSpec, list[Node]]], games: dict[str, Game], agents: dict[str, Agent],
+                    programs: dict) -> None:
+    """Resolve many chains (each with the spec of its trial's round) level by level from their leaves, code
+    programs answering all their nodes of a level in one sandbox feed."""
     prev: list[str | None] = [None] * len(chains)  # the action each chain's last resolved node gave
     longest_first = sorted(range(len(chains)), key=lambda i: -len(chains[i][1]))
     active = len(chains)
@@ -72,10 +86,3 @@ def run_trials_batched(specs: list[TrialSpec], games: dict[str, Game], agents: d
             if node.error is not None:
                 prev[i] = None
         step += 1
-    results = []
-    per_trial = (time.perf_counter() - t0) / max(len(specs), 1)
-    for spec, nodes, row, col in planned:
-        res = _finish(spec, games[spec.game], nodes, row, col, time.perf_counter())
-        res.duration_ms = per_trial * 1000
-        results.append(res)
-    return results

@@ -1,4 +1,5 @@
-"""Built-in bots: pure functions of (game, own program, opponent, a uniform draw, simulated action).
+"""Built-in bots: pure functions of (game, own program, opponent, a uniform draw, simulated action, and
+in a repeated game the rounds so far as the node's seat sees them: `spec.seen_play.seen(seat)`).
 
 Each bot is an Agent for the simulator. Bots are synchronous and cheap; the simulator runs them on a
 fast path without an event loop.
@@ -39,7 +40,41 @@ class BotAgent:
         return random_action(game, self._p, u, _seat(node))
 
     def _ground_fairbot(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        # grounded in a repeated game: the history-aware default (TitForTat's answer)
+        return self._ground_titfortat(game, opp, u, spec, node)
+
+    # --- repeated games: the rounds shown to this seat ---------------------------------------------
+    def _ground_titfortat(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        seen = _seen(spec, node)
+        return seen[-1]["opponent"] if seen else game.default_for(_seat(node))
+
+    def _ground_grimtrigger(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        bad = game.defect_action
+        if any(r["opponent"] == bad for r in _seen(spec, node)):
+            return bad
         return game.default_for(_seat(node))
+
+    def _ground_pavlov(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        seen = _seen(spec, node)
+        if not seen or seen[-1]["me"] == seen[-1]["opponent"]:
+            return game.default_for(_seat(node))
+        return game.defect_action
+
+    def _ground_titfortwotats(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        seen = _seen(spec, node)
+        bad = game.defect_action
+        if len(seen) >= 2 and seen[-1]["opponent"] == bad and seen[-2]["opponent"] == bad:
+            return bad
+        return game.default_for(_seat(node))
+
+    def _ground_alternator(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        seen = _seen(spec, node)
+        default = game.default_for(_seat(node))
+        if seen:
+            last_default = seen[-1]["me"] == default
+        else:  # nothing shown (the first round, or recall 0): by the round's parity
+            last_default = spec is not None and spec.seen_play.round % 2 == 1
+        return game.defect_action if last_default else default
 
     def _ground_cliquebot(self, game: Game, opp, u: float, spec=None, node=None) -> str:
         same = opp.kind == "builtin" and opp.source() == self.program.source()
@@ -57,6 +92,13 @@ class BotAgent:
         if action is not None and action not in game.actions:
             return f"program '{self.program.id}' plays '{action}', which is not an action of game '{game.id}' {game.actions}"
         return None
+
+
+def _seen(spec, node) -> list[dict]:
+    """The rounds so far shown to the node's seat (none in a one-shot game)."""
+    if spec is None or spec.play is None:
+        return []
+    return spec.play.seen(_seat(node))
 
 
 def _seat(node) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arena.engine.records import GROUNDED, SIMULATED, Node, TrialSpec
+from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, Node, Play, TrialSpec
 from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
@@ -50,11 +50,22 @@ def game_view(game: Game, seat: str) -> dict:
 
 
 def build_ctx(game: Game, seat: str, me: CodeProgram, opp: AnyProgram, opp_action: str | None, depth: int,
-              epsilon: float, u: float) -> dict:
+              epsilon: float, u: float, play: Play | None = None) -> dict:
     """The ctx dict of one node (the same function serves the run, the smoke test and the app)."""
-    return {"game": game_view(game, seat), "seat": seat, "me": me.code, "opponent": opponent_source(opp),
-            "opponent_id": opp.id, "opponent_kind": opp.kind, "opponent_action": opp_action, "depth": depth,
-            "epsilon": epsilon, "u": u}
+    ctx = {"game": game_view(game, seat), "seat": seat, "me": me.code, "opponent": opponent_source(opp),
+           "opponent_id": opp.id, "opponent_kind": opp.kind, "opponent_action": opp_action, "depth": depth,
+           "epsilon": epsilon, "u": u, **match_ctx(FIRST_ROUND, seat)}
+    if play is not None:
+        ctx.update(match_ctx(play, seat))
+    return ctx
+
+
+def match_ctx(play: Play, seat: str) -> dict:
+    """The keys of ctx that tell a program where the match is: round (0-based), rounds (the horizon, None when
+    hidden or open-ended), continuation, history (the last `recall` rounds from this seat, oldest first) and
+    state (None: reserved for games with a state)."""
+    return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
+            "history": play.seen(seat), "state": None}
 
 
 def interpret(value: Any, actions: list[str], u: float) -> tuple[str | None, str | None]:
@@ -120,7 +131,8 @@ class CodeAgent:
         base = self._fixed.get(key)
         if base is None:
             base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0)
-        return (base, opp_action, node.depth, eps, node.u)
+        play = None if spec is None or spec.play is None else match_ctx(spec.play, node.side)
+        return (base, opp_action, node.depth, eps, node.u, play)
 
     def ctx(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None, opp_action: str | None) -> dict:
         """The ctx dict `decide` gets at a node (== build_ctx)."""

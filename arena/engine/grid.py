@@ -14,12 +14,16 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena.errors import ArenaError
-from arena.engine.records import TrialSpec
+from arena.engine.records import ONE_SHOT, MatchRules, TrialSpec
 from arena.library.panel import PANEL, panel_id
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False)]
 Depth = Annotated[int, Field(ge=0, le=100_000)]
 Temperature = Annotated[float, Field(ge=0, le=2, allow_inf_nan=False)]
+Rounds = Annotated[int, Field(ge=1, le=100_000)]
+Continuation = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
+Noise = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
+Recall = Annotated[int, Field(ge=0, le=100_000)]
 
 
 class Preset(BaseModel):
@@ -92,8 +96,19 @@ class TournamentConfig(BaseModel):
     provider: str | None = None  # run every LLM program on this provider (model aliases mapped)
     models: dict[str, str] = Field(default_factory=dict)  # program id -> provider/model override
     cache: bool = True
+    # Repeated games (engine/match.py): axes like epsilons, each default the one-shot game.
+    rounds: list[Rounds] = Field(default_factory=lambda: [1], min_length=1, description="fixed horizons")
+    continuations: list[Continuation | None] = Field(default_factory=lambda: [None], min_length=1,
+                                                     description="chances the match goes on after a round")
+    noises: list[Noise] = Field(default_factory=lambda: [0.0], min_length=1)
+    recalls: list[Recall | None] = Field(default_factory=lambda: [None], min_length=1,
+                                         description="past rounds a program is shown (None: all)")
+    max_rounds: int = Field(1000, ge=1, le=100_000, description="the cap of a match under continuation")
+    horizon: Literal["known", "hidden"] = "known"
+    discount: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="weight D**t of round t in the discounted total")
 
-    @field_validator("programs", "games", "epsilons", "max_depths", "temperatures")
+    @field_validator("programs", "games", "epsilons", "max_depths", "temperatures", "rounds", "continuations",
+                     "noises", "recalls")
     @classmethod
     def _unique(cls, v: list, info):
         seen = set()
@@ -104,6 +119,9 @@ class TournamentConfig(BaseModel):
 
     @model_validator(mode="after")
     def _size(self) -> TournamentConfig:
+        if any(c is not None for c in self.continuations) and self.rounds != [1]:
+            raise ValueError("rounds and continuations are alternatives (a fixed horizon, or a chance of going on "
+                             "after each round, capped by max_rounds): give one of them")
         if self.total_trials > 100_000_000:
             raise ValueError(f"the grid has {self.total_trials:,} trials; the limit is 100,000,000")
         return self
@@ -113,8 +131,23 @@ class TournamentConfig(BaseModel):
         return [(r, c) for r in self.programs for c in self.programs]
 
     @property
+    def matches(self) -> list[MatchRules]:
+        """The match rules of the grid, in grid order (one: the one-shot game, unless the axes say more)."""
+        hidden = self.horizon == "hidden"
+        return [MatchRules(r, c, x, k, self.max_rounds, hidden, self.discount) if (r, c, x, k) != (1, None, 0.0, None)
+                or hidden or self.discount != 1.0 or self.max_rounds != 1000 else ONE_SHOT
+                for r in self.rounds for c in self.continuations for x in self.noises for k in self.recalls]
+
+    @property
+    def repeated(self) -> bool:
+        """Whether a trial of this grid can last more than one round."""
+        return self.rounds != [1] or self.continuations != [None]
+
+    @property
     def cells(self) -> int:
-        return len(self.games) * len(self.epsilons) * len(self.max_depths) * len(self.temperatures) * len(self.programs) ** 2
+        return (len(self.games) * len(self.epsilons) * len(self.max_depths) * len(self.temperatures)
+                * len(self.rounds) * len(self.continuations) * len(self.noises) * len(self.recalls)
+                * len(self.programs) ** 2)
 
     @property
     def total_trials(self) -> int:
@@ -126,36 +159,45 @@ class TournamentConfig(BaseModel):
         seq0 = seq
         seq, col = divmod(seq, n)
         seq, row = divmod(seq, n)
+        matches = self.matches
+        seq, m = divmod(seq, len(matches))
         seq, t = divmod(seq, len(self.temperatures))
         seq, d = divmod(seq, len(self.max_depths))
         seq, e = divmod(seq, len(self.epsilons))
         index, g = divmod(seq, len(self.games))
         return self._spec(seq0, self.games[g], self.programs[row], self.programs[col], self.epsilons[e],
-                          self.max_depths[d], self.temperatures[t], index)
+                          self.max_depths[d], self.temperatures[t], index, matches[m])
 
-    def _spec(self, seq, game, row, col, eps, depth, temp, index) -> TrialSpec:
+    def _spec(self, seq, game, row, col, eps, depth, temp, index, match: MatchRules = ONE_SHOT) -> TrialSpec:
         return TrialSpec(seq, game, row, col, eps, depth, temp, index,
-                         trial_seed(self.seed, game, row, col, eps, depth, temp, index))
+                         trial_seed(self.seed, game, row, col, eps, depth, temp, index, match), match)
 
     def iter_specs(self, skip: bytearray | None = None) -> Iterator[TrialSpec]:
         """Every trial in grid order, lazily; `skip[seq]` true means already done."""
         seq = 0
+        matches = self.matches
         for index in range(self.trials):
             for game in self.games:
                 for eps in self.epsilons:
                     for depth in self.max_depths:
                         for temp in self.temperatures:
-                            for row in self.programs:
-                                for col in self.programs:
-                                    if skip is None or not skip[seq]:
-                                        yield self._spec(seq, game, row, col, eps, depth, temp, index)
-                                    seq += 1
+                            for match in matches:
+                                for row in self.programs:
+                                    for col in self.programs:
+                                        if skip is None or not skip[seq]:
+                                            yield self._spec(seq, game, row, col, eps, depth, temp, index, match)
+                                        seq += 1
 
 
-def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int, temp: float | None, index: int) -> int:
-    """A trial's seed from its coordinates alone, so it never depends on scheduling order."""
-    key = f"{base}|{game}|{row}|{col}|{eps!r}|{depth}|{temp!r}|{index}".encode()
-    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "big") >> 1
+def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int, temp: float | None, index: int,
+               match: MatchRules = ONE_SHOT) -> int:
+    """A trial's seed from its coordinates alone, so it never depends on scheduling order (a one-shot trial's
+    is what it was before repeated games)."""
+    key = f"{base}|{game}|{row}|{col}|{eps!r}|{depth}|{temp!r}|{index}"
+    if match.coordinates != ONE_SHOT.coordinates:
+        rounds, cont, noise, recall = match.coordinates
+        key += f"|{rounds}|{cont!r}|{noise!r}|{recall!r}"
+    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "big") >> 1
 
 
 def preset_programs(name: str, library: dict) -> dict:

@@ -24,6 +24,95 @@ SIDES = ("row", "col")
 
 
 @dataclass(frozen=True, slots=True)
+class MatchRules:
+    """How long a trial's match lasts and what its programs are shown (the repeated-game axes of a trial).
+
+    The default is today's one-shot game: one round, no continuation, no noise. With `continuation` P the
+    match goes on after each round with probability P (capped at `max_rounds`) and `rounds` is 1; `noise`
+    flips each intended action to another one with that probability; `recall` is how many past rounds a
+    program is shown (None: all); `hidden` shows programs `rounds=None`; `discount` weighs round t by D**t
+    in the discounted total (it changes no decision)."""
+
+    rounds: int = 1
+    continuation: float | None = None
+    noise: float = 0.0
+    recall: int | None = None
+    max_rounds: int = 1000
+    hidden: bool = False
+    discount: float = 1.0
+
+    @property
+    def one_shot(self) -> bool:
+        """Whether a trial under these rules is today's one-shot trial (one round, no noise): it then runs and
+        is stored exactly as before repeated games."""
+        return self.rounds == 1 and self.continuation is None and not self.noise
+
+    @property
+    def coordinates(self) -> tuple:
+        """The part of a trial's grid position these rules are (what tells two cells apart)."""
+        return (self.rounds, self.continuation, self.noise, self.recall)
+
+    def label(self) -> str:
+        """A short name for these rules: '' for a one-shot game, e.g. '10 rounds', 'P=0.9, noise 0.1'."""
+        if self.one_shot and self.recall is None:
+            return ""
+        parts = [f"P={self.continuation:g}" if self.continuation is not None else
+                 ("1 round" if self.rounds == 1 else f"{self.rounds} rounds")]
+        if self.noise:
+            parts.append(f"noise {self.noise:g}")
+        if self.recall is not None:
+            parts.append(f"recall {self.recall}")
+        return ", ".join(parts)
+
+
+ONE_SHOT = MatchRules()
+
+
+@dataclass(frozen=True, slots=True)
+class RoundRecord:
+    """One round of a match as played: each seat's intended action, the action played (after noise),
+    the payoffs of the played actions."""
+
+    round: int
+    row_intended: str
+    col_intended: str
+    row_action: str
+    col_action: str
+    row_payoff: float
+    col_payoff: float
+    cooperative: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Play:
+    """What the programs of one round are told of the match: the round, the rules, the rounds so far."""
+
+    round: int
+    rules: MatchRules
+    history: tuple[RoundRecord, ...] = ()
+
+    def seen(self, seat: str) -> list[dict]:
+        """The last `recall` rounds from one seat, oldest first: me, opponent (actions as played), my_payoff,
+        opponent_payoff."""
+        k = self.rules.recall
+        rounds = self.history if k is None else (self.history[-k:] if k else ())
+        if seat == "row":
+            return [{"me": r.row_action, "opponent": r.col_action, "my_payoff": r.row_payoff,
+                     "opponent_payoff": r.col_payoff} for r in rounds]
+        return [{"me": r.col_action, "opponent": r.row_action, "my_payoff": r.col_payoff,
+                 "opponent_payoff": r.row_payoff} for r in rounds]
+
+    @property
+    def rounds(self) -> int | None:
+        """The horizon programs are told: the fixed number of rounds, None when hidden or open-ended."""
+        r = self.rules
+        return None if r.hidden or r.continuation is not None else r.rounds
+
+
+FIRST_ROUND = Play(0, ONE_SHOT)  # what a one-shot trial's programs are told
+
+
+@dataclass(frozen=True, slots=True)
 class TrialSpec:
     """The coordinates of one trial; `seq` is its position in the tournament's grid."""
 
@@ -36,10 +125,18 @@ class TrialSpec:
     temperature: float | None
     index: int
     seed: int
+    match: MatchRules = ONE_SHOT
+    play: Play | None = None  # the round under way (set by the match engine for each round; None: one-shot)
 
     @property
     def key(self) -> tuple:
-        return (self.game, self.row, self.col, self.epsilon, self.max_depth, self.temperature, self.index)
+        return (self.game, self.row, self.col, self.epsilon, self.max_depth, self.temperature, self.index,
+                *self.match.coordinates)
+
+    @property
+    def seen_play(self) -> Play:
+        """The round as the programs see it (a one-shot trial: round 0 of a one-round game)."""
+        return self.play if self.play is not None else FIRST_ROUND
 
 
 @dataclass(slots=True)
@@ -78,6 +175,7 @@ class Node:
     error: str | None = None
     calls: list[CallRecord] = field(default_factory=list)
     code: dict | None = None  # a code program's answer beyond its action: {value, output} (see engine/code.py)
+    round: int = 0  # the round of the match this node decides in
 
     @property
     def grounded(self) -> bool:
@@ -92,10 +190,15 @@ class TrialResult:
     col_action: str | None = None
     row_payoff: float | None = None
     col_payoff: float | None = None
-    cooperative: bool | None = None
+    cooperative: bool | float | None = None  # a match: the share of its rounds that were cooperative
     status: str = OK
     error: str | None = None
     duration_ms: float = 0.0
+    rounds: list[RoundRecord] = field(default_factory=list)  # a match's rounds; [] for a one-shot trial
+
+    @property
+    def n_rounds(self) -> int:
+        return len(self.rounds) if self.rounds else 1
 
     @property
     def n_calls(self) -> int:

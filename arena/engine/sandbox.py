@@ -45,12 +45,15 @@ def _arena_run(bases, items, seeds):
     _arena_outs = []
     _arena_fails = []
     _arena_i = 0
-    for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u in items:
+    for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u, _arena_m in items:
         _arena_c = dict(bases[_arena_k])
         _arena_c["opponent_action"] = _arena_a
         _arena_c["depth"] = _arena_d
         _arena_c["epsilon"] = _arena_e
         _arena_c["u"] = _arena_u
+        if _arena_m is not None:
+            for _arena_key in _arena_m:
+                _arena_c[_arena_key] = _arena_m[_arena_key]
         if seeds is not None:
             _arena_random.seed(seeds[_arena_i])
         try:
@@ -84,14 +87,17 @@ class Outcome:
 
 
 # A decision as the sandbox receives it: the ctx's fixed part (shared by every decision with the same
-# game, seat and opponent), then opponent_action, depth, epsilon and u.
-Request = tuple[dict, "str | None", int, float, float]
+# game, seat and opponent), then opponent_action, depth, epsilon, u, and in a repeated game the round's
+# keys (round, rounds, continuation, history, state; None: the base's, those of a one-shot game).
+Request = tuple[dict, "str | None", int, float, float, "dict | None"]
 
 
 def full_ctx(request: Request) -> dict:
-    base, a, d, e, u = request
+    base, a, d, e, u, m = request
     ctx = dict(base)
     ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = a, d, e, u
+    if m is not None:
+        ctx.update(m)
     return ctx
 
 
@@ -248,12 +254,12 @@ class ProgramSession:
         index: dict[int, int] = {}
         bases: list[dict] = []
         items = []
-        for base, a, d, e, u in requests:
+        for base, a, d, e, u, m in requests:
             k = index.get(id(base))
             if k is None:
                 k = index[id(base)] = len(bases)
                 bases.append(base)
-            items.append((k, a, d, e, u))
+            items.append((k, a, d, e, u, m))
         seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
         try:
             answer = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})

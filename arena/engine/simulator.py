@@ -93,12 +93,19 @@ def descend(agents: dict[str, Agent], me: str, opp: str, side: str, epsilon: flo
         depth += 1
 
 
-def plan(spec: TrialSpec, agents: dict[str, Agent]) -> tuple[list[Node], list[Node], list[Node]]:
-    """All nodes of a trial (row chain then column chain), before any program acts."""
-    rng = _MersenneTwister(spec.seed)
-    nodes: list[Node] = []
+def plan(spec: TrialSpec, agents: dict[str, Agent], nodes: list[Node] | None = None, seed: int | None = None,
+         round_: int = 0) -> tuple[list[Node], list[Node], list[Node]]:
+    """All nodes of a trial (row chain then column chain), before any program acts. A match's later rounds
+    append theirs to the match's `nodes`, drawn from the round's own `seed` (engine/match.py)."""
+    rng = _MersenneTwister(spec.seed if seed is None else seed)
+    if nodes is None:
+        nodes = []
+    first = len(nodes)
     row = descend(agents, spec.row, spec.col, "row", spec.epsilon, spec.max_depth, rng, nodes)
     col = descend(agents, spec.col, spec.row, "col", spec.epsilon, spec.max_depth, rng, nodes)
+    if round_:
+        for n in nodes[first:]:
+            n.round = round_
     return nodes, row, col
 
 

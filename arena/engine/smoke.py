@@ -37,9 +37,14 @@ def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem |
     for g in games:
         for seat in ("row", "col"):
             answers = [None] + (list(g.actions) if prog.simulates else [])
+            base = build_ctx(g, seat, prog, prog, None, 0, 0.0, 0.0)
             for a in answers:
-                base = build_ctx(g, seat, prog, prog, None, 0, 0.0, 0.0)
-                cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5)))
+                cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5, None)))
+            # the second round of a repeated game, after a round of (first action, last action)
+            later = {"round": 1, "rounds": 2, "continuation": None, "state": None,
+                     "history": [{"me": g.actions[0], "opponent": g.actions[-1], "my_payoff": 0.0,
+                                  "opponent_payoff": 0.0}]}
+            cases.append((g, seat, "round 1", (base, None, 0, 0.1, 0.5, later)))
     outcomes = sb.run_many(prog, [c[3] for c in cases])
     for (g, seat, a, _ctx), out in zip(cases, outcomes):
         why = out.error
@@ -49,6 +54,7 @@ def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem |
             line = entry.line
             if entry.source_line is not None:  # the line that raised, else the source's first line
                 line = entry.source_line + (out.line or 1) - 1
-            case = f"game '{g.id}' as {seat}, opponent_action={a!r}"
+            case = (f"game '{g.id}' as {seat}, the second round of a repeated game" if a == "round 1" else
+                    f"game '{g.id}' as {seat}, opponent_action={a!r}")
             return Problem(str(entry.file), line, "source", f"smoke test failed ({case}): {why}")
     return None

@@ -24,7 +24,9 @@ from arena.library.yamlio import (
 )
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
-STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot")
+STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
+              "titfortwotats", "alternator")
+REPEATED = STRATEGIES[5:]  # strategies that read the match's history (in a one-shot game: the first round)
 
 
 class _ProgramBase(BaseModel):
@@ -60,6 +62,7 @@ PARAMS: dict[str, type[BaseModel]] = {
     "random": _RandomParams,
     "fairbot": _NoParams,
     "cliquebot": _NoParams,
+    **{name: _NoParams for name in ("titfortat", "grimtrigger", "pavlov", "titfortwotats", "alternator")},
 }
 
 STRATEGY_DOCS = {
@@ -68,16 +71,27 @@ STRATEGY_DOCS = {
     "random": "Plays the cooperative action with probability p, else another action uniformly. Never simulates.",
     "fairbot": (
         "Epsilon-grounded FairBot: with probability epsilon (or at the depth cap) plays the cooperative "
-        "action without simulating; otherwise simulates the opponent playing against it and plays "
-        "whatever the simulated opponent played."
+        "action without simulating (in a repeated game, from the second round on: the opponent's last "
+        "action, as TitForTat); otherwise simulates the opponent playing against it and plays whatever the "
+        "simulated opponent played."
     ),
     "cliquebot": "Plays the cooperative action if the opponent's source is identical to its own, else defects. Never simulates.",
+    "titfortat": "Repeated games: cooperates first, then plays the opponent's last action. Never simulates.",
+    "grimtrigger": ("Repeated games: cooperates until the opponent plays the defect action once (in the rounds it "
+                    "is shown), then defects for ever. Never simulates."),
+    "pavlov": ("Repeated games, win-stay lose-shift (Axelrod's WinStayLoseShift): cooperates first, then "
+               "cooperates when both played the same action last round, else defects. Never simulates."),
+    "titfortwotats": ("Repeated games: cooperates unless the opponent played the defect action in each of the last "
+                      "two rounds. Never simulates."),
+    "alternator": "Repeated games: cooperates first, then plays the other action than its own last one (C, D, C, D...). "
+                  "Never simulates.",
 }
 
 
 class BuiltinProgram(_ProgramBase):
     kind: Literal["builtin"]
-    strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot"]
+    strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
+                      "titfortwotats", "alternator"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("params")

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from arena import __version__
 from arena.engine.bots import BotAgent
-from arena.engine.batch import run_trials_batched
+from arena.engine.match import run_any_batched, run_match_async, run_match_sync
 from arena.engine.code import CodeAgent
 from arena.engine.sandbox import Sandbox, SandboxError
 from arena.errors import ArenaError, LookupFailed
@@ -298,9 +298,11 @@ class TournamentRunner:
                 pending.append(spec)
                 if len(pending) < CODE_BATCH:
                     continue
-                results, pending = run_trials_batched(pending, games, agents, programs), []
-            else:
+                results, pending = run_any_batched(pending, games, agents, programs), []
+            elif spec.match.one_shot:
                 results = [run_trial_sync(spec, games[spec.game], agents, programs)]
+            else:
+                results = [run_match_sync(spec, games[spec.game], agents, programs)]
             batch.extend(results)
             nodes += sum(len(r.nodes) for r in results)
             if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
@@ -308,7 +310,7 @@ class TournamentRunner:
                 batch, nodes = [], 0
                 await self._checkpoint()
         if pending:
-            batch.extend(run_trials_batched(pending, games, agents, programs))
+            batch.extend(run_any_batched(pending, games, agents, programs))
         if batch:
             self._store(batch)
 
@@ -349,8 +351,8 @@ class TournamentRunner:
                 room.set()
 
             try:
-                result = await run_trial_async(spec, self.games[spec.game], agents, self.programs, on_plan, on_node,
-                                               decided)
+                run = run_trial_async if spec.match.one_shot else run_match_async
+                result = await run(spec, self.games[spec.game], agents, self.programs, on_plan, on_node, decided)
                 self._store([result])
             finally:
                 in_flight -= pending  # the decisions of a cancelled or failed trial

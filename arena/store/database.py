@@ -20,9 +20,10 @@ from typing import Any
 from pydantic import BaseModel
 
 from arena.errors import ArenaError, LookupFailed, StoreError
-from arena.engine.records import SIMULATED, CallRecord, TrialResult
+from arena.engine.match import totals
+from arena.engine.records import OK, ONE_SHOT, SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -53,6 +54,24 @@ MIGRATIONS: dict[int, list[str]] = {
     5: ["ALTER TABLE nodes ADD COLUMN code TEXT"],  # code programs: a node's value and printed output (JSON)
     6: [],  # iterate runs: new tables only (iterate_runs, iterate_steps; see arena/store/iterate.py)
     7: ["ALTER TABLE tournaments ADD COLUMN runner_socket TEXT"],  # where a runner process streams events
+    # 8: repeated games. A trial is a match: its rules are part of its coordinates (and of the unique key,
+    # rebuilt by SCHEMA), its totals are stored, its rounds in `rounds` (new table), its nodes say their
+    # round. A stored one-shot trial is a one-round match: its totals are its payoffs.
+    8: [
+        "ALTER TABLE trials ADD COLUMN rounds INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE trials ADD COLUMN continuation REAL",
+        "ALTER TABLE trials ADD COLUMN noise REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE trials ADD COLUMN recall INTEGER",
+        "ALTER TABLE trials ADD COLUMN n_rounds INTEGER NOT NULL DEFAULT 1",
+        "ALTER TABLE trials ADD COLUMN row_total REAL",
+        "ALTER TABLE trials ADD COLUMN col_total REAL",
+        "ALTER TABLE trials ADD COLUMN row_discounted REAL",
+        "ALTER TABLE trials ADD COLUMN col_discounted REAL",
+        "UPDATE trials SET row_total = row_payoff, col_total = col_payoff, row_discounted = row_payoff, "
+        "col_discounted = col_payoff",
+        "ALTER TABLE nodes ADD COLUMN round INTEGER NOT NULL DEFAULT 0",
+        "DROP INDEX trials_key",
+    ],
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -112,10 +131,20 @@ CREATE TABLE IF NOT EXISTS trials (
     row_depth INTEGER NOT NULL,      -- deepest node of the row program's decision
     col_depth INTEGER NOT NULL,
     duration_ms REAL,
-    finished_at REAL NOT NULL
+    finished_at REAL NOT NULL,
+    rounds INTEGER NOT NULL DEFAULT 1,   -- the match's rules (coordinates): fixed horizon,
+    continuation REAL,                   -- chance of going on after a round (NULL: fixed horizon),
+    noise REAL NOT NULL DEFAULT 0,       -- chance an intended action is flipped,
+    recall INTEGER,                      -- past rounds shown (NULL: all)
+    n_rounds INTEGER NOT NULL DEFAULT 1, -- rounds played; row_payoff/col_payoff are means per round and
+    row_total REAL,                      -- cooperative the share of cooperative rounds (one round: 0 or 1)
+    col_total REAL,
+    row_discounted REAL,                 -- sum of discount**t * payoff of round t (the config's discount)
+    col_discounted REAL
 );
 CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials (
-    tournament_id, game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), trial_index
+    tournament_id, game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), trial_index,
+    rounds, coalesce(continuation, -1.0), noise, coalesce(recall, -1)
 );
 -- which grid positions are stored (resume: an index-only scan, not a million row lookups)
 CREATE INDEX IF NOT EXISTS trials_seq ON trials (tournament_id, seq);
@@ -131,9 +160,23 @@ CREATE TABLE IF NOT EXISTS nodes (
     grounded INTEGER NOT NULL,
     action TEXT,
     error TEXT,
-    code TEXT                        -- code programs: JSON {value, output} beyond the action, or NULL
+    code TEXT,                       -- code programs: JSON {value, output} beyond the action, or NULL
+    round INTEGER NOT NULL DEFAULT 0 -- the round of the match the node decides in
 );
 CREATE INDEX IF NOT EXISTS nodes_trial ON nodes (trial_id);
+-- the rounds of a match (a trial of more than one round, or with noise); a one-round trial is its own round
+CREATE TABLE IF NOT EXISTS rounds (
+    trial_id INTEGER NOT NULL REFERENCES trials(id),
+    round INTEGER NOT NULL,
+    row_intended TEXT NOT NULL,      -- what each program chose
+    col_intended TEXT NOT NULL,
+    row_action TEXT NOT NULL,        -- what was played (after noise): the history holds these
+    col_action TEXT NOT NULL,
+    row_payoff REAL NOT NULL,
+    col_payoff REAL NOT NULL,
+    cooperative INTEGER NOT NULL,
+    PRIMARY KEY (trial_id, round)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS llm_calls (
     id INTEGER PRIMARY KEY,
     tournament_id INTEGER NOT NULL,
@@ -207,20 +250,27 @@ CREATE TABLE IF NOT EXISTS response_cache (
 TRIAL_COLUMNS = (
     "tournament_id, seq, game, row_program, col_program, epsilon, max_depth, temperature, trial_index, seed, "
     "row_action, col_action, row_payoff, col_payoff, cooperative, status, error, n_nodes, n_calls, row_depth, "
-    "col_depth, duration_ms, finished_at"
+    "col_depth, duration_ms, finished_at, row_total, col_total, row_discounted, col_discounted"
 )
+MATCH_COLUMNS = "rounds, continuation, noise, recall, n_rounds"
 # Only a second write of the same trial (its key, the trials_key index) is skipped: a NOT NULL or CHECK
 # violation raises (INSERT OR IGNORE would swallow it and the trial would silently be missing).
 _ON_TRIAL_KEY = (" ON CONFLICT (tournament_id, game, row_program, col_program, epsilon, max_depth, "
-                 "coalesce(temperature, -1.0), trial_index) DO NOTHING")
-_TRIAL_INSERT = f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 23)})" + _ON_TRIAL_KEY
+                 "coalesce(temperature, -1.0), trial_index, rounds, coalesce(continuation, -1.0), noise, "
+                 "coalesce(recall, -1)) DO NOTHING")
+_TRIAL_INSERT = f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 27)})" + _ON_TRIAL_KEY
+_MATCH_INSERT = (f"INSERT INTO trials ({TRIAL_COLUMNS}, {MATCH_COLUMNS}) VALUES ({', '.join('?' * 32)})"
+                 + _ON_TRIAL_KEY)
 # Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
 # rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
 # literals instead, and a root's parent is bound as 0 (node ids start at 1) and stored as NULL.
-_NODE_INSERT_NULLABLE = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_NODE_INSERT_OK = "INSERT INTO nodes VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL)"
+_NODE_COLUMNS = "id, trial_id, parent_id, idx, side, depth, program, mode, grounded, action, error, code, round"
+_NODE_INSERT_NULLABLE = f"INSERT INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_NODE_INSERT_OK = f"INSERT INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"
+_ROUND_INSERT = "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _TRIAL_INSERT_OK = (f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES "
-                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)" + _ON_TRIAL_KEY)
+                    f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                    + _ON_TRIAL_KEY)
 _CALL_INSERT = "INSERT INTO llm_calls VALUES (" + ", ".join("?" * 20) + ")"
 
 
@@ -586,6 +636,10 @@ class Store:
             return self.query(sql + " LIMIT ? OFFSET ?", (tid, *params, limit, offset))
         return self.query(sql, (tid, *params))
 
+    def rounds(self, trial_id: int) -> list[dict]:
+        """A match's rounds, in order ([] for a one-round trial: the trial row is its round)."""
+        return self.query("SELECT * FROM rounds WHERE trial_id=? ORDER BY round", (trial_id,))
+
     def nodes(self, trial_id: int) -> list[dict]:
         return self.query("SELECT * FROM nodes WHERE trial_id=? ORDER BY idx", (trial_id,))
 
@@ -630,6 +684,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
     node_rows: list[tuple] = []  # nodes with an error
     ok_rows: list[tuple] = []  # nodes without (the usual case; see _NODE_INSERT_OK)
     call_rows: list[tuple] = []
+    round_rows: list[tuple] = []
     inserted = 0
     for r in results:
         s = r.spec
@@ -637,7 +692,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
         trial_id = next_trial
         base = node_id + 1
         n_ok, n_err = len(ok_rows), len(node_rows)
-        # Nodes are the row decision's chain, then the column decision's (from the second root on).
+        # Each round's nodes are the row decision's chain, then the column decision's (a root says which).
         row_depth = col_depth = n_calls = 0
         in_row = True
         with_calls = []
@@ -645,8 +700,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
             parent = n.parent
             depth = n.depth
             if parent is None:
-                if n.index > 0:
-                    in_row = False
+                in_row = n.side == "row"
                 parent = 0  # stored as NULL
             else:
                 parent += base
@@ -658,19 +712,35 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
             mode = n.mode
             if n.error is None and n.code is None:
                 ok_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
-                                int(mode != SIMULATED), n.action))
+                                int(mode != SIMULATED), n.action, n.round))
             else:
                 node_rows.append((base + n.index, trial_id, parent, n.index, n.side, depth, n.program, mode,
                                   int(mode != SIMULATED), n.action, n.error,
-                                  None if n.code is None else json.dumps(n.code, ensure_ascii=False)))
+                                  None if n.code is None else json.dumps(n.code, ensure_ascii=False), n.round))
             if n.calls:
                 n_calls += len(n.calls)
                 with_calls.append(n)
-        if s.temperature is None and r.error is None and r.cooperative is not None:
+        m = s.match
+        if m.coordinates != ONE_SHOT.coordinates:  # a match, or a one-round trial told apart by its recall
+            rt, ct, rd, cd = totals(r.rounds, m.discount)
+            if r.status != OK:
+                rt = ct = rd = cd = None
+            elif not r.rounds:  # one round, stored as a one-shot trial
+                rt = rd = r.row_payoff
+                ct = cd = r.col_payoff
+            cur.execute(_MATCH_INSERT, (
+                tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed,
+                r.row_action, r.col_action, r.row_payoff, r.col_payoff,
+                None if r.cooperative is None else float(r.cooperative) if r.rounds else int(r.cooperative),
+                r.status, r.error, len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now, rt, ct, rd, cd,
+                m.rounds, m.continuation, m.noise, m.recall, r.n_rounds,
+            ))
+        elif s.temperature is None and r.error is None and r.cooperative is not None:
             cur.execute(_TRIAL_INSERT_OK, (
                 tid, s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.index, s.seed,
                 r.row_action, r.col_action, r.row_payoff, r.col_payoff, int(r.cooperative), r.status,
                 len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+                r.row_payoff, r.col_payoff, r.row_payoff, r.col_payoff,
             ))
         else:
             cur.execute(_TRIAL_INSERT, (
@@ -678,6 +748,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                 r.row_action, r.col_action, r.row_payoff, r.col_payoff,
                 None if r.cooperative is None else int(r.cooperative), r.status, r.error,
                 len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now,
+                r.row_payoff, r.col_payoff, r.row_payoff, r.col_payoff,
             ))
         if cur.rowcount == 0:  # already stored: a re-run or resume of a finished trial
             del ok_rows[n_ok:], node_rows[n_err:]
@@ -688,6 +759,9 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
             node_rows[n_err:] = [(row[0], trial_id, *row[2:]) for row in node_rows[n_err:]]
         next_trial = trial_id + 1
         inserted += 1
+        if r.rounds:
+            round_rows.extend((trial_id, x.round, x.row_intended, x.col_intended, x.row_action, x.col_action,
+                               x.row_payoff, x.col_payoff, int(x.cooperative)) for x in r.rounds)
         for n in with_calls:
             if call_id is None:
                 call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
@@ -701,6 +775,8 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
         cur.executemany(_NODE_INSERT_NULLABLE, node_rows)
     if call_rows:
         cur.executemany(_CALL_INSERT, call_rows)
+    if round_rows:
+        cur.executemany(_ROUND_INSERT, round_rows)
     return inserted
 
 
