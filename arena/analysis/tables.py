@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from arena.engine.records import MatchRules
 from arena.library.games import Game
 from arena.store.database import Store
 
@@ -70,9 +71,16 @@ _AGGREGATES = """
        sum(n_calls) AS calls, max(n_calls) AS calls_max,
        sum(row_depth) AS rd, max(row_depth) AS rd_max, sum(col_depth) AS cd, max(col_depth) AS cd_max,
        sum(row_depth = 0) AS row_top, sum(col_depth = 0) AS col_top, min(seq) AS first"""
-_KEYS = "game, epsilon, max_depth, temperature, row_program, col_program, status, row_action, col_action"
+# A trial's match rules are part of its condition: grouped on, then folded into the condition's game as a
+# label ("prisoners_dilemma (10 rounds)"; a one-shot trial keeps the game's id), see `_label_games`.
+_MATCH = "rounds, continuation, noise, recall"
+_KEYS = f"game, epsilon, max_depth, temperature, {_MATCH}, row_program, col_program, status, row_action, col_action"
 # The plain form: correct for any rows, but SQLite sorts a nine-column text key per trial.
 _OUTCOMES_SQL = f"SELECT {_KEYS}, {_AGGREGATES} FROM trials WHERE tournament_id = ? GROUP BY {_KEYS}"
+_ROUND_KEYS = ("t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall, "
+               "t.row_program, t.col_program, r.row_action, r.col_action")
+_ROUND_ACTIONS_SQL = (f"SELECT {_ROUND_KEYS}, count(*) AS n FROM rounds r JOIN trials t ON t.id = r.trial_id "
+                      f"WHERE t.tournament_id = ? AND t.status = 'ok' GROUP BY {_ROUND_KEYS}")
 
 
 def _case(column: str, values: Sequence, params: list) -> str:
@@ -97,7 +105,9 @@ def _coded_query(config: dict, tournament_id: int, lo: int, hi: int, select: str
     params: list = []
     programs = config["programs"]
     dims = [("game", config["games"]), ("epsilon", config["epsilons"]), ("max_depth", config["max_depths"]),
-            ("temperature", config.get("temperatures", [None]))]
+            ("temperature", config.get("temperatures", [None])), ("rounds", config.get("rounds", [1])),
+            ("continuation", config.get("continuations", [None])), ("noise", config.get("noises", [0.0])),
+            ("recall", config.get("recalls", [None]))]
     if cells:
         dims += [("row_program", programs), ("col_program", programs)]
     key = "0"
@@ -118,7 +128,7 @@ def _grouped(store: Store, tournament_id: int, config: dict, select: str, plain:
     if lo is None:
         return []
     if not fast:
-        return store.query(plain, (tournament_id,))
+        return _label_games(store.query(plain, (tournament_id,)))
     try:
         sql, params = _coded_query(config, tournament_id, lo, hi, select, by, cells, group)
     except (KeyError, TypeError):  # not a grid this version knows
@@ -126,8 +136,29 @@ def _grouped(store: Store, tournament_id: int, config: dict, select: str, plain:
     if sql is not None:
         rows = store.query(sql, params)
         if all(r["code"] is not None for r in rows):
-            return rows
-    return store.query(plain, (tournament_id,))
+            return _label_games(rows)
+    return _label_games(store.query(plain, (tournament_id,)))
+
+
+def condition_game(game: str, rounds: int = 1, continuation: float | None = None, noise: float = 0.0,
+                   recall: int | None = None) -> str:
+    """The game of a condition: the game's id, with its match rules when they are not the one-shot game's
+    (e.g. 'prisoners_dilemma (10 rounds, noise 0.1)')."""
+    label = MatchRules(rounds, continuation, noise or 0.0, recall).label()
+    return f"{game} ({label})" if label else game
+
+
+def base_game(label: str) -> str:
+    """The game id of a condition's game (condition_game's inverse)."""
+    return label.split(" (", 1)[0]
+
+
+def _label_games(rows: list[dict]) -> list[dict]:
+    for r in rows:
+        if "rounds" in r:
+            r["game"] = condition_game(r["game"], r.pop("rounds"), r.pop("continuation"), r.pop("noise"),
+                                       r.pop("recall"))
+    return rows
 
 
 class Outcomes:
@@ -151,6 +182,15 @@ class Outcomes:
             for r in rows
         ]
         self.groups.sort(key=lambda g: g.first)
+        # a match's actions are its rounds' (the trial row holds its last round's)
+        self.round_actions: dict[tuple[Condition, str, str], tuple[Counter, Counter, int]] = {}
+        if any(g.cond[0] != base_game(g.cond[0]) for g in self.groups):
+            for r in _label_games(store.query(_ROUND_ACTIONS_SQL, (tournament_id,))):
+                key = ((r["game"], r["epsilon"], r["max_depth"], r["temperature"]), r["row_program"], r["col_program"])
+                rc, cc, n = self.round_actions.get(key) or (Counter(), Counter(), 0)
+                rc[r["row_action"]] += r["n"]
+                cc[r["col_action"]] += r["n"]
+                self.round_actions[key] = (rc, cc, n + r["n"])
         # The tournament's program order, then any program only found in trials.
         order = list(self.config.get("programs", []))
         for g in self.groups:
@@ -160,7 +200,7 @@ class Outcomes:
         self.programs = order
 
     def actions(self, game: str) -> list[str]:
-        g = self.games.get(game)
+        g = self.games.get(base_game(game))
         if g is not None:
             return list(g.actions)
         seen = {a for x in self.groups if x.cond[0] == game for a in (x.row_action, x.col_action) if a}
@@ -238,6 +278,9 @@ def pairs(out: Outcomes) -> list[PairRow]:
     for (cond, row, col), c in _cells(out).items():
         game, eps, depth, temp = cond
         actions = out.actions(game)
+        ra, ca, n_act = c.row_actions, c.col_actions, c.valid
+        if (cond, row, col) in out.round_actions:  # a match: shares of its rounds
+            ra, ca, n_act = out.round_actions[(cond, row, col)]
         _, wl, wh = wald_ci(c.coop, c.valid)
         _, sl, sh = wilson_ci(c.coop, c.valid)
         rm, rl, rh = mean_ci(c.rp, c.rp2, c.valid)
@@ -247,11 +290,11 @@ def pairs(out: Outcomes) -> list[PairRow]:
             trials=c.n, valid=c.valid, cooperative=c.coop, cooperation=_share(c.coop, c.valid),
             wald_low=_opt(wl), wald_high=_opt(wh), wilson_low=_opt(sl), wilson_high=_opt(sh),
             row_payoff=rm, row_payoff_low=rl, row_payoff_high=rh, col_payoff=cm, col_payoff_low=cl, col_payoff_high=ch,
-            row_actions=_shares(c.row_actions, c.valid, actions), col_actions=_shares(c.col_actions, c.valid, actions),
-            row_actions_low=_wilson_bounds(c.row_actions, c.valid, actions, 1),
-            row_actions_high=_wilson_bounds(c.row_actions, c.valid, actions, 2),
-            col_actions_low=_wilson_bounds(c.col_actions, c.valid, actions, 1),
-            col_actions_high=_wilson_bounds(c.col_actions, c.valid, actions, 2),
+            row_actions=_shares(ra, n_act, actions), col_actions=_shares(ca, n_act, actions),
+            row_actions_low=_wilson_bounds(ra, n_act, actions, 1),
+            row_actions_high=_wilson_bounds(ra, n_act, actions, 2),
+            col_actions_low=_wilson_bounds(ca, n_act, actions, 1),
+            col_actions_high=_wilson_bounds(ca, n_act, actions, 2),
             refusal_rate=_share(c.refused, c.n), error_rate=_share(c.errors, c.n),
             calls_per_trial=_share(c.calls, c.n), calls_max=c.calls_max,
             row_depth_mean=_share(c.rd, c.n), row_depth_max=c.rd_max,
@@ -503,7 +546,7 @@ def coop_points(out: Outcomes, pair_list: Iterable[PairRow] | None = None) -> li
     return points
 
 
-_DEPTH_KEYS = "game, epsilon, max_depth, temperature, row_depth, col_depth"
+_DEPTH_KEYS = f"game, epsilon, max_depth, temperature, {_MATCH}, row_depth, col_depth"
 _DEPTHS_SQL = f"SELECT {_DEPTH_KEYS}, count(*) AS n FROM trials WHERE tournament_id = ? GROUP BY {_DEPTH_KEYS}"
 
 
@@ -522,7 +565,7 @@ def depth_histogram(store: Store, tournament_id: int, fast: bool = True) -> list
             for (c, k), n in sorted(counts.items(), key=lambda kv: (rank(kv[0][0]), kv[0][1]))]
 
 
-_SEAT_KEYS = "game, epsilon, max_depth, temperature, row_program, col_program, row_depth, col_depth"
+_SEAT_KEYS = f"game, epsilon, max_depth, temperature, {_MATCH}, row_program, col_program, row_depth, col_depth"
 _SEAT_DEPTHS_SQL = f"SELECT {_SEAT_KEYS}, count(*) AS n FROM trials WHERE tournament_id = ? GROUP BY {_SEAT_KEYS}"
 
 
@@ -552,7 +595,8 @@ def _condition_rank(config: dict):
             config.get("temperatures", [None])]
 
     def rank(cond: Condition) -> tuple:
-        return tuple(axis.index(v) if v in axis else len(axis) for axis, v in zip(axes, cond))
+        cond = (base_game(cond[0]), *cond[1:])
+        return (*(axis.index(v) if v in axis else len(axis) for axis, v in zip(axes, cond)), cond[0])
 
     return rank
 

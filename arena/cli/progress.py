@@ -83,7 +83,7 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
     """Per game, condition and pair: trials, cooperation rate with 95% CI, mean payoffs."""
     from rich.table import Table
 
-    from arena.analysis.tables import pair_rows
+    from arena.analysis.tables import base_game, pair_rows
 
     rows = pair_rows(store, tournament_id)
     _, games = store.snapshot(tournament_id)
@@ -97,7 +97,7 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
                 "row pay", "col pay", "failed"):
         t.add_column(col, justify="right" if col in right else "left")
     for r in rows:
-        c = coop_action.get(r.game)
+        c = coop_action.get(base_game(r.game))
         rc, cc = (c.get("row"), c.get("col")) if isinstance(c, dict) else (c, c)
         t.add_row(
             r.game, *([f"{r.epsilon:g}", str(r.max_depth)] if multi else []), r.row_program, r.col_program,
@@ -106,6 +106,37 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
             _num(r.row_payoff), _num(r.col_payoff), _pct((r.refusal_rate or 0) + (r.error_rate or 0)),
         )
     console(plain).print(t)
+    _print_matches(store, tournament_id, plain)
+
+
+def _print_matches(store, tournament_id: int, plain: bool) -> None:
+    """Repeated games: per cell, the matches' totals and cooperation by round (nothing for one-shot games)."""
+    from rich.table import Table
+
+    from arena.analysis.rounds import match_rows, match_tournament, round_rows
+
+    if not match_tournament(store, tournament_id):
+        return
+    by_round: dict[tuple, list] = {}
+    for r in round_rows(store, tournament_id):
+        by_round.setdefault((r.condition, r.row_program, r.col_program), []).append(r)
+    t = Table(title=f"Tournament {tournament_id}: matches (totals over the rounds, 95% CI over the matches)",
+              caption="coop by round: share of the matches whose round 1, 2, ... was a cooperative outcome (first 10 "
+                      "rounds); first D: mean round (from 1) of a seat's first defect action, where it defected")
+    for col in ("game", "row", "col", "matches", "rounds", "row total", "col total", "row disc.", "col disc.",
+                "first D row", "first D col", "coop by round"):
+        t.add_column(col, justify="left" if col in ("game", "row", "col", "coop by round") else "right")
+    for m in match_rows(store, tournament_id):
+        rounds = by_round.get((m.condition, m.row_program, m.col_program), [])
+        t.add_row(m.game, m.row_program, m.col_program, str(m.matches), f"{m.mean_rounds:.3g}",
+                  _num(m.row_total), _num(m.col_total), _num(m.row_discounted), _num(m.col_discounted),
+                  _num1(m.row_first_defection), _num1(m.col_first_defection),
+                  " ".join(f"{r.cooperation:.2f}" for r in rounds[:10]) + (" ..." if len(rounds) > 10 else ""))
+    console(plain).print(t)
+
+
+def _num1(x: float | None) -> str:
+    return "-" if x is None else f"{x + 1:.3g}"
 
 
 def _rate(x: float) -> str:

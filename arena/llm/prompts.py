@@ -21,6 +21,7 @@ import json
 import re
 from typing import NamedTuple
 
+from arena.engine.records import Play
 from arena.library.games import Game
 
 SOURCE_LIMIT = 6000  # characters of an opponent's source shown to a program
@@ -67,10 +68,32 @@ SOURCE_INTRO = {
 _DEFAULT_INTRO = "Below is your opponent's source: its model and system prompt."
 
 
+def match_part(play: Play, side: str) -> str:
+    """Where a match is, for an LLM program: the round, the horizon (or the chance of going on) and the last
+    rounds it is shown as a compact table (rounds numbered from 1, as people count)."""
+    t = play.round + 1
+    if play.rules.continuation is not None:
+        head = f"This is round {t}. After each round the match goes on with probability {play.rules.continuation:g}."
+    elif play.rounds is None:
+        head = f"This is round {t}. You are not told how many rounds the match has."
+    else:
+        head = f"This is round {t} of {play.rounds}."
+    seen = play.seen(side)
+    if not seen:
+        return head + (" No earlier round is shown to you." if play.round else " It is the first round.")
+    first = play.round - len(seen) + 1
+    lines = [f"{head} The last {len(seen)} round(s), oldest first (actions as played):",
+             "round | you | opponent | your payoff | opponent's payoff"]
+    lines += [f"{first + i} | {r['me']} | {r['opponent']} | {r['my_payoff']:g} | {r['opponent_payoff']:g}"
+              for i, r in enumerate(seen)]
+    return "\n".join(lines)
+
+
 def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_action: str | None = None,
-                 structured: bool = False, opponent_kind: str = "llm") -> str:
-    """Stable parts first (game, actions, answer format), then the seat, the opponent, the situation:
-    servers that cache prompt prefixes (llama.cpp does) re-read only what changed since the last call."""
+                 structured: bool = False, opponent_kind: str = "llm", play: Play | None = None) -> str:
+    """Stable parts first (game, actions, answer format), then the seat, the opponent, the situation, and in a
+    repeated game the round and its history last: servers that cache prompt prefixes (llama.cpp does)
+    re-read only what changed since the last call."""
     seat = "row" if side == "row" else "column"
     actions = ", ".join(game.actions)
     if structured:
@@ -79,7 +102,9 @@ def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_act
     else:
         answer = f"Think briefly, then end your reply with a final line of exactly this form:\nACTION: <one of: {actions}>"
     parts = [
-        "You are about to play a one-shot game against another program.",
+        "You are about to play a one-shot game against another program." if play is None else
+        "You are playing a repeated game against another program: the game below is played round after round, "
+        "and each round you choose an action again. Your payoff is the sum over the rounds.",
         f"Game: {game.name}\n{game.description.strip()}",
         f"Your possible actions: {actions}.\n{answer}",
         f"You are the {seat} player. Outcomes:\n{seat_payoffs(game, side)}",
@@ -96,15 +121,18 @@ def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_act
         parts.append("No simulation of your opponent is available for this decision; decide without one.")
     else:
         parts.append("You cannot run your opponent. Consider what it would do against you, then decide.")
+    if play is not None:
+        parts.append(match_part(play, side))
     return "\n\n".join(parts)
 
 
 def messages(system_prompt: str, game: Game, side: str, opponent_source: str, mode: str,
-             opp_action: str | None = None, structured: bool = False, opponent_kind: str = "llm") -> list[dict]:
+             opp_action: str | None = None, structured: bool = False, opponent_kind: str = "llm",
+             play: Play | None = None) -> list[dict]:
     return [
         {"role": "system", "content": system_prompt.strip()},
         {"role": "user", "content": user_message(game, side, opponent_source, mode, opp_action, structured,
-                                                 opponent_kind)},
+                                                 opponent_kind, play)},
     ]
 
 

@@ -219,7 +219,7 @@ class LLMService:
         try:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
                 msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action,
-                                        structured == JSON_SCHEMA, opp.kind)
+                                        structured == JSON_SCHEMA, opp.kind, spec.play)
                 fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)

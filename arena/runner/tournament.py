@@ -411,6 +411,9 @@ def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournam
 # which preset (if any) filled in the grid (a custom grid in the app and the same grid from the CLI are
 # one tournament).
 NOT_IDENTITY = frozenset({"name", "concurrency", "cache", "preset"})
+# The repeated-game fields at their defaults (the one-shot game), left out of a fingerprint.
+ONE_SHOT_FIELDS = {"rounds": [1], "continuations": [None], "noises": [0.0], "recalls": [None], "max_rounds": 1000,
+                   "horizon": "known", "discount": 1.0}
 
 
 def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:
@@ -422,8 +425,12 @@ def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: It
 def _fingerprint(config: TournamentConfig, program_hashes: Iterable[str], game_hashes: Iterable[str]) -> str:
     from arena.library.games import content_hash
 
+    dump = config.model_dump(mode="json", exclude=set(NOT_IDENTITY))
+    for k, default in ONE_SHOT_FIELDS.items():  # a one-shot tournament keeps the identity it had before them
+        if dump.get(k) == default:
+            del dump[k]
     return content_hash({
-        "config": config.model_dump(mode="json", exclude=set(NOT_IDENTITY)),
+        "config": dump,
         "programs": sorted(program_hashes),
         "games": sorted(game_hashes),
     })
