@@ -270,3 +270,13 @@ def test_a_schema_7_database_is_migrated_and_resumed(tmp_path, programs, games):
         assert sorted(t.id for t in s.tournaments()) == [1, 2] and s.count_trials(1) == before
         tid = tournament(s, programs, games, ["titfortat", "fairbot"], rounds=[3], trials=2)
         assert tid == 3 and s.query("SELECT count(*) AS n FROM rounds")[0]["n"] == 4 * 2 * 3
+
+
+@pytest.mark.parametrize("rules", [MatchRules(), MatchRules(rounds=10), MatchRules(rounds=1, recall=0),
+                                   MatchRules(continuation=0.95, noise=0.05, recall=3), MatchRules(rounds=200, noise=0.1)])
+def test_condition_game_labels_round_trip(rules):
+    from arena.analysis.tables import condition_game, split_condition_game
+
+    label = condition_game("stag_hunt", *rules.coordinates)
+    assert split_condition_game(label) == ("stag_hunt", *rules.coordinates)
+    assert (label == "stag_hunt") == (rules.coordinates == MatchRules().coordinates)

@@ -40,7 +40,7 @@ class PairStats(ConditionKey):
 class PairRow(PairStats):
     """One cell: a condition and an ordered (row, column) pair of programs."""
 
-    cooperative: int  # valid trials whose joint outcome is in the game's cooperative set
+    cooperative: int | float  # valid trials whose joint outcome is in the game's cooperative set (a match: the share of its rounds)
     row_payoff_low: float | None  # mean ± 1.96·s/√n
     row_payoff_high: float | None
     col_payoff_low: float | None
@@ -90,7 +90,7 @@ class ConditionRow(ConditionKey):
     programs: int
     trials: int
     valid: int
-    cooperative: int
+    cooperative: int | float
     cooperation: float | None
     cooperation_low: float | None  # stratified 95% interval: p ± 1.96·√(Σ (n_c/N)²·p_c(1−p_c)/n_c) over cells c
     cooperation_high: float | None
@@ -154,7 +154,7 @@ class CoopPoint(BaseModel):
     pair: str  # 'a/b' (a before b in the tournament's program order)
     epsilon: float
     valid: int
-    cooperative: int
+    cooperative: int | float
     cooperation: float | None
     wilson_low: float | None
     wilson_high: float | None

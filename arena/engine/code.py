@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, Node, Play, TrialSpec
+from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, MatchRules, Node, Play, RoundRecord, TrialSpec
 from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
@@ -180,17 +180,27 @@ def node_draws(seed: int, modes: list[str]) -> list[float]:
 
 
 def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col: str, programs: dict,
-               game: Game) -> dict | None:
+               game: Game, rounds: list[dict] | None = None, rules: MatchRules | None = None) -> dict | None:
     """The ctx a code program's node was given, rebuilt from a stored trial: its nodes (index, parent,
-    side, depth, program, mode, action, in order), seed, ε and seats, and the tournament's programs.
+    side, depth, program, mode, action, round, in order), seed, ε and seats, and the tournament's programs;
+    for a match also its stored rounds and rules (each round's nodes draw from the round's seed).
     None if the node is not a code program's."""
+    from arena.engine.match import round_seed
+
     node = nodes[index]
     me = programs.get(node.program)
     if not isinstance(me, CodeProgram):
         return None
-    us = node_draws(seed, [n.mode for n in nodes])
+    t = getattr(node, "round", 0)
+    same = [n for n in nodes if getattr(n, "round", 0) == t]
+    us = dict(zip((n.index for n in same), node_draws(round_seed(seed, t), [n.mode for n in same])))
     opp = programs[col if node.side == "row" else row]  # as the simulator's: the program in the other seat
     child = next((n for n in nodes if n.parent == node.index), None)
     eps = me.epsilon if me.epsilon is not None else epsilon
+    play = None
+    if rounds and rules is not None:
+        past = tuple(RoundRecord(r["round"], r["row_intended"], r["col_intended"], r["row_action"], r["col_action"],
+                                 r["row_payoff"], r["col_payoff"], bool(r["cooperative"])) for r in rounds[:t])
+        play = Play(t, rules, past)
     return build_ctx(game, node.side, me, opp, child.action if child is not None else None, node.depth, eps,
-                     us[index])
+                     us[node.index], play)

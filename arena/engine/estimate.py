@@ -43,7 +43,9 @@ def estimate(config: TournamentConfig, programs: dict) -> Estimate:
     chosen = {pid: programs[pid] for pid in config.programs if pid in programs}
     sim = {pid: simulates(p, config) for pid, p in chosen.items()}
     llm = {pid: p.kind == "llm" for pid, p in chosen.items()}
-    per_cell = len(config.games) * len(config.temperatures) * config.trials
+    rounds = sum(m.expected_rounds for m in config.matches)  # a trial's decisions are made once a round
+    per_cell = len(config.games) * len(config.temperatures) * config.trials * rounds
+    per_cell_trials = len(config.games) * len(config.temperatures) * config.trials * len(config.matches)
     nodes = calls = 0.0
     llm_trials = 0
     for eps in config.epsilons:
@@ -52,7 +54,7 @@ def estimate(config: TournamentConfig, programs: dict) -> Estimate:
             for a in chosen:
                 for b in chosen:
                     if llm[a] or llm[b]:
-                        llm_trials += per_cell
+                        llm_trials += per_cell_trials
                     # the row decision (a's chain) and the column decision (b's chain)
                     for me, opp in ((a, b), (b, a)):
                         own, other = expected_nodes((sim[me], sim[opp]), (own_eps[me], own_eps[opp]), depth)

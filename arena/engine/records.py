@@ -48,6 +48,14 @@ class MatchRules:
         return self.rounds == 1 and self.continuation is None and not self.noise
 
     @property
+    def expected_rounds(self) -> float:
+        """The mean length of a match under these rules (1/(1−P) for continuation P, truncated by the cap)."""
+        if self.continuation is None:
+            return float(self.rounds)
+        p = self.continuation
+        return (1 - p ** self.max_rounds) / (1 - p)
+
+    @property
     def coordinates(self) -> tuple:
         """The part of a trial's grid position these rules are (what tells two cells apart)."""
         return (self.rounds, self.continuation, self.noise, self.recall)

@@ -105,6 +105,7 @@ class StoredNode:
     node_id: int
     calls: list[dict] = field(default_factory=list)
     code: dict | None = None  # a code program's value and printed output (nodes.code)
+    round: int = 0  # the round of its match
 
     @classmethod
     def from_rows(cls, nodes: list[dict], calls: list[dict]) -> list[StoredNode]:
@@ -114,7 +115,8 @@ class StoredNode:
         idx = {n["id"]: n["idx"] for n in nodes}
         return [cls(n["idx"], idx.get(n["parent_id"]),
                     n["side"], n["depth"], n["program"], n["mode"], n["action"], n["error"], n["id"],
-                    by_node.get(n["id"], []), json.loads(n["code"]) if n.get("code") else None) for n in nodes]
+                    by_node.get(n["id"], []), json.loads(n["code"]) if n.get("code") else None,
+                    n.get("round", 0)) for n in nodes]
 
 
 def call_field(call: Any, name: str, default: Any = None) -> Any:

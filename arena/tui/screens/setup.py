@@ -47,6 +47,14 @@ class SetupScreen(ArenaScreen):
                     yield Input(id="trials", type="integer", compact=True)
                     yield Label("Temperatures")
                     yield Input(id="temps", placeholder="each program's own", compact=True)
+                    yield Label("Rounds")
+                    yield Input(id="rounds", placeholder="1 (one-shot); e.g. 10 200", compact=True)
+                    yield Label("Continuation")
+                    yield Input(id="continuations", placeholder="none; e.g. 0.9 (instead of rounds)", compact=True)
+                    yield Label("Noise")
+                    yield Input(id="noises", placeholder="0; e.g. 0.05", compact=True)
+                    yield Label("Recall")
+                    yield Input(id="recalls", placeholder="all rounds; e.g. 3", compact=True)
                     yield Label("Simulation")
                     yield Select([("run the opponent (ε-grounded)", "run"), ("LLM imagines it", "imagine")],
                                  value="run", allow_blank=False, id="simulation", compact=True)
@@ -165,6 +173,8 @@ class SetupScreen(ArenaScreen):
         self.query_one("#depths", Input).value = " ".join(str(d) for d in p.max_depths)
         self.query_one("#trials", Input).value = str(p.trials)
         self.query_one("#temps", Input).value = ""
+        for axis in MATCH_INPUTS:  # the presets are one-shot games
+            self.query_one(f"#{axis}", Input).value = ""
         self._update_summary()
 
     def _matches(self, name: str) -> bool:
@@ -183,7 +193,8 @@ class SetupScreen(ArenaScreen):
                     and fmt.floats(q("#epsilons", Input).value) == list(p.epsilons)
                     and fmt.ints(q("#depths", Input).value) == list(p.max_depths)
                     and q("#trials", Input).value.strip() == str(p.trials)
-                    and not q("#temps", Input).value.strip())
+                    and not q("#temps", Input).value.strip()
+                    and not any(q(f"#{axis}", Input).value.strip() for axis in MATCH_INPUTS))
         except ValueError:
             return False
 
@@ -228,6 +239,10 @@ class SetupScreen(ArenaScreen):
         eps = parse("epsilons", "ε values", fmt.floats)
         depths = parse("depths", "depth caps", fmt.ints)
         temps = parse("temps", "temperatures", fmt.floats) or [None]
+        match = {k: v for k, v in (("rounds", parse("rounds", "rounds", fmt.ints)),
+                                   ("continuations", parse("continuations", "continuations", fmt.floats)),
+                                   ("noises", parse("noises", "noises", fmt.floats)),
+                                   ("recalls", parse("recalls", "recalls", fmt.ints))) if v}
         # (a number may be written 40,000 or 40_000, as the summary writes it)
         trials = parse("trials", "trials per cell", lambda t: _int(t, 0))
         concurrency = parse("concurrency", "concurrency", lambda t: _int(t, 8))
@@ -248,7 +263,7 @@ class SetupScreen(ArenaScreen):
                 name=q("#name", Input).value.strip(), preset=None if preset == PRESET_NONE else str(preset),
                 programs=programs, games=games, epsilons=eps, max_depths=depths, temperatures=temps, trials=trials,
                 seed=seed, concurrency=concurrency, simulation=q("#simulation", Select).value, provider=provider,
-                models={p: model for p in llm} if model else {}, cache=q("#cache", Checkbox).value,
+                models={p: model for p in llm} if model else {}, cache=q("#cache", Checkbox).value, **match,
             )
         except ValidationError as exc:
             msgs = []
@@ -281,7 +296,8 @@ class SetupScreen(ArenaScreen):
             total=f"{config.total_trials:,}", cells=f"{config.cells:,}", np=str(n), ps="s" if n != 1 else "",
             pairs=str(n * n), ng=str(len(config.games)), gs="s" if len(config.games) != 1 else "",
             ne=str(len(config.epsilons)), nd=str(len(config.max_depths)), ds="s" if len(config.max_depths) != 1 else "",
-            nt=f" × {len(config.temperatures)} temperatures" if len(config.temperatures) > 1 else "",
+            nt=(f" × {len(config.temperatures)} temperatures" if len(config.temperatures) > 1 else "")
+               + (f" × {len(config.matches)} match rules" if len(config.matches) > 1 else ""),
             t=f"{config.trials:,}")]
         if e.llm_trials:
             where = f"on {config.provider}" if config.provider else "on each program's provider"
@@ -405,4 +421,6 @@ def _int(text: str, default: int) -> int:
 
 
 FIELD_NAMES = {"epsilons": "ε values", "max_depths": "depth caps", "temperatures": "temperatures", "trials": "trials",
-               "concurrency": "concurrency", "programs": "programs", "games": "games", "name": "name"}
+               "concurrency": "concurrency", "programs": "programs", "games": "games", "name": "name",
+               "rounds": "rounds", "continuations": "continuation", "noises": "noise", "recalls": "recall"}
+MATCH_INPUTS = ("rounds", "continuations", "noises", "recalls")  # the repeated-game axes (empty: one-shot)

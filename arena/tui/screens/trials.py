@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Tree
 
 from .. import format as fmt
 from ..failures import ContainsFailures
+from ..timeline import Timeline
 from ..widgets import AppHeader, ArenaFooter, Heat, SimTree, StoredNode, Transcript
 
 
@@ -20,6 +21,8 @@ class TrialsScreen(ContainsFailures, Screen):
         Binding("escape", "back", "Back"),
         Binding("t", "focus_tree", "Tree"),
         Binding("l", "focus_list", "Trials", show=False),
+        Binding("left_square_bracket", "round(-1)", "Round ◀", show=False),
+        Binding("right_square_bracket", "round(1)", "Round ▶", show=False),
     ]
 
     def __init__(self, tid: int, cell):
@@ -32,6 +35,7 @@ class TrialsScreen(ContainsFailures, Screen):
         with Horizontal(id="trials"):
             yield DataTable(id="trial-list", cursor_type="row", zebra_stripes=True, classes="panel")
             with Vertical(id="trial-right"):
+                yield Timeline(id="trial-rounds", classes="panel")
                 yield SimTree(id="trial-tree", classes="panel")
                 yield Transcript(id="trial-transcript", classes="panel")
         yield ArenaFooter()
@@ -46,6 +50,14 @@ class TrialsScreen(ContainsFailures, Screen):
         self._fetching = False
         self.coop_action = self.defect_action = None
         self._code = None  # (programs, Game) when a code program plays, else None
+        self._rounds: list[dict] = []  # the shown trial's rounds (a match), [] for a one-round trial
+        self._round: int | None = None  # the round whose tree is shown (None: the last)
+        from arena.analysis.tables import base_game
+
+        self._match = base_game(c.game) != c.game  # a cell of matches (its rules are in its game's label)
+        timeline = self.query_one("#trial-rounds", Timeline)
+        timeline.display = self._match
+        timeline.border_title = "Rounds · [ ]: round"
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
                               f"{fmt.condition(c.game, c.epsilon, c.max_depth, c.temperature, short=True)}")
@@ -66,9 +78,12 @@ class TrialsScreen(ContainsFailures, Screen):
             return
         self._fetching = True
         c, tid, offset, page, first = self.cell, self.tid, len(self.trials), self.PAGE, not self.trials
-        where = ("game=? AND row_program=? AND col_program=? AND epsilon=? AND max_depth=? "
+        from arena.analysis.tables import condition_where
+
+        game_where, game_params = condition_where(c.game)  # the game and its match rules
+        where = (game_where + " AND row_program=? AND col_program=? AND epsilon=? AND max_depth=? "
                  "AND coalesce(temperature, -1.0) = coalesce(?, -1.0)")
-        params = (c.game, c.row_program, c.col_program, c.epsilon, c.max_depth, c.temperature)
+        params = (*game_params, c.row_program, c.col_program, c.epsilon, c.max_depth, c.temperature)
 
         def query(store):
             rows = store.trial_rows(tid, where, params, limit=page, offset=offset)
@@ -82,13 +97,16 @@ class TrialsScreen(ContainsFailures, Screen):
         self._more = len(rows) == self.PAGE
         if snapshot is not None:
             progs, games = snapshot
-            game = games.get(self.cell.game, {})
+            from arena.analysis.tables import base_game
+
+            game = games.get(base_game(self.cell.game), {})
             self._code = _code_context(progs, game)
             self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
         table = self.query_one("#trial-list", DataTable)
         table.loading = False
         heat = Heat(self.app)
         first = not self.trials
+        pay = ("row_total", "col_total") if self._match else ("row_payoff", "col_payoff")  # a match: its totals
         self.trials.extend(rows)
         self._by_id.update((t["id"], t) for t in rows)
         for t in rows:
@@ -97,14 +115,15 @@ class TrialsScreen(ContainsFailures, Screen):
             table.add_row(
                 Text(f"{t['trial_index'] + 1:,}", justify="right"),
                 Text(t["row_action"] or "–", style=act_style), Text(t["col_action"] or "–", style=act_style),
-                Text(f"{fmt.num(t['row_payoff'], 1)},{fmt.num(t['col_payoff'], 1)}", justify="right")
+                Text(f"{fmt.num(t[pay[0]], 1)},{fmt.num(t[pay[1]], 1)}", justify="right")
                 if t["status"] == "ok" else Text(t["status"], style=heat.style(0.0), justify="right"),
                 Text(f"{t['row_depth']}/{t['col_depth']}", justify="right"),
                 Text(str(t["n_calls"]), justify="right"),
                 key=str(t["id"]))
         total = f"{self.cell.trials:,}"
         shown = f"{len(self.trials):,} of {total} trials" if self._more else f"{total} trials"
-        table.border_subtitle = f"{shown} · depth row/col · enter: tree"
+        table.border_subtitle = (f"{shown} · {'last round, totals · ' if self._match else ''}depth row/col · "
+                                 "enter: tree")
         if first:
             table.focus()  # (again: the loading overlay took the focus from the table)
         if first and self.trials:
@@ -125,17 +144,41 @@ class TrialsScreen(ContainsFailures, Screen):
     def _enter(self) -> None:
         self.action_focus_tree()
 
-    def _show(self, trial: dict) -> None:
+    def _show(self, trial: dict, keep_round: bool = False) -> None:
         store = self.app.store
-        nodes = StoredNode.from_rows(store.nodes(trial["id"]), store.calls(trial_id=trial["id"]) if trial["n_calls"] else [])
+        if not keep_round or getattr(self, "_trial", None) is not trial:
+            self._rounds = store.rounds(trial["id"]) if self._match else []
+            self._round = None
+        rows = store.nodes(trial["id"])
+        shown_round = None
+        if self._rounds:  # a match: the tree of the selected round (the last by default, or the failed one)
+            shown_round = self._round if self._round is not None else max(r["round"] for r in rows)
+            rows = [r for r in rows if r["round"] == shown_round]
+            self.query_one(Timeline).show(self._rounds, shown_round, Heat(self.app).style)
+        calls = store.calls(trial_id=trial["id"]) if trial["n_calls"] else []
+        nodes = StoredNode.from_rows(rows, calls)
+        self._all_nodes = StoredNode.from_rows(store.nodes(trial["id"]), []) if self._rounds else nodes
         tree = self.query_one(SimTree)
-        tree.show(("stored", trial["id"]), nodes, finished=True, coop_action=self.coop_action,
+        tree.show(("stored", trial["id"], shown_round), nodes, finished=True, coop_action=self.coop_action,
                   defect_action=self.defect_action)
-        outcome = (f"{trial['row_action']} / {trial['col_action']}" if trial["status"] == "ok"
-                   else f"{trial['status']}: {fmt.ellipsize(trial['error'] or '', 60)}")
+        if shown_round is not None and shown_round < len(self._rounds):
+            r = self._rounds[shown_round]
+            outcome = f"round {shown_round + 1}: {r['row_action']} / {r['col_action']}"
+        else:
+            outcome = (f"{trial['row_action']} / {trial['col_action']}" if trial["status"] == "ok"
+                       else f"{trial['status']}: {fmt.ellipsize(trial['error'] or '', 60)}")
         tree.border_subtitle = outcome
         self._trial, self._trial_nodes = trial, nodes
         self._title()
+
+    def action_round(self, step: int) -> None:
+        """The tree of the previous or next round of the match shown."""
+        if not self._rounds:
+            return
+        last = len(self._rounds) - 1
+        now = self._round if self._round is not None else last
+        self._round = max(0, min(last, now + step))
+        self._show(self._trial, keep_round=True)
 
     def _title(self) -> None:
         """'Trial 3 · seed 123…' where the pane is wide enough for the whole seed, else 'Trial 3': a number
@@ -160,8 +203,13 @@ class TrialsScreen(ContainsFailures, Screen):
                 from arena.engine.code import stored_ctx
 
                 t = self._trial
-                ctx = stored_ctx(self._trial_nodes, n.index, t["seed"], t["epsilon"], t["row_program"], t["col_program"],
-                                 *self._code)
+                rules = None
+                if self._rounds:
+                    from arena.engine.records import MatchRules
+
+                    rules = MatchRules(t["rounds"], t["continuation"], t["noise"], t["recall"])
+                ctx = stored_ctx(self._all_nodes, n.index, t["seed"], t["epsilon"], t["row_program"], t["col_program"],
+                                 *self._code, self._rounds, rules)
             self.query_one(Transcript).show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [], ctx=ctx)
 
     def action_back(self) -> None:

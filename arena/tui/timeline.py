@@ -1,0 +1,55 @@
+"""A match's rounds as one line: each round's played actions (first letters), noise flips marked, the
+selected round in reverse. Shown above the simulation tree (Live, a trial of Results); display only."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+def round_cells(rounds: list[dict]) -> list[tuple[str, bool, bool]]:
+    """(label, cooperative, flipped) per round: 'C/D' from the played actions' first letters."""
+    out = []
+    for r in rounds:
+        a, b = r["row_action"], r["col_action"]
+        flipped = r["row_intended"] != a or r["col_intended"] != b
+        out.append((f"{a[:1].upper()}/{b[:1].upper()}", bool(r["cooperative"]), flipped))
+    return out
+
+
+def timeline_text(rounds: list[dict], selected: int | None, width: int, heat_style) -> Text:
+    """The rounds that fit `width`, a window around the selected one; '*' marks a round with a flipped action."""
+    cells = round_cells(rounds)
+    if not cells:
+        return Text("no round played yet", style="dim")
+    sel = len(cells) - 1 if selected is None else min(selected, len(cells) - 1)
+    size = 7  # "12 C/D " and a flip mark
+    fit = max(1, (width - 14) // size)
+    lo = max(0, min(sel - fit // 2, len(cells) - fit))
+    text = Text(f"round {sel + 1}/{len(cells)} ", style="bold")
+    if lo:
+        text.append("… ", style="dim")
+    for i in range(lo, min(len(cells), lo + fit)):
+        label, coop, flipped = cells[i]
+        style = heat_style(1.0 if coop else 0.0) + (" reverse" if i == sel else "")
+        text.append(f"{i + 1} ", style="dim")
+        text.append(label + ("*" if flipped else ""), style=style)
+        text.append(" ")
+    if lo + fit < len(cells):
+        text.append("…", style="dim")
+    return text
+
+
+class Timeline(Static):
+    """The rounds of the match shown; `show` redraws it."""
+
+    DEFAULT_CSS = "Timeline { height: 3; }"
+
+    def show(self, rounds: list[dict], selected: int | None, heat_style) -> None:
+        self._last = (rounds, selected, heat_style)
+        self.update(timeline_text(rounds, selected, max(20, self.size.width - 2), heat_style))
+
+    def on_resize(self) -> None:
+        last = getattr(self, "_last", None)
+        if last is not None:
+            self.show(*last)
