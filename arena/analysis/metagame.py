@@ -320,6 +320,14 @@ def named_equilibria(m: MetaMatrix, stats: dict[tuple[str, str], dict] | None = 
     return named(bootstrap.EQUILIBRIUM), named(bootstrap.UNCERTAIN), BOOTSTRAP if m.boot is not None else POINT_ESTIMATE
 
 
+def equilibrium_mark(r: MatrixRow) -> str:
+    """'*' on a program equilibrium, '?' on an uncertain one (by the bootstrap's verdict; the point
+    estimate's without one), '' otherwise."""
+    if r.verdict is not None:
+        return {"equilibrium": "*", "uncertain": "?"}.get(r.verdict, "")
+    return "*" if r.program_equilibrium else ""
+
+
 def matrix_rows(matrices: dict[Condition, MetaMatrix]) -> list[MatrixRow]:
     rows = []
     for (game, eps, depth, temp), m in matrices.items():
@@ -376,5 +384,5 @@ def _support_frequency(m: MetaMatrix, e: Equilibrium) -> float | None:
     return m.boot.support_frequency(*bootstrap.support(m.programs, e.row, e.col))
 
 
-__all__ = ["named_equilibria", "pair_statistics", "SupportRow", "support_rows", "add_bootstrap", "MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
+__all__ = ["equilibrium_mark", "named_equilibria", "pair_statistics", "SupportRow", "support_rows", "add_bootstrap", "MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
            "equilibrium_rows", "nash_equilibria", "pure_equilibria", "payoff_matrix"]
