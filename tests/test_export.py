@@ -27,7 +27,7 @@ COLUMNS = {
     "summary": "game,epsilon,max_depth,temperature,programs,trials,valid,cooperative,cooperation,cooperation_low,"
                "cooperation_high,wald_low,wald_high,"
                "wilson_low,wilson_high,mean_payoff,refusal_rate,error_rate,calls_per_trial,depth_mean,depth_max,best,"
-               "nash_equilibria,degenerate,program_equilibria",
+               "nash_equilibria,degenerate,program_equilibria,uncertain_equilibria,equilibria_basis",
     "pairs": "game,epsilon,max_depth,temperature,row_program,col_program,trials,valid,cooperation,wald_low,wald_high,"
              "wilson_low,wilson_high,row_payoff,col_payoff,refusal_rate,error_rate,calls_per_trial,cooperative,"
              "row_payoff_low,row_payoff_high,col_payoff_low,col_payoff_high,row_actions.cooperate,row_actions.defect,"
@@ -45,7 +45,7 @@ COLUMNS = {
                   "row_strategy.cooperatebot,col_strategy.fairbot,col_strategy.defectbot,col_strategy.cooperatebot,"
                   "row_payoff,col_payoff,pure,symmetric,method,support_frequency",
     "supports": "game,epsilon,max_depth,temperature,row_support,col_support,frequency,resamples,estimated",
-    "depths": "game,epsilon,max_depth,temperature,program,seat,depth,decisions",
+    "depths": "game,epsilon,max_depth,temperature,program,opponent,seat,depth,decisions",
     "replicator": "game,epsilon,max_depth,temperature,step,program,share,fitness,rest,converged",
     "moran": "game,epsilon,max_depth,temperature,invader,resident,population,intensity,fixation,neutral,favoured",
     "calls": "provider,model,program,calls,attempts,retries,failures,refusals,unparsed,cached,bare_words,prose,"
@@ -75,9 +75,10 @@ def test_csv_has_the_documented_columns_and_parses(db, table):
     assert r.exit_code == 0, r.output
     rows = list(csv.DictReader(io.StringIO(r.stdout)))
     assert r.stdout.splitlines()[0] == COLUMNS[table]
-    # depths: FairBot's chains reach 0..9 (row and column seat: 10 each), the two bots' only 0 (2 × 2);
+    # depths, per opponent: FairBot's chains against itself reach 0..9 (row and column seat: 10 each), against
+    # each bot 0 or 1 (2 × 2 × 2); the two bots' only 0 (2 × 2 seats × 3 opponents);
     # replicator: the 83 recorded steps 0..82 of three programs; moran: the 6 ordered pairs of distinct programs
-    expected = {"summary": 1, "pairs": 9, "programs": 3, "matrix": 9, "equilibria": 6, "supports": 6, "depths": 24,
+    expected = {"summary": 1, "pairs": 9, "programs": 3, "matrix": 9, "equilibria": 6, "supports": 6, "depths": 40,
                 "replicator": 249, "moran": 6, "calls": 0}[table]
     assert len(rows) == expected
 
@@ -89,6 +90,7 @@ def test_csv_values(db):
     assert float(fd["row_payoff"]) == pytest.approx(0.9)
     summary = next(csv.DictReader(io.StringIO(invoke("export", "--db", db, "-f", "csv", "--table", "summary").stdout)))
     assert summary["program_equilibria"] == "fairbot/fairbot; defectbot/defectbot" and summary["degenerate"] == "true"
+    assert (summary["uncertain_equilibria"], summary["equilibria_basis"]) == ("", "bootstrap")
     matrix = list(csv.DictReader(io.StringIO(invoke("export", "--db", db, "-f", "csv", "--table", "matrix").stdout)))
     dd = next(r for r in matrix if r["program"] == r["opponent"] == "defectbot")
     assert (dd["program_equilibrium"], float(dd["margin"])) == ("true", pytest.approx(0.1))

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
 
-from arena.analysis import tables as analysis
+from arena.analysis import export, tables as analysis
 from arena.analysis.bootstrap import (EQUILIBRIUM, NOT, UNCERTAIN, CellOutcomes, margin_arrays, percentile_interval,
                                       verdict)
 from arena.analysis.dynamics import fixation, moran_rows, replicator
@@ -80,11 +81,13 @@ def test_pooled_figures_of_a_hand_made_tournament(store, programs, games):
     assert (fd.col_actions_low[D], fd.col_actions_high[D]) == pytest.approx(wilson_ci(10, 10)[1:])
     # depths: FairBot's row chains reach 0 three times (grounded once in each of its cells), 1 nineteen times
     # (nine times against each bot, once against itself), then 2..9 once (against itself)
-    depth = {(r.program, r.seat, r.depth): r.decisions for r in t["depths"]}
+    depth = Counter()
+    for r in t["depths"]:
+        depth[(r.program, r.seat, r.depth)] += r.decisions
     for seat in ("row", "col"):
         assert [depth[("fairbot", seat, k)] for k in range(10)] == [3, 19, 1, 1, 1, 1, 1, 1, 1, 1]
         assert depth[("defectbot", seat, 0)] == depth[("cooperatebot", seat, 0)] == 30
-    assert len(t["depths"]) == 24
+    assert len(t["depths"]) == 40  # per opponent: FairBot 2 seats × (10 depths against itself + 2 + 2), the bots 6
     assert analysis.depth_rows(store, tid, fast=False) == t["depths"]  # the integer-keyed GROUP BY agrees
 
 
@@ -206,3 +209,87 @@ def test_replicator_closed_forms():
     assert pd.converged and pd.shares[-1][1] == pytest.approx(1.0, abs=1e-8)
     # the FDC meta-game at ε = 0.8: DefectBot takes over
     assert replicator(fdc_u(0.8)).shares[-1][1] == pytest.approx(1.0, abs=1e-8)
+
+
+# --- statistics that agree (issue 24) ------------------------------------------------------------------------
+def tie_trial(spec, game):
+    """F/D/C at ε 0.5, 10 trials a cell, written by hand. FairBot cooperates against DefectBot (grounded, depth 0)
+    in trials 0-4 of (FairBot, DefectBot) and 0-3 of (DefectBot, FairBot), and copies its defection (depth 1)
+    otherwise: U[D][F] = (5·5 + 5·1 + 4·5 + 6·1) / 20 = 2.8 and U[F][D] = 11/20 = 0.55. Every other cell is
+    deterministic: U[F][F] = U[F][C] = U[C][F] = U[C][C] = 3, U[D][C] = 5, U[C][D] = 0, U[D][D] = 1.
+    DefectBot's deviation from (F, F) is a true tie (1 + 4ε = 3) whose point estimate 2.8 is noise."""
+    from stored import make_trial
+
+    fixed = {"defectbot": D, "cooperatebot": C}
+    r, c, i = spec.row, spec.col, spec.index
+    if r == c == "fairbot":
+        return make_trial(spec, game, C, C, row_depth=i % 3, col_depth=(i + 1) % 3)
+    if "fairbot" not in (r, c):
+        return make_trial(spec, game, fixed[r], fixed[c])
+    other = c if r == "fairbot" else r
+    grounded = other == "defectbot" and i < (5 if r == "fairbot" else 4)
+    fair, depth = (C, 0) if grounded else (fixed[other], 1)
+    if r == "fairbot":
+        return make_trial(spec, game, fair, fixed[c], row_depth=depth)
+    return make_trial(spec, game, fixed[r], fair, col_depth=depth)
+
+
+@pytest.fixture
+def tie(store, programs, games):
+    tid, cfg = make_tournament(store, programs, games, epsilons=[0.5])
+    store.write_trials(tid, [tie_trial(s, games["prisoners_dilemma"]) for s in cfg.iter_specs()])
+    return tid
+
+
+def test_the_summary_names_the_equilibria_the_bootstrap_finds(store, tie):
+    """(F, F) is a weak equilibrium of the point estimate (margin min(3 − 2.8, 3 − 3) = 0) but its bootstrap
+    interval holds 0 over random cells: the summary lists it as uncertain, not as an equilibrium. Without a
+    bootstrap the summary lists the point estimate's equilibria and says so."""
+    t = analysis.tables(store, tie, ["summary", "matrix"], resamples=500)
+    (s,) = t["summary"]
+    m = {(r.program, r.opponent): r for r in t["matrix"]}
+    assert (m[("fairbot", "fairbot")].program_equilibrium, m[("fairbot", "fairbot")].margin) == (True, 0.0)
+    assert m[("fairbot", "fairbot")].verdict == UNCERTAIN and m[("defectbot", "defectbot")].verdict == EQUILIBRIUM
+    assert (s.program_equilibria, s.uncertain_equilibria, s.equilibria_basis) == (
+        ["defectbot/defectbot"], ["fairbot/fairbot"], "bootstrap")
+    assert analysis.tables(store, tie, ["summary"], resamples=500)["summary"] == t["summary"]  # summary alone
+    (p,) = analysis.tables(store, tie, ["summary"], resamples=0)["summary"]
+    assert (p.program_equilibria, p.uncertain_equilibria, p.equilibria_basis) == (
+        ["fairbot/fairbot", "defectbot/defectbot"], [], "point estimate")
+    # the paper tables say the same: uncertain pairs marked ?, a point estimate said
+    assert export.named_equilibria(s) == "defectbot/defectbot, fairbot/fairbot?"
+    assert export.named_equilibria(p) == "fairbot/fairbot, defectbot/defectbot (point estimate)"
+    headers, (cells,), _ = export.grid("summary", [s])
+    assert dict(zip(headers, cells))["program equilibria"] == "defectbot/defectbot, fairbot/fairbot?"
+
+
+def test_ties_are_decided_by_the_bootstrap(store, tie):
+    """Which deviations tie, for the strict margin, is read with the same uncertainty as the verdict: DefectBot's
+    deviation from (F, F) (gain 3 − 2.8 = 0.2 in the point estimate, an interval holding 0) ties like
+    CooperateBot's, so (F, F) has no strict margin, as in the analytic game at ε 0.5; (D, D)'s deviations
+    (gains 1 − 0.55 and 1 − 0, intervals above 0) do not tie: its strict margin is its margin."""
+    t = analysis.tables(store, tie, ["matrix"], resamples=500)["matrix"]
+    m = {(r.program, r.opponent): r for r in t}
+    ff, dd = m[("fairbot", "fairbot")], m[("defectbot", "defectbot")]
+    assert (ff.strict_margin, ff.strict_margin_low, ff.strict_margin_high) == (None, None, None)
+    assert dd.strict_margin == pytest.approx(0.45) and dd.margin == pytest.approx(0.45)
+    assert (dd.strict_margin_low, dd.strict_margin_high) == (dd.margin_low, dd.margin_high)
+    # without a bootstrap, ties are the point estimate's (within TOL): DefectBot's deviation does not tie
+    (p,) = [r for r in analysis.tables(store, tie, ["matrix"], resamples=0)["matrix"]
+            if r.program == r.opponent == "fairbot"]
+    assert p.strict_margin == pytest.approx(0.2)
+
+
+def test_depths_per_opponent_follow_the_closed_form(store, programs, games):
+    """The depths table is per opponent: FairBot's chains against a program that does not simulate stop at depth
+    1, so only against a simulating opponent (itself) does P(depth = k) = (1−ε)^k·ε hold; pooled over opponents it
+    does not. Hand-made trials (fdc_trial): against itself, its row chain reaches depth i in trial i."""
+    tid, cfg = make_tournament(store, programs, games)
+    store.write_trials(tid, [fdc_trial(s, games["prisoners_dilemma"]) for s in cfg.iter_specs()])
+    rows = analysis.tables(store, tid, ["depths"])["depths"]
+    fair_row = [(r.opponent, r.depth, r.decisions) for r in rows if (r.program, r.seat) == ("fairbot", "row")]
+    assert fair_row == [("fairbot", k, 1) for k in range(10)] + [("defectbot", 0, 1), ("defectbot", 1, 9),
+                                                                 ("cooperatebot", 0, 1), ("cooperatebot", 1, 9)]
+    assert [(r.opponent, r.depth, r.decisions) for r in rows if (r.program, r.seat) == ("defectbot", "col")] == [
+        ("fairbot", 0, 10), ("defectbot", 0, 10), ("cooperatebot", 0, 10)]
+    assert analysis.depth_rows(store, tid, fast=False) == rows

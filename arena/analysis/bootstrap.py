@@ -83,9 +83,14 @@ class MetaBootstrap:
     supports: Counter = field(default_factory=Counter)  # mixed (row support, col support) -> resamples with one
     support_resamples: int = 0  # resamples whose mixed equilibria were enumerated (the first NASH_RESAMPLES)
 
+    def ties(self, U0: Sequence[Sequence[float]]) -> np.ndarray:
+        """(n, n, n) which deviations tie, decided with the resamples' uncertainty (see tie_mask)."""
+        return tie_mask(self.U, U0)
+
     def margins(self, U0: Sequence[Sequence[float]]) -> tuple[np.ndarray, np.ndarray]:
-        """(B, n, n) weak and strict margins of every pure pair in every resample (metagame.margin_arrays)."""
-        return margin_arrays(self.U, U0)
+        """(B, n, n) weak and strict margins of every pure pair in every resample (margin_arrays), the
+        strict ones over the deviations that do not tie by the bootstrap (tie_mask)."""
+        return margin_arrays(self.U, U0, self.ties(U0))
 
     def pair_deterministic(self, i: int, j: int) -> bool:
         """Every payoff the margin of (i, j) reads (columns i and j of U) comes from deterministic cells."""
@@ -113,18 +118,37 @@ class MetaBootstrap:
         return out
 
 
-def margin_arrays(U, U0) -> tuple[np.ndarray, np.ndarray]:
-    """(B, n, n) weak and strict margins of every pure pair for each of B matrices U (B, n, n); which
-    deviations tie is read from the point estimate U0 (n, n). Weak: min(U[i][j] − max_{k≠i} U[k][j],
-    U[j][i] − max_{k≠j} U[k][i]); strict: the same over non-tying deviations (+inf if every one ties;
-    +inf too for a single program, which has no deviation)."""
-    U = np.asarray(U, dtype=float)
+def _gains(U: np.ndarray) -> np.ndarray:
+    """gain[b, i, j, k] = U[b, i, j] − U[b, k, j]: what the row player of (i, j) gives up by playing k."""
+    return U[:, :, :, None] - np.transpose(U, (0, 2, 1))[:, None, :, :]
+
+
+def point_ties(U0) -> np.ndarray:
+    """ties[i, j, k]: U0[k][j] equals U0[i][j] within TOL (the point estimate's ties)."""
     A = np.asarray(U0, dtype=float)
-    n = A.shape[0]
-    # gain[b, i, j, k] = U[b, i, j] − U[b, k, j]: what the row player of (i, j) gives up by playing k
-    gain = U[:, :, :, None] - np.transpose(U, (0, 2, 1))[:, None, :, :]
+    return np.abs(A[:, :, None] - A.T[None, :, :]) <= TOL
+
+
+def tie_mask(U, U0) -> np.ndarray:
+    """ties[i, j, k]: the deviation of (i, j)'s row player to k ties, decided with the same uncertainty as
+    the verdicts: it ties in the point estimate U0, or the 95% percentile interval of its gain
+    U[b][i][j] − U[b][k][j] over the B resamples U (B, n, n) holds 0 (the trials cannot tell it from a tie).
+    A deviation whose gain is the same in every resample (deterministic cells) ties only if that gain is 0."""
+    lo, hi = np.percentile(_gains(np.asarray(U, dtype=float)), [2.5, 97.5], axis=0)
+    return point_ties(U0) | ((lo <= TOL) & (hi >= -TOL))
+
+
+def margin_arrays(U, U0, ties: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(B, n, n) weak and strict margins of every pure pair for each of B matrices U (B, n, n). Weak:
+    min(U[i][j] − max_{k≠i} U[k][j], U[j][i] − max_{k≠j} U[k][i]); strict: the same over the deviations
+    that do not tie (+inf if every one ties; +inf too for a single program, which has no deviation).
+    Which deviations tie: `ties` (n, n, n; tie_mask), by default the point estimate U0's (point_ties)."""
+    U = np.asarray(U, dtype=float)
+    n = U.shape[1]
+    gain = _gains(U)
     other = ~np.eye(n, dtype=bool)[:, None, :]  # k ≠ i, broadcast over j
-    ties = np.abs(A[:, :, None] - A.T[None, :, :]) <= TOL  # ties[i, j, k]: U0[k][j] == U0[i][j]
+    if ties is None:
+        ties = point_ties(U0)
     weak1 = np.where(other, gain, np.inf).min(axis=3)
     strict1 = np.where(other & ~ties, gain, np.inf).min(axis=3)
     weak = np.minimum(weak1, np.transpose(weak1, (0, 2, 1)))

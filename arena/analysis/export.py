@@ -139,12 +139,12 @@ def render(store: Store, tid: int, fmt: str, table: str | None = None, resamples
         parts = [f"# {markdown_escape(title)}"] if len(names) > 1 else []
         for n in names:
             if len(names) > 1:
-                parts.append(f"## {TITLES[n]}")
+                parts.append(f"## {TITLES[n]}" + (f"\n\n{markdown_escape(NOTES[n])}" if n in NOTES else ""))
             parts.append(markdown_tables(n, data[n]))
         return "\n\n".join(parts) + "\n"
     parts = [f"% {title}".replace("\n", " ")]
     for n in names:
-        parts.append(f"% {TITLES[n]}")
+        parts.append(f"% {TITLES[n]}" + (f"\n% {NOTES[n]}" if n in NOTES else ""))
         parts.append(latex_tables(n, data[n]))
     return "\n\n".join(parts) + "\n"
 
@@ -261,6 +261,14 @@ def mixture(m: dict[str, float]) -> str:
     return ", ".join(p if abs(x - 1) < 1e-12 else f"{p} {x:.3f}" for p, x in m.items() if x > 0)
 
 
+def named_equilibria(r: ConditionRow) -> str:
+    """A summary's program equilibria as the matrix marks them: `*` none needed, `?` after an uncertain one;
+    '(point estimate)' when no bootstrap decided them."""
+    names = [*r.program_equilibria, *(f"{p}?" for p in r.uncertain_equilibria)]
+    text = ", ".join(names) or "none"
+    return text + " (point estimate)" if r.equilibria_basis != "bootstrap" else text
+
+
 @dataclass(frozen=True)
 class Col:
     header: str
@@ -280,7 +288,7 @@ COLUMNS: dict[str, list[Col]] = {
         Col("mean payoff", lambda r: num(r.mean_payoff)), Col("refused", lambda r: pct(r.refusal_rate)),
         Col("calls/trial", lambda r: num(r.calls_per_trial)), Col("mean depth", lambda r: num(r.depth_mean)),
         Col("best", lambda r: ", ".join(r.best), False),
-        Col("program equilibria", lambda r: ", ".join(r.program_equilibria) or "none", False),
+        Col("program equilibria", lambda r: named_equilibria(r), False),
     ],
     "pairs": [
         Col("row", lambda r: r.row_program, False), Col("column", lambda r: r.col_program, False),
@@ -316,6 +324,7 @@ COLUMNS: dict[str, list[Col]] = {
     ],
     "depths": [
         Col("program", lambda r: r.program, False), Col("seat", lambda r: r.seat, False),
+        Col("opponent", lambda r: r.opponent, False),
         Col("depth", lambda r: str(r.depth)), Col("decisions", lambda r: str(r.decisions)),
     ],
     "replicator": [
@@ -339,7 +348,7 @@ COLUMNS: dict[str, list[Col]] = {
 }
 TITLES = {"summary": "Summary", "pairs": "Pairs", "programs": "Programs", "matrix": "Meta-game payoff matrix",
           "equilibria": "Meta-game Nash equilibria", "supports": "Nash equilibrium supports across bootstrap resamples",
-          "depths": "Simulation depth per program and seat", "replicator": "Replicator dynamics: the rest point",
+          "depths": "Simulation depth per program, seat and opponent", "replicator": "Replicator dynamics: the rest point",
           "moran": "Moran process: fixation probabilities", "calls": "LLM calls"}
 _MODELS: dict[str, type[BaseModel]] = {"summary": ConditionRow, "pairs": PairRow, "programs": ProgramRow,
                                        "matrix": MatrixRow, "equilibria": EquilibriumRow, "supports": SupportRow,
@@ -350,6 +359,12 @@ MATRIX_NOTE = ("Mean payoff of the row program against the column program (both 
                "interval of its margin lies above 0), ? an uncertain one (the interval holds 0: the trials "
                "cannot tell).")
 _MARKS = {"equilibrium": "*", "uncertain": "?"}
+NOTES = {
+    "summary": ("Program equilibria follow the bootstrap's verdicts (? after an uncertain one: the interval of its "
+                "margin holds 0); '(point estimate)' where no bootstrap was run."),
+    "depths": ("Per opponent: against a program that does not simulate, a chain stops at depth 1; "
+               "P(depth = k) = (1−ε)^k·ε holds against a simulating opponent of the same ε (itself, say)."),
+}
 
 
 def _columns(name: str, rows: Sequence[Any]) -> list[Col]:

@@ -272,37 +272,73 @@ def add_bootstrap(matrices: dict[Condition, MetaMatrix], groups: Sequence, resam
         m.boot = bootstrap.bootstrap_matrix(m.programs, cells[cond], resamples, rng, solve)
 
 
-def matrix_rows(matrices: dict[Condition, MetaMatrix]) -> list[MatrixRow]:
+def pair_statistics(m: MetaMatrix) -> dict[tuple[str, str], dict]:
+    """Per pure pair (row, col): its strict margin and, with a bootstrap, the 95% intervals of both margins
+    and its verdict; without one, the point estimate's verdict. Which deviations tie (for the strict margin,
+    the point estimate's included) is decided by the bootstrap when there is one (bootstrap.tie_mask)."""
     from arena.analysis import bootstrap
-    from arena.analysis.bootstrap import margin_arrays
 
+    pure = {(a, b): (ok, margin) for a, b, ok, margin in m.pure}
+    out: dict[tuple[str, str], dict] = {}
+    strict = weak_b = strict_b = None
+    boot = m.boot
+    if m.complete:
+        import numpy as np
+
+        U0 = np.asarray(m.U, dtype=float)
+        ties = boot.ties(m.U) if boot is not None else None
+        strict = bootstrap.margin_arrays(U0[None], m.U, ties)[1][0]
+        if boot is not None:
+            weak_b, strict_b = boot.margins(m.U)
+    for i, a in enumerate(m.programs):
+        for j, b in enumerate(m.programs):
+            ok, margin = pure[(a, b)]
+            extra: dict = {"strict_margin": _finite(strict[i, j]) if strict is not None else None}
+            if weak_b is not None and margin is not None:
+                lo, hi = bootstrap.percentile_interval(weak_b[:, i, j])
+                slo, shi = bootstrap.percentile_interval(strict_b[:, i, j])
+                extra.update(margin_low=lo, margin_high=hi, strict_margin_low=slo, strict_margin_high=shi,
+                             verdict=bootstrap.verdict(lo, hi, margin, boot.pair_deterministic(i, j),
+                                                       bool((weak_b[:, i, j] >= -TOL).all())))
+            elif ok is not None:
+                extra["verdict"] = bootstrap.EQUILIBRIUM if ok else bootstrap.NOT
+            out[(a, b)] = extra
+    return out
+
+
+BOOTSTRAP, POINT_ESTIMATE = "bootstrap", "point estimate"
+
+
+def named_equilibria(m: MetaMatrix, stats: dict[tuple[str, str], dict] | None = None) -> tuple[list[str], list[str], str]:
+    """The pure pairs 'row/col' a summary names: (equilibria, uncertain ones, what decided them). With a
+    bootstrap they follow its verdicts (`equilibrium`; `uncertain`: the trials cannot tell); without one
+    they are the point estimate's equilibria, and nothing is uncertain."""
+    from arena.analysis import bootstrap
+
+    stats = pair_statistics(m) if stats is None else stats
+    named = lambda v: [f"{a}/{b}" for (a, b), x in stats.items() if x.get("verdict") == v]  # noqa: E731
+    return named(bootstrap.EQUILIBRIUM), named(bootstrap.UNCERTAIN), BOOTSTRAP if m.boot is not None else POINT_ESTIMATE
+
+
+def equilibrium_mark(r: MatrixRow) -> str:
+    """'*' on a program equilibrium, '?' on an uncertain one (by the bootstrap's verdict; the point
+    estimate's without one), '' otherwise."""
+    if r.verdict is not None:
+        return {"equilibrium": "*", "uncertain": "?"}.get(r.verdict, "")
+    return "*" if r.program_equilibrium else ""
+
+
+def matrix_rows(matrices: dict[Condition, MetaMatrix]) -> list[MatrixRow]:
     rows = []
     for (game, eps, depth, temp), m in matrices.items():
         pure = {(a, b): (ok, margin) for a, b, ok, margin in m.pure}
-        strict = None
-        if m.complete:
-            import numpy as np
-
-            strict = margin_arrays(np.asarray(m.U, dtype=float)[None], m.U)[1][0]
-        boot = m.boot
-        weak_b = strict_b = None
-        if boot is not None:
-            weak_b, strict_b = boot.margins(m.U)
+        stats = pair_statistics(m)
         for i, a in enumerate(m.programs):
             for j, b in enumerate(m.programs):
                 ok, margin = pure[(a, b)]
-                extra: dict = {"strict_margin": _finite(strict[i, j]) if strict is not None else None}
-                if weak_b is not None and margin is not None:
-                    lo, hi = bootstrap.percentile_interval(weak_b[:, i, j])
-                    slo, shi = bootstrap.percentile_interval(strict_b[:, i, j])
-                    extra.update(margin_low=lo, margin_high=hi, strict_margin_low=slo, strict_margin_high=shi,
-                                 verdict=bootstrap.verdict(lo, hi, margin, boot.pair_deterministic(i, j),
-                                                           bool((weak_b[:, i, j] >= -TOL).all())))
-                elif ok is not None:
-                    extra["verdict"] = bootstrap.EQUILIBRIUM if ok else bootstrap.NOT
                 rows.append(MatrixRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, program=a, opponent=b,
                                       payoff=m.U[i][j], opponent_payoff=m.U[j][i], trials=m.trials[i][j],
-                                      program_equilibrium=ok, margin=margin, **extra))
+                                      program_equilibrium=ok, margin=margin, **stats[(a, b)]))
     return rows
 
 
@@ -348,5 +384,5 @@ def _support_frequency(m: MetaMatrix, e: Equilibrium) -> float | None:
     return m.boot.support_frequency(*bootstrap.support(m.programs, e.row, e.col))
 
 
-__all__ = ["SupportRow", "support_rows", "add_bootstrap", "MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
+__all__ = ["equilibrium_mark", "named_equilibria", "pair_statistics", "SupportRow", "support_rows", "add_bootstrap", "MatrixRow", "EquilibriumRow", "MetaMatrix", "Equilibrium", "meta_matrices", "matrix_rows",
            "equilibrium_rows", "nash_equilibria", "pure_equilibria", "payoff_matrix"]

@@ -4,7 +4,8 @@ Plots:
 - coop-vs-eps: cooperation rate against ε, one line per unordered pair (both seatings pooled) with
   95% Wilson intervals; one panel per (game, depth cap, temperature).
 - payoff-heatmap: the meta-game payoff matrix U (mean payoff of the row program against the column
-  program, both seats averaged), empirical program equilibria marked *; one panel per condition.
+  program, both seats averaged), empirical program equilibria marked * and uncertain ones ? by the
+  meta-game bootstrap's verdicts (bootstrap.py, DEFAULT_RESAMPLES); one panel per condition.
 - depth-hist: share of top-level decisions (both seats) by the simulation depth they reached, one
   series per ε; one panel per (game, depth cap, temperature).
 - replicator: the discrete replicator dynamics of each condition's meta-game from the uniform mix
@@ -25,7 +26,7 @@ from pydantic import BaseModel
 from arena.analysis.rows import CoopPoint, DepthBin, PairRow
 from arena.analysis.tables import Outcomes, coop_points, depth_histogram, load_outcomes, pairs
 from arena.analysis.dynamics import ReplicatorRow, replicator_rows
-from arena.analysis.metagame import MatrixRow, matrix_rows, meta_matrices
+from arena.analysis.metagame import MatrixRow, add_bootstrap, equilibrium_mark, matrix_rows, meta_matrices
 from arena.store.database import Store
 
 
@@ -45,6 +46,10 @@ def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None
     out = outcomes or load_outcomes(store, row.id)
     pair_list = pair_list if pair_list is not None else pairs(out)
     mats = meta_matrices(out.programs, pair_list, nash=False)
+    from arena.analysis.bootstrap import DEFAULT_RESAMPLES
+
+    # the heat map marks equilibria by the bootstrap's verdicts, as the matrix table does (pure pairs only: ms)
+    add_bootstrap(mats, out.groups, DEFAULT_RESAMPLES, int(out.config.get("seed", 0) or 0), nash=False)
     return PlotData(
         tournament_id=row.id, title=f"Arena tournament {row.id}" + (f": {row.name}" if row.name else ""),
         coop=coop_points(out, pair_list), matrix=matrix_rows(mats), depths=depth_histogram(store, row.id),
@@ -90,8 +95,8 @@ def replicator_series(rows: Sequence[ReplicatorRow]) -> dict[str, dict[str, list
     return panels
 
 
-def matrices(rows: Sequence[MatrixRow]) -> dict[str, tuple[list[str], list[list[float | None]], list[list[bool]]]]:
-    """panel label -> (programs, U, program-equilibrium marks)."""
+def matrices(rows: Sequence[MatrixRow]) -> dict[str, tuple[list[str], list[list[float | None]], list[list[str]]]]:
+    """panel label -> (programs, U, program-equilibrium marks: '*', '?' or '', metagame.equilibrium_mark)."""
     by: dict[str, list[MatrixRow]] = {}
     for r in rows:
         by.setdefault(panel_label(r.game, r.max_depth, r.temperature, r.epsilon), []).append(r)
@@ -100,7 +105,7 @@ def matrices(rows: Sequence[MatrixRow]) -> dict[str, tuple[list[str], list[list[
         programs = list(dict.fromkeys(r.program for r in rs))
         cell = {(r.program, r.opponent): r for r in rs}
         U = [[cell[(a, b)].payoff if (a, b) in cell else None for b in programs] for a in programs]
-        eq = [[bool((a, b) in cell and cell[(a, b)].program_equilibrium) for b in programs] for a in programs]
+        eq = [[equilibrium_mark(cell[(a, b)]) if (a, b) in cell else "" for b in programs] for a in programs]
         out[label] = (programs, U, eq)
     return out
 
@@ -175,7 +180,8 @@ def draw_payoff_heatmap(data: PlotData):
     n = max(len(p) for p, _, _ in panels.values())
     size = max(4.0, 0.75 * n + 2.5)
     fig, axes = _figure(len(panels), size, size * 0.85, data.title,
-                        "meta-game payoffs: program (row) against opponent (column); * program equilibrium")
+                        "meta-game payoffs: program (row) against opponent (column); * program equilibrium, "
+                        "? uncertain (bootstrap)")
     for ax, (label, (programs, U, eq)) in zip(axes, panels.items()):
         values = np.ma.masked_invalid(np.array([[math.nan if x is None else x for x in row] for row in U], dtype=float))
         im = ax.imshow(values, cmap="viridis", aspect="equal")
@@ -186,8 +192,8 @@ def draw_payoff_heatmap(data: PlotData):
                 if x is None:
                     continue
                 dark = hi > lo and (x - lo) / (hi - lo) < 0.5
-                ax.text(j, i, f"{x:.2f}" + ("*" if eq[i][j] else ""), ha="center", va="center", fontsize="small",
-                        color="white" if dark else "black", fontweight="bold" if eq[i][j] else "normal")
+                ax.text(j, i, f"{x:.2f}{eq[i][j]}", ha="center", va="center", fontsize="small",
+                        color="white" if dark else "black", fontweight="bold" if eq[i][j] == "*" else "normal")
         ax.set_xticks(range(len(programs)), programs, rotation=45, ha="right", fontsize="small")
         ax.set_yticks(range(len(programs)), programs, fontsize="small")
         ax.set_xlabel("opponent")

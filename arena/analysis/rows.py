@@ -107,14 +107,20 @@ class ConditionRow(ConditionKey):
     best: list[str]  # the programs ranked 1
     nash_equilibria: int  # equilibria of the meta-game found (see equilibria)
     degenerate: bool | None  # some program has several pure best replies in the meta-game
-    program_equilibria: list[str]  # pure pairs 'row/col' that are empirical program equilibria
+    # pure pairs 'row/col' that are empirical program equilibria: by the bootstrap's verdicts (equilibrium), or
+    # the point estimate's when no bootstrap was run (equilibria_basis says which)
+    program_equilibria: list[str]
+    uncertain_equilibria: list[str] = []  # pure pairs the bootstrap calls uncertain (its margin's interval holds 0)
+    equilibria_basis: str = "point estimate"  # bootstrap | point estimate
 
 
 class DepthRow(ConditionKey):
-    """How many of a program's top-level decisions in one seat reached simulation depth `depth`."""
+    """How many of a program's top-level decisions in one seat, against one opponent, reached simulation
+    depth `depth`."""
 
     program: str
-    seat: str  # row | col
+    opponent: str
+    seat: str  # row | col (the program's seat)
     depth: int
     decisions: int  # stored trials (any status) in which its decision in that seat reached this depth
 

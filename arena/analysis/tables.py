@@ -505,9 +505,19 @@ def conditions(out: Outcomes, program_rows: list[ProgramRow] | None = None,
             best=[r.program for r in cond_programs if r.rank == 1],
             nash_equilibria=len(m.equilibria) if m is not None else 0,
             degenerate=m.degenerate if m is not None else None,
-            program_equilibria=[f"{a}/{b}" for a, b, ok, _ in (m.pure if m is not None else []) if ok],
+            **_named(m),
         ))
     return rows
+
+
+def _named(m: MetaMatrix | None) -> dict:
+    """A summary's program equilibria: by the bootstrap's verdicts when the matrix has one (metagame.named_equilibria)."""
+    from arena.analysis.metagame import named_equilibria
+
+    if m is None:
+        return {"program_equilibria": []}
+    eq, uncertain, basis = named_equilibria(m)
+    return {"program_equilibria": eq, "uncertain_equilibria": uncertain, "equilibria_basis": basis}
 
 
 # --- LLM calls ---------------------------------------------------------------------------------------
@@ -594,22 +604,24 @@ _SEAT_DEPTHS_SQL = f"SELECT {_SEAT_KEYS}, count(*) AS n FROM trials WHERE tourna
 
 def depth_rows(store: Store, tournament_id: int, programs: Sequence[str] | None = None,
                fast: bool = True) -> list[DepthRow]:
-    """Per condition, program and seat: top-level decisions by the depth their simulation chain reached
-    (every stored trial, any status), so that P(depth = k) can be checked against (1−ε)^k·ε."""
+    """Per condition, program, seat and opponent: top-level decisions by the depth their simulation chain
+    reached (every stored trial, any status). Per opponent because the chain depends on it: against a
+    program that does not simulate it stops at depth 1; P(depth = k) = (1−ε)^k·ε holds for an ε-grounded
+    program against a simulating opponent of the same ε (itself, say), and not pooled over opponents."""
     config = store.tournament(tournament_id).config
     rows = _grouped(store, tournament_id, config, f"{_SEAT_KEYS}, count(*) AS n", _SEAT_DEPTHS_SQL,
                     group="row_depth, col_depth", fast=fast)
     counts: Counter = Counter()
     for r in rows:
         cond = (r["game"], r["epsilon"], r["max_depth"], r["temperature"])
-        counts[(cond, r["row_program"], "row", r["row_depth"])] += r["n"]
-        counts[(cond, r["col_program"], "col", r["col_depth"])] += r["n"]
+        counts[(cond, r["row_program"], r["col_program"], "row", r["row_depth"])] += r["n"]
+        counts[(cond, r["col_program"], r["row_program"], "col", r["col_depth"])] += r["n"]
     rank = _condition_rank(config)
     order = list(programs or config.get("programs", []))
     prog = lambda p: order.index(p) if p in order else len(order)  # noqa: E731
-    keys = sorted(counts, key=lambda k: (rank(k[0]), prog(k[1]), k[1], k[2] != "row", k[3]))
-    return [DepthRow(game=c[0], epsilon=c[1], max_depth=c[2], temperature=c[3], program=p, seat=seat, depth=d,
-                     decisions=counts[(c, p, seat, d)]) for c, p, seat, d in keys]
+    keys = sorted(counts, key=lambda k: (rank(k[0]), prog(k[1]), k[1], k[3] != "row", prog(k[2]), k[2], k[4]))
+    return [DepthRow(game=c[0], epsilon=c[1], max_depth=c[2], temperature=c[3], program=p, opponent=o, seat=seat,
+                     depth=d, decisions=counts[(c, p, o, seat, d)]) for c, p, o, seat, d in keys]
 
 
 def _condition_rank(config: dict):
@@ -627,7 +639,7 @@ def _condition_rank(config: dict):
 # --- everything at once ------------------------------------------------------------------------------
 TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "depths", "replicator", "moran",
           "calls")
-_NEEDS_BOOT = ("matrix", "equilibria", "supports")
+_NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary")  # the summary names equilibria by the verdicts
 
 
 def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resamples: int | None = None,

@@ -2,8 +2,12 @@
 
 A replay is a new tournament (marked `replay_of` ID) with ID's config and program and game versions.
 The simulator runs every trial ID stored again (the same seeds, so the same ε draws and tree), and each
-LLM node is answered by the calls ID stored for that node: the answer is parsed again and must name the
-node's stored action. The replay's trials are then compared with ID's. Whatever ran since (other
+LLM node is answered by the calls ID stored for that node. First the node's messages are rebuilt from the
+stored programs and game (prompts.messages, as the LLM service builds them: its seat, mode, opponent and
+simulated action; a corrective retry quotes the stored answer) and compared with each stored call's
+messages; then the answer is parsed again and must name the node's stored action. Either difference
+stops the replay (ReplayDiverged, naming the trial, node, call and message). The replay's trials are
+then compared with ID's. Whatever ran since (other
 tournaments, `--no-cache` runs, another server behind the same URL) the table is the same: nothing is
 read from the response cache.
 """
@@ -11,6 +15,7 @@ read from the response cache.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from arena import __version__
@@ -21,6 +26,7 @@ from arena.library.games import Game
 from arena.library.programs import LLMProgram
 from arena.llm import prompts
 from arena.llm.service import LLMMove
+from arena.llm.structured import JSON_SCHEMA
 from arena.runner.tournament import TournamentRunner, fingerprint, load_stored
 from arena.store.database import Store
 
@@ -30,8 +36,64 @@ COMPARED = ("seq", "game", "row_program", "col_program", "epsilon", "max_depth",
 
 
 class ReplayDiverged(ArenaError):
-    """The replay asked for an answer the tournament did not store, or a stored answer no longer parses to
-    the stored action (the engine or the prompts changed since)."""
+    """The replay asked for an answer the tournament did not store, a stored call's messages are not the
+    ones rebuilt from the stored programs (the prompts changed since, or the stored calls were edited), or
+    a stored answer no longer parses to the stored action (the engine or the answer parsing changed)."""
+
+
+Build = Callable[[bool], list[dict]]  # structured (a JSON-schema request)? -> the node's answer messages
+
+
+def _params(call: Mapping) -> dict:
+    raw = call.get("params")
+    return (json.loads(raw) if isinstance(raw, str) else dict(raw)) if raw else {}
+
+
+def expected_messages(calls: Sequence[Mapping], build: Build, actions: list[str]) -> list[list[dict]]:
+    """The messages each stored call of one node was sent, rebuilt as the LLM service builds them: an
+    answer (each attempt the same) from the node's prompt, in JSON-schema form where the call asked for
+    it; a corrective retry the last answer's messages, the reply it quoted, then prompts.correction."""
+    out: list[list[dict]] = []
+    answer: list[dict] | None = None
+    reply: str | None = None
+    for call in calls:
+        params = _params(call)
+        if params.get("purpose") == "correction" and answer is not None:
+            out.append([*answer, {"role": "assistant", "content": reply},
+                        {"role": "user", "content": prompts.correction(actions)}])
+            continue
+        answer = build(params.get("structured", params.get("constraint")) == JSON_SCHEMA)
+        out.append(answer)
+        if call.get("response") is not None:
+            reply = call["response"]
+    return out
+
+
+def prompt_difference(stored: list[dict], rebuilt: list[dict]) -> str | None:
+    """Where two message lists first differ, in words (None when equal)."""
+    if stored == rebuilt:
+        return None
+    if len(stored) != len(rebuilt):
+        return f"{len(stored)} messages stored, {len(rebuilt)} rebuilt"
+    for k, (a, b) in enumerate(zip(stored, rebuilt), 1):
+        if a == b:
+            continue
+        if a.get("role") != b.get("role"):
+            return f"message {k} is {a.get('role')!r} stored, {b.get('role')!r} rebuilt"
+        x, y = str(a.get("content")), str(b.get("content"))
+        at = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+        return f"message {k} ({a.get('role')}) differs at character {at}: stored {x[at:at + 40]!r}, rebuilt {y[at:at + 40]!r}"
+    return "the messages differ"  # the same roles and contents, other keys
+
+
+def node_prompt_divergence(calls: Sequence[Mapping], build: Build, actions: list[str]) -> str | None:
+    """The first stored call of a node whose messages differ from the rebuilt ones, in words (None: none)."""
+    for k, (call, rebuilt) in enumerate(zip(calls, expected_messages(calls, build, actions)), 1):
+        stored = call["messages"]
+        diff = prompt_difference(json.loads(stored) if isinstance(stored, str) else stored, rebuilt)
+        if diff is not None:
+            return f"the prompt of call {k} of {len(calls)} is not the one rebuilt from the stored programs: {diff}"
+    return None
 
 
 @dataclass
@@ -72,11 +134,15 @@ class StoredAnswers:
     async def aclose(self) -> None:
         pass
 
-    def move(self, spec: TrialSpec, node: Node, game: Game) -> LLMMove:
+    def move(self, spec: TrialSpec, node: Node, game: Game, build: Build | None = None) -> LLMMove:
+        """The node's stored answer, after its stored prompts are checked against `build`'s."""
         stored = self.nodes.get((spec.seq, node.index))
         where = f"trial {spec.seq} ({spec.row} vs {spec.col}, index {spec.index}), node {node.index}"
         if stored is None:
             raise ReplayDiverged(f"replay of tournament {self.source} diverged at {where}: no stored call for it")
+        diff = node_prompt_divergence(stored.calls, build, game.actions) if build is not None else None
+        if diff is not None:
+            raise ReplayDiverged(f"replay of tournament {self.source} diverged at {where}: {diff}")
         calls = [CallRecord(c["provider"], c["model"], json.loads(c["messages"]), c["response"], c["parsed_action"],
                             c["attempt"], c["status"], c["error"], c["latency_ms"] or 0.0, c["prompt_tokens"],
                             c["completion_tokens"], True, json.loads(c["params"]) if c["params"] else {},
@@ -101,10 +167,16 @@ class _ReplayAgent:
         self.answers = answers
 
     async def ground(self, game: Game, opp, u: float, spec: TrialSpec, node: Node) -> LLMMove:
-        return self.answers.move(spec, node, game)
+        mode = prompts.GROUND if self.simulates else prompts.IMAGINE  # as LLMAgent.ground
+        return self.answers.move(spec, node, game, self._build(game, opp, node, mode, None))
 
     async def respond(self, game: Game, opp, u: float, opp_action: str, spec: TrialSpec, node: Node) -> LLMMove:
-        return self.answers.move(spec, node, game)
+        return self.answers.move(spec, node, game, self._build(game, opp, node, prompts.RESPOND, opp_action))
+
+    def _build(self, game: Game, opp, node: Node, mode: str, opp_action: str | None) -> Build:
+        """The node's messages as LLMService.decide builds them (the stored program, its opponent's source)."""
+        return lambda structured: prompts.messages(self.program.system_prompt, game, node.side, opp.source(), mode,
+                                                   opp_action, structured, opp.kind)
 
 
 def replay_runner(store: Store, source: int, **kw) -> TournamentRunner:

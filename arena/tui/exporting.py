@@ -9,7 +9,7 @@ from arena.analysis import export as exports
 
 TABLE_LABELS = {"pairs": "pairs", "summary": "summary", "programs": "programs (ranking)",
                 "matrix": "meta-game payoff matrix", "equilibria": "meta-game equilibria",
-                "supports": "equilibrium supports (bootstrap)", "depths": "depths per program and seat",
+                "supports": "equilibrium supports (bootstrap)", "depths": "depths per program, seat and opponent",
                 "replicator": "replicator dynamics", "moran": "Moran fixation", "calls": "LLM calls",
                 "all": "all tables"}
 PLOT_LABELS = {"all": "all plots (into a folder)", "coop-vs-eps": "cooperation vs ε", "payoff-heatmap": "payoff heat map",

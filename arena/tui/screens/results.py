@@ -335,8 +335,8 @@ class ResultsScreen(ArenaScreen):
             table.add_row(*cells(r, extra), key=str(r.index))
         where = fmt.condition(*self._condition) if self._condition else ""
         self.query_one("#eq-caption", Static).update(Content.styled(
-            f"Nash equilibria of the meta-game (choose a program, paid its mean payoff against the other's), pure and "
-            f"mixed · {len(rows)} found" + (f" by {rows[0].method.replace('_', ' ')}" if rows else "") + f" · {where}",
+            f"Nash equilibria of the meta-game's point estimate (choose a program, paid its mean payoff against the "
+            f"other's), pure and mixed · {len(rows)} found" + (f" by {rows[0].method.replace('_', ' ')}" if rows else "") + f" · {where}",
             "dim"))
 
     # -- programs ---------------------------------------------------------------------------------------------
@@ -424,11 +424,11 @@ class ResultsScreen(ArenaScreen):
             for j, b in enumerate(programs):
                 x = U[i][j]
                 share = math.nan if x is None else ((x - lo) / (hi - lo) if hi > lo else 0.5)
-                cells[(a, b)] = (fmt.num(x) + ("*" if eq[i][j] else ""), share)
+                cells[(a, b)] = (fmt.num(x) + eq[i][j], share)
         self.query_one("#heat-matrix", PairMatrix).set_cells(programs, cells, corner="program \\ opp.")
         self.query_one("#plot-heat-caption", Static).update(Content.styled(
             f"Meta-game: mean payoff of the row program against the column program, both seats · * program "
-            f"equilibrium (no program gains by switching) · {label}", "dim"))
+            f"equilibrium (no program gains by switching, by the bootstrap) · ? uncertain · {label}", "dim"))
         # depth histogram: one series per epsilon
         dseries = plots.depth_series(self._plots.depths).get(where, {})
         chart = self.query_one("#plot-depth-chart", PlotextPlot)
