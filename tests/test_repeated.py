@@ -238,6 +238,12 @@ def test_an_llm_program_is_shown_the_last_rounds(store, programs, games):
     # the stable part first: every round's prompt shares everything before the round line
     assert len({u.rsplit("\n\nThis is round", 1)[0] for u in users}) == 1
     assert [n["round"] for n in store.nodes(t["id"])] == [0, 0, 1, 1, 2, 2, 3, 3]
+    # a replay rebuilds each round's prompt (with its history) and answers it from the stored calls
+    from arena.runner.replay import compare, replay_runner
+
+    replay = replay_runner(store, runner.tournament_id)
+    assert asyncio.run(replay.run()).status == "finished"
+    assert compare(store, runner.tournament_id, replay.tournament_id) == []
 
 
 def test_config_refuses_rounds_with_continuation():
@@ -275,7 +281,7 @@ def test_a_schema_7_database_is_migrated_and_resumed(tmp_path, programs, games):
 @pytest.mark.parametrize("rules", [MatchRules(), MatchRules(rounds=10), MatchRules(rounds=1, recall=0),
                                    MatchRules(continuation=0.95, noise=0.05, recall=3), MatchRules(rounds=200, noise=0.1)])
 def test_condition_game_labels_round_trip(rules):
-    from arena.analysis.tables import condition_game, split_condition_game
+    from arena.analysis.conditions import condition_game, split_condition_game
 
     label = condition_game("stag_hunt", *rules.coordinates)
     assert split_condition_game(label) == ("stag_hunt", *rules.coordinates)

@@ -22,7 +22,7 @@ from pydantic import BaseModel
 
 from arena.analysis.rows import ConditionKey
 from arena.analysis.stats import stratified_ci, values_stratum, wilson_ci
-from arena.analysis.tables import condition_game
+from arena.analysis.conditions import condition_game
 from arena.library.games import Game
 from arena.store.database import Store
 

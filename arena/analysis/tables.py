@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from arena.engine.records import MatchRules
+from arena.analysis.conditions import base_game, condition_game
 from arena.library.games import Game
 from arena.store.database import Store
 
@@ -138,42 +138,6 @@ def _grouped(store: Store, tournament_id: int, config: dict, select: str, plain:
         if all(r["code"] is not None for r in rows):
             return _label_games(rows)
     return _label_games(store.query(plain, (tournament_id,)))
-
-
-def condition_game(game: str, rounds: int = 1, continuation: float | None = None, noise: float = 0.0,
-                   recall: int | None = None) -> str:
-    """The game of a condition: the game's id, with its match rules when they are not the one-shot game's
-    (e.g. 'prisoners_dilemma (10 rounds, noise 0.1)')."""
-    label = MatchRules(rounds, continuation, noise or 0.0, recall).label()
-    return f"{game} ({label})" if label else game
-
-
-def base_game(label: str) -> str:
-    """The game id of a condition's game."""
-    return label.split(" (", 1)[0]
-
-
-def split_condition_game(label: str) -> tuple[str, int, float | None, float, int | None]:
-    """condition_game's inverse: (game, rounds, continuation, noise, recall)."""
-    game, _, rules = label.partition(" (")
-    rounds, cont, noise, recall = 1, None, 0.0, None
-    for part in rules.rstrip(")").split(", ") if rules else []:
-        if part.startswith("P="):
-            cont = float(part[2:])
-        elif part.endswith(("rounds", "round")):
-            rounds = int(part.split()[0])
-        elif part.startswith("noise "):
-            noise = float(part[6:])
-        elif part.startswith("recall "):
-            recall = int(part[7:])
-    return game, rounds, cont, noise, recall
-
-
-def condition_where(label: str) -> tuple[str, tuple]:
-    """SQL (over trials) selecting a condition's game and match rules, and its parameters."""
-    game, rounds, cont, noise, recall = split_condition_game(label)
-    return ("game=? AND rounds=? AND coalesce(continuation, -1.0) = coalesce(?, -1.0) AND noise=? "
-            "AND coalesce(recall, -1) = coalesce(?, -1)", (game, rounds, cont, noise, recall))
 
 
 def _label_games(rows: list[dict]) -> list[dict]:

@@ -83,7 +83,8 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
     """Per game, condition and pair: trials, cooperation rate with 95% CI, mean payoffs."""
     from rich.table import Table
 
-    from arena.analysis.tables import base_game, pair_rows
+    from arena.analysis.conditions import base_game
+    from arena.analysis.tables import pair_rows
 
     rows = pair_rows(store, tournament_id)
     _, games = store.snapshot(tournament_id)

@@ -32,7 +32,8 @@ from arena.store.database import Store
 
 # what must be equal, trial by trial, between a tournament and its replay
 COMPARED = ("seq", "game", "row_program", "col_program", "epsilon", "max_depth", "temperature", "trial_index",
-            "row_action", "col_action", "row_payoff", "col_payoff", "status", "n_nodes", "n_calls")
+            "row_action", "col_action", "row_payoff", "col_payoff", "status", "n_nodes", "n_calls", "rounds",
+            "continuation", "noise", "recall", "n_rounds", "row_total", "col_total")
 
 
 class ReplayDiverged(ArenaError):
@@ -168,15 +169,16 @@ class _ReplayAgent:
 
     async def ground(self, game: Game, opp, u: float, spec: TrialSpec, node: Node) -> LLMMove:
         mode = prompts.GROUND if self.simulates else prompts.IMAGINE  # as LLMAgent.ground
-        return self.answers.move(spec, node, game, self._build(game, opp, node, mode, None))
+        return self.answers.move(spec, node, game, self._build(game, opp, node, mode, None, spec))
 
     async def respond(self, game: Game, opp, u: float, opp_action: str, spec: TrialSpec, node: Node) -> LLMMove:
-        return self.answers.move(spec, node, game, self._build(game, opp, node, prompts.RESPOND, opp_action))
+        return self.answers.move(spec, node, game, self._build(game, opp, node, prompts.RESPOND, opp_action, spec))
 
-    def _build(self, game: Game, opp, node: Node, mode: str, opp_action: str | None) -> Build:
-        """The node's messages as LLMService.decide builds them (the stored program, its opponent's source)."""
+    def _build(self, game: Game, opp, node: Node, mode: str, opp_action: str | None, spec: TrialSpec) -> Build:
+        """The node's messages as LLMService.decide builds them (the stored program, its opponent's source, and
+        in a match the round and its history)."""
         return lambda structured: prompts.messages(self.program.system_prompt, game, node.side, opp.source(), mode,
-                                                   opp_action, structured, opp.kind)
+                                                   opp_action, structured, opp.kind, spec.play)
 
 
 def replay_runner(store: Store, source: int, **kw) -> TournamentRunner:

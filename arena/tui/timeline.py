@@ -7,13 +7,15 @@ from rich.text import Text
 from textual.widgets import Static
 
 
-def round_cells(rounds: list[dict]) -> list[tuple[str, bool, bool]]:
-    """(label, cooperative, flipped) per round: 'C/D' from the played actions' first letters."""
+def round_cells(rounds: list) -> list[tuple[str, bool, bool]]:
+    """(label, cooperative, flipped) per round (stored rows or the engine's RoundRecords): 'C/D' from the
+    played actions' first letters."""
     out = []
     for r in rounds:
-        a, b = r["row_action"], r["col_action"]
-        flipped = r["row_intended"] != a or r["col_intended"] != b
-        out.append((f"{a[:1].upper()}/{b[:1].upper()}", bool(r["cooperative"]), flipped))
+        get = r.get if isinstance(r, dict) else lambda k, r=r: getattr(r, k)
+        a, b = get("row_action"), get("col_action")
+        flipped = get("row_intended") != a or get("col_intended") != b
+        out.append((f"{a[:1].upper()}/{b[:1].upper()}", bool(get("cooperative")), flipped))
     return out
 
 

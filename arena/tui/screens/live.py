@@ -12,7 +12,8 @@ from textual.widgets import ProgressBar, RichLog, Select, Static, Tree
 
 from .. import format as fmt
 from ..session import LiveSession, LiveTrial
-from ..widgets import PairMatrix, SimTree, Transcript
+from ..timeline import Timeline
+from ..widgets import Heat, PairMatrix, SimTree, Transcript
 from .base import ArenaScreen
 
 HOLD_FINISHED_S = 1.5  # a finished LLM trial stays on screen this long before the next one replaces it
@@ -54,6 +55,7 @@ class LiveScreen(ArenaScreen):
                         yield PairMatrix(id="live-matrix")
                     yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500, min_width=20)
                 with Vertical(id="live-right"):
+                    yield Timeline(id="live-rounds", classes="panel")
                     yield SimTree(id="live-tree", classes="panel")
                     yield Transcript(id="live-transcript", classes="panel")
 
@@ -256,7 +258,18 @@ class LiveScreen(ArenaScreen):
         self._shown_version, self._shown_held = t.version, held
         game = s.runner.games.get(t.spec.game) if s.runner is not None else None
         sp = t.spec
-        rebuilt = tree.show(("live", sp.seq, id(t)), t.nodes, finished=t.finished,
+        # a match: its rounds so far above the tree, and the tree of its round under way (or its last)
+        rounds = list(t.result.rounds) if t.result is not None and t.result.rounds else (
+            list(sp.play.history) if sp.play is not None else [])
+        timeline = self.query_one("#live-rounds", Timeline)
+        timeline.display = sp.play is not None or bool(rounds)
+        nodes = t.nodes
+        if timeline.display:
+            timeline.border_title = "Rounds of the match shown"
+            timeline.show(rounds, None, Heat(self.app).style)
+            last = max((n.round for n in nodes), default=0)
+            nodes = [n for n in nodes if n.round == last]
+        rebuilt = tree.show(("live", sp.seq, id(t)), nodes, finished=t.finished,
                             coop_action=game.default_action if game else None,
                             defect_action=game.defect_action if game else None)
         title = (f"Trial {sp.index + 1} · {sp.row} vs {sp.col} · "
@@ -327,7 +340,7 @@ class LiveScreen(ArenaScreen):
         child = next((n for n in t.nodes if n.parent == node.index), None)
         eps = me.epsilon if me.epsilon is not None else sp.epsilon
         return build_ctx(runner.games[sp.game], node.side, me, runner.programs[sp.col if node.side == "row" else sp.row],
-                         child.action if child is not None else None, node.depth, eps, node.u)
+                         child.action if child is not None else None, node.depth, eps, node.u, _round_play(t, node))
 
     # -- actions --------------------------------------------------------------------------------------------
     def action_pause(self) -> None:
@@ -385,3 +398,15 @@ def _titles(widget, title: str | None = None, subtitle: str | None = None) -> No
         widget.border_title = title
     if subtitle is not None and widget.border_subtitle != subtitle:
         widget.border_subtitle = subtitle
+
+
+def _round_play(t, node):
+    """What the programs of a node's round were told of the match (None for a one-shot trial)."""
+    sp = t.spec
+    if sp.play is not None and sp.play.round == node.round:
+        return sp.play
+    if t.result is not None and t.result.rounds:
+        from arena.engine.records import Play
+
+        return Play(node.round, sp.match, tuple(t.result.rounds[:node.round]))
+    return sp.play

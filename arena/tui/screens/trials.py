@@ -52,7 +52,7 @@ class TrialsScreen(ContainsFailures, Screen):
         self._code = None  # (programs, Game) when a code program plays, else None
         self._rounds: list[dict] = []  # the shown trial's rounds (a match), [] for a one-round trial
         self._round: int | None = None  # the round whose tree is shown (None: the last)
-        from arena.analysis.tables import base_game
+        from arena.analysis.conditions import base_game
 
         self._match = base_game(c.game) != c.game  # a cell of matches (its rules are in its game's label)
         timeline = self.query_one("#trial-rounds", Timeline)
@@ -78,7 +78,7 @@ class TrialsScreen(ContainsFailures, Screen):
             return
         self._fetching = True
         c, tid, offset, page, first = self.cell, self.tid, len(self.trials), self.PAGE, not self.trials
-        from arena.analysis.tables import condition_where
+        from arena.analysis.conditions import condition_where
 
         game_where, game_params = condition_where(c.game)  # the game and its match rules
         where = (game_where + " AND row_program=? AND col_program=? AND epsilon=? AND max_depth=? "
@@ -97,7 +97,7 @@ class TrialsScreen(ContainsFailures, Screen):
         self._more = len(rows) == self.PAGE
         if snapshot is not None:
             progs, games = snapshot
-            from arena.analysis.tables import base_game
+            from arena.analysis.conditions import base_game
 
             game = games.get(base_game(self.cell.game), {})
             self._code = _code_context(progs, game)
