@@ -44,9 +44,12 @@ async def one(game_id: str, seed: int, rounds: int, episodes: int, db: Path) -> 
                             seed=seed)
         runner = IterateRunner.create(store, cfg, game, LLMService(store))
         out = await runner.run()
-    pair = "/".join(getattr(out.final[s], "code", "random").strip().split("'")[1] if "return '" in
-                    getattr(out.final[s], "code", "") else "random" for s in ("row", "col"))
-    return out.welfare, pair
+    return out.welfare, "/".join(_action(out.final[seat].code) for seat in ("row", "col"))
+
+
+def _action(code: str) -> str:
+    """The action a program of the writer's returns, or 'random' (the start program)."""
+    return code.split("return '")[1][0] if "return '" in code else "random"
 
 
 def main() -> None:

@@ -9,8 +9,6 @@ import subprocess
 import sys
 import time
 
-import pytest
-
 from tests.support.fake_llm import FakeLLMServer, Script, Status
 from tests.test_iterate import _steps, _trials, arena, writer_env
 
