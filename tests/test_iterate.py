@@ -64,19 +64,23 @@ def test_must_show_climbing(tmp_path):
     con = sqlite3.connect(db)
     steps = con.execute("SELECT round, player, step, valid, row_utility, col_utility, welfare, kept FROM iterate_steps "
                         "ORDER BY id").fetchall()
-    assert len(steps) == 13  # the start pair's evaluation and 12 writer steps
-    r1row = steps[1:4]
-    assert [s[3] for s in r1row] == [0, 1, 1] and [s[7] for s in r1row] == [0, 0, 1]
-    r1col = steps[4:7]  # against the row's a: b earns -30, a earns 11, a is kept
-    assert [(s[5], s[6], s[7]) for s in r1col] == [(None, None, 0), (-30.0, -60.0, 0), (11.0, 22.0, 1)]
+    assert len(steps) == 21  # the start pair's evaluation, then a turn: the current program, 3 writer steps, the kept
+    r1row = steps[1:6]  # the current (random) program, broken, b, a, and a again on fresh episodes
+    assert [s[3] for s in r1row] == [1, 0, 1, 1, 1] and [s[7] for s in r1row] == [0, 0, 0, 1, 0]
+    assert [s[6] for s in r1row] == [-5.2, None, -12.0, 4.4, 8.8]
+    r1col = steps[6:11]  # against the row's a: the random start 6.6, b earns -30, a earns 11, a is kept
+    assert [(s[5], s[6], s[7]) for s in r1col] == [(6.6, 13.2, 0), (None, None, 0), (-30.0, -60.0, 0), (11.0, 22.0, 1),
+                                                   (11.0, 22.0, 0)]
+    assert [s[7] for s in steps[11:]] == [1, 0, 0, 0, 0] * 2  # round 2: a again ties the current a, which stays
     # every writer call is in llm_calls, linked to its candidate, without the key
     calls = con.execute("SELECT program, status FROM llm_calls ORDER BY id").fetchall()
     assert len(calls) == 12 and calls[0] == ("it1-r1-row-s1", "ok")
     assert not any("sk-iterate-test" in str(r) for r in con.execute("SELECT * FROM llm_calls"))
     # candidates' trials are ordinary trials of the run's tournament
     assert con.execute("SELECT col_program, count(*) FROM trials WHERE row_program='it1-r1-row-s3' "
-                       "GROUP BY col_program").fetchall() == [("it1-r1-col-s2", 5), ("it1-r1-col-s3", 5),
-                                                              ("it1-start-col", 5)]
+                       "GROUP BY col_program").fetchall() == [("it1-r1-col-s2", 5), ("it1-r1-col-s3", 30),
+                                                              ("it1-r2-col-s2", 5), ("it1-r2-col-s3", 5),
+                                                              ("it1-start-col", 15)]
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["iterate1-col.yaml", "iterate1-row.yaml"]
     played = arena("run", "--program", str(files[1]), "--program", str(files[0]), "--game", "climbing",
@@ -118,7 +122,7 @@ def test_resume_continues_an_interrupted_run_exactly(tmp_path):
     assert res.returncode == 2 and "refused model" in res.stderr
     con = sqlite3.connect(cut)
     assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("failed",)
-    assert len(_steps(cut)) == 3  # the start pair and two steps
+    assert len(_steps(cut)) == 4  # the start pair, the row's current program and two steps
     with FakeLLMServer(Script(answers[2:])) as srv:
         res = arena("resume", "--db", str(cut), env=writer_env(srv))  # the latest tournament: the run's
         assert res.returncode == 0, res.stderr
@@ -143,14 +147,17 @@ def test_vanilla_coordination_reaches_6_and_exports(tmp_path):
     lines = csv.stdout.splitlines()
     assert lines[0] == ("run,round,player,step,candidate,candidate_hash,valid,kept,row_utility,col_utility,welfare,"
                         "episodes,error")
-    # row: b (vs random start), broken, c; the column answers c against the row's c: welfare 6
-    assert lines[3].startswith("1,1,row,2,it1-r1-row-s2,,false,false,,,,,candidate.py:1: syntax error")
-    assert lines[5].startswith("1,1,col,1,it1-r1-col-s1,") and ",true,true,3.0,3.0,6.0,6.0; 6.0; 6.0; 6.0," in lines[5]
+    # row: its current (random) program, b (vs the random start), broken, c, then c on fresh episodes; the
+    # column answers c against the row's c: welfare 6
+    assert lines[2].startswith("1,1,row,0,it1-start-row,35fccff807f15bb8,true,false,0.5,0.5,1.0,4.0; 0.0; 0.0; 0.0,")
+    assert lines[4].startswith("1,1,row,2,it1-r1-row-s2,,false,false,,,,,candidate.py:1: syntax error")
+    assert lines[6].startswith("1,1,row,4,it1-r1-row-s3,f8b94ceba7b0ad6f,true,false,0.75,0.75,1.5,0.0; 0.0; 6.0; 0.0,")
+    assert lines[8].startswith("1,1,col,1,it1-r1-col-s1,") and ",true,true,3.0,3.0,6.0,6.0; 6.0; 6.0; 6.0," in lines[8]
     md = arena("export", "--iterate", "1", "--format", "markdown", "--db", str(db)).stdout
     assert "| 1 | col | 1 | it1-r1-col-s1 |" in md and "| yes | yes | 3 | 3 | 6 |" in md
     doc = json.loads(arena("export", "--iterate", "1", "--format", "json", "--db", str(db)).stdout)
-    assert doc["run"]["config"]["game"] == "vanilla_coordination" and len(doc["steps"]) == 7
-    assert doc["steps"][2]["valid"] is False and doc["steps"][2]["episodes"] == []
+    assert doc["run"]["config"]["game"] == "vanilla_coordination" and len(doc["steps"]) == 11
+    assert doc["steps"][3]["valid"] is False and doc["steps"][3]["episodes"] == []
     assert "\\begin{tabular}" in arena("export", "--iterate", "1", "--format", "latex", "--db", str(db)).stdout
     for fmt in ("png", "svg"):
         out = tmp_path / f"w.{fmt}"
@@ -163,7 +170,8 @@ def test_vanilla_coordination_reaches_6_and_exports(tmp_path):
 
 def test_prompt_kind_rewrites_a_system_prompt_and_reaches_20_on_penalty(tmp_path):
     """--kind prompt: the writer writes an LLM program's system prompt; the candidates are played by the
-    same model (one loopback server answers both the writer and the players)."""
+    same model (one loopback server answers both the writer and the players). The column starts at c (from
+    (b, b) neither player can gain alone, so the current programs would stay)."""
     def responder(req):
         system = req.messages[0]["content"]
         if system.startswith("You are an expert game theorist"):
@@ -175,16 +183,23 @@ def test_prompt_kind_rewrites_a_system_prompt_and_reaches_20_on_penalty(tmp_path
         return "ACTION: b"  # the default starting prompt plays the safe action
 
     db, out = tmp_path / "p.db", tmp_path / "final"
+    start_col = tmp_path / "col.yaml"
+    start_col.write_text("id: col\nkind: llm\nmodel: custom/m\nsystem_prompt: Always play c.\n")
     with FakeLLMServer(responder) as srv:
         res = arena("iterate", "--game", "penalty", "--model", "custom/m", "--kind", "prompt", "--rounds", "3",
-                    "--steps", "1", "--episodes", "3", "--seed", "2", "--db", str(db), "--out", str(out),
-                    env=writer_env(srv))
+                    "--steps", "1", "--episodes", "3", "--seed", "2", "--start-col", str(start_col), "--db", str(db),
+                    "--out", str(out), env=writer_env(srv))
     assert res.returncode == 0, res.stderr
     assert "final social welfare: 20" in res.stdout
     con = sqlite3.connect(db)
-    # round 1: the row's a against the start's b (0), the column's c against a (20); round 2 changes nothing
-    assert con.execute("SELECT round, player, welfare FROM iterate_steps ORDER BY id").fetchall() == [
-        (0, "start", 4.0), (1, "row", 0.0), (1, "col", 20.0), (2, "row", 20.0), (2, "col", 20.0)]
+    # round 1: the row's a against the column's c (20) beats its current b (0); the column's c ties its current
+    # c, which stays; round 2 changes nothing
+    assert con.execute("SELECT round, player, step, welfare, kept FROM iterate_steps ORDER BY id").fetchall() == [
+        (0, "start", 0, 0.0, 1),
+        (1, "row", 0, 0.0, 0), (1, "row", 1, 20.0, 1), (1, "row", 2, 20.0, 0),
+        (1, "col", 0, 20.0, 1), (1, "col", 1, 20.0, 0), (1, "col", 2, 20.0, 0),
+        (2, "row", 0, 20.0, 1), (2, "row", 1, 20.0, 0), (2, "row", 2, 20.0, 0),
+        (2, "col", 0, 20.0, 1), (2, "col", 1, 20.0, 0), (2, "col", 2, 20.0, 0)]
     # the candidates' decisions are LLM calls of ordinary trials; the writer's are linked to the candidates
     assert con.execute("SELECT count(*) FROM llm_calls WHERE trial_id = 0").fetchone() == (4,)
     assert con.execute("SELECT count(*) FROM llm_calls WHERE trial_id > 0").fetchone()[0] >= 3 * 2 * 5

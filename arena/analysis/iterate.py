@@ -36,20 +36,29 @@ class StepRow(BaseModel):
 def step_rows(store: Store, run_id: int | None = None) -> list[StepRow]:
     run = db.run_row(store, run_id)
     rows = []
+    worst = _worst(store, run)  # an episode that ended in an error scores each seat's worst payoff
     for s in db.steps(store, run["id"]):
         episodes: list[float] = []
         if s["valid"]:
+            first = db.first_seq(run["config"], s["round"], s["player"], s["step"])
             trials = store.query(
-                "SELECT row_program, col_program, row_payoff, col_payoff FROM trials WHERE tournament_id=? AND "
-                "(row_program=? OR col_program=?) ORDER BY seq", (run["tournament_id"], s["program_id"], s["program_id"]))
-            # the step's own episodes: the first evaluation of this candidate (later ones are as an opponent)
-            own = [t for t in trials if (t["row_program"] == s["program_id"]) == (s["player"] in ("row", "start"))]
-            episodes = [(t["row_payoff"] or 0) + (t["col_payoff"] or 0) for t in own][: run["config"]["episodes"]]
+                "SELECT row_payoff, col_payoff FROM trials WHERE tournament_id=? AND seq >= ? AND seq < ? "
+                "ORDER BY seq", (run["tournament_id"], first, first + run["config"]["episodes"]))
+            episodes = [(worst[0] if t["row_payoff"] is None else t["row_payoff"])
+                        + (worst[1] if t["col_payoff"] is None else t["col_payoff"]) for t in trials]
         rows.append(StepRow(run=run["id"], round=s["round"], player=s["player"], step=s["step"],
                             candidate=s["program_id"], candidate_hash=s["program_hash"], valid=bool(s["valid"]),
                             kept=bool(s["kept"]), row_utility=s["row_utility"], col_utility=s["col_utility"],
                             welfare=s["welfare"], episodes=episodes, error=s["validation"]))
     return rows
+
+
+def _worst(store: Store, run: dict) -> tuple[float, float]:
+    from arena.iterate.feedback import worst_payoffs
+    from arena.library.games import Game
+
+    _programs, games = store.snapshot(run["tournament_id"])
+    return worst_payoffs(Game.model_validate(games[run["config"]["game"]]))
 
 
 HEADERS = ["round", "player", "step", "candidate", "hash", "valid", "kept", "row utility", "col utility", "welfare"]

@@ -342,6 +342,19 @@ class Sandbox:
             self._locks[program.id] = threading.Lock()
         return s
 
+    def release(self, program_id: str) -> None:
+        """Close program `program_id`'s sessions and return their workers to the pool (a later decision opens
+        a new one). For a long-lived sandbox that sees many programs one after another (`arena iterate`):
+        the pool has a bounded number of workers, and a checkout past it waits, then fails."""
+        lock = self._locks.get(program_id)
+        if lock is None:
+            return
+        with lock:
+            s = self._sessions.pop(program_id, None)
+            for h in [*([s] if s is not None else []), *self._helpers.pop(program_id, [])]:
+                h.close()
+        self._locks.pop(program_id, None)
+
     def run_many(self, program: CodeProgram, requests: list[Request]) -> list[Outcome]:
         """A large batch is split over one session per core (feeds run with the GIL released)."""
         s = self.session(program)

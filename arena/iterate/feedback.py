@@ -48,10 +48,32 @@ def trial_errors(results: list[TrialResult]) -> list[str]:
     return seen
 
 
-def utilities(results: list[TrialResult]) -> tuple[float, float]:
-    """Mean payoffs (row, col); a trial without payoffs counts 0."""
+def worst_payoffs(game: Game) -> tuple[float, float]:
+    """Each seat's lowest payoff in the game: what an episode that ended in an error scores."""
+    table = game.payoff_table.values()
+    return min(p[0] for p in table), min(p[1] for p in table)
+
+
+def utilities(results: list[TrialResult], game: Game) -> tuple[float, float]:
+    """Mean payoffs (row, col) over all the episodes; one that ended in an error (no payoffs: a program
+    failed, an LLM gave no action) scores each seat's worst payoff in the game. Never 0: in a game whose
+    payoffs go below 0 that would make an opponent's failure pay, and a failure provoked in the
+    opponent would beat playing."""
     n = max(len(results), 1)
-    return (sum(r.row_payoff or 0.0 for r in results) / n, sum(r.col_payoff or 0.0 for r in results) / n)
+    worst = worst_payoffs(game)
+    row = sum(worst[0] if r.row_payoff is None else r.row_payoff for r in results)
+    col = sum(worst[1] if r.col_payoff is None else r.col_payoff for r in results)
+    return row / n, col / n
+
+
+def error_note(results: list[TrialResult], game: Game) -> str | None:
+    """How many episodes ended in an error and what they score, with the errors; None when none did."""
+    failed = [r for r in results if r.row_payoff is None or r.col_payoff is None]
+    if not failed:
+        return None
+    w = worst_payoffs(game)
+    return (f"{len(failed)} of {len(results)} episodes ended in an error (scored the game's worst payoffs, "
+            f"{w[0]:g} and {w[1]:g}): " + "; ".join(trial_errors(failed)))
 
 
 def invalid_text(errors: list[str]) -> str:
@@ -59,7 +81,7 @@ def invalid_text(errors: list[str]) -> str:
             + "\nFix it and reply with the whole program.")
 
 
-def utility_text(results: list[TrialResult], seat: str, best: float | None) -> str:
+def utility_text(results: list[TrialResult], game: Game, seat: str, best: float | None) -> str:
     me, them = (0, 1) if seat == "row" else (1, 0)
     lines = [f"Your program passed its unit tests. It played {len(results)} episodes against the opponent's "
              "current program (through the epsilon-grounded simulator):"]
@@ -71,10 +93,14 @@ def utility_text(results: list[TrialResult], seat: str, best: float | None) -> s
         else:
             lines.append(f"  episode {k}: you {acts[me]}, opponent {acts[them]}: payoffs you {pays[me]:g}, "
                          f"opponent {pays[them]:g}")
-    u = utilities(results)
+    u = utilities(results, game)
+    if any(r.row_payoff is None or r.col_payoff is None for r in results):
+        w = worst_payoffs(game)
+        lines.append(f"An episode that ended in an error scores the game's worst payoff: you {w[me]:g}, "
+                     f"opponent {w[them]:g}.")
     lines.append(f"Mean utility: you {u[me]:.3g}, opponent {u[them]:.3g}, both together (social welfare) "
                  f"{u[0] + u[1]:.3g}.")
     if best is not None:
-        lines.append(f"Your best mean utility so far: {best:.3g}.")
+        lines.append(f"The best mean utility so far this turn (your current program's included): {best:.3g}.")
     lines.append("Improve your program to raise your mean utility; reply with the whole program.")
     return "\n".join(lines)

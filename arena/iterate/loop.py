@@ -2,8 +2,10 @@
 
 Per round, row then column holds the opponent's current program fixed and takes `steps` writer steps; a
 step is one writer answer → a candidate → unit tests → `episodes` trials against the opponent → feedback
-(the next user turn of the same conversation). The player keeps its best valid candidate of the turn by
-mean utility (ties: the earlier one). The run stops after `rounds` rounds, or when a whole round changes
+(the next user turn of the same conversation). The player's current program is a candidate of its own turn
+(step 0, on the same episodes); the player keeps the best by mean utility (ties: the earlier one, so the
+current program unless one does strictly better), and the kept one is played again on fresh episodes
+(step T + 1): that is the welfare the turn reports (never the maximum that chose it). The run stops after `rounds` rounds, or when a whole round changes
 neither program. Every step is stored whole (arena/store/iterate.py) before the next starts, so a
 resumed run replays the stored steps (their replies and feedback rebuild the conversation) and asks the
 writer only from the first missing step on: with the seeds and the response cache it is the same run.
@@ -35,6 +37,7 @@ from arena.store.database import Store
 SEATS = ("row", "col")
 RANDOM_CODE = ('def decide(ctx):\n    n = len(ctx["game"]["actions"])\n    return [1 / n] * n   '
                '# uniformly at random\n')
+PROTOCOL = 2
 START_PROMPT = "You play a one-shot game. Choose the action that gives you a high payoff."
 
 
@@ -57,6 +60,9 @@ class IterateConfig(BaseModel):
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(1024, ge=16, le=8192)
     out: str | None = None  # where the final pair's files go (a resume writes them there too)
+    # how the loop chooses and reports: 2, the current program competes in its turn and the kept one is
+    # re-evaluated on fresh episodes. A run stored without it (by an older Arena) is not resumed.
+    protocol: Literal[2] = PROTOCOL
 
 
 @dataclass
@@ -116,6 +122,7 @@ class IterateRunner:
                                            max_depths=[cfg.max_depth], trials=1, concurrency=4)
         self.writer = LLMProgram(id="writer", kind="llm", model=cfg.model, system_prompt="writer")
         self.calls = 0
+        self.sandbox = Sandbox([])  # opened by run(); one session a program while it plays
 
     @classmethod
     def create(cls, store: Store, cfg: IterateConfig, game: Game, service, **kw) -> IterateRunner:
@@ -125,12 +132,15 @@ class IterateRunner:
     @classmethod
     def resume(cls, store: Store, run_id: int | None, service, **kw) -> IterateRunner:
         row = db.run_row(store, run_id)
+        if "protocol" not in row["config"]:
+            raise ArenaError(f"iterate run {row['id']} was stored by an older Arena, which chose and reported "
+                             "the kept programs differently; it cannot be resumed: start a new run")
         cfg = IterateConfig.model_validate(row["config"])
         _programs, games = store.snapshot(row["tournament_id"])
         if cfg.game not in games:
             raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
         game = Game.model_validate(games[cfg.game])
-        db.mark_running(store, row["id"], row["tournament_id"])
+        db.claim(store, row["id"], row["tournament_id"])  # refused while another live process runs it
         return cls(store, row["id"], row["tournament_id"], cfg, game, service, **kw)
 
     # -- the run ----------------------------------------------------------------------------------------
@@ -138,25 +148,21 @@ class IterateRunner:
         cfg = self.cfg
         done = {(s["round"], s["player"], s["step"]): s for s in db.steps(self.store, self.run_id)}
         current = {seat: start_program(cfg, seat, self.run_id) for seat in SEATS}
-        sandbox = Sandbox([])
         try:
             llm_progs = [self.writer] + [p for p in current.values() if isinstance(p, LLMProgram)]
             await self.service.prepare(llm_progs, self.llm_config)
             for p in current.values():
                 db.add_program(self.store, self.tid, p, self.game)
             history: list[tuple[int, str, float]] = []
-            welfare = await self._start(done, current, sandbox)
+            welfare = await self._start(done, current)
             history.append((0, "start", welfare))
             for k in range(1, cfg.rounds + 1):
                 changed = False
                 for seat in SEATS:
-                    best = await self._turn(k, seat, done, current, sandbox)
-                    if best is not None:
-                        prog, w = best
-                        if text_of(prog) != text_of(current[seat]):
-                            changed = True
-                        current[seat] = prog
-                        welfare = w
+                    prog, welfare = await self._turn(k, seat, done, current)
+                    if text_of(prog) != text_of(current[seat]):
+                        changed = True
+                    current[seat] = prog
                     history.append((k, seat, welfare))
                 if not changed:
                     break
@@ -165,7 +171,7 @@ class IterateRunner:
             db.finish_run(self.store, self.run_id, self.tid, status, str(exc) or type(exc).__name__)
             raise
         finally:
-            sandbox.close()
+            self.sandbox.close()
             await self.service.aclose()
         files = write_final(current, self.run_id, out_dir) if out_dir is not None else []
         top = max(history, key=lambda h: h[2])  # the first of the best (ties: earlier)
@@ -173,56 +179,87 @@ class IterateRunner:
         return Outcome(self.run_id, "finished", current, welfare, (top[2], top[0], top[1]), history, files,
                        self.calls)
 
-    async def _start(self, done: dict, current: dict, sandbox: Sandbox) -> float:
+    async def _play(self, row, col, stream: str, first_seq: int) -> list:
+        """Episodes of (row, col), stored as the run's trials; the programs' sandbox sessions are closed
+        after (a run sees many candidates; the sandbox's pool of workers is bounded)."""
+        cfg = self.cfg
+        programs = {row.id: row, col.id: col}
+        missing = [p for p in programs.values() if isinstance(p, LLMProgram) and p.id not in self.service.routes]
+        if missing:  # a candidate, or a kept one rebuilt from the store on resume
+            self.service.routes.update(self.service.routes_for(missing, self.llm_config))
+        trials = specs(self.game, row.id, col.id, cfg.epsilon, cfg.max_depth, cfg.episodes, cfg.seed, stream,
+                       first_seq)
+        try:
+            results = await play(trials, self.game, programs, self.sandbox, self.service, self.llm_config)
+        finally:
+            for pid in programs:
+                self.sandbox.release(pid)
+        self.store.write_trials(self.tid, results)
+        return results
+
+    def _scored(self, results: list) -> dict:
+        u = fb.utilities(results, self.game)
+        return {"row_utility": u[0], "col_utility": u[1], "welfare": u[0] + u[1],
+                "validation": fb.error_note(results, self.game)}
+
+    async def _start(self, done: dict, current: dict) -> float:
         key = (0, "start", 0)
         if key in done:
             return done[key]["welfare"]
-        trials = specs(self.game, current["row"].id, current["col"].id, self.cfg.epsilon, self.cfg.max_depth,
-                       self.cfg.episodes, self.cfg.seed, "start", 0)
-        results = await play(trials, self.game, dict((p.id, p) for p in current.values()), sandbox, self.service,
-                             self.llm_config)
-        self.store.write_trials(self.tid, results)
-        u = fb.utilities(results)
+        results = await self._play(current["row"], current["col"], "start", 0)
         step = {"round": 0, "player": "start", "step": 0, "program_id": current["row"].id,
-                "program_hash": current["row"].content_hash, "valid": 1,
-                "row_utility": u[0], "col_utility": u[1], "welfare": u[0] + u[1], "kept": 1,
-                "validation": "; ".join(fb.trial_errors(results)) or None}
+                "program_hash": current["row"].content_hash, "valid": 1, "kept": 1, **self._scored(results)}
         db.write_step(self.store, self.run_id, self.tid, step, [])
-        return u[0] + u[1]
+        return step["welfare"]
 
-    async def _turn(self, k: int, seat: str, done: dict, current: dict, sandbox: Sandbox):
-        """One player's best response: its steps; (kept program, profile welfare) or None if none was valid."""
+    async def _evaluation(self, k: int, seat: str, t: int, prog, opp, stream: str, done: dict) -> dict:
+        """A step without a writer: the current program on the turn's episodes (t = 0), or the kept one on
+        fresh episodes (t = T + 1)."""
+        stored = done.get((k, seat, t))
+        if stored is not None:
+            return stored
+        row, col = (prog, opp) if seat == "row" else (opp, prog)
+        results = await self._play(row, col, stream, db.first_seq(self.cfg.model_dump(), k, seat, t))
+        step = {"round": k, "player": seat, "step": t, "program_id": prog.id, "program_hash": prog.content_hash,
+                "source": text_of(prog), "valid": 1, **self._scored(results)}
+        db.write_step(self.store, self.run_id, self.tid, step, [])
+        return step
+
+    async def _turn(self, k: int, seat: str, done: dict, current: dict):
+        """One player's best response: (kept program, the profile's welfare on fresh episodes).
+
+        The current program is a candidate of its own turn (step 0, on the turn's episodes, which every
+        candidate meets): a writer's candidate is kept only if it does strictly better. The kept one is then
+        played again on fresh episodes (step T + 1), and that is what the turn reports: the best of several
+        candidates on the episodes that chose it overstates it (the winner's curse)."""
         cfg = self.cfg
         other = "col" if seat == "row" else "row"
         opp = current[other]
+        util = lambda s: s["row_utility"] if seat == "row" else s["col_utility"]
+        incumbent = await self._evaluation(k, seat, 0, current[seat], opp, f"r{k}-{seat}", done)
+        best = (util(incumbent), 0, current[seat])  # (utility, step, program)
         msgs = [{"role": "system", "content": prompts.system_message(cfg.kind)},
                 {"role": "user", "content": prompts.task_message(cfg.kind, self.game, seat, opp.source(),
                                                                  cfg.episodes)}]
-        best = None  # (utility, step, program, welfare)
         for t in range(1, cfg.steps + 1):
             pid = f"it{self.run_id}-r{k}-{seat}-s{t}"
             stored = done.get((k, seat, t))
             if stored is None:
-                stored = await self._step(k, seat, t, pid, msgs, opp, current, sandbox,
-                                          best[0] if best else None)
-            prog = None
+                stored = await self._step(k, seat, t, pid, msgs, opp, best[0])
             if stored["valid"]:
                 prog = (CodeProgram(id=pid, kind="code", source=stored["source"]) if cfg.kind == "code"
                         else fb.prompt_candidate(pid, stored["source"], cfg.model)[0])  # as built when played
-                util = stored["row_utility"] if seat == "row" else stored["col_utility"]
-                if best is None or util > best[0]:
-                    best = (util, t, prog, stored["welfare"])
+                if util(stored) > best[0]:
+                    best = (util(stored), t, prog)
             msgs = msgs + [{"role": "assistant", "content": stored["reply"]},
                            {"role": "user", "content": stored["feedback"]}]
             self.on_step(StepView(k, seat, t, pid, stored["source"], bool(stored["valid"]), stored["feedback"],
-                                  stored["welfare"], stored["row_utility"] if seat == "row" else stored["col_utility"]))
-        if best is None:
-            return None
+                                  stored["welfare"], util(stored)))
         db.mark_kept(self.store, self.run_id, k, seat, best[1])
-        return best[2], best[3]
+        fresh = await self._evaluation(k, seat, cfg.steps + 1, best[2], opp, f"r{k}-{seat}-fresh", done)
+        return best[2], fresh["welfare"]
 
-    async def _step(self, k: int, seat: str, t: int, pid: str, msgs: list[dict], opp, current: dict,
-                    sandbox: Sandbox, best: float | None) -> dict:
+    async def _step(self, k: int, seat: str, t: int, pid: str, msgs: list[dict], opp, best: float) -> dict:
         cfg = self.cfg
         calls: list[CallRecord] = []
         reply = await self.service.ask("writer", msgs, cfg.temperature, cfg.max_tokens,
@@ -231,38 +268,29 @@ class IterateRunner:
         if reply.text is None:
             raise ArenaError(f"the writer ({cfg.model}) failed at round {k}, {seat} step {t}: {reply.error}")
         source = prompts.extract(reply.text)
-        if cfg.kind == "code":
-            prog, errors = fb.code_candidate(pid, source, self.game, sandbox)
-        else:
-            prog, errors = fb.prompt_candidate(pid, source, cfg.model)
+        try:
+            if cfg.kind == "code":
+                prog, errors = fb.code_candidate(pid, source, self.game, self.sandbox)
+            else:
+                prog, errors = fb.prompt_candidate(pid, source, cfg.model)
+        finally:
+            self.sandbox.release(pid)  # the smoke calls' session
         step = {"round": k, "player": seat, "step": t, "program_id": pid, "source": source, "reply": reply.text,
                 "valid": 0}
         if prog is not None:
-            if isinstance(prog, LLMProgram):
-                self.service.routes.update(self.service.routes_for([prog], self.llm_config))
             db.add_program(self.store, self.tid, prog)
             row, col = (prog, opp) if seat == "row" else (opp, prog)
-            trials = specs(self.game, row.id, col.id, cfg.epsilon, cfg.max_depth, cfg.episodes, cfg.seed,
-                           f"r{k}-{seat}", self._seq(k, seat, t))
-            results = await play(trials, self.game, {row.id: row, col.id: col}, sandbox, self.service,
-                                 self.llm_config)
-            self.store.write_trials(self.tid, results)
+            results = await self._play(row, col, f"r{k}-{seat}", db.first_seq(cfg.model_dump(), k, seat, t))
             errors = [e for e in fb.trial_errors(results) if f" {pid}: " in e]  # its own failures
             if not errors:
-                u = fb.utilities(results)
-                mine = u[0] if seat == "row" else u[1]
-                step.update(valid=1, program_hash=prog.content_hash, row_utility=u[0], col_utility=u[1],
-                            welfare=u[0] + u[1])
-                step["feedback"] = fb.utility_text(results, seat, mine if best is None else max(best, mine))
+                step.update(valid=1, program_hash=prog.content_hash, **self._scored(results))
+                mine = step["row_utility"] if seat == "row" else step["col_utility"]
+                step["feedback"] = fb.utility_text(results, self.game, seat, max(best, mine))
         if not step["valid"]:
             step["validation"] = "\n".join(errors)
             step["feedback"] = fb.invalid_text(errors)
         db.write_step(self.store, self.run_id, self.tid, step, calls)
         return {k: step.get(k) for k in db.STEP_FIELDS}
-
-    def _seq(self, k: int, seat: str, t: int) -> int:
-        ordinal = 1 + ((k - 1) * 2 + SEATS.index(seat)) * self.cfg.steps + (t - 1)
-        return ordinal * self.cfg.episodes
 
 
 def write_final(current: dict, run_id: int, out_dir: Path) -> list[Path]:

@@ -17,8 +17,10 @@ from arena.library.games import Game
 def specs(game: Game, row: str, col: str, epsilon: float, max_depth: int, episodes: int, seed: int, stream: str,
           first_seq: int) -> list[TrialSpec]:
     """The episodes of one evaluation; seeds come from (seed, stream, index) only, so every candidate of a
-    turn meets the same draws (common random numbers: candidates differ by their code, not their luck)."""
-    return [TrialSpec(first_seq + i, game.id, row, col, epsilon, max_depth, None, i,
+    turn meets the same draws (common random numbers: candidates differ by their code, not their luck).
+    Their trial index is their seq, unique in the run: one pair can meet in several evaluations (the current
+    program in its turn, the kept one on fresh episodes), and a trial's key holds its pair and index."""
+    return [TrialSpec(first_seq + i, game.id, row, col, epsilon, max_depth, None, first_seq + i,
                       trial_seed(seed, game.id, stream, "", epsilon, max_depth, None, i))
             for i in range(episodes)]
 

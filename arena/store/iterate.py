@@ -119,6 +119,22 @@ def finish_run(store: Store, run_id: int, tid: int, status: str, error: str | No
     store._write(tx)
 
 
-def mark_running(store: Store, run_id: int, tid: int) -> None:
+def claim(store: Store, run_id: int, tid: int) -> None:
+    """Mark the run run by this process, unless another live process runs it (raises TournamentBusy): the
+    claim of its tournament row (Store.claim: the check and the claim in one transaction), so two resumes
+    of one run can never both write its missing steps."""
+    store.claim(tid)
     store._write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
-    store.mark_running(tid)
+
+
+def first_seq(config: dict, round_: int, player: str, step: int) -> int:
+    """The seq of a step's first trial (its episodes are the next `episodes` seqs): the start pair's at 0,
+    then per round the row's turn, then the column's, each with slots for steps 0 (the current program),
+    1..T (the writer's candidates) and T + 1 (the kept one on fresh episodes)."""
+    if player == "start":
+        return 0
+    seat = ("row", "col").index(player)
+    if "protocol" not in config:  # a run stored by an older Arena: steps 1..T only
+        return (1 + ((round_ - 1) * 2 + seat) * config["steps"] + step - 1) * config["episodes"]
+    slots = config["steps"] + 2
+    return (1 + ((round_ - 1) * 2 + seat) * slots + step) * config["episodes"]

@@ -36,15 +36,17 @@ async def test_iterate_screen_shows_steps_code_and_feedback(make_app, tmp_path):
         await pilot.pause()
         await pilot.press("i")
         await wait_for(pilot, lambda: app.screen.query("#iterate-steps") and
-                       app.screen.query_one("#iterate-steps", DataTable).row_count == 5)
+                       app.screen.query_one("#iterate-steps", DataTable).row_count == 9)
         runs = app.screen.query_one("#iterate-runs", DataTable)
         assert runs.row_count == 1 and [str(c) for c in runs.get_row_at(0)] == [
-            "1", "vanilla_coordination", "custom/w", "finished", "6"]
+            "1", "vanilla_coordination", "custom/w", "finished", "2"]  # the row's random start beat c on 3 episodes
         steps = app.screen.query_one("#iterate-steps", DataTable)
-        assert [str(c) for c in steps.get_row_at(1)] == ["1", "row", "1", "no", "", "", ""]
+        # step 0: the row's current program; 1 and 2 the writer's; 3 the kept one on fresh episodes
+        assert [str(c) for c in steps.get_row_at(1)][:4] == ["1", "row", "0", "yes"]
+        assert [str(c) for c in steps.get_row_at(2)] == ["1", "row", "1", "no", "", "", ""]
         assert "welfare per step: " in str(app.screen.query_one("#iterate-welfare").render())
         steps.focus()
-        steps.move_cursor(row=1)
+        steps.move_cursor(row=2)
         await pilot.pause()
         detail = str(app.screen.query_one("#iterate-detail").render())
         assert "it1-r1-row-s1  (invalid)" in detail and "def decide(ctx)\n" in detail
