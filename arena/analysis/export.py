@@ -23,7 +23,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from arena.analysis.tables import TABLES, tables
+from arena.analysis.rounds import LengthRow, MatchRow, ProgramMatchRow, RoundRow, match_tournament
+from arena.analysis.tables import MATCH_TABLES, TABLES, tables
 from arena.analysis.rows import CallRow, ConditionRow, DepthRow, PairRow, ProgramRow
 from arena.errors import ArenaError
 from arena.analysis.dynamics import MoranRow, ReplicatorRow
@@ -34,6 +35,7 @@ TEXT_FORMATS = ("csv", "json", "markdown", "latex")
 PLOT_FORMATS = ("png", "svg")
 FORMATS = TEXT_FORMATS + PLOT_FORMATS
 PLOTS = ("coop-vs-eps", "payoff-heatmap", "depth-hist", "replicator")
+MATCH_PLOTS = ("coop-by-round",)  # repeated games: in 'all' when the tournament has matches
 EXTENSIONS = {"csv": "csv", "json": "json", "markdown": "md", "latex": "tex", "png": "png", "svg": "svg"}
 EXPORT_VERSION = 1
 
@@ -70,6 +72,11 @@ class ExportTables(BaseModel):
     replicator: list[ReplicatorRow] | None = None
     moran: list[MoranRow] | None = None
     calls: list[CallRow] | None = None
+    # repeated games (in 'all' when the tournament has matches)
+    matches: list[MatchRow] | None = None
+    match_programs: list[ProgramMatchRow] | None = None
+    rounds: list[RoundRow] | None = None
+    lengths: list[LengthRow] | None = None
 
 
 class ExportDocument(BaseModel):
@@ -95,8 +102,8 @@ def table_names(fmt: str, table: str | None) -> list[str]:
         if fmt == "csv":
             raise ExportError(f"CSV holds one table: choose --table {'|'.join(TABLES)}")
         return list(TABLES)
-    if table not in TABLES:
-        raise ExportError(f"unknown table '{table}'; tables: {', '.join(TABLES)}, all")
+    if table not in TABLES and table not in MATCH_TABLES:
+        raise ExportError(f"unknown table '{table}'; tables: {', '.join(TABLES + MATCH_TABLES)}, all")
     return [table]
 
 
@@ -124,6 +131,8 @@ def render(store: Store, tid: int, fmt: str, table: str | None = None, resamples
     if fmt in PLOT_FORMATS:
         raise ExportError(f"{fmt} is a plot format: it needs a file (--out PATH)")
     names = table_names(fmt, table)
+    if (table or default_table(fmt)) == "all" and match_tournament(store, tid):
+        names += list(MATCH_TABLES)
     row = store.tournament(tid)
     data = tables(store, row.id, names, resamples=resamples, population=population)
     if fmt == "json":
@@ -168,8 +177,8 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
         return [out]
     if table is not None:
         raise ExportError("--table goes with --format csv, json, markdown or latex")
-    if plot is not None and plot != "all" and plot not in PLOTS:
-        raise ExportError(f"unknown plot '{plot}'; plots: {', '.join(PLOTS)}, all")
+    if plot is not None and plot != "all" and plot not in PLOTS + MATCH_PLOTS:
+        raise ExportError(f"unknown plot '{plot}'; plots: {', '.join(PLOTS + MATCH_PLOTS)}, all")
     from arena.analysis import plots
 
     if plot is None or plot == "all":
@@ -177,7 +186,8 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
         if folder.suffix and not folder.is_dir():
             raise ExportError(f"every plot goes into a directory, not {folder}; name one plot with --plot")
         folder.mkdir(parents=True, exist_ok=True)
-        targets = [(p, folder / default_path(tid, fmt, p).name) for p in PLOTS]
+        names = PLOTS + (MATCH_PLOTS if match_tournament(store, tid) else ())
+        targets = [(p, folder / default_path(tid, fmt, p).name) for p in names]
     else:
         targets = [(plot, Path(path) if path is not None else default_path(tid, fmt, plot))]
     data = plots.plot_data(store, tid)
@@ -337,6 +347,33 @@ COLUMNS: dict[str, list[Col]] = {
         Col("N", lambda r: str(r.population)), Col("w", lambda r: f"{r.intensity:g}"),
         Col("fixation", lambda r: f"{r.fixation:.4g}"), Col("× neutral", lambda r: num(r.fixation / r.neutral)),
     ],
+    "matches": [
+        Col("row", lambda r: r.row_program, False), Col("col", lambda r: r.col_program, False),
+        Col("matches", lambda r: str(r.matches)), Col("rounds", lambda r: f"{r.mean_rounds:.3g}"),
+        Col("row total", lambda r: num(r.row_total)),
+        Col("95% CI", lambda r: interval(r.row_total_low, r.row_total_high, percent=False)),
+        Col("col total", lambda r: num(r.col_total)),
+        Col("95% CI ", lambda r: interval(r.col_total_low, r.col_total_high, percent=False)),
+        Col("row disc.", lambda r: num(r.row_discounted)), Col("col disc.", lambda r: num(r.col_discounted)),
+        Col("first D row", lambda r: "–" if r.row_first_defection is None else f"{r.row_first_defection + 1:.3g}"),
+        Col("first D col", lambda r: "–" if r.col_first_defection is None else f"{r.col_first_defection + 1:.3g}"),
+    ],
+    "match_programs": [
+        Col("program", lambda r: r.program, False), Col("matches", lambda r: str(r.matches)),
+        Col("mean total", lambda r: num(r.total)), Col("95% CI", lambda r: interval(r.total_low, r.total_high, percent=False)),
+        Col("discounted", lambda r: num(r.discounted)),
+        Col("95% CI ", lambda r: interval(r.discounted_low, r.discounted_high, percent=False)),
+    ],
+    "rounds": [
+        Col("row", lambda r: r.row_program, False), Col("col", lambda r: r.col_program, False),
+        Col("round", lambda r: str(r.round + 1)), Col("matches", lambda r: str(r.matches)),
+        Col("coop", lambda r: pct(r.cooperation)), Col("Wilson 95%", lambda r: interval(r.wilson_low, r.wilson_high)),
+        Col("row C", lambda r: pct(r.row_c)), Col("col C", lambda r: pct(r.col_c)),
+    ],
+    "lengths": [
+        Col("rounds", lambda r: str(r.n_rounds)), Col("matches", lambda r: str(r.matches)),
+        Col("share", lambda r: pct(r.share)), Col("geometric", lambda r: "–" if r.expected is None else pct(r.expected)),
+    ],
     "calls": [
         Col("provider", lambda r: r.provider, False), Col("model", lambda r: r.model, False),
         Col("program", lambda r: r.program, False), Col("calls", lambda r: str(r.calls)),
@@ -349,11 +386,14 @@ COLUMNS: dict[str, list[Col]] = {
 TITLES = {"summary": "Summary", "pairs": "Pairs", "programs": "Programs", "matrix": "Meta-game payoff matrix",
           "equilibria": "Meta-game Nash equilibria", "supports": "Nash equilibrium supports across bootstrap resamples",
           "depths": "Simulation depth per program, seat and opponent", "replicator": "Replicator dynamics: the rest point",
-          "moran": "Moran process: fixation probabilities", "calls": "LLM calls"}
+          "moran": "Moran process: fixation probabilities", "calls": "LLM calls",
+          "matches": "Matches: totals over the rounds", "match_programs": "Mean match payoff per program",
+          "rounds": "Cooperation by round", "lengths": "Match lengths"}
 _MODELS: dict[str, type[BaseModel]] = {"summary": ConditionRow, "pairs": PairRow, "programs": ProgramRow,
                                        "matrix": MatrixRow, "equilibria": EquilibriumRow, "supports": SupportRow,
                                        "depths": DepthRow, "replicator": ReplicatorRow, "moran": MoranRow,
-                                       "calls": CallRow}
+                                       "calls": CallRow, "matches": MatchRow, "match_programs": ProgramMatchRow,
+                                       "rounds": RoundRow, "lengths": LengthRow}
 MATRIX_NOTE = ("Mean payoff of the row program against the column program (both seats averaged); "
                "* marks an empirical program equilibrium (neither program gains by switching; the bootstrap "
                "interval of its margin lies above 0), ? an uncertain one (the interval holds 0: the trials "

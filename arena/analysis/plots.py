@@ -10,6 +10,8 @@ Plots:
   series per ε; one panel per (game, depth cap, temperature).
 - replicator: the discrete replicator dynamics of each condition's meta-game from the uniform mix
   (dynamics.py), each program's share against the step; one panel per condition.
+- coop-by-round (repeated games only): the share of matches whose round t was a cooperative outcome,
+  one line per ordered pair with 95% Wilson intervals; one panel per condition (its match rules included).
 
 matplotlib is imported only when a file is drawn (never at start-up) and used through its object API
 (Figure, no pyplot state) with the Agg/SVG canvases.
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from arena.analysis.rounds import RoundRow, match_tournament, round_rows
 from arena.analysis.rows import CoopPoint, DepthBin, PairRow
 from arena.analysis.tables import Outcomes, coop_points, depth_histogram, load_outcomes, pairs
 from arena.analysis.dynamics import ReplicatorRow, replicator_rows
@@ -37,6 +40,7 @@ class PlotData(BaseModel):
     matrix: list[MatrixRow]
     depths: list[DepthBin]
     replicator: list[ReplicatorRow] = []
+    rounds: list[RoundRow] = []  # cooperation by round (a tournament of matches; [] otherwise)
 
 
 def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None,
@@ -54,6 +58,7 @@ def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None
         tournament_id=row.id, title=f"Arena tournament {row.id}" + (f": {row.name}" if row.name else ""),
         coop=coop_points(out, pair_list), matrix=matrix_rows(mats), depths=depth_histogram(store, row.id),
         replicator=[r for cond, m in mats.items() if m.complete for r in replicator_rows(cond, m.programs, m.U)],
+        rounds=round_rows(store, row.id) if match_tournament(store, row.id) else [],
     )
 
 
@@ -92,6 +97,18 @@ def replicator_series(rows: Sequence[ReplicatorRow]) -> dict[str, dict[str, list
     for r in rows:
         label = panel_label(r.game, r.max_depth, r.temperature, r.epsilon)
         panels.setdefault(label, {}).setdefault(r.program, []).append((r.step, r.share))
+    return panels
+
+
+def round_series(rows: Sequence[RoundRow]) -> dict[str, dict[str, list[RoundRow]]]:
+    """panel label (with ε) -> 'row/col' -> rows in round order."""
+    panels: dict[str, dict[str, list[RoundRow]]] = {}
+    for r in rows:
+        label = panel_label(r.game, r.max_depth, r.temperature, r.epsilon)
+        panels.setdefault(label, {}).setdefault(f"{r.row_program}/{r.col_program}", []).append(r)
+    for series in panels.values():
+        for pts in series.values():
+            pts.sort(key=lambda r: r.round)
     return panels
 
 
@@ -241,8 +258,36 @@ def draw_replicator(data: PlotData):
     return fig
 
 
+def draw_coop_by_round(data: PlotData):
+    panels = round_series(data.rounds)
+    if not panels:
+        return _empty(data.title)
+    wide = max(len(s) for s in panels.values()) > 6
+    fig, axes = _figure(len(panels), 8.5 if wide else 6.0, 4.5, data.title,
+                        "cooperation by round: share of the matches whose round was a cooperative outcome (95% Wilson)")
+    for ax, (label, series) in zip(axes, panels.items()):
+        colours = _colours(len(series))
+        for k, (pair, pts) in enumerate(series.items()):
+            xs = [p.round + 1 for p in pts]
+            ys = [p.cooperation for p in pts]
+            ax.errorbar(xs, ys, yerr=[[p.cooperation - p.wilson_low for p in pts],
+                                      [p.wilson_high - p.cooperation for p in pts]],
+                        marker=_MARKERS[k % len(_MARKERS)], markersize=3, capsize=2, linewidth=1.2,
+                        color=colours[k], label=pair)
+        ax.set_title(label, fontsize="medium")
+        ax.set_xlabel("round")
+        ax.set_ylabel("cooperation")
+        ax.set_ylim(-0.03, 1.03)
+        ax.grid(alpha=0.3)
+        if wide:
+            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(series) // 18)
+        else:
+            ax.legend(fontsize="x-small")
+    return fig
+
+
 DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist,
-        "replicator": draw_replicator}
+        "replicator": draw_replicator, "coop-by-round": draw_coop_by_round}
 
 
 def save(store: Store, tournament_id: int, name: str, path: Path, fmt: str, data: PlotData | None = None) -> Path:

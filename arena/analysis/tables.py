@@ -603,6 +603,7 @@ def _condition_rank(config: dict):
 # --- everything at once ------------------------------------------------------------------------------
 TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "depths", "replicator", "moran",
           "calls")
+MATCH_TABLES = ("matches", "match_programs", "rounds", "lengths")  # repeated games (analysis/rounds.py)
 _NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary")  # the summary names equilibria by the verdicts
 
 
@@ -616,13 +617,13 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
     from arena.analysis.metagame import add_bootstrap, equilibrium_rows, matrix_rows, meta_matrices, support_rows
 
     names = list(names)
-    unknown = [n for n in names if n not in TABLES]
+    unknown = [n for n in names if n not in TABLES and n not in MATCH_TABLES]
     if unknown:
-        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES)}")
+        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES + MATCH_TABLES)}")
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     population = dynamics.DEFAULT_POPULATION if population is None else population
     out: dict[str, list[BaseModel]] = {}
-    needs_outcomes = any(n not in ("calls", "depths") for n in names)
+    needs_outcomes = any(n not in ("calls", "depths", *MATCH_TABLES) for n in names)
     if needs_outcomes:
         o = load_outcomes(store, tournament_id)
         pair_list = pairs(o)
@@ -665,4 +666,12 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
         out["depths"] = depth_rows(store, tournament_id)
     if "calls" in names:
         out["calls"] = call_rows(store, tournament_id)
+    if any(n in MATCH_TABLES for n in names):
+        from arena.analysis import rounds
+
+        build = {"matches": rounds.match_rows, "match_programs": rounds.program_match_rows,
+                 "rounds": rounds.round_rows, "lengths": rounds.length_rows}
+        for n in MATCH_TABLES:
+            if n in names:
+                out[n] = build[n](store, tournament_id)
     return {n: out[n] for n in names}

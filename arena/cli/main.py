@@ -525,6 +525,10 @@ class ExportTable(str, Enum):
     replicator = "replicator"
     moran = "moran"
     calls = "calls"
+    matches = "matches"
+    match_programs = "match_programs"
+    rounds = "rounds"
+    lengths = "lengths"
     all = "all"
 
 
@@ -533,6 +537,7 @@ class ExportPlot(str, Enum):
     payoff_heatmap = "payoff-heatmap"
     depth_hist = "depth-hist"
     replicator = "replicator"
+    coop_by_round = "coop-by-round"
     all = "all"
 
 

@@ -99,6 +99,9 @@ class ResultsScreen(ArenaScreen):
                         with TabPane("Dynamics", id="plot-dynamics"):
                             yield Static(id="plot-dynamics-caption", classes="tab-caption")
                             yield PlotextPlot(id="plot-replicator-chart")
+                        with TabPane("By round", id="plot-rounds"):
+                            yield Static(id="plot-rounds-caption", classes="tab-caption")
+                            yield PlotextPlot(id="plot-rounds-chart")
                             yield Static(id="moran-caption", classes="tab-caption")
                             yield PairMatrix(id="moran-matrix")
 
@@ -445,6 +448,31 @@ class ResultsScreen(ArenaScreen):
         self.query_one("#plot-depth-caption", Static).update(Content.styled(
             f"Simulation depth reached by top-level decisions, both seats · {where}", "dim"))
         self._fill_dynamics(label)
+        self._fill_rounds(label)
+
+    def _fill_rounds(self, label: str) -> None:
+        """Cooperation by round of the chosen condition's matches, a line per ordered pair."""
+        from arena.analysis import plots
+
+        series = plots.round_series(self._plots.rounds).get(label, {})
+        chart = self.query_one("#plot-rounds-chart", PlotextPlot)
+        plt = chart.plt
+        plt.clear_data()
+        plt.clear_figure()
+        legend = Content("")
+        for i, (pair, pts) in enumerate(series.items()):
+            plot_colour, text_colour = LINE_COLOURS[i % len(LINE_COLOURS)]
+            plt.plot([p.round + 1 for p in pts], [p.cooperation for p in pts], marker="hd", color=plot_colour)
+            legend += Content.styled("● ", text_colour) + Content(f"{pair}   ")
+        plt.ylim(0, 1)
+        plt.xlabel("round")
+        plt.ylabel("cooperation")
+        chart.refresh()
+        caption = (f"Share of the matches whose round was a cooperative outcome, per ordered pair · {label}" if series
+                   else "No matches under this condition: cooperation by round needs a repeated game (Setup's "
+                        "Rounds or Continuation, or arena run --rounds N)")
+        self.query_one("#plot-rounds-caption", Static).update(Content.styled(caption, "dim") + (
+            Content("\n") + legend if series else Content("")))
 
     def _fill_dynamics(self, label: str) -> None:
         """Replicator dynamics from the uniform mix and Moran fixation probabilities (N = 10) of the chosen
