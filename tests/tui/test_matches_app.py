@@ -1,0 +1,73 @@
+"""Repeated games where users meet them: Setup's rounds and noise, Live's timeline of the match shown,
+Results' pairs of a match condition, a trial's rounds and the tree of a chosen round, the by-round plot."""
+
+from __future__ import annotations
+
+import shutil
+
+from conftest import ROOT
+from tui_helpers import wait_for
+
+
+def _summary(app) -> str:
+    return str(app.screen.query_one("#summary").render())
+
+
+async def test_a_match_tournament_from_setup_to_a_rounds_tree(make_app, tmp_path):
+    d = tmp_path / "programs"
+    d.mkdir()
+    for f in ("defectbot.yaml", "repeated/titfortat.yaml"):
+        shutil.copy(ROOT / "programs" / f, d / f.split("/")[-1])
+    app = make_app(programs_path=d, db=tmp_path / "arena.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in _summary(app))
+        setup = app.screen
+        picks = setup.query_one("#pick-programs")
+        picks.deselect_all()
+        for pid in ("titfortat", "defectbot"):
+            picks.select(pid)
+        setup.query_one("#epsilons").value = "0.5"
+        setup.query_one("#depths").value = "3"
+        setup.query_one("#trials").value = "5"
+        setup.query_one("#rounds").value = "10"
+        await wait_for(pilot, lambda: "20 trials" in _summary(app))
+        setup.query_one("#rounds").value = "10 20"
+        await wait_for(pilot, lambda: "40 trials" in _summary(app) and "2 match rules" in _summary(app))
+        setup.query_one("#rounds").value = "10"
+        setup.query_one("#continuations").value = "0.9"
+        await wait_for(pilot, lambda: "rounds and continuations are alternatives" in _summary(app))
+        setup.query_one("#continuations").value = ""
+        await wait_for(pilot, lambda: "20 trials" in _summary(app))
+        config = setup.build_config()
+        assert (config.rounds, config.continuations, config.noises) == ([10], [None], [0.0])
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended, 60)
+        assert app.session.status == "finished" and app.session.done == 20
+        live = app.screen
+        await wait_for(pilot, lambda: live.shown is not None and live.query_one("#live-rounds").display)
+        timeline = str(live.query_one("#live-rounds").render())
+        assert timeline.startswith("round 10/10 ")
+        tree = live.query_one("#live-tree")
+        assert {n.data.round for n in tree._shown_nodes if n.data is not None} == {9}  # the last round's tree
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.current_mode == "results" and getattr(app.screen, "tid", None))
+        await app.workers.wait_for_complete()
+        pairs = app.screen.query_one("#pairs")
+        await wait_for(pilot, lambda: pairs.row_count == 4)
+        rows = [[str(c) for c in pairs.get_row_at(i)] for i in range(4)]
+        tft_d = next(r for r in rows if r[:2] == ["titfortat", "defectbot"])
+        assert tft_d[6:8] == ["0.90", "1.40"]  # mean payoffs per round: 9/10 and 14/10
+        pairs.move_cursor(row=rows.index(tft_d))
+        pairs.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#trial-rounds") and app.screen.query_one("#trial-list").row_count == 5)
+        trials = app.screen
+        listed = [str(c) for c in trials.query_one("#trial-list").get_row_at(0)]
+        assert listed[1:4] == ["defect", "defect", "9.0,14.0"]  # last round's actions, the match's totals
+        assert str(trials.query_one("#trial-rounds").render()).startswith("round 10/10 ")
+        await pilot.press("left_square_bracket")
+        for _ in range(9):
+            await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert str(trials.query_one("#trial-rounds").render()).startswith("round 1/10 1 C/D ")
+        assert trials.query_one("#trial-tree").border_subtitle == "round 1: cooperate / defect"
