@@ -1,5 +1,5 @@
 """Built-in bots: pure functions of (game, own program, opponent, a uniform draw, simulated action, and
-in a repeated game the rounds so far as the node's seat sees them: `spec.seen_play.seen(seat)`).
+in a repeated game the rounds so far it is shown: `spec.play.window()`, read from the node's seat).
 
 Each bot is an Agent for the simulator. Bots are synchronous and cheap; the simulator runs them on a
 fast path without an event loop.
@@ -43,35 +43,46 @@ class BotAgent:
         # grounded in a repeated game: the history-aware default (TitForTat's answer)
         return self._ground_titfortat(game, opp, u, spec, node)
 
-    # --- repeated games: the rounds shown to this seat ---------------------------------------------
+    # --- repeated games: the rounds shown to this seat (engine RoundRecords, read from the seat) -------
     def _ground_titfortat(self, game: Game, opp, u: float, spec=None, node=None) -> str:
-        seen = _seen(spec, node)
-        return seen[-1]["opponent"] if seen else game.default_for(_seat(node))
+        w = _window(spec)
+        if not w:
+            return game.default_for(_seat(node))
+        last = w[-1]
+        return last.col_action if _seat(node) == "row" else last.row_action
 
     def _ground_grimtrigger(self, game: Game, opp, u: float, spec=None, node=None) -> str:
         bad = game.defect_action
-        if any(r["opponent"] == bad for r in _seen(spec, node)):
-            return bad
+        w = _window(spec)
+        if w:
+            if _seat(node) == "row":
+                if any(r.col_action == bad for r in w):
+                    return bad
+            elif any(r.row_action == bad for r in w):
+                return bad
         return game.default_for(_seat(node))
 
     def _ground_pavlov(self, game: Game, opp, u: float, spec=None, node=None) -> str:
-        seen = _seen(spec, node)
-        if not seen or seen[-1]["me"] == seen[-1]["opponent"]:
+        w = _window(spec)
+        if not w or w[-1].row_action == w[-1].col_action:
             return game.default_for(_seat(node))
         return game.defect_action
 
     def _ground_titfortwotats(self, game: Game, opp, u: float, spec=None, node=None) -> str:
-        seen = _seen(spec, node)
+        w = _window(spec)
         bad = game.defect_action
-        if len(seen) >= 2 and seen[-1]["opponent"] == bad and seen[-2]["opponent"] == bad:
-            return bad
+        if len(w) >= 2:
+            theirs = (w[-1].col_action, w[-2].col_action) if _seat(node) == "row" else (w[-1].row_action, w[-2].row_action)
+            if theirs == (bad, bad):
+                return bad
         return game.default_for(_seat(node))
 
     def _ground_alternator(self, game: Game, opp, u: float, spec=None, node=None) -> str:
-        seen = _seen(spec, node)
-        default = game.default_for(_seat(node))
-        if seen:
-            last_default = seen[-1]["me"] == default
+        w = _window(spec)
+        seat = _seat(node)
+        default = game.default_for(seat)
+        if w:
+            last_default = (w[-1].row_action if seat == "row" else w[-1].col_action) == default
         else:  # nothing shown (the first round, or recall 0): by the round's parity
             last_default = spec is not None and spec.seen_play.round % 2 == 1
         return game.defect_action if last_default else default
@@ -94,11 +105,11 @@ class BotAgent:
         return None
 
 
-def _seen(spec, node) -> list[dict]:
-    """The rounds so far shown to the node's seat (none in a one-shot game)."""
+def _window(spec) -> tuple:
+    """The rounds so far shown to the programs (none in a one-shot game), as RoundRecords."""
     if spec is None or spec.play is None:
-        return []
-    return spec.play.seen(_seat(node))
+        return ()
+    return spec.play.window()
 
 
 def _seat(node) -> str:

@@ -60,12 +60,13 @@ def build_ctx(game: Game, seat: str, me: CodeProgram, opp: AnyProgram, opp_actio
     return ctx
 
 
-def match_ctx(play: Play, seat: str) -> dict:
+def match_ctx(play: Play, seat: str, rows: bool = False) -> dict:
     """The keys of ctx that tell a program where the match is: round (0-based), rounds (the horizon, None when
     hidden or open-ended), continuation, history (the last `recall` rounds from this seat, oldest first) and
-    state (None: reserved for games with a state)."""
+    state (None: reserved for games with a state). `rows`: the history as Play.rows tuples (a Request's form;
+    sandbox.full_ctx and the sandbox's helpers turn them into the dicts)."""
     return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
-            "history": play.seen(seat), "state": None}
+            "history": play.rows(seat) if rows else play.seen(seat), "state": None}
 
 
 def interpret(value: Any, actions: list[str], u: float) -> tuple[str | None, str | None]:
@@ -131,7 +132,7 @@ class CodeAgent:
         base = self._fixed.get(key)
         if base is None:
             base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0)
-        play = None if spec is None or spec.play is None else match_ctx(spec.play, node.side)
+        play = None if spec is None or spec.play is None else match_ctx(spec.play, node.side, rows=True)
         return (base, opp_action, node.depth, eps, node.u, play)
 
     def ctx(self, game: Game, opp: AnyProgram, node: Node, spec: TrialSpec | None, opp_action: str | None) -> dict:

@@ -99,16 +99,22 @@ class Play:
     rules: MatchRules
     history: tuple[RoundRecord, ...] = ()
 
+    def window(self) -> tuple[RoundRecord, ...]:
+        """The rounds programs are shown: the last `recall` (all when recall is None), oldest first."""
+        k = self.rules.recall
+        return self.history if k is None else (self.history[-k:] if k else ())
+
     def seen(self, seat: str) -> list[dict]:
         """The last `recall` rounds from one seat, oldest first: me, opponent (actions as played), my_payoff,
         opponent_payoff."""
-        k = self.rules.recall
-        rounds = self.history if k is None else (self.history[-k:] if k else ())
+        return history_dicts(self.rows(seat))
+
+    def rows(self, seat: str) -> list[tuple]:
+        """`seen` as (me, opponent, my_payoff, opponent_payoff) tuples: the form that crosses to the sandbox
+        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts)."""
         if seat == "row":
-            return [{"me": r.row_action, "opponent": r.col_action, "my_payoff": r.row_payoff,
-                     "opponent_payoff": r.col_payoff} for r in rounds]
-        return [{"me": r.col_action, "opponent": r.row_action, "my_payoff": r.col_payoff,
-                 "opponent_payoff": r.row_payoff} for r in rounds]
+            return [(r.row_action, r.col_action, r.row_payoff, r.col_payoff) for r in self.window()]
+        return [(r.col_action, r.row_action, r.col_payoff, r.row_payoff) for r in self.window()]
 
     @property
     def rounds(self) -> int | None:
@@ -118,6 +124,11 @@ class Play:
 
 
 FIRST_ROUND = Play(0, ONE_SHOT)  # what a one-shot trial's programs are told
+
+
+def history_dicts(rows: list[tuple]) -> list[dict]:
+    """ctx["history"] from Play.rows."""
+    return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y} for a, b, x, y in rows]
 
 
 @dataclass(frozen=True, slots=True)

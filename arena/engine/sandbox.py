@@ -18,6 +18,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from arena.engine.records import history_dicts
 from arena.library.codecheck import uses_random
 from arena.library.programs import CodeProgram
 
@@ -54,6 +55,8 @@ def _arena_run(bases, items, seeds):
         if _arena_m is not None:
             for _arena_key in _arena_m:
                 _arena_c[_arena_key] = _arena_m[_arena_key]
+            _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
+                                    "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
         if seeds is not None:
             _arena_random.seed(seeds[_arena_i])
         try:
@@ -88,7 +91,8 @@ class Outcome:
 
 # A decision as the sandbox receives it: the ctx's fixed part (shared by every decision with the same
 # game, seat and opponent), then opponent_action, depth, epsilon, u, and in a repeated game the round's
-# keys (round, rounds, continuation, history, state; None: the base's, those of a one-shot game).
+# keys (round, rounds, continuation, history as (me, opponent, my_payoff, opponent_payoff) tuples, state;
+# None: the base's, those of a one-shot game).
 Request = tuple[dict, "str | None", int, float, float, "dict | None"]
 
 
@@ -98,6 +102,7 @@ def full_ctx(request: Request) -> dict:
     ctx["opponent_action"], ctx["depth"], ctx["epsilon"], ctx["u"] = a, d, e, u
     if m is not None:
         ctx.update(m)
+        ctx["history"] = history_dicts(m["history"])
     return ctx
 
 

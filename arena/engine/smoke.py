@@ -42,8 +42,7 @@ def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem |
                 cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5, None)))
             # the second round of a repeated game, after a round of (first action, last action)
             later = {"round": 1, "rounds": 2, "continuation": None, "state": None,
-                     "history": [{"me": g.actions[0], "opponent": g.actions[-1], "my_payoff": 0.0,
-                                  "opponent_payoff": 0.0}]}
+                     "history": [(g.actions[0], g.actions[-1], 0.0, 0.0)]}
             cases.append((g, seat, "round 1", (base, None, 0, 0.1, 0.5, later)))
     outcomes = sb.run_many(prog, [c[3] for c in cases])
     for (g, seat, a, _ctx), out in zip(cases, outcomes):
