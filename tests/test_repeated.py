@@ -286,3 +286,30 @@ def test_condition_game_labels_round_trip(rules):
     label = condition_game("stag_hunt", *rules.coordinates)
     assert split_condition_game(label) == ("stag_hunt", *rules.coordinates)
     assert (label == "stag_hunt") == (rules.coordinates == MatchRules().coordinates)
+
+
+def test_the_live_tally_of_matches_equals_the_stored_tables(store, programs, games):
+    """Live counts (seeded from the store, or added from results as they come) per match condition,
+    cooperation as the share of rounds: the numbers of the stored analysis."""
+    from arena.analysis.tally import LiveTally
+    from arena.engine.events import TrialsFinished
+
+    seen = []
+    config = TournamentConfig(programs=["titfortat", "alternator"], games=["prisoners_dilemma"], epsilons=[0.2],
+                              max_depths=[10], trials=7, rounds=[1, 6], noises=[0.0, 0.2])
+    runner = TournamentRunner.create(store, config, programs, games,
+                                     sink=lambda e: seen.extend(e.results) if isinstance(e, TrialsFinished) else None)
+    asyncio.run(runner.run())
+    stored = {(p.game, p.row_program, p.col_program): p for p in tables(store, runner.tournament_id)["pairs"]}
+    assert len(stored) == 4 * 4  # 2 x 2 rules (1 round, 6 rounds; noise 0, 0.2) x 4 pairs
+    seeded, added = LiveTally(), LiveTally()
+    seeded.seed(store, runner.tournament_id)
+    added.add(seen)
+    for live in (seeded, added):
+        rows = {(r.game, r.row_program, r.col_program): r for r in live.rows()}
+        assert set(rows) == set(stored)
+        for k, p in stored.items():
+            assert rows[k].cooperation == pytest.approx(p.cooperation)
+            assert rows[k].row_payoff == pytest.approx(p.row_payoff)
+    # C/C, C/D, D/C, C/D, D/C, C/D: one cooperative round in six
+    assert stored[("prisoners_dilemma (6 rounds)", "titfortat", "alternator")].cooperation == pytest.approx(1 / 6)

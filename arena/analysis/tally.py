@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 from arena.analysis.rows import PairStats
 from arena.analysis.stats import wald_ci, wilson_ci
-from arena.engine.records import ERROR, OK, REFUSED, TrialResult
+from arena.analysis.conditions import condition_game
+from arena.engine.records import ERROR, OK, ONE_SHOT, REFUSED, TrialResult
 from arena.store.database import Store
 
 Condition = tuple[str, float, int, float | None]  # game, epsilon, max_depth, temperature
@@ -28,7 +29,7 @@ class PairCell:
 
     trials: int
     valid: int
-    cooperative: int
+    cooperative: float  # (a match counts the share of its cooperative rounds)
 
     @property
     def cooperation(self) -> float:
@@ -54,9 +55,10 @@ class LiveTally:
             SELECT game, epsilon, max_depth, temperature, row_program, col_program, count(*) AS n,
                    sum(status = 'ok'), sum(coalesce(cooperative, 0)), sum(status = 'refused'),
                    sum(status = 'error'), coalesce(sum(row_payoff), 0), coalesce(sum(col_payoff), 0),
-                   sum(n_calls), min(seq) AS first
+                   sum(n_calls), min(seq) AS first, rounds, continuation, noise, recall
             FROM trials WHERE tournament_id = ? AND id <= ?
-            GROUP BY game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0)
+            GROUP BY game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), rounds,
+                     coalesce(continuation, -1.0), noise, coalesce(recall, -1)
             ORDER BY first  -- (grouped in trials_key's order: no sort of every trial)
             """,
             (tournament_id, until_id if until_id is not None else 2**62),
@@ -64,6 +66,7 @@ class LiveTally:
         with self._lock:
             for r in rows:
                 v = list(r.values())
+                v[0] = condition_game(v[0], *v[15:19])  # a match's condition carries its rules
                 self._cells[tuple(v[:6])] = [float(x or 0) for x in v[6:14]]
             self.version += 1
 
@@ -72,14 +75,16 @@ class LiveTally:
             cells = self._cells
             for r in results:
                 s = r.spec
-                key = (s.game, s.epsilon, s.max_depth, s.temperature, s.row, s.col)
+                m = s.match
+                game = s.game if m is ONE_SHOT else condition_game(s.game, *m.coordinates)
+                key = (game, s.epsilon, s.max_depth, s.temperature, s.row, s.col)
                 c = cells.get(key)
                 if c is None:
                     c = cells[key] = [0.0] * self._N
                 c[0] += 1
                 if r.status == OK:
                     c[1] += 1
-                    c[2] += bool(r.cooperative)
+                    c[2] += r.cooperative  # (a match: the share of its cooperative rounds)
                     c[5] += r.row_payoff
                     c[6] += r.col_payoff
                 elif r.status == REFUSED:
@@ -116,7 +121,7 @@ class LiveTally:
                 acc = out.setdefault(key[4:], [0, 0, 0])
                 acc[0] += int(c[0])
                 acc[1] += int(c[1])
-                acc[2] += int(c[2])
+                acc[2] += c[2]  # (matches add shares of rounds)
         return {k: PairCell(*v) for k, v in out.items()}
 
     def rows(self) -> list[PairStats]:
@@ -126,8 +131,8 @@ class LiveTally:
         out = []
         for (game, eps, depth, temp, row, col), c in items:
             trials, valid, coop, refused, errors, rsum, csum, calls = c
-            p, wl, wh = wald_ci(int(coop), int(valid))
-            _, sl, sh = wilson_ci(int(coop), int(valid))
+            p, wl, wh = wald_ci(coop, int(valid))
+            _, sl, sh = wilson_ci(coop, int(valid))
             out.append(PairStats(
                 game=game, epsilon=eps, max_depth=depth, temperature=temp, row_program=row, col_program=col,
                 trials=int(trials), valid=int(valid), cooperation=p, wald_low=wl, wald_high=wh, wilson_low=sl,
