@@ -114,4 +114,5 @@ async def test_stored_code_node_shows_ctx_value_output_and_error(make_app, tmp_p
             "epsilon: 0.5",
             "u: 0.9711497984393072",
         ]
-        assert text.splitlines()[17:] == ["returned [1, 0] → sampled with u: cooperate", "printed", "depth 0"]
+        assert text.splitlines()[17:] == ["round: 0", "rounds: 1", "continuation: null", "history: []", "state: null",
+                                          "returned [1, 0] → sampled with u: cooperate", "printed", "depth 0"]

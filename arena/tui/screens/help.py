@@ -14,7 +14,7 @@ from .base import KeepsStyles
 HELP = """\
 # Arena
 
-Programs see each other's **source** and may **simulate** the opponent before a one-shot game.
+Programs see each other's **source** and may **simulate** the opponent before they move (in a one-shot game, or at each round of a repeated one).
 At each level of the simulation, with probability **ε** a program acts *grounded* (without
 simulating); a **depth cap** grounds it too. Every trial, node and LLM call is stored.
 
@@ -47,9 +47,10 @@ Tree: `◇` simulates the opponent, `●` grounded (ε), `■` capped (depth cap
 
 ## Results
 `s` sort by the cursor's column (again: reverse; or click a header) · `enter` the trials of a pair,
-with their trees and transcripts · `x` export (CSV, JSON, Markdown, LaTeX, PNG, SVG) · `t` pick another
+with their trees and transcripts (a match: `[` `]` its previous / next round) · `x` export (CSV, JSON, Markdown, LaTeX, PNG, SVG) · `t` pick another
 tournament (History). Tabs: pairs, matrices, Programs (the ranking), Plots (cooperation vs ε, the
-meta-game heat map with program equilibria `*`, the depth histogram) for the chosen condition.
+meta-game heat map with program equilibria `*`, the depth histogram, dynamics, cooperation by round) for the
+chosen condition.
 
 ## History
 `enter` open results · `r` resume an interrupted or cancelled tournament · `R` refresh.

@@ -187,13 +187,13 @@ class ResultsScreen(ArenaScreen):
         temps = [t for t in cfg.get("temperatures", [None]) if t is not None]
         head.update(Content.from_markup(
             "[b]$status[/] · $done / $total trials · $games\n"
-            "[dim]ε $eps · depth cap $caps$temps · $np programs · $trials trials per cell · seed $seed · "
+            "[dim]ε $eps · depth cap $caps$temps$match · $np programs · $trials trials per cell · seed $seed · "
             "simulation $sim$resume[/]",
             status=status, done=f"{row.done:,}", total=f"{row.total_trials:,}",
             games=", ".join(cfg["games"]), eps=" ".join(f"{e:g}" for e in cfg["epsilons"]),
             caps=" ".join(map(str, cfg["max_depths"])), temps=(" · T " + " ".join(f"{t:g}" for t in temps)) if temps else "",
             np=str(len(cfg["programs"])), trials=str(cfg["trials"]), seed=str(cfg.get("seed", 0)),
-            sim=cfg.get("simulation", "run"),
+            sim=cfg.get("simulation", "run"), match=_match_axes(cfg),
             resume=" · resume it from History (5, r)" if status in ("interrupted", "cancelled", "failed") else "")
             .stylize(f"bold {colour}", 0, len(status)))
         conds = list(dict.fromkeys((r.game, r.epsilon, r.max_depth, r.temperature) for r in self.rows))
@@ -692,3 +692,17 @@ class ExportDialog(ContainsFailures, ModalScreen[list[Path] | None]):
         shown = str(out[0]) if len(out) == 1 else f"{len(out)} files in {out[0].parent}"
         self.notify(f"Exported tournament {self.tid} to {shown}")
         self.dismiss(out)
+
+
+def _match_axes(cfg: dict) -> str:
+    """The repeated-game axes of a stored config, as the header says them ('' for a one-shot tournament)."""
+    parts = []
+    if cfg.get("rounds", [1]) != [1]:
+        parts.append("rounds " + " ".join(map(str, cfg["rounds"])))
+    if cfg.get("continuations", [None]) != [None]:
+        parts.append("continuation " + " ".join("none" if p is None else f"{p:g}" for p in cfg["continuations"]))
+    if cfg.get("noises", [0.0]) != [0.0]:
+        parts.append("noise " + " ".join(f"{x:g}" for x in cfg["noises"]))
+    if cfg.get("recalls", [None]) != [None]:
+        parts.append("recall " + " ".join("all" if k is None else str(k) for k in cfg["recalls"]))
+    return "".join(f" · {p}" for p in parts)
