@@ -40,19 +40,21 @@ def slow(pid: str, ms_of: str, limit_ms: int = 2000, simulates: bool = False) ->
 
 def spin(sb: Sandbox, program: CodeProgram) -> float:
     """Iterations of the busy loop a millisecond, measured in this sandbox now."""
-    base = {"iters_per_ms": 1000 / LOOP_NS, "opponent_action": None, "depth": 0, "epsilon": 0.0}
+    base = {"iters_per_ms": 1e6 / LOOP_NS, "opponent_action": None, "depth": 0, "epsilon": 0.0}
     sb.run_one(program, {**base, "u": 0.5})
-    t0 = time.perf_counter()
-    sb.run_one(program, {**base, "u": 0.5})
-    ms = (time.perf_counter() - t0) * 1000
-    return (1000 / LOOP_NS) * 50 / max(ms, 1e-3)
+    times = []
+    for _ in range(5):  # the fastest: what the loop takes when this process is not waiting for a core
+        t0 = time.perf_counter()
+        sb.run_one(program, {**base, "u": 0.5})
+        times.append(time.perf_counter() - t0)
+    return (1e6 / LOOP_NS) * 50 / max(min(times) * 1000, 1e-3)
 
 
 def test_a_decision_over_its_limit_is_a_timeout_batched_as_alone(games):
-    """A decision of about twice the limit: a TimeoutError alone and among quick decisions in one batch;
-    one of a third of the limit passes both ways."""
+    """A decision of about three times the limit: a TimeoutError alone and among quick decisions in one batch
+    (whose feed had four limits); one of a quarter of the limit passes both ways."""
     limit = 200
-    prog = slow("slowpoke", "2.0 * 200 if ctx['u'] < 0.1 else (0.3 * 200 if ctx['u'] < 0.2 else 0)", limit)
+    prog = slow("slowpoke", "3.0 * 200 if ctx['u'] < 0.1 else (0.25 * 200 if ctx['u'] < 0.2 else 0)", limit)
     calib = slow("calib", "50", 2000)
     pd = games["prisoners_dilemma"]
     opp = BuiltinProgram(id="defectbot", kind="builtin", strategy="defect")
