@@ -29,6 +29,8 @@ from arena.library.programs import CodeProgram
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
 OUTPUT_CAP = 2000  # characters of printed output kept per decision
 FEED_TARGET_S = 0.05  # a batch's feeds are sized to take about this long (at most a quarter of the limit)
+MAX_FEED = 1 << 16
+FIRST_FEED = 4  # decisions in a session's first feed (then twice as many a feed while they take under half that)
 
 _PRELUDE = f'''
 _arena_out = []
@@ -187,7 +189,7 @@ class ProgramSession:
         self._batch_limits = True
         self.load_error: str | None = None
         self.load_line: int | None = None
-        self.max_batch: int | None = None  # decisions a feed: set from the feeds' times and after a limit
+        self.max_batch: int | None = FIRST_FEED  # decisions a feed: follows the feeds' times, and a limit hit
         self._target = min(FEED_TARGET_S, program.time_limit_ms / 4000)
 
     # -- session lifecycle -------------------------------------------------------------------
@@ -243,7 +245,7 @@ class ProgramSession:
             self.close()
             return Outcome(error=TAMPERED)
         if self.max_batch is not None and time.perf_counter() - t0 < self._target / 2:
-            self.max_batch *= 2  # fast again: larger feeds
+            self.max_batch = min(2 * self.max_batch, MAX_FEED)  # fast again: larger feeds
         return Outcome(answer[0], answer[1])
 
     def _check(self) -> None:
@@ -295,7 +297,7 @@ class ProgramSession:
         if elapsed > self._target:
             self.max_batch = max(1, int(len(requests) * self._target / elapsed))
         elif self.max_batch is not None and len(requests) >= self.max_batch and elapsed < self._target / 2:
-            self.max_batch *= 2
+            self.max_batch = min(2 * self.max_batch, MAX_FEED)
         if not _well_formed(answer, len(requests)):
             self.close()
             return [Outcome(error=TAMPERED) for _ in requests]
