@@ -115,6 +115,6 @@ def test_a_runaway_program_gets_smaller_batches_and_every_decision_its_error(gam
         requests = [agent.request(pd, opp, Node(0, None, "row", 0, "loop", i / 40), None, None) for i in range(40)]
         outcomes = sb.run_many(loop, requests)
         assert [o.error for o in outcomes] == ["TimeoutError: decide took longer than its limit of 20 ms"] * 40
-        assert sb.session(loop).max_batch == 5  # the next batches go 5 at a time, then 1
+        assert sb.session(loop).max_batch == 1  # fed 40, then 5 (each timing out), then one at a time
         sb.run_many(loop, requests[:10])
         assert sb.session(loop).max_batch == 1

@@ -7,14 +7,19 @@ crashed worker) comes back as an `Outcome` with an error naming the program's ow
 session is replaced when a limit leaves its heap in doubt.
 
 Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs a decision instead of
-~0.1 ms for a round trip each). A batch that hits a limit is rerun one decision at a time on a fresh
-session, so a runaway program costs at most its limit per decision and the others still get answers.
+~0.1 ms for a round trip each). A feed has the time limit of one decision, whatever its size, and is sized
+to take about FEED_TARGET_S: a feed that passes holds no decision over its limit, and one that hits a
+limit is fed again in smaller feeds, down to one decision alone, so a decision's verdict never depends on
+the batching (a runaway program costs a few limits, then its limit per decision, and the others still get
+answers). `Sandbox.checkpoint`, when set, is called before every feed of a batch (the runner pauses or
+abandons a batch there).
 """
 
 from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +29,9 @@ from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
 OUTPUT_CAP = 2000  # characters of printed output kept per decision
-BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
+FEED_TARGET_S = 0.05  # a batch's feeds are sized to take about this long (at most a quarter of the limit)
+MAX_FEED = 1 << 16
+FIRST_FEED = 4  # decisions in a session's first feed (then twice as many a feed while they take under half that)
 
 _PRELUDE = f'''
 _arena_out = []
@@ -129,8 +136,8 @@ def _well_formed(answer: Any, n: int) -> bool:
 
 
 def _limits(program: CodeProgram, batch: bool) -> dict:
-    t = program.time_limit_ms / 1000
-    return {"max_feed_duration_secs": t * BATCH_TIME_FACTOR if batch else t,
+    t = program.time_limit_ms / 1000  # a batch feed too: one that passes holds no decision over the limit
+    return {"max_feed_duration_secs": t,
             "max_memory": program.memory_mb * 1_000_000, "max_recursion_depth": 200}
 
 
@@ -177,16 +184,18 @@ def _short(text: str, n: int = 300) -> str:
 class ProgramSession:
     """One code program's warm session: its source loaded once, decisions fed in batches."""
 
-    def __init__(self, pool: Any, program: CodeProgram):
+    def __init__(self, pool: Any, program: CodeProgram, checkpoint: Any = None):
         self.pool = pool
         self.program = program
+        self.checkpoint = checkpoint  # called before each feed of a batch (may raise to abandon it)
         self.seeded = uses_random(program.code)
         self._cm = None
         self._session = None
         self._batch_limits = True
         self.load_error: str | None = None
         self.load_line: int | None = None
-        self.max_batch: int | None = None  # set after a batch hit a limit
+        self.max_batch: int | None = FIRST_FEED  # decisions a feed: follows the feeds' times, and a limit hit
+        self._target = min(FEED_TARGET_S, program.time_limit_ms / 4000)
 
     # -- session lifecycle -------------------------------------------------------------------
     def _open(self, batch: bool) -> Any:
@@ -229,6 +238,7 @@ class ProgramSession:
         if self.load_error is not None:
             return Outcome(error=self.load_error, line=self.load_line)
         seed = seed_of(ctx["u"]) if self.seeded else None
+        t0 = time.perf_counter()
         try:
             answer = session.feed_run("_arena_one(c, s)", inputs={"c": ctx, "s": seed})
         except MontyError as exc:
@@ -239,7 +249,13 @@ class ProgramSession:
         if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and isinstance(answer[1], str)):
             self.close()
             return Outcome(error=TAMPERED)
+        if self.max_batch is not None and time.perf_counter() - t0 < self._target / 2:
+            self.max_batch = min(2 * self.max_batch, MAX_FEED)  # fast again: larger feeds
         return Outcome(answer[0], answer[1])
+
+    def _check(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     def run_many(self, requests: list[Request]) -> list[Outcome]:
         """decide(ctx) for each request, in one feed when all goes well: the parts of the ctx fixed by
@@ -247,12 +263,14 @@ class ProgramSession:
         from pydantic_monty import MontyError
 
         if len(requests) == 1:
+            self._check()
             return [self.run_one(full_ctx(requests[0]))]
         if self.max_batch is not None and len(requests) > self.max_batch:
             out: list[Outcome] = []
-            for i in range(0, len(requests), self.max_batch):
-                out.extend(self.run_many(requests[i:i + self.max_batch]))
+            while len(out) < len(requests):  # (max_batch follows the feeds' times)
+                out.extend(self.run_many(requests[len(out):len(out) + self.max_batch]))
             return out
+        self._check()
         session = self._open(batch=True)
         if self.load_error is not None:
             return [Outcome(error=self.load_error, line=self.load_line) for _ in requests]
@@ -266,14 +284,25 @@ class ProgramSession:
                 bases.append(base)
             items.append((k, a, d, e, u, m))
         seeds = [seed_of(r[4]) for r in requests] if self.seeded else None
+        t0 = time.perf_counter()
         try:
             answer = session.feed_run("_arena_run(b, c, s)", inputs={"b": bases, "c": items, "s": seeds})
         except MontyError as exc:
             self.close()
             if _describe(exc, self.program).startswith(("TimeoutError", "MemoryError")):
-                # smaller batches from now on: a program that runs away costs about its limit a decision
+                # smaller feeds from now on, down to one decision alone: each decision its own limit
                 self.max_batch = max(1, len(requests) // 8)
-            return [self.run_one(full_ctx(r)) for r in requests]
+                return self.run_many(requests)
+            out = []
+            for r in requests:
+                self._check()
+                out.append(self.run_one(full_ctx(r)))
+            return out
+        elapsed = time.perf_counter() - t0
+        if elapsed > self._target:
+            self.max_batch = max(1, int(len(requests) * self._target / elapsed))
+        elif self.max_batch is not None and len(requests) >= self.max_batch and elapsed < self._target / 2:
+            self.max_batch = min(2 * self.max_batch, MAX_FEED)
         if not _well_formed(answer, len(requests)):
             self.close()
             return [Outcome(error=TAMPERED) for _ in requests]
@@ -282,13 +311,15 @@ class ProgramSession:
         for i, text in outputs:
             out[i].output = text
         for i in failed:  # rerun alone for the error and the line that raised it
+            self._check()
             out[i] = self.run_one(full_ctx(requests[i]))
         return out
 
 
 class Sandbox:
     """A pool of Monty workers and one warm session per code program. Use as a context manager (or call
-    close()); thread-safe per program (one lock a session)."""
+    close()); thread-safe per program (one lock a session). `checkpoint`: called (in the thread feeding)
+    before each feed of a batch; what it raises ends the batch."""
 
     def __init__(self, programs: list[CodeProgram], workers: int | None = None):
         self.programs = {p.id: p for p in programs}
@@ -298,6 +329,11 @@ class Sandbox:
         self._helpers: dict[str, list[ProgramSession]] = {}  # more sessions of a program, for parallel feeds
         self._locks: dict[str, threading.Lock] = {}
         self._executor = None
+        self.checkpoint: Any = None
+
+    def _checkpoint(self) -> None:
+        if self.checkpoint is not None:
+            self.checkpoint()
 
     def __enter__(self) -> Sandbox:
         self.open()
@@ -322,6 +358,9 @@ class Sandbox:
             raise SandboxError(f"the code sandbox (pydantic-monty) did not start: {exc}") from None
 
     def close(self) -> None:
+        for lock in list(self._locks.values()):  # decisions under way in other threads end first (their limit)
+            with lock:
+                pass
         if self._executor is not None:
             self._executor.shutdown(wait=True)
             self._executor = None
@@ -343,7 +382,7 @@ class Sandbox:
         if s is None or s.program is not program:
             if s is not None:
                 s.close()
-            s = self._sessions[program.id] = ProgramSession(self._pool, program)
+            s = self._sessions[program.id] = ProgramSession(self._pool, program, self._checkpoint)
             self._locks[program.id] = threading.Lock()
         return s
 
@@ -369,7 +408,7 @@ class Sandbox:
                 return s.run_many(requests)
             helpers = self._helpers.setdefault(program.id, [])
             while len(helpers) < parts - 1:
-                helpers.append(ProgramSession(self._pool, program))
+                helpers.append(ProgramSession(self._pool, program, self._checkpoint))
             if self._executor is None:
                 from concurrent.futures import ThreadPoolExecutor
 

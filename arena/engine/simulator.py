@@ -15,13 +15,14 @@ so results never depend on scheduling, and the row and column decisions are inde
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from _random import Random as _MersenneTwister  # random.Random's C core: the same stream for an int seed
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
-from arena.engine.code import ProgramFailed
+from arena.engine.code import CodeAgent, ProgramFailed
 from arena.library.games import Game
 from arena.engine.records import (
     CAPPED,
@@ -173,13 +174,15 @@ async def _act(agent: Agent, node: Node, spec: TrialSpec, game: Game, opp: objec
     # is recorded as the program's failure.
     try:
         if opp_action is None:
-            r = agent.ground(game, opp, node.u, spec, node)
+            call = functools.partial(agent.ground, game, opp, node.u, spec, node)
         else:
-            r = agent.respond(game, opp, node.u, opp_action, spec, node)
+            call = functools.partial(agent.respond, game, opp, node.u, opp_action, spec, node)
         if not agent.is_async:
-            node.action = r
+            # a code program's decision is a sandbox feed (up to its time limit): in a thread, so that the event
+            # loop goes on meanwhile (LLM calls in flight, pause, cancel); a built-in bot's is a rule, at once
+            node.action = await asyncio.to_thread(call) if isinstance(agent, CodeAgent) else call()
             return
-        move = await r
+        move = await call()
     except ProgramFailed as exc:
         node.error = str(exc)
         return

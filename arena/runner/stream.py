@@ -6,7 +6,9 @@ the client seeds its counts from the store up to exactly that trial), then the t
 (`arena/engine/events.py`) as `Started`, `Planned`, `Resolved`, `Trials`, `NoticeMsg`, `Finished`.
 Client → runner: `Control` (pause, unpause, cancel).
 
-Pydantic models at the boundary; `decode` turns a line back into the engine's own event records, which
+Pydantic models at the boundary. The records' models (`SpecMsg`, `NodeMsg`, `CallMsg`, `ResultMsg` and those
+inside them) are derived from the record dataclasses (`wire_model`): a field a record gains travels without
+being written twice (tests/test_wire.py checks every field with a non-default value). `decode` turns a line back into the engine's own event records, which
 the TUI's session consumes exactly as it does in-process events, but for one of its own: built-in
 batches travel summed per cell (`Batch` → `BatchStored`: counts, not 2,000 trials to decode in the
 UI's process) with one trial whole (the one the Live screen shows); the trials are in the store.
@@ -14,11 +16,14 @@ UI's process) with one trial whole (the one the Live screen shows); the trials a
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections import Counter
 from dataclasses import dataclass
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Self, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
 from arena.engine.events import (
     Event,
@@ -29,106 +34,81 @@ from arena.engine.events import (
     TrialPlanned,
     TrialsFinished,
 )
-from arena.engine.records import CallRecord, Node, TrialResult, TrialSpec
+from arena.engine.records import CallRecord, MatchRules, Node, Play, RoundRecord, TrialResult, TrialSpec
 
 
 class _Msg(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SpecMsg(_Msg):
-    seq: int
-    game: str
-    row: str
-    col: str
-    epsilon: float
-    max_depth: int
-    temperature: float | None
-    index: int
-    seed: int
+class _Record(_Msg):
+    """The wire form of a record type (engine/records.py), derived from its dataclass fields (`wire_model`):
+    one definition, so a field a record gains travels without anyone writing it twice."""
+
+    __record__: ClassVar[type]
 
     @classmethod
-    def of(cls, s: TrialSpec) -> SpecMsg:
-        return cls(seq=s.seq, game=s.game, row=s.row, col=s.col, epsilon=s.epsilon, max_depth=s.max_depth,
-                   temperature=s.temperature, index=s.index, seed=s.seed)
+    def of(cls, record) -> Self:
+        return cls.model_validate(record, from_attributes=True)
 
-    def record(self) -> TrialSpec:
-        return TrialSpec(self.seq, self.game, self.row, self.col, self.epsilon, self.max_depth, self.temperature,
-                         self.index, self.seed)
-
-
-class CallMsg(_Msg):
-    provider: str
-    model: str
-    messages: list[dict]
-    response: str | None = None
-    parsed_action: str | None = None
-    attempt: int = 1
-    status: str = "ok"
-    error: str | None = None
-    latency_ms: float = 0.0
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    cached: bool = False
-    params: dict = Field(default_factory=dict)
-    started_at: float = 0.0
-
-    @classmethod
-    def of(cls, c: CallRecord) -> CallMsg:
-        return cls(provider=c.provider, model=c.model, messages=c.messages, response=c.response,
-                   parsed_action=c.parsed_action, attempt=c.attempt, status=c.status, error=c.error,
-                   latency_ms=c.latency_ms, prompt_tokens=c.prompt_tokens, completion_tokens=c.completion_tokens,
-                   cached=c.cached, params=c.params, started_at=c.started_at)
-
-    def record(self) -> CallRecord:
-        return CallRecord(self.provider, self.model, self.messages, self.response, self.parsed_action, self.attempt,
-                          self.status, self.error, self.latency_ms, self.prompt_tokens, self.completion_tokens,
-                          self.cached, self.params, self.started_at)
+    def record(self):
+        """The record again (nested records too; tuples stay tuples)."""
+        rtype = type(self).__record__
+        return rtype(**{f.name: _back(getattr(self, f.name)) for f in dataclasses.fields(rtype)})
 
 
-class NodeMsg(_Msg):
-    index: int
-    parent: int | None
-    side: str
-    depth: int
-    program: str
-    u: float
-    mode: str = ""
-    action: str | None = None
-    error: str | None = None
-    calls: list[CallMsg] = Field(default_factory=list)
-
-    @classmethod
-    def of(cls, n: Node) -> NodeMsg:
-        return cls(index=n.index, parent=n.parent, side=n.side, depth=n.depth, program=n.program, u=n.u, mode=n.mode,
-                   action=n.action, error=n.error, calls=[CallMsg.of(c) for c in n.calls])
-
-    def record(self) -> Node:
-        return Node(self.index, self.parent, self.side, self.depth, self.program, self.u, self.mode, self.action,
-                    self.error, [c.record() for c in self.calls])
+def _back(value):
+    if isinstance(value, _Record):
+        return value.record()
+    if isinstance(value, list):
+        return [_back(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_back(v) for v in value)
+    return value
 
 
-class ResultMsg(_Msg):
-    spec: SpecMsg
-    nodes: list[NodeMsg]  # empty for the built-in trials of a batch but one (they are in the store)
-    row_action: str | None = None
-    col_action: str | None = None
-    row_payoff: float | None = None
-    col_payoff: float | None = None
-    cooperative: bool | None = None
-    status: str = "ok"
-    error: str | None = None
-    duration_ms: float = 0.0
+_WIRE: dict[type, type[_Record]] = {}
 
-    @classmethod
-    def of(cls, r: TrialResult, nodes: bool = True) -> ResultMsg:
-        return cls(spec=SpecMsg.of(r.spec), nodes=[NodeMsg.of(n) for n in r.nodes] if nodes else [],
-                   row_action=r.row_action, col_action=r.col_action, row_payoff=r.row_payoff, col_payoff=r.col_payoff,
-                   cooperative=r.cooperative, status=r.status, error=r.error, duration_ms=r.duration_ms)
 
-    def record(self) -> TrialResult:
-        return TrialResult(self.spec.record(), [n.record() for n in self.nodes], self.row_action, self.col_action,
-                           self.row_payoff, self.col_payoff, self.cooperative, self.status, self.error, self.duration_ms)
+def wire_model(rtype: type) -> type[_Record]:
+    """The pydantic model of record dataclass `rtype`: the same fields, types and defaults, a record type
+    inside (a field, a list, a tuple or an optional of one) by its own wire model."""
+    model = _WIRE.get(rtype)
+    if model is not None:
+        return model
+    hints = typing.get_type_hints(rtype)
+    fields: dict = {}
+    for f in dataclasses.fields(rtype):
+        if f.default is not dataclasses.MISSING:
+            default = wire_model(type(f.default)).of(f.default) if dataclasses.is_dataclass(f.default) else f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            default = Field(default_factory=f.default_factory)
+        else:
+            default = ...
+        fields[f.name] = (_wire_type(hints[f.name]), default)
+    model = _WIRE[rtype] = create_model(f"{rtype.__name__}Msg", __base__=_Record, **fields)
+    model.__record__ = rtype
+    return model
+
+
+def _wire_type(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return wire_model(tp)
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        return typing.Union[tuple(_wire_type(a) for a in args)]
+    if origin in (list, tuple, dict) and args:
+        return origin[tuple(a if a is Ellipsis else _wire_type(a) for a in args)]
+    return tp
+
+
+MatchMsg = wire_model(MatchRules)
+RoundMsg = wire_model(RoundRecord)
+PlayMsg = wire_model(Play)
+SpecMsg = wire_model(TrialSpec)
+CallMsg = wire_model(CallRecord)
+NodeMsg = wire_model(Node)
+ResultMsg = wire_model(TrialResult)  # Batch.sample: a built-in trial whole; Trials: LLM trials
 
 
 class Batch(_Msg):
@@ -143,7 +123,7 @@ class Batch(_Msg):
     counts: dict[str, int]  # trials by status
     # per cell: game, epsilon, max_depth, temperature, row, col, then CELL_SUMS
     cells: list[list]
-    sample: ResultMsg | None = None  # one trial whole, at most a few times a second
+    sample: ResultMsg | None = None  # type: ignore[valid-type]  # one trial whole, at most a few times a second
 
 
 CELL_SUMS = ("trials", "valid", "cooperative", "refused", "errors", "row_payoff", "col_payoff", "calls")
@@ -186,8 +166,8 @@ def cell_sums(results) -> dict[tuple, list[float]]:
 
 
 class PlannedMsg(_Msg):
-    spec: SpecMsg
-    nodes: list[NodeMsg]
+    spec: SpecMsg  # type: ignore[valid-type]
+    nodes: list[NodeMsg]  # type: ignore[valid-type]
 
 
 class Hello(_Msg):
@@ -222,13 +202,13 @@ class Resolved(_Msg):
     kind: Literal["resolved"] = "resolved"
     tournament_id: int
     seq: int
-    node: NodeMsg
+    node: NodeMsg  # type: ignore[valid-type]
 
 
 class Trials(_Msg):
     kind: Literal["trials"] = "trials"
     tournament_id: int
-    results: list[ResultMsg]
+    results: list[ResultMsg]  # type: ignore[valid-type]
     done: int
     total: int
 
@@ -319,7 +299,8 @@ class Decoder:
                 return []
             n = trial[1][msg.node.index]
             new = msg.node.record()
-            n.mode, n.action, n.error, n.calls = new.mode, new.action, new.error, new.calls
+            for f in dataclasses.fields(Node):  # every field: the code answer, the calls, what a Node gains
+                setattr(n, f.name, getattr(new, f.name))
             return [NodeResolved(msg.tournament_id, trial[0], n)]
         if isinstance(msg, Trials):
             for r in msg.results:

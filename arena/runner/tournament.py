@@ -60,6 +60,11 @@ class LLMBackend(Protocol):
 
 Program = BuiltinProgram | LLMProgram | CodeProgram
 CODE_BATCH = 500  # trials with code programs resolved together: one sandbox feed per program and tree level
+POLL_S = 0.02  # how often the loop looks at pause and cancel while a batch of code trials runs in its thread
+
+
+class _Abandoned(Exception):
+    """Raised in a code batch's worker thread at its next sandbox feed once the run is cancelled or ends."""
 BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
 
 
@@ -91,6 +96,8 @@ class TournamentRunner:
         self.provider_stats: dict = {}
         self._yield_until = 0.0
         self._sandbox: Sandbox | None = None  # the code programs' warm sessions, for one run
+        self._code_work: asyncio.Future | None = None  # the batch of code trials under way in its thread
+        self._closing = False  # the run is ending: a code batch still running gives up at its next feed
 
     # -- construction ------------------------------------------------------------------------------
     @classmethod
@@ -176,6 +183,12 @@ class TournamentRunner:
 
     # -- running -----------------------------------------------------------------------------------
     async def run(self) -> TournamentFinished:
+        try:
+            return await self._run()
+        finally:  # after the Finished: a code decision under way may take up to its time limit to end
+            await self._close_sandbox()
+
+    async def _run(self) -> TournamentFinished:
         self._loop = asyncio.get_running_loop()
         t0 = time.perf_counter()
         total = self.config.total_trials
@@ -205,9 +218,6 @@ class TournamentRunner:
         except Exception as exc:  # a bug in Arena: stop, keep what is stored, log the traceback (never a key)
             status, error = "failed", record_internal_error(self.store.path, exc, secrets)
         finally:
-            if self._sandbox is not None:
-                self._sandbox.close()
-                self._sandbox = None
             if self.backend is not None and llm:
                 self.provider_stats = self.backend.stats()
                 try:
@@ -228,6 +238,29 @@ class TournamentRunner:
         self.sink(event)
         return event
 
+    async def _close_sandbox(self) -> None:
+        """Close the code sandbox once the code decisions under way in other threads are over (a batch gives up
+        at its next feed, a decision ends within its time limit), without holding up the event loop."""
+        sandbox, self._sandbox = self._sandbox, None
+        if sandbox is None:
+            return
+        self._closing = True
+        work = self._code_work
+        if work is not None:
+            if not work.done():
+                await asyncio.wait({work})
+            if not work.cancelled():
+                work.exception()  # (an abandoned batch's _Abandoned: retrieved, not logged)
+        await asyncio.to_thread(sandbox.close)
+
+    def _gate(self) -> None:
+        """Called in a code batch's worker thread before each sandbox feed: waits there while the run is paused
+        (nothing is stored until it goes on), gives the batch up once it is cancelled."""
+        while not self._running.is_set() and not self._closing:
+            self._running.wait(0.05)
+        if self._cancelled or self._closing:
+            raise _Abandoned
+
     async def _agents(self, llm: set[str]) -> dict[str, Agent]:
         agents: dict[str, Agent] = {}
         for pid, p in self.programs.items():
@@ -236,6 +269,7 @@ class TournamentRunner:
         code = [p for p in self.programs.values() if p.kind == "code"]
         if code:
             self._sandbox = Sandbox(code)
+            self._sandbox.checkpoint = self._gate
             await asyncio.to_thread(self._sandbox.open)
             for p in code:
                 agents[p.id] = CodeAgent(p, self._sandbox)
@@ -259,9 +293,10 @@ class TournamentRunner:
 
     async def _checkpoint(self) -> None:
         await asyncio.sleep(0)
-        if not self._running.is_set():
-            self.stopped = True  # here, in the runner's thread: what was under way is stored
-            self.sink(Notice("paused", "info"))
+        if not self._running.is_set() or self.stopped:
+            if not self.stopped:  # (a code batch that was under way may have said it already)
+                self.stopped = True  # here, in the runner's thread: what was under way is stored
+                self.sink(Notice("paused", "info"))
             while not self._running.is_set():
                 await asyncio.sleep(0.05)
             self.stopped = False
@@ -269,6 +304,34 @@ class TournamentRunner:
                 self.sink(Notice("resumed", "info"))
         if self._cancelled:
             raise asyncio.CancelledError
+
+    async def _code_batch(self, specs: list, agents: dict[str, Agent]) -> list[TrialResult]:
+        """Trials with code programs, resolved together in a worker thread (their decisions are sandbox feeds,
+        up to a time limit each), so that the loop answers pause, cancel and attaching clients meanwhile. Paused,
+        the batch waits at its next feed and "paused" is said at once; nothing is stored until it goes on.
+        Cancelled, it is abandoned (not stored); its thread gives up at its next feed."""
+        work = asyncio.ensure_future(asyncio.to_thread(run_any_batched, specs, self.games, agents, self.programs))
+        self._code_work = work
+        try:
+            while not work.done():
+                await asyncio.wait({work}, timeout=POLL_S)
+                if self._cancelled:
+                    raise asyncio.CancelledError
+                if not self._running.is_set() and not self.stopped:
+                    self.stopped = True
+                    self.sink(Notice("paused", "info"))
+                elif self._running.is_set() and self.stopped:
+                    self.stopped = False
+                    self.sink(Notice("resumed", "info"))
+            try:
+                results = work.result()
+            except _Abandoned:
+                raise asyncio.CancelledError from None
+        finally:
+            if work.done():
+                self._code_work = None
+        await self._checkpoint()  # paused while it ran: stored once it goes on
+        return results
 
     def _store(self, results: list[TrialResult]) -> None:
         new = self.store.write_trials(self.tournament_id, results)
@@ -298,7 +361,7 @@ class TournamentRunner:
                 pending.append(spec)
                 if len(pending) < CODE_BATCH:
                     continue
-                results, pending = run_any_batched(pending, games, agents, programs), []
+                results, pending = await self._code_batch(pending, agents), []
             elif spec.match.one_shot:
                 results = [run_trial_sync(spec, games[spec.game], agents, programs)]
             else:
@@ -310,7 +373,7 @@ class TournamentRunner:
                 batch, nodes = [], 0
                 await self._checkpoint()
         if pending:
-            batch.extend(run_any_batched(pending, games, agents, programs))
+            batch.extend(await self._code_batch(pending, agents))
         if batch:
             self._store(batch)
 
