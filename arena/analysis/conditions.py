@@ -4,15 +4,7 @@ finds a condition's trials back from the name (`condition_where`)."""
 
 from __future__ import annotations
 
-from arena.engine.records import MatchRules
-
-
-def condition_game(game: str, rounds: int = 1, continuation: float | None = None, noise: float = 0.0,
-                   recall: int | None = None) -> str:
-    """The game of a condition: the game's id, with its match rules when they are not the one-shot game's
-    (e.g. 'prisoners_dilemma (10 rounds, noise 0.1)')."""
-    label = MatchRules(rounds, continuation, noise or 0.0, recall).label()
-    return f"{game} ({label})" if label else game
+from arena.engine.cells import condition_game  # noqa: F401  (the analysis names conditions so)
 
 
 def base_game(label: str) -> str:

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 from arena.analysis.rows import PairStats
 from arena.analysis.stats import wald_ci, wilson_ci
-from arena.analysis.conditions import condition_game
-from arena.engine.records import ERROR, OK, ONE_SHOT, REFUSED, TrialResult
+from arena.engine.cells import add_sums, condition_game
+from arena.engine.records import TrialResult
 from arena.store.database import Store
 
 Condition = tuple[str, float, int, float | None]  # game, epsilon, max_depth, temperature
@@ -40,7 +40,6 @@ class LiveTally:
     """Per-cell counts: (game, epsilon, max_depth, temperature, row, col) -> trials, valid, coop, ..."""
 
     # counts per cell: trials, valid, cooperative, refused, errors, row payoff sum, col payoff sum, calls
-    _N = 8
 
     def __init__(self) -> None:
         self._cells: dict[tuple, list[float]] = {}
@@ -72,30 +71,11 @@ class LiveTally:
 
     def add(self, results: Iterable[TrialResult]) -> None:
         with self._lock:
-            cells = self._cells
-            for r in results:
-                s = r.spec
-                m = s.match
-                game = s.game if m is ONE_SHOT else condition_game(s.game, *m.coordinates)
-                key = (game, s.epsilon, s.max_depth, s.temperature, s.row, s.col)
-                c = cells.get(key)
-                if c is None:
-                    c = cells[key] = [0.0] * self._N
-                c[0] += 1
-                if r.status == OK:
-                    c[1] += 1
-                    c[2] += r.cooperative  # (a match: the share of its cooperative rounds)
-                    c[5] += r.row_payoff
-                    c[6] += r.col_payoff
-                elif r.status == REFUSED:
-                    c[3] += 1
-                elif r.status == ERROR:
-                    c[4] += 1
-                c[7] += r.n_calls
+            add_sums(self._cells, results)
             self.version += 1
 
     def merge(self, cells) -> None:
-        """Add sums already made per cell ((key, sums) pairs as `arena.runner.stream.cell_sums` makes them:
+        """Add sums already made per cell ((key, sums) pairs as `arena.engine.cells.cell_sums` makes them:
         the same eight numbers as `add` keeps)."""
         with self._lock:
             for key, sums in cells:

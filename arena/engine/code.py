@@ -12,6 +12,7 @@ from typing import Any
 
 from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, MatchRules, Node, Play, RoundRecord, TrialSpec
 from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
+from arena.engine.seeds import round_seed
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
 
@@ -186,8 +187,6 @@ def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col
     side, depth, program, mode, action, round, in order), seed, ε and seats, and the tournament's programs;
     for a match also its stored rounds and rules (each round's nodes draw from the round's seed).
     None if the node is not a code program's."""
-    from arena.engine.match import round_seed
-
     node = nodes[index]
     me = programs.get(node.program)
     if not isinstance(me, CodeProgram):

@@ -17,29 +17,15 @@ per round, `cooperative` the share of cooperative rounds, `rounds` the rounds as
 
 from __future__ import annotations
 
-import hashlib
 import time
 from _random import Random
 from collections.abc import Callable
 
 from arena.engine.batch import resolve_batched
+from arena.engine.seeds import match_seed, round_seed
 from arena.engine.records import Node, Play, RoundRecord, TrialResult, TrialSpec
 from arena.engine.simulator import Agent, _finish, plan, resolve_async, resolve_sync
 from arena.library.games import Game
-
-
-def _seed(seed: int, what: str) -> int:
-    return int.from_bytes(hashlib.blake2b(f"{seed}|{what}".encode(), digest_size=8).digest(), "big") >> 1
-
-
-def round_seed(seed: int, t: int) -> int:
-    """The seed of round t's node draws (round 0: the trial's own seed)."""
-    return seed if t == 0 else _seed(seed, f"round {t}")
-
-
-def match_seed(seed: int) -> int:
-    """The seed of a match's noise and continuation draws."""
-    return _seed(seed, "match")
 
 
 class Match:

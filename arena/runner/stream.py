@@ -25,6 +25,7 @@ from typing import Annotated, ClassVar, Literal, Self, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
+from arena.engine.cells import CELL_SUMS, cell_sums
 from arena.engine.events import (
     Event,
     Notice,
@@ -126,7 +127,6 @@ class Batch(_Msg):
     sample: ResultMsg | None = None  # type: ignore[valid-type]  # one trial whole, at most a few times a second
 
 
-CELL_SUMS = ("trials", "valid", "cooperative", "refused", "errors", "row_payoff", "col_payoff", "calls")
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,29 +140,6 @@ class BatchStored:
     counts: dict
     cells: list[tuple[tuple, list[float]]]
     sample: TrialResult | None
-
-
-def cell_sums(results) -> dict[tuple, list[float]]:
-    """(game, epsilon, max_depth, temperature, row, col) -> CELL_SUMS of `results`."""
-    cells: dict[tuple, list[float]] = {}
-    for r in results:
-        s = r.spec
-        key = (s.game, s.epsilon, s.max_depth, s.temperature, s.row, s.col)
-        c = cells.get(key)
-        if c is None:
-            c = cells[key] = [0.0] * len(CELL_SUMS)
-        c[0] += 1
-        if r.status == "ok":
-            c[1] += 1
-            c[2] += bool(r.cooperative)
-            c[5] += r.row_payoff
-            c[6] += r.col_payoff
-        elif r.status == "refused":
-            c[3] += 1
-        elif r.status == "error":
-            c[4] += 1
-        c[7] += sum(len(n.calls) for n in r.nodes)
-    return cells
 
 
 class PlannedMsg(_Msg):
