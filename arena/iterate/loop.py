@@ -81,7 +81,9 @@ class StepView:
 
 
 @dataclass
-class Outcome:
+class RunResult:
+    """What an iterate run handed back: its final pair, their welfare, the paper's choice, the files."""
+
     run_id: int
     status: str
     final: dict = field(default_factory=dict)  # seat -> program
@@ -144,7 +146,7 @@ class IterateRunner:
         return cls(store, row["id"], row["tournament_id"], cfg, game, service, **kw)
 
     # -- the run ----------------------------------------------------------------------------------------
-    async def run(self, out_dir: Path | None = None) -> Outcome:
+    async def run(self, out_dir: Path | None = None) -> RunResult:
         cfg = self.cfg
         done = {(s["round"], s["player"], s["step"]): s for s in db.steps(self.store, self.run_id)}
         current = {seat: start_program(cfg, seat, self.run_id) for seat in SEATS}
@@ -176,7 +178,7 @@ class IterateRunner:
         files = write_final(current, self.run_id, out_dir) if out_dir is not None else []
         top = max(history, key=lambda h: h[2])  # the first of the best (ties: earlier)
         db.finish_run(self.store, self.run_id, self.tid, "finished", None, welfare, top[2])
-        return Outcome(self.run_id, "finished", current, welfare, (top[2], top[0], top[1]), history, files,
+        return RunResult(self.run_id, "finished", current, welfare, (top[2], top[0], top[1]), history, files,
                        self.calls)
 
     async def _play(self, row, col, stream: str, first_seq: int) -> list:

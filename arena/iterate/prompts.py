@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from arena.engine.code import game_view
+from arena.library.codecheck import ALLOWED_MODULES
 from arena.library.games import Game
 
 CODE = "code"
@@ -15,8 +16,7 @@ _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)```", re.DOTALL)
 
 CTX_CONTRACT = """\
 Your program is Python source defining `decide(ctx)`, called every time your program must act. It runs in
-a sandbox: no files, no network; you may import only math, random, re, json, itertools, functools,
-collections, statistics, string. `ctx` is a dict:
+a sandbox: no files, no network; you may import only MODULES. `ctx` is a dict:
   ctx["game"]: {"id", "actions": [action names], "payoffs": payoffs[i][j] = [mine, theirs] when I play
                actions[i] and the opponent plays actions[j], "default_action", "defect_action",
                "cooperative": [[my action, their action], ...]}
@@ -26,7 +26,10 @@ collections, statistics, string. `ctx` is a dict:
   ctx["opponent_action"]: what a simulation of the opponent playing against you chose, or None when you
                act without simulating (grounded with probability epsilon, or at the depth cap)
   ctx["depth"], ctx["epsilon"], ctx["u"]: simulation depth, grounding probability, a uniform draw in [0, 1)
-`decide` returns an action name from ctx["game"]["actions"], or a list of probabilities over them."""
+  ctx["round"], ctx["rounds"], ctx["continuation"], ctx["history"], ctx["state"]: where a repeated game is
+               (here a one-shot game: 0, 1, None, [], None)
+`decide` returns an action name from ctx["game"]["actions"], or a list of probabilities over them.""".replace(
+    "MODULES", ", ".join(sorted(ALLOWED_MODULES)))  # the static check's own list (library/codecheck.py)
 
 
 def seat_game_text(game: Game, seat: str) -> str:
