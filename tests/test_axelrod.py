@@ -266,3 +266,21 @@ def test_titfortat_three_ways_stores_9_and_14_against_defectbot_in_every_match(t
             "ORDER BY 1, 2, 3, 4", (name, name)).fetchall()
     assert len(rows["titfortat"]) == 200 * 10
     assert rows["titfortat"] == rows[str(code)] == rows["axelrod:TitForTat"]
+
+
+@needs_axelrod
+def test_a_yaml_axelrod_program_runs_as_its_id_and_a_stored_one_resumes(tmp_path):
+    mine = tmp_path / "my-grudger.yaml"
+    mine.write_text("id: my-grudger\nkind: builtin\nstrategy: axelrod\nparams: {name: Grudger}\n")
+    db = str(tmp_path / "a.db")
+    out = arena("run", "-g", "stag_hunt", "--rounds", "5", "-p", str(mine), "-p", "axelrod:Grudger", "-p", "defectbot",
+                "-n", "2", "--db", db, "--display", "plain")
+    assert out.returncode == 0, out.stderr
+    con = sqlite3.connect(db)
+    totals = dict(con.execute("SELECT row_program, group_concat(row_total || '/' || col_total) FROM trials WHERE "
+                              "col_program = 'defectbot' GROUP BY row_program"))
+    # Grudger stag, then hare for ever, against hare: 0+3+3+3+3 and 3+3+3+3+3
+    assert totals["my-grudger"] == totals["axelrod:Grudger"] == "12.0/15.0,12.0/15.0"
+    assert con.execute("SELECT DISTINCT mode FROM nodes").fetchall() == [("direct",)]
+    out = arena("resume", "--db", db, "--display", "plain")
+    assert out.returncode == 0, out.stderr
