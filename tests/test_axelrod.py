@@ -5,8 +5,8 @@ axelrod:TitForTat) match for match."""
 from __future__ import annotations
 
 import sqlite3
-import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,9 +28,23 @@ CODE_TFT = ('id: tft-code\nkind: code\nsimulates: false\nsource: |\n  def decide
             '      return ctx["history"][-1]["opponent"] if ctx["history"] else ctx["game"]["default_action"]\n')
 
 
-def arena(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
+@dataclass
+class Ran:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def arena(*args) -> Ran:
+    """The command in this process (a new process would import axelrod again: ~12 s)."""
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    r = CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+    if r.exception is not None and not isinstance(r.exception, SystemExit):
+        raise r.exception
+    return Ran(r.exit_code, r.stdout, r.stderr)
 
 
 def ax(name: str, pid: str | None = None) -> BuiltinProgram:
