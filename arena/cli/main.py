@@ -404,7 +404,9 @@ def games_show(game_id: str) -> None:
 
 
 @programs_app.command("list")
-def programs_list() -> None:
+def programs_list(
+    axelrod: Annotated[bool, typer.Option("--axelrod", help="list Axelrod's strategies instead, each a program axelrod:NAME (needs the axelrod extra)")] = False,
+) -> None:
     """List the programs: id, kind, model or strategy, temperature, epsilon."""
     from rich.table import Table
 
@@ -414,6 +416,9 @@ def programs_list() -> None:
     from arena.library.catalog import programs_dir
     from arena.library.programs import load_program_entries
 
+    if axelrod:
+        _axelrod_list()
+        return
     try:
         entries = load_program_entries([programs_dir()])
     except ArenaError as exc:
@@ -428,6 +433,31 @@ def programs_list() -> None:
         temp = f"{p.temperature:g}" if p.kind == "llm" else "-"
         eps = "-" if p.epsilon is None else f"{p.epsilon:g}"
         t.add_row(p.id, p.kind, what, temp, eps, e.file.name)
+    console().print(t)
+    from arena.library.axelrod_programs import available
+
+    typer.echo("Also: axelrod:NAME, any of Axelrod's strategies (" +
+               ("`arena programs list --axelrod` lists them)" if available()
+                else "needs the axelrod package: pip install 'arena[axelrod]')"))
+
+
+def _axelrod_list() -> None:
+    """Axelrod's strategies as programs: id, whether it is stochastic, the first sentence of its docstring."""
+    from rich.table import Table
+
+    from arena.cli.progress import console
+    from arena.errors import ArenaError
+    from arena.library.axelrod_programs import axelrod, doc_line, strategies
+
+    try:
+        known = strategies()
+    except ArenaError as exc:
+        fail(str(exc))
+    stochastic = axelrod().Classifiers["stochastic"]
+    t = Table("id", "name", "stochastic", "what it does", title=f"Axelrod's strategies ({len(known)}, axelrod "
+                                                                   f"{axelrod().__version__})")
+    for name, cls in sorted(known.items(), key=lambda kv: kv[0].lower()):
+        t.add_row(f"axelrod:{name}", cls.name, "yes" if stochastic(cls()) else "-", doc_line(name))
     console().print(t)
 
 

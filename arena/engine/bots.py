@@ -15,7 +15,7 @@ class BotAgent:
     """The runtime form of a BuiltinProgram."""
 
     is_async = False
-    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p")
+    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p", "_axelrod")
 
     def __init__(self, program: BuiltinProgram):
         self.program = program
@@ -26,7 +26,14 @@ class BotAgent:
         # The simulator calls these two: ground(game, opp, u, [spec, node]) and
         # respond(game, opp, u, opp_action, [spec, node]), `u` being the node's own uniform draw in [0, 1).
         # They are bound straight to the strategy: a built-in tournament makes ~10^5 calls a second.
-        self.ground = getattr(self, f"_ground_{program.strategy}")
+        self._axelrod = None
+        if program.strategy == "axelrod":  # Axelrod's strategies (the package is imported at the first decision)
+            from arena.engine.axelrod_agent import AxelrodStrategy
+
+            self._axelrod = AxelrodStrategy(program)
+            self.ground = self._axelrod.ground
+        else:
+            self.ground = getattr(self, f"_ground_{program.strategy}")
         self.respond = self._respond_copy if self.simulates else self._respond_never
 
     # --- strategies ----------------------------------------------------------------------------
@@ -99,6 +106,8 @@ class BotAgent:
 
     def check_game(self, game: Game) -> str | None:
         """Why this bot cannot play `game`, or None if it can."""
+        if self._axelrod is not None:
+            return self._axelrod.check_game(game)
         action = self.program.params.get("action")
         if action is not None and action not in game.actions:
             return f"program '{self.program.id}' plays '{action}', which is not an action of game '{game.id}' {game.actions}"

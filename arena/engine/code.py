@@ -33,6 +33,10 @@ def opponent_source(program: AnyProgram) -> str:
             lines.append("params: {" + ", ".join(f"{k}: {v}" for k, v in sorted(program.params.items())) + "}")
         if program.epsilon is not None:
             lines.append(f"epsilon: {program.epsilon:g}")
+        if program.strategy == "axelrod":  # what the strategy is: its name and Axelrod's first sentence of it
+            from arena.library.axelrod_programs import summary
+
+            lines.append(f"# {summary(program.params['name'])}")
         return "\n".join(lines) + "\n"
     return program.source()
 

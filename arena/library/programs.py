@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from arena.errors import ConfigError, LookupFailed, Problem
 from arena.library.codecheck import check_source
-from arena.library.games import Identifier, content_hash
+from arena.library.axelrod_programs import AXELROD_PREFIX, strategy_class, summary
+from arena.library.games import content_hash
 from arena.library.yamlio import (
     SECRET_FIELDS,
     Document,
@@ -25,16 +36,28 @@ from arena.library.yamlio import (
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
 STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-              "titfortwotats", "alternator")
+              "titfortwotats", "alternator", "axelrod")
 REPEATED = STRATEGIES[5:]  # strategies that read the match's history (in a one-shot game: the first round)
+# A program id: the library's identifiers, or axelrod:NAME (an Axelrod strategy's class name, e.g. axelrod:TitForTat)
+ProgramId = Annotated[str, Field(pattern=r"^(?:[a-z0-9][a-z0-9_.-]*|axelrod:[A-Za-z][A-Za-z0-9_]*)$", max_length=64)]
 
 
 class _ProgramBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: Identifier
+    id: ProgramId
     description: str = ""
     epsilon: Epsilon | None = None
+
+    @model_validator(mode="after")
+    def _axelrod_id(self):
+        # `axelrod:NAME` always means Axelrod's strategy NAME, whoever defines it
+        if self.id.startswith(AXELROD_PREFIX):
+            name = self.id[len(AXELROD_PREFIX):]
+            if getattr(self, "strategy", None) != "axelrod" or getattr(self, "params", {}).get("name") != name:
+                raise ValueError(f"the id '{self.id}' is reserved for Axelrod's strategy {name} (kind: builtin, "
+                                 f"strategy: axelrod, params: {{name: {name}}}); choose another id")
+        return self
 
     @cached_property
     def content_hash(self) -> str:
@@ -56,6 +79,12 @@ class _NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _AxelrodParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$", max_length=56,
+                      description="the class name of one of Axelrod's strategies, e.g. TitForTat")
+
+
 PARAMS: dict[str, type[BaseModel]] = {
     "cooperate": _ActionParams,
     "defect": _ActionParams,
@@ -63,6 +92,7 @@ PARAMS: dict[str, type[BaseModel]] = {
     "fairbot": _NoParams,
     "cliquebot": _NoParams,
     **{name: _NoParams for name in ("titfortat", "grimtrigger", "pavlov", "titfortwotats", "alternator")},
+    "axelrod": _AxelrodParams,
 }
 
 STRATEGY_DOCS = {
@@ -85,13 +115,15 @@ STRATEGY_DOCS = {
                       "two rounds. Never simulates."),
     "alternator": "Repeated games: cooperates first, then plays the other action than its own last one (C, D, C, D...). "
                   "Never simulates.",
+    "axelrod": ("Repeated 2-action games: one of the strategies of the Axelrod library (Axelrod-Python), named by its "
+                "class name; C is the game's cooperative (default) action, D its defect action. Never simulates."),
 }
 
 
 class BuiltinProgram(_ProgramBase):
     kind: Literal["builtin"]
     strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-                      "titfortwotats", "alternator"]
+                      "titfortwotats", "alternator", "axelrod"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("params")
@@ -114,6 +146,8 @@ class BuiltinProgram(_ProgramBase):
     def source(self) -> str:
         """What an opponent is shown: the algorithm, its parameters and epsilon (not the id)."""
         lines = [f"Built-in program, strategy '{self.strategy}'.", STRATEGY_DOCS[self.strategy]]
+        if self.strategy == "axelrod":
+            lines.append(summary(self.params["name"]))
         if self.params:
             lines.append("Parameters: " + ", ".join(f"{k}={v}" for k, v in sorted(self.params.items())))
         if self.epsilon is not None:
@@ -304,11 +338,37 @@ def load_programs(paths: list[Path]) -> dict[str, BuiltinProgram | LLMProgram | 
 
 
 def pick(programs: dict[str, BuiltinProgram | LLMProgram | CodeProgram], ids: list[str]) -> list[BuiltinProgram | LLMProgram | CodeProgram]:
+    programs = with_axelrod(programs, ids)
     missing = [p for p in ids if p not in programs]
     if missing:
         raise LookupFailed(f"unknown program(s): {', '.join(missing)}{did_you_mean(missing, programs)}. "
                            f"Known: {', '.join(sorted(programs))}")
     return [programs[p] for p in ids]
+
+
+def axelrod_program(pid: str) -> BuiltinProgram:
+    """The program `axelrod:NAME`: Axelrod's strategy NAME (LookupFailed, with a did-you-mean, for a name the
+    axelrod package does not have; AxelrodMissing without the package)."""
+    name = pid[len(AXELROD_PREFIX):]
+    strategy_class(name)
+    return BuiltinProgram(id=pid, kind="builtin", strategy="axelrod", params={"name": name})
+
+
+def with_axelrod(programs: dict, ids: Iterable[str]) -> dict:
+    """`programs` plus the `axelrod:NAME` programs among `ids` that it does not define (the same dict when
+    there are none): what makes `axelrod:NAME` a program id wherever one is accepted."""
+    wanted = [p for p in ids if p.startswith(AXELROD_PREFIX) and p not in programs]
+    if not wanted:
+        return programs
+    made, unknown = {}, []
+    for p in dict.fromkeys(wanted):
+        try:
+            made[p] = axelrod_program(p)
+        except LookupFailed as exc:
+            unknown.append(str(exc))
+    if unknown:
+        raise LookupFailed("; ".join(unknown))
+    return {**programs, **made}
 
 
 def program_from_json(data: dict) -> BuiltinProgram | LLMProgram | CodeProgram:

@@ -233,6 +233,10 @@ def _field_name(loc: tuple[Any, ...]) -> str | None:
 # What the identifier patterns of the models mean, in words (pydantic only shows the regex).
 PATTERN_HINTS = {
     r"^[a-z0-9][a-z0-9_.-]*$": "use lowercase letters, digits, '_', '.' or '-', starting with a letter or digit",
+    r"^(?:[a-z0-9][a-z0-9_.-]*|axelrod:[A-Za-z][A-Za-z0-9_]*)$": (
+        "use lowercase letters, digits, '_', '.' or '-', starting with a letter or digit (or axelrod:NAME, "
+        "an Axelrod strategy)"),
+    r"^[A-Za-z][A-Za-z0-9_]*$": "write the class name of an Axelrod strategy, e.g. TitForTat",
     r"^[a-z][a-z0-9_-]*$": "use lowercase letters, digits, '_' or '-', starting with a letter",
     r"^[a-z0-9_-]+/.+$": "write provider/model, e.g. local/qwen2.5-coder-0.5b or nvidia/meta/llama-3.1-8b-instruct",
 }

@@ -34,7 +34,7 @@ from arena.engine.events import (
 )
 from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
-from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json
+from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json, with_axelrod
 from arena.llm.providers import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
@@ -109,7 +109,7 @@ class TournamentRunner:
         tournament: its runner continues it, so running the same command twice never duplicates
         trials. `new=True` records a fresh tournament instead (e.g. to re-sample LLMs without cache).
         """
-        chosen_p = _pick(programs, config.programs, "program")
+        chosen_p = _pick(with_axelrod(programs, config.programs), config.programs, "program")
         chosen_g = _pick(games, config.games, "game")
         check_compatible(chosen_p.values(), chosen_g.values())
         _check_backend(kw.get("backend"), chosen_p.values(), config)
