@@ -9,6 +9,13 @@ session is replaced when a limit leaves its heap in doubt.
 Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs a decision instead of
 ~0.1 ms for a round trip each). A batch that hits a limit is rerun one decision at a time on a fresh
 session, so a runaway program costs at most its limit per decision and the others still get answers.
+
+Decisions are pure functions of their ctx: before each one the session loads the program afresh (its
+source, re-run as the body of `_arena_fresh`, see codecheck.reload_form: new objects for every global,
+list, class and default; `random` seeded the same way before it), the ctx's lists and dicts are the
+decision's own copies, and `random` is then seeded from the node's draw. So a program that counts its
+calls in a global answers the same whatever the batch size, the number of workers, or which decisions
+failed before it; state across the rounds of a match comes in ctx (history), never from session reuse.
 """
 
 from __future__ import annotations
@@ -18,14 +25,17 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from arena.library.codecheck import uses_random
+from arena.library.codecheck import RELOAD_HEADER, reload_form, uses_random
 from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
 OUTPUT_CAP = 2000  # characters of printed output kept per decision
 BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
+LOAD_SEED = 0  # `random`'s seed while the source loads afresh before each decision
 
 _PRELUDE = f'''
+import json as _arena_json
+import copy as _arena_copy
 _arena_out = []
 _arena_size = [0]
 def print(*args, sep=" ", end="\\n"):
@@ -33,9 +43,26 @@ def print(*args, sep=" ", end="\\n"):
         _arena_piece = sep.join([str(a) for a in args]) + end
         _arena_out.append(_arena_piece)
         _arena_size[0] += len(_arena_piece)
-def _arena_one(c, seed):
+def _arena_load(seeded):
+    if seeded:
+        _arena_random.seed({LOAD_SEED})
+    _arena_fresh()
     _arena_out.clear()
     _arena_size[0] = 0
+def _arena_text(v):
+    if type(v) is list or type(v) is dict:
+        _arena_t = _arena_json.dumps(v)
+        if _arena_json.loads(_arena_t) == v:
+            return _arena_t
+    return None
+def _arena_own(v, t):
+    if t is not None:
+        return _arena_json.loads(t)
+    if type(v) is list or type(v) is dict or type(v) is set or type(v) is tuple:
+        return _arena_copy.deepcopy(v)
+    return v
+def _arena_one(c, seed):
+    _arena_load(seed is not None)
     if seed is not None:
         _arena_random.seed(seed)
     _arena_r = decide(c)
@@ -45,18 +72,26 @@ def _arena_run(bases, items, seeds):
     _arena_outs = []
     _arena_fails = []
     _arena_i = 0
+    _arena_kept = []
+    for _arena_b in bases:
+        _arena_kept.append([(_arena_key, _arena_text(_arena_b[_arena_key])) for _arena_key in _arena_b
+                            if type(_arena_b[_arena_key]) in (list, dict, set, tuple)])
     for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u, _arena_m in items:
-        _arena_c = dict(bases[_arena_k])
+        _arena_b = bases[_arena_k]
+        _arena_c = dict(_arena_b)
+        for _arena_key, _arena_t in _arena_kept[_arena_k]:
+            _arena_c[_arena_key] = _arena_own(_arena_b[_arena_key], _arena_t)
         _arena_c["opponent_action"] = _arena_a
         _arena_c["depth"] = _arena_d
         _arena_c["epsilon"] = _arena_e
         _arena_c["u"] = _arena_u
         if _arena_m is not None:
             for _arena_key in _arena_m:
-                _arena_c[_arena_key] = _arena_m[_arena_key]
-        if seeds is not None:
-            _arena_random.seed(seeds[_arena_i])
+                _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key], None)
         try:
+            _arena_load(seeds is not None)
+            if seeds is not None:
+                _arena_random.seed(seeds[_arena_i])
             _arena_res.append(decide(_arena_c))
         except Exception:
             _arena_res.append(None)
@@ -68,7 +103,8 @@ def _arena_run(bases, items, seeds):
         _arena_i += 1
     return (_arena_res, _arena_outs, _arena_fails)
 '''
-_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1
+_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1,
+_RELOAD_FEED = "<python-input-2>"  # its reload form feed 2 (lines RELOAD_HEADER further down), the prelude again 3
 
 
 class SandboxError(Exception):
@@ -106,6 +142,7 @@ def seed_of(u: float) -> int:
     return int(u * 2**53)
 
 
+UNRELOADABLE = "the source cannot be loaded afresh for each decision (Python's compiler refuses it)"
 TAMPERED = ("the program's answer did not come back in the shape Arena's sandbox helpers give it (a program "
             "may not define or change names starting with _arena)")
 
@@ -141,8 +178,8 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
             return f"MemoryError: decide used more than its limit of {program.memory_mb} MB"
         frames = _frames(exc)
         if frames:
-            f = frames[-1]
-            return f"{_short(msg)} (line {f.line}: `{(f.source_line or '').strip()}`)"
+            line, text = frames[-1]
+            return f"{_short(msg)} (line {line}: `{text}`)"
         return _short(msg)
     if isinstance(exc, MontySyntaxError):
         return _short(exc.display("type-msg"))
@@ -151,17 +188,23 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
     return _short(f"{type(exc).__name__}: {exc}")
 
 
-def _frames(exc: BaseException) -> list:
+def _frames(exc: BaseException) -> list[tuple[int, str]]:
+    """(source line, its text) of each frame of the program's own code, loaded or loaded afresh."""
     from pydantic_monty import MontyRuntimeError
 
-    if isinstance(exc, MontyRuntimeError):
-        return [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
-    return []
+    if not isinstance(exc, MontyRuntimeError):
+        return []
+    out = []
+    for f in exc.traceback():
+        if f.filename in (_SOURCE_FEED, _RELOAD_FEED):
+            line = f.line - (RELOAD_HEADER if f.filename == _RELOAD_FEED else 0)
+            out.append((line, (f.source_line or "").strip()))
+    return out
 
 
 def error_line(exc: BaseException) -> int | None:
     frames = _frames(exc)
-    return frames[-1].line if frames else None
+    return frames[-1][0] if frames else None
 
 
 def _short(text: str, n: int = 300) -> str:
@@ -198,6 +241,11 @@ class ProgramSession:
         try:
             self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)
+            fresh = reload_form(self.program.code, keep_out=frozenset({"print"}))
+            if fresh is None:
+                self.load_error, self.load_line = UNRELOADABLE, None
+                return self._session
+            self._session.feed_run(fresh)
             # the helpers again, over any name of the program's that shadows them (the static check refuses
             # such names; this holds even for a source that reached the sandbox without it)
             self._session.feed_run(prelude)

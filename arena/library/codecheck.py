@@ -1,18 +1,28 @@
 """Static checks of a code program's source, before it ever reaches the sandbox.
 
-Parsing uses `ast` only (the source is never executed in Arena's process). What is refused here is what
-the sandbox would refuse anyway or what has no business in a game policy: imports other than a few pure
-modules, `eval`/`exec`/`compile`/`__import__`, and dunder attribute walks (`x.__class__...`). Each
-finding names the source line (1-based) and quotes it.
+Parsing uses `ast`, `symtable` and `tokenize` only (the source is never executed in Arena's process). What
+is refused here is what the sandbox would refuse anyway or what has no business in a game policy: imports
+other than a few pure modules, `eval`/`exec`/`compile`/`__import__`, dunder attribute walks
+(`x.__class__...`), and state a decision could leave to the next one that a fresh load would not undo (a
+`global` name the source never binds at module level). Each finding names the source line (1-based) and
+quotes it.
+
+`reload_form` gives the source as the body of a function the sandbox calls before each decision, so that
+every decision starts from the program's freshly loaded module state.
 """
 
 from __future__ import annotations
 
 import ast
+import io
+import symtable
+import tokenize
 from dataclasses import dataclass
 
-ALLOWED_MODULES = frozenset({"math", "random", "re", "json", "itertools", "functools", "collections",
-                             "statistics", "string", "typing", "dataclasses", "fractions", "decimal"})
+# the pure modules a program may import: those the Monty sandbox (pydantic-monty 1.4.0) provides
+# (statistics, string and fractions are not among them: a program importing them failed in the sandbox)
+ALLOWED_MODULES = frozenset({"math", "random", "re", "json", "itertools", "functools", "collections", "typing",
+                             "dataclasses", "decimal"})
 REFUSED_NAMES = frozenset({"eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr",
                            "setattr", "delattr", "__builtins__", "breakpoint", "input"})
 
@@ -77,6 +87,7 @@ def check_source(source: str) -> list[SourceFinding]:
             refuse(node, "touching Arena's helpers")
         elif (bound := _bound_name(node)) is not None and bound.startswith("_arena"):
             refuse(node, f"'{bound}' (Arena's own helper names start with _arena)")
+    found.extend(_state_findings(tree, source))
     if found:
         return sorted(found, key=lambda f: f.line)
     decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
@@ -87,6 +98,73 @@ def check_source(source: str) -> list[SourceFinding]:
         line = decide[-1].lineno
         return [SourceFinding(line, f"`decide` must take exactly one argument, ctx: `{quote(source, line)}`")]
     return []
+
+
+def _state_findings(tree: ast.Module, source: str) -> list[SourceFinding]:
+    """A `global` statement at module level (it means nothing there, and the reload form declares every module
+    name itself), and a `global` name that no module-level statement binds: a fresh load could not undo it."""
+    found = []
+    bound = module_names(source)
+    for node in _module_scope(tree):
+        if isinstance(node, ast.Global):
+            found.append(SourceFinding(node.lineno, f"a `global` statement at module level is not allowed in a "
+                                                    f"code program: `{quote(source, node.lineno)}`"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global) and bound is not None:
+            for name in node.names:
+                if name not in bound:
+                    found.append(SourceFinding(node.lineno, (
+                        f"`global {name}` needs `{name}` set at the top of the source (each decision starts from "
+                        f"the freshly loaded source, so state kept by a decision alone would leak): "
+                        f"`{quote(source, node.lineno)}`")))
+    return found
+
+
+def _module_scope(tree: ast.Module):
+    """The nodes of the module's own scope (not inside a def, lambda or class)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def module_names(source: str) -> set[str] | None:
+    """The names the source binds at module level (assignments, defs, classes, imports, loop targets...),
+    from its symbol table (compiled, never run); None when Python's compiler refuses the source."""
+    try:
+        table = symtable.symtable(source, "<program>", "exec")
+    except (SyntaxError, ValueError):
+        return None
+    return {s.get_name() for s in table.get_symbols() if s.is_local()}
+
+
+RELOAD_NAME = "_arena_fresh"
+RELOAD_HEADER = 2  # lines of the reload form before the source's first line
+
+
+def reload_form(source: str, keep_out: frozenset[str] = frozenset()) -> str | None:
+    """The source as the body of `_arena_fresh()`, which binds every module-level name of the source (but
+    those in keep_out and Arena's `_arena` names) as a global: calling it loads the program afresh (new objects for every list, dict,
+    class, function and default the source makes). Each line is indented by one tab (a tab first keeps any
+    mix of tabs and spaces consistent), but for the lines inside a multi-line string, which are left as they
+    are; the source's line n is the form's line n + RELOAD_HEADER. None when the source cannot be read so."""
+    names = module_names(source)
+    if names is None:
+        return None
+    inside: set[int] = set()  # 1-based rows that start within a string
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(source).readline):
+            if tok.type == tokenize.STRING or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
+                inside.update(range(tok.start[0] + 1, tok.end[0] + 1))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    declared = sorted(n for n in names - keep_out if not n.startswith("_arena"))  # Arena's helpers stay its own
+    lines = [f"def {RELOAD_NAME}():", "\tglobal " + ", ".join(declared) if declared else "\tpass"]
+    for row, line in enumerate(source.split("\n"), start=1):
+        lines.append(line if row in inside else "\t" + line)
+    return "\n".join(lines) + "\n"
 
 
 def uses_random(source: str) -> bool:
