@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from arena.library.codecheck import RELOAD_HEADER, reload_form, uses_random
+from arena.library.codecheck import RELOAD_HEADER, calls_at_load, constant_module, reload_form, uses_random
 from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
@@ -43,26 +43,28 @@ def print(*args, sep=" ", end="\\n"):
         _arena_piece = sep.join([str(a) for a in args]) + end
         _arena_out.append(_arena_piece)
         _arena_size[0] += len(_arena_piece)
-def _arena_load(seeded):
-    if seeded:
-        _arena_random.seed({LOAD_SEED})
-    _arena_fresh()
-    _arena_out.clear()
-    _arena_size[0] = 0
+def _arena_load():
+    if _arena_reloads:
+        if _arena_load_seeded:
+            _arena_random.seed({LOAD_SEED})
+        _arena_fresh()
+        if _arena_out:
+            _arena_out.clear()
+            _arena_size[0] = 0
 def _arena_text(v):
     if type(v) is list or type(v) is dict:
         _arena_t = _arena_json.dumps(v)
         if _arena_json.loads(_arena_t) == v:
             return _arena_t
     return None
-def _arena_own(v, t):
-    if t is not None:
-        return _arena_json.loads(t)
+def _arena_own(v):
     if type(v) is list or type(v) is dict or type(v) is set or type(v) is tuple:
         return _arena_copy.deepcopy(v)
     return v
 def _arena_one(c, seed):
-    _arena_load(seed is not None)
+    _arena_load()
+    _arena_out.clear()
+    _arena_size[0] = 0
     if seed is not None:
         _arena_random.seed(seed)
     _arena_r = decide(c)
@@ -80,16 +82,27 @@ def _arena_run(bases, items, seeds):
         _arena_b = bases[_arena_k]
         _arena_c = dict(_arena_b)
         for _arena_key, _arena_t in _arena_kept[_arena_k]:
-            _arena_c[_arena_key] = _arena_own(_arena_b[_arena_key], _arena_t)
+            if _arena_t is None:
+                _arena_c[_arena_key] = _arena_copy.deepcopy(_arena_b[_arena_key])
+            elif _arena_t == "[]":
+                _arena_c[_arena_key] = []
+            else:
+                _arena_c[_arena_key] = _arena_json.loads(_arena_t)
         _arena_c["opponent_action"] = _arena_a
         _arena_c["depth"] = _arena_d
         _arena_c["epsilon"] = _arena_e
         _arena_c["u"] = _arena_u
         if _arena_m is not None:
             for _arena_key in _arena_m:
-                _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key], None)
+                _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key])
         try:
-            _arena_load(seeds is not None)
+            if _arena_reloads:
+                if _arena_load_seeded:
+                    _arena_random.seed({LOAD_SEED})
+                _arena_fresh()
+                if _arena_out:
+                    _arena_out.clear()
+                    _arena_size[0] = 0
             if seeds is not None:
                 _arena_random.seed(seeds[_arena_i])
             _arena_res.append(decide(_arena_c))
@@ -219,6 +232,7 @@ class ProgramSession:
         self.pool = pool
         self.program = program
         self.seeded = uses_random(program.code)
+        self.reloads = not constant_module(program.code)  # a module whose state no decision can change: as loaded
         self._cm = None
         self._session = None
         self._batch_limits = True
@@ -237,7 +251,8 @@ class ProgramSession:
                                       os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
         self._session = self._cm.__enter__()
         self._batch_limits = batch
-        prelude = _PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+        prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+                   + f"_arena_reloads = {self.reloads}\n_arena_load_seeded = {self.seeded and calls_at_load(self.program.code)}\n")
         try:
             self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)

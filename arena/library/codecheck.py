@@ -140,6 +140,65 @@ def module_names(source: str) -> set[str] | None:
     return {s.get_name() for s in table.get_symbols() if s.is_local()}
 
 
+def constant_module(source: str) -> bool:
+    """Whether no decision can change the module's state, so that loading it afresh before each decision would
+    change nothing: a module of imports, plain defs whose defaults are constants, names bound to constants
+    (numbers, strings, tuples of them) and docstrings, with no `global` statement anywhere. (A module's and a
+    function's attributes cannot be set in the sandbox, and `random` is seeded before each decision.)"""
+    try:
+        tree = ast.parse(source, mode="exec")
+    except SyntaxError:
+        return False
+    if any(isinstance(n, ast.Global) for n in ast.walk(tree)):
+        return False
+    return all(_constant_statement(node) for node in tree.body)
+
+
+def _constant_statement(node: ast.stmt) -> bool:
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.Pass)):
+        return True
+    if isinstance(node, ast.Expr):
+        return _constant(node.value)
+    if isinstance(node, ast.FunctionDef):
+        args = node.args
+        return not node.decorator_list and all(_constant(d) for d in [*args.defaults, *args.kw_defaults] if d)
+    if isinstance(node, ast.Assign):
+        return all(isinstance(t, ast.Name) for t in node.targets) and _constant(node.value)
+    if isinstance(node, ast.AnnAssign):
+        return isinstance(node.target, ast.Name) and node.value is not None and _constant(node.value)
+    return False
+
+
+def _constant(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
+        return isinstance(node.operand, ast.Constant)
+    if isinstance(node, ast.Tuple):
+        return all(_constant(e) for e in node.elts)
+    return False
+
+
+def calls_at_load(source: str) -> bool:
+    """Whether loading the source calls anything (and so might draw from `random`): a call outside the bodies
+    of its functions (in a default, a decorator or a class body too)."""
+    try:
+        todo: list[ast.AST] = [ast.parse(source, mode="exec")]
+    except SyntaxError:
+        return True
+    while todo:
+        node = todo.pop()
+        if isinstance(node, ast.Call):
+            return True
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            todo.extend([*node.decorator_list, *node.args.defaults, *(d for d in node.args.kw_defaults if d)])
+        elif isinstance(node, ast.Lambda):
+            todo.extend([*node.args.defaults, *(d for d in node.args.kw_defaults if d)])
+        else:
+            todo.extend(ast.iter_child_nodes(node))
+    return False
+
+
 RELOAD_NAME = "_arena_fresh"
 RELOAD_HEADER = 2  # lines of the reload form before the source's first line
 
