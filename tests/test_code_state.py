@@ -268,3 +268,20 @@ def test_the_runner_stores_the_same_trials_whatever_its_code_batch_and_workers(t
     for batch in (7, 1):
         monkeypatch.setattr(tournament, "CODE_BATCH", batch)
         assert _runner_trials(tmp_path, f"b{batch}", games, 2, monkeypatch) == reference
+
+
+def test_which_modules_load_afresh_and_which_seed_random_first():
+    """A module no decision can change (imports, plain defs, constants) is not loaded again before each decision
+    (that would give the same state); one with a list, a class, a mutable default, a decorator or a `global`
+    is. `random` is seeded before the fresh load only when loading calls something."""
+    from arena.library.codecheck import calls_at_load, constant_module
+
+    decide = "def decide(ctx):\n    return 'cooperate'\n"
+    assert constant_module("import random\nK = 3\nPAIR = (1, -2.5, 'a')\n\"\"\"doc\"\"\"\n" + decide)
+    for state in ("seen = []\n", "class C:\n    n = 0\n", "def f(a=[]):\n    return a\n",
+                  "import functools\n@functools.cache\ndef f(x):\n    return x\n", "n = 0\ndef g():\n    global n\n",
+                  "table = dict(a=1)\n"):
+        assert not constant_module(state + decide), state
+    assert not calls_at_load("import random\nn = 0\n" + decide + "def f(x=1):\n    return random.random()\n")
+    for load in ("x = random.random()\n", "def f(x=random.random()):\n    pass\n", "class C:\n    y = len('ab')\n"):
+        assert calls_at_load("import random\n" + load + decide), load
