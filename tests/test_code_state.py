@@ -285,3 +285,15 @@ def test_which_modules_load_afresh_and_which_seed_random_first():
     assert not calls_at_load("import random\nn = 0\n" + decide + "def f(x=1):\n    return random.random()\n")
     for load in ("x = random.random()\n", "def f(x=random.random()):\n    pass\n", "class C:\n    y = len('ab')\n"):
         assert calls_at_load("import random\n" + load + decide), load
+
+
+def test_the_decimal_context_is_fresh_at_each_decision():
+    """decimal's context is module state outside the program's own names: a decision setting its precision
+    must not change the next one's. Before: the second decision saw prec 3."""
+    src = ("import decimal\ndef decide(ctx):\n    before = decimal.getcontext().prec\n"
+           "    decimal.getcontext().prec = 3\n    return before\n")
+    p = program(src)
+    with Sandbox([p], workers=1) as sb:
+        many = sb.run_many(p, requests(4))
+        one = sb.run_one(p, _ctx(requests(1)[0]))
+    assert [o.value for o in [*many, one]] == [28] * 5

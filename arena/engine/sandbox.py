@@ -44,6 +44,8 @@ def print(*args, sep=" ", end="\\n"):
         _arena_out.append(_arena_piece)
         _arena_size[0] += len(_arena_piece)
 def _arena_load():
+    if _arena_decimal is not None:
+        _arena_decimal.setcontext(_arena_decimal.Context())
     if _arena_reloads:
         if _arena_load_seeded:
             _arena_random.seed({LOAD_SEED})
@@ -96,6 +98,8 @@ def _arena_run(bases, items, seeds):
             for _arena_key in _arena_m:
                 _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key])
         try:
+            if _arena_decimal is not None:
+                _arena_decimal.setcontext(_arena_decimal.Context())
             if _arena_reloads:
                 if _arena_load_seeded:
                     _arena_random.seed({LOAD_SEED})
@@ -252,6 +256,7 @@ class ProgramSession:
         self._session = self._cm.__enter__()
         self._batch_limits = batch
         prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+                   + ("import decimal as _arena_decimal\n" if "decimal" in self.program.code else "_arena_decimal = None\n")
                    + f"_arena_reloads = {self.reloads}\n_arena_load_seeded = {self.seeded and calls_at_load(self.program.code)}\n")
         try:
             self._session.feed_run(prelude)
