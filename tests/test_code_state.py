@@ -297,3 +297,24 @@ def test_the_decimal_context_is_fresh_at_each_decision():
         many = sb.run_many(p, requests(4))
         one = sb.run_one(p, _ctx(requests(1)[0]))
     assert [o.value for o in [*many, one]] == [28] * 5
+
+
+@pytest.mark.parametrize("body,shares", [
+    ("return ctx['opponent_action'] or ctx['game']['default_action']", True),  # fair-code
+    ("return 'defect'", True),
+    ("return ctx.get('opponent_action') or ctx['game']['actions'][ctx['depth'] % 2]", True),
+    ("return ctx['history'][-1]['opponent'] if ctx['history'] else 'cooperate'", False),  # the list itself
+    ("a = ctx['game']['actions']\n    a.append('x')\n    return a[0]", False),
+    ("ctx['game']['actions'][0] = 'x'\n    return 'x'", False),
+    ("print(ctx)\n    return 'cooperate'", False),
+    ("return helper(ctx)", False),
+    ("return ctx['game']['actions'][:1][0]", False),
+    ("return ctx.get(ctx['seat'])", False),
+])
+def test_which_programs_share_the_fixed_part_of_the_ctx(body, shares):
+    """A program that reads only immutable leaves of its ctx shares the batch's fixed part (no copy: the
+    headline programs keep their speed); one that may reach a list or dict gets its own copies."""
+    from arena.engine.sandbox import CTX_LEAVES
+    from arena.library.codecheck import reads_only
+
+    assert reads_only(f"def decide(ctx):\n    {body}\n", CTX_LEAVES) is shares

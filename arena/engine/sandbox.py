@@ -25,13 +25,21 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from arena.library.codecheck import RELOAD_HEADER, calls_at_load, constant_module, reload_form, uses_random
+from arena.library.codecheck import (ANY, RELOAD_HEADER, calls_at_load, constant_module, reads_only, reload_form,
+                                     uses_random)
 from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
 OUTPUT_CAP = 2000  # characters of printed output kept per decision
 BATCH_TIME_FACTOR = 4  # a batch may take this many per-decision limits before it is split up
 LOAD_SEED = 0  # `random`'s seed while the source loads afresh before each decision
+# the immutable leaves of a ctx (code.build_ctx, code.match_ctx): a program that reads only these may share a
+# batch's fixed part of the ctx with the other decisions; any other gets its own copies of the lists and dicts
+CTX_LEAVES = frozenset({
+    *((k,) for k in ("seat", "me", "opponent", "opponent_id", "opponent_kind", "opponent_action", "depth",
+                     "epsilon", "u", "round", "rounds", "continuation")),
+    ("game", "id"), ("game", "default_action"), ("game", "defect_action"), ("game", "actions", ANY),
+    ("game", "payoffs", ANY, ANY, ANY), ("game", "cooperative", ANY, ANY), ("history", ANY, ANY)})
 
 _PRELUDE = f'''
 import json as _arena_json
@@ -79,7 +87,7 @@ def _arena_run(bases, items, seeds):
     _arena_kept = []
     for _arena_b in bases:
         _arena_kept.append([(_arena_key, _arena_text(_arena_b[_arena_key])) for _arena_key in _arena_b
-                            if type(_arena_b[_arena_key]) in (list, dict, set, tuple)])
+                            if _arena_copies and type(_arena_b[_arena_key]) in (list, dict, set, tuple)])
     for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u, _arena_m in items:
         _arena_b = bases[_arena_k]
         _arena_c = dict(_arena_b)
@@ -96,7 +104,7 @@ def _arena_run(bases, items, seeds):
         _arena_c["u"] = _arena_u
         if _arena_m is not None:
             for _arena_key in _arena_m:
-                _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key])
+                _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key]) if _arena_copies else _arena_m[_arena_key]
         try:
             if _arena_decimal is not None:
                 _arena_decimal.setcontext(_arena_decimal.Context())
@@ -257,7 +265,8 @@ class ProgramSession:
         self._batch_limits = batch
         prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
                    + ("import decimal as _arena_decimal\n" if "decimal" in self.program.code else "_arena_decimal = None\n")
-                   + f"_arena_reloads = {self.reloads}\n_arena_load_seeded = {self.seeded and calls_at_load(self.program.code)}\n")
+                   + f"_arena_reloads = {self.reloads}\n_arena_load_seeded = {self.seeded and calls_at_load(self.program.code)}\n"
+                   + f"_arena_copies = {not reads_only(self.program.code, CTX_LEAVES)}\n")
         try:
             self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)

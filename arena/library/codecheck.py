@@ -229,3 +229,57 @@ def reload_form(source: str, keep_out: frozenset[str] = frozenset()) -> str | No
 def uses_random(source: str) -> bool:
     """Whether the program may draw from `random` (the sandbox then seeds it from each node's draw)."""
     return "random" in source
+
+
+ANY = "*"  # a path step of `reads_only`: any index (not a slice)
+
+
+def reads_only(source: str, leaves: frozenset[tuple]) -> bool:
+    """Whether `decide(ctx)` only reads immutable leaves of its ctx, so that it may be given a ctx sharing its
+    fixed part with other decisions: every use of its argument starts a chain of subscripts (or `.get(key)`)
+    that ends, read, at one of `leaves` (paths of keys; ANY: an index). False whenever in doubt (the
+    argument passed on, aliased, printed, iterated, assigned to, or a chain stopping at a list or dict)."""
+    try:
+        tree = ast.parse(source, mode="exec")
+    except SyntaxError:
+        return False
+    decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
+    if not decide or len(decide[-1].args.args) != 1:
+        return False
+    fn = decide[-1]
+    arg = fn.args.args[0].arg
+    parent = {child: node for node in ast.walk(fn) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(fn):
+        if node is fn.args.args[0] or not (isinstance(node, ast.Name) and node.id == arg):
+            if isinstance(node, ast.arg) and node.arg == arg and node is not fn.args.args[0]:
+                return False  # a nested function's own argument of that name: too clever to follow
+            continue
+        path, top = _chain(node, parent)
+        if path is None or tuple(path) not in leaves:
+            return False
+        if isinstance(top, ast.Subscript) and not isinstance(top.ctx, ast.Load):
+            return False
+    return True
+
+
+def _chain(node: ast.expr, parent: dict) -> tuple[list | None, ast.AST]:
+    """The keys a chain of subscripts and `.get(constant)` calls applies to `node`, and its outermost node."""
+    path: list = []
+    while True:
+        up = parent.get(node)
+        if isinstance(up, ast.Subscript) and up.value is node:
+            if isinstance(up.slice, ast.Slice):
+                return None, up
+            key = up.slice
+            path.append(key.value if isinstance(key, ast.Constant) and isinstance(key.value, str) else ANY)
+            node = up
+        elif isinstance(up, ast.Attribute) and up.value is node and up.attr == "get":
+            call = parent.get(up)
+            if not (isinstance(call, ast.Call) and call.func is up and call.args and not call.keywords
+                    and len(call.args) <= 2 and isinstance(call.args[0], ast.Constant)
+                    and isinstance(call.args[0].value, str)):
+                return None, up
+            path.append(call.args[0].value)
+            node = call
+        else:
+            return path, node
