@@ -154,7 +154,7 @@ def test_errors_name_the_programs_own_line_after_a_fresh_load():
 
 
 def test_reload_form_keeps_strings_and_indentation():
-    from arena.library.codecheck import RELOAD_HEADER, reload_form
+    from arena.library.codestate import RELOAD_HEADER, reload_form
 
     src = "x = '''a\n  b\n'''\nif True:\n\ty = 1\ndef decide(ctx):\n\treturn x\n"
     form = reload_form(src)
@@ -274,7 +274,7 @@ def test_which_modules_load_afresh_and_which_seed_random_first():
     """A module no decision can change (imports, plain defs, constants) is not loaded again before each decision
     (that would give the same state); one with a list, a class, a mutable default, a decorator or a `global`
     is. `random` is seeded before the fresh load only when loading calls something."""
-    from arena.library.codecheck import calls_at_load, constant_module
+    from arena.library.codestate import calls_at_load, constant_module
 
     decide = "def decide(ctx):\n    return 'cooperate'\n"
     assert constant_module("import random\nK = 3\nPAIR = (1, -2.5, 'a')\n\"\"\"doc\"\"\"\n" + decide)
@@ -315,6 +315,6 @@ def test_which_programs_share_the_fixed_part_of_the_ctx(body, shares):
     """A program that reads only immutable leaves of its ctx shares the batch's fixed part (no copy: the
     headline programs keep their speed); one that may reach a list or dict gets its own copies."""
     from arena.engine.sandbox import CTX_LEAVES
-    from arena.library.codecheck import reads_only
+    from arena.library.codestate import reads_only
 
     assert reads_only(f"def decide(ctx):\n    {body}\n", CTX_LEAVES) is shares

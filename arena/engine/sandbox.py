@@ -11,7 +11,7 @@ Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs
 session, so a runaway program costs at most its limit per decision and the others still get answers.
 
 Decisions are pure functions of their ctx: before each one the session loads the program afresh (its
-source, re-run as the body of `_arena_fresh`, see codecheck.reload_form: new objects for every global,
+source, re-run as the body of `_arena_fresh`, see codestate.reload_form: new objects for every global,
 list, class and default; `random` seeded the same way before it), the ctx's lists and dicts are the
 decision's own copies, and `random` is then seeded from the node's draw. So a program that counts its
 calls in a global answers the same whatever the batch size, the number of workers, or which decisions
@@ -25,8 +25,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from arena.library.codecheck import (ANY, RELOAD_HEADER, calls_at_load, constant_module, reads_only, reload_form,
-                                     uses_random)
+from arena.library.codecheck import uses_random
+from arena.library.codestate import ANY, RELOAD_HEADER, calls_at_load, constant_module, reads_only, reload_form
 from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
@@ -244,7 +244,15 @@ class ProgramSession:
         self.pool = pool
         self.program = program
         self.seeded = uses_random(program.code)
-        self.reloads = not constant_module(program.code)  # a module whose state no decision can change: as loaded
+        code = program.code
+        # what each decision needs to start fresh, from the source: a fresh load (not for a module no decision
+        # can change), random seeded before it (when loading calls something), decimal's context reset, copies
+        # of the ctx's shared lists and dicts (not for a program that reads only immutable leaves of its ctx)
+        self._prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+                         + ("import decimal as _arena_decimal\n" if "decimal" in code else "_arena_decimal = None\n")
+                         + f"_arena_reloads = {not constant_module(code)}\n"
+                         + f"_arena_load_seeded = {self.seeded and calls_at_load(code)}\n"
+                         + f"_arena_copies = {not reads_only(code, CTX_LEAVES)}\n")
         self._cm = None
         self._session = None
         self._batch_limits = True
@@ -263,10 +271,7 @@ class ProgramSession:
                                       os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
         self._session = self._cm.__enter__()
         self._batch_limits = batch
-        prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
-                   + ("import decimal as _arena_decimal\n" if "decimal" in self.program.code else "_arena_decimal = None\n")
-                   + f"_arena_reloads = {self.reloads}\n_arena_load_seeded = {self.seeded and calls_at_load(self.program.code)}\n"
-                   + f"_arena_copies = {not reads_only(self.program.code, CTX_LEAVES)}\n")
+        prelude = self._prelude
         try:
             self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)
