@@ -283,7 +283,8 @@ def test_which_modules_load_afresh_and_which_seed_random_first():
                   "table = dict(a=1)\n"):
         assert not constant_module(state + decide), state
     assert not calls_at_load("import random\nn = 0\n" + decide + "def f(x=1):\n    return random.random()\n")
-    for load in ("x = random.random()\n", "def f(x=random.random()):\n    pass\n", "class C:\n    y = len('ab')\n"):
+    for load in ("x = random.random()\n", "def f(x=random.random()):\n    pass\n", "class C:\n    y = 1\n",
+                 "def deco(f):\n    random.random()\n    return f\n@deco\ndef g():\n    pass\n"):
         assert calls_at_load("import random\n" + load + decide), load
 
 

@@ -106,15 +106,8 @@ def _arena_run(bases, items, seeds):
             for _arena_key in _arena_m:
                 _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key]) if _arena_copies else _arena_m[_arena_key]
         try:
-            if _arena_decimal is not None:
-                _arena_decimal.setcontext(_arena_decimal.Context())
-            if _arena_reloads:
-                if _arena_load_seeded:
-                    _arena_random.seed({LOAD_SEED})
-                _arena_fresh()
-                if _arena_out:
-                    _arena_out.clear()
-                    _arena_size[0] = 0
+            if _arena_resets:
+                _arena_load()
             if seeds is not None:
                 _arena_random.seed(seeds[_arena_i])
             _arena_res.append(decide(_arena_c))
@@ -252,7 +245,8 @@ class ProgramSession:
                          + ("import decimal as _arena_decimal\n" if "decimal" in code else "_arena_decimal = None\n")
                          + f"_arena_reloads = {not constant_module(code)}\n"
                          + f"_arena_load_seeded = {self.seeded and calls_at_load(code)}\n"
-                         + f"_arena_copies = {not reads_only(code, CTX_LEAVES)}\n")
+                         + f"_arena_copies = {not reads_only(code, CTX_LEAVES)}\n"
+                         + "_arena_resets = _arena_reloads or _arena_decimal is not None\n")
         self._cm = None
         self._session = None
         self._batch_limits = True

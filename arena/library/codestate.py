@@ -66,15 +66,16 @@ def _constant(node: ast.expr) -> bool:
 
 
 def calls_at_load(source: str) -> bool:
-    """Whether loading the source calls anything (and so might draw from `random`): a call outside the bodies
-    of its functions (in a default, a decorator or a class body too)."""
+    """Whether loading the source may call anything (and so draw from `random`): a call outside the bodies of
+    its functions (in a default or a class body too), a decorator, or a class (whose methods an operator or
+    a subscript at load could call)."""
     try:
         todo: list[ast.AST] = [ast.parse(source, mode="exec")]
     except SyntaxError:
         return True
     while todo:
         node = todo.pop()
-        if isinstance(node, ast.Call):
+        if isinstance(node, (ast.Call, ast.ClassDef)) or getattr(node, "decorator_list", None):
             return True
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             todo.extend([*node.decorator_list, *node.args.defaults, *(d for d in node.args.kw_defaults if d)])
