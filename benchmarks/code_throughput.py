@@ -11,8 +11,8 @@ machine. Sandbox start-up (worker processes) is included in the code figure.
 
 Decisions are pure functions of their ctx (issue 24): fair-code and defect-code keep no state and read only
 strings of their ctx, so they are neither loaded afresh nor given ctx copies. The third grid swaps in a FairBot
-that keeps a module-level counter and list and reads the game's actions through an alias: every decision loads
-it afresh and gets its own copy of the ctx's lists and dicts (the worst case of that mechanism).
+that keeps a module-level counter and list and calls a method of the game's actions (`.index`): every decision
+loads it afresh and gets its own copy of the ctx's lists and dicts (the worst case of that mechanism).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def decide(ctx):
     game = ctx["game"]
     if ctx["opponent_action"] is None:
         return game["default_action"]
-    return ctx["opponent_action"] if ctx["opponent_action"] in game["actions"] else game["defect_action"]
+    return game["actions"][game["actions"].index(ctx["opponent_action"])]
 """
 
 

@@ -311,6 +311,18 @@ def test_the_decimal_context_is_fresh_at_each_decision():
     ("return helper(ctx)", False),
     ("return ctx['game']['actions'][:1][0]", False),
     ("return ctx.get(ctx['seat'])", False),
+    # a name bound once to a part of ctx is followed like ctx itself (clique-code, seat-coordinator)
+    ("game = ctx['game']\n    return game['default_action'] if ctx['opponent'] == ctx['me'] else game['defect_action']",
+     True),
+    ("mine, theirs = ctx['game']['cooperative'][0]\n    return mine", True),
+    ("for a in ctx['game']['actions']:\n        pass\n    return a if 'x' not in ctx['game']['actions'] else 'y'",
+     True),
+    ("g = ctx['game']\n    acts = g['actions']\n    return acts[0]", True),
+    ("g = ctx['game']\n    g = {}\n    return 'x'", False),  # bound twice: not followed
+    ("g = ctx['game']\n    g['actions'].append(1)\n    return 'x'", False),
+    ("acts = ctx['game']['actions']\n    acts.sort()\n    return acts[0]", False),
+    ("for row in ctx['game']['payoffs']:\n        row.append(0)\n    return 'x'", False),  # items are lists
+    ("if ctx['opponent_action'] in ctx['game']['actions']:\n        return 'x'\n    return 'y'", True),
 ])
 def test_which_programs_share_the_fixed_part_of_the_ctx(body, shares):
     """A program that reads only immutable leaves of its ctx shares the batch's fixed part (no copy: the

@@ -119,9 +119,10 @@ ANY = "*"  # a path step of `reads_only`: any index (not a slice)
 
 def reads_only(source: str, leaves: frozenset[tuple]) -> bool:
     """Whether `decide(ctx)` only reads immutable leaves of its ctx, so that it may be given a ctx sharing its
-    fixed part with other decisions: every use of its argument starts a chain of subscripts (or `.get(key)`)
-    that ends, read, at one of `leaves` (paths of keys; ANY: an index). False whenever in doubt (the
-    argument passed on, aliased, printed, iterated, assigned to, or a chain stopping at a list or dict)."""
+    fixed part with other decisions: every use of its argument, or of a name bound once to a part of it
+    (`game = ctx["game"]`), starts a chain of subscripts (or `.get(key)`) that ends, read, at one of `leaves`
+    (paths of keys; ANY: an index), or unpacks, iterates or tests membership (`in`) of a list of leaves.
+    False whenever in doubt (the argument passed on, printed, assigned to, a method called on a part of it)."""
     try:
         tree = ast.parse(source, mode="exec")
     except SyntaxError:
@@ -132,17 +133,73 @@ def reads_only(source: str, leaves: frozenset[tuple]) -> bool:
     fn = decide[-1]
     arg = fn.args.args[0].arg
     parent = {child: node for node in ast.walk(fn) for child in ast.iter_child_nodes(node)}
-    for node in ast.walk(fn):
-        if node is fn.args.args[0] or not (isinstance(node, ast.Name) and node.id == arg):
-            if isinstance(node, ast.arg) and node.arg == arg and node is not fn.args.args[0]:
-                return False  # a nested function's own argument of that name: too clever to follow
+    names = [n for n in ast.walk(fn) if isinstance(n, ast.Name)]
+    stores: dict[str, int] = {}
+    for n in names:
+        if not isinstance(n.ctx, ast.Load):
+            stores[n.id] = stores.get(n.id, 0) + 1
+    elsewhere = {a.arg for a in ast.walk(fn) if isinstance(a, ast.arg) and a is not fn.args.args[0]}
+    elsewhere |= {g for n in ast.walk(fn) if isinstance(n, (ast.Global, ast.Nonlocal)) for g in n.names}
+    if arg in elsewhere or arg in stores:
+        return False
+    prefix: dict[str, tuple] = {arg: ()}  # the names bound to a part of ctx, and the part's path
+    grew = True
+    while grew:  # aliases, and aliases of aliases
+        grew = False
+        for node in ast.walk(fn):
+            if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
+                continue
+            name, root = node.targets[0].id, _root(node.value)
+            if name in prefix or stores.get(name) != 1 or name in elsewhere or root is None or root.id not in prefix:
+                continue
+            path, top = _chain(root, parent)
+            if path is not None and top is node.value:
+                prefix[name], grew = prefix[root.id] + tuple(path), True
+    for node in names:
+        if node.id not in prefix:
             continue
+        if not isinstance(node.ctx, ast.Load):
+            continue  # an alias's one binding (the argument is never assigned to: checked above)
         path, top = _chain(node, parent)
-        if path is None or tuple(path) not in leaves:
+        if path is None:
             return False
-        if isinstance(top, ast.Subscript) and not isinstance(top.ctx, ast.Load):
+        full = prefix[node.id] + tuple(path)
+        if full in leaves:
+            if isinstance(top, ast.Subscript) and not isinstance(top.ctx, ast.Load):
+                return False
+            continue
+        if not _reading_use(top, parent.get(top), full, leaves, prefix):
             return False
     return True
+
+
+def _reading_use(top: ast.AST, use: ast.AST | None, full: tuple, leaves: frozenset, prefix: dict) -> bool:
+    """Whether a part of ctx that is not a leaf is only read where it is used: bound to an alias, unpacked
+    or iterated into names when its items are leaves, or the right side of `in` / `not in`."""
+    def plain(target: ast.AST) -> bool:
+        return isinstance(target, ast.Name) or (isinstance(target, ast.Tuple)
+                                                 and all(isinstance(e, ast.Name) for e in target.elts))
+    if isinstance(use, ast.Assign) and use.value is top and len(use.targets) == 1:
+        target = use.targets[0]
+        if isinstance(target, ast.Name) and target.id in prefix:
+            return True
+        return isinstance(target, ast.Tuple) and plain(target) and full + (ANY,) in leaves
+    if isinstance(use, (ast.For, ast.comprehension)) and use.iter is top:
+        return plain(use.target) and full + (ANY,) in leaves
+    if isinstance(use, ast.Compare) and top in use.comparators:
+        return isinstance(use.ops[use.comparators.index(top)], (ast.In, ast.NotIn))
+    return False
+
+
+def _root(node: ast.expr) -> ast.Name | None:
+    """The name a chain of subscripts and `.get` calls starts from."""
+    while True:
+        if isinstance(node, ast.Subscript):
+            node = node.value
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            node = node.func.value
+        else:
+            return node if isinstance(node, ast.Name) else None
 
 
 def _chain(node: ast.expr, parent: dict) -> tuple[list | None, ast.AST]:
