@@ -305,6 +305,8 @@ def test_the_decimal_context_is_fresh_at_each_decision():
     ("return 'defect'", True),
     ("return ctx.get('opponent_action') or ctx['game']['actions'][ctx['depth'] % 2]", True),
     ("return ctx['history'][-1]['opponent'] if ctx['history'] else 'cooperate'", False),  # the list itself
+    ("return ctx['history'][-1]['opponent'] if ctx['round'] else 'cooperate'", True),  # a repeated game's titfortat
+    ("return ctx['game'][ctx['seat']]", False),  # a key not known: maybe a list
     ("a = ctx['game']['actions']\n    a.append('x')\n    return a[0]", False),
     ("ctx['game']['actions'][0] = 'x'\n    return 'x'", False),
     ("print(ctx)\n    return 'cooperate'", False),

@@ -164,7 +164,7 @@ def reads_only(source: str, leaves: frozenset[tuple]) -> bool:
         if path is None:
             return False
         full = prefix[node.id] + tuple(path)
-        if full in leaves:
+        if _leaf(full, leaves):
             if isinstance(top, ast.Subscript) and not isinstance(top.ctx, ast.Load):
                 return False
             continue
@@ -183,12 +183,17 @@ def _reading_use(top: ast.AST, use: ast.AST | None, full: tuple, leaves: frozens
         target = use.targets[0]
         if isinstance(target, ast.Name) and target.id in prefix:
             return True
-        return isinstance(target, ast.Tuple) and plain(target) and full + (ANY,) in leaves
+        return isinstance(target, ast.Tuple) and plain(target) and _leaf(full + (ANY,), leaves)
     if isinstance(use, (ast.For, ast.comprehension)) and use.iter is top:
-        return plain(use.target) and full + (ANY,) in leaves
+        return plain(use.target) and _leaf(full + (ANY,), leaves)
     if isinstance(use, ast.Compare) and top in use.comparators:
         return isinstance(use.ops[use.comparators.index(top)], (ast.In, ast.NotIn))
     return False
+
+
+def _leaf(path: tuple, leaves: frozenset) -> bool:
+    """Whether a path is one of the leaves, ANY in a leaf matching any step (a key or an index)."""
+    return any(len(leaf) == len(path) and all(a == ANY or a == b for a, b in zip(leaf, path)) for leaf in leaves)
 
 
 def _root(node: ast.expr) -> ast.Name | None:
