@@ -8,6 +8,11 @@ FairBot against itself makes 1/epsilon = 20 nodes a decision, against DefectBot 
 code program run in the pydantic-monty sandbox (warm sessions, decisions batched across trials). The same
 grid with the built-in fairbot and defectbot runs in the same process, so the ratio holds on a loaded
 machine. Sandbox start-up (worker processes) is included in the code figure.
+
+Decisions are pure functions of their ctx (issue 24): fair-code and defect-code keep no state and read only
+strings of their ctx, so they are neither loaded afresh nor given ctx copies. The third grid swaps in a FairBot
+that keeps a module-level counter and list and calls a method of the game's actions (`.index`): every decision
+loads it afresh and gets its own copy of the ctx's lists and dicts (the worst case of that mechanism).
 """
 
 from __future__ import annotations
@@ -22,6 +27,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Row, arg_parser, library, machine, run  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+STATEFUL = """\
+calls = 0
+seen = []
+def decide(ctx):
+    global calls
+    calls += 1
+    seen.append(ctx["u"])
+    game = ctx["game"]
+    if ctx["opponent_action"] is None:
+        return game["default_action"]
+    return game["actions"][game["actions"].index(ctx["opponent_action"])]
+"""
 
 
 def tournament(ids: list[str], programs: dict, games: dict, per_cell: int, db: Path) -> dict:
@@ -49,22 +66,29 @@ def main(argv: list[str] | None = None) -> list[Row]:
     args = ap.parse_args(argv)
     per_cell = 500 if args.quick else args.trials
     lib = library()
-    programs = {**lib.programs, **load_programs([ROOT / "programs" / "code"])}
+    from arena.library.programs import CodeProgram
+
+    programs = {**lib.programs, **load_programs([ROOT / "programs" / "code"]),
+                "counter-code": CodeProgram(id="counter-code", kind="code", source=STATEFUL)}
     print(f"code-program throughput, {machine()}")
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, ids in (("code", ["fair-code", "defect-code"]), ("builtin", ["fairbot", "defectbot"])):
+        for label, ids in (("code", ["fair-code", "defect-code"]), ("builtin", ["fairbot", "defectbot"]),
+                           ("stateful", ["counter-code", "defect-code"])):
             r = out[label] = tournament(ids, programs, lib.games, per_cell, Path(tmp) / f"{label}.db")
             print(f"  {label:8s} {r['trials']:,} trials ({r['nodes']:,} nodes, {r['ok']:,} ok) persisted in "
                   f"{r['wall']:.2f} s: {r['trials'] / r['wall']:,.0f} trials/s, {r['nodes'] / r['wall']:,.0f} nodes/s")
-    code, builtin = (out[k]["trials"] / out[k]["wall"] for k in ("code", "builtin"))
-    print(f"  ratio code / built-in: {code / builtin:.3f}")
+    code, builtin, stateful = (out[k]["trials"] / out[k]["wall"] for k in ("code", "builtin", "stateful"))
+    print(f"  ratio code / built-in: {code / builtin:.3f}; stateful / code: {stateful / code:.3f}")
     ok = out["code"]["status"] == "finished" and out["code"]["ok"] == out["code"]["trials"]
     return [
         Row("code_throughput", "code trials/s persisted (PD, code FairBot+DefectBot, ε 0.05)", f"{code:,.0f} /s",
             "≥ 2,000 /s", ok and code >= 2_000),
         Row("code_throughput", "same grid, built-in fairbot+defectbot (same run)",
             f"{builtin:,.0f} /s (code = {code / builtin:.2f}×)"),
+        Row("code_throughput", "a stateful FairBot (loaded afresh, ctx copied each decision) + code DefectBot",
+            f"{stateful:,.0f} /s ({stateful / code:.2f}× the stateless code)", "≥ 2,000 /s",
+            out["stateful"]["ok"] == out["stateful"]["trials"] and stateful >= 2_000),
     ]
 
 

@@ -13,6 +13,13 @@ limit is fed again in smaller feeds, down to one decision alone, so a decision's
 the batching (a runaway program costs a few limits, then its limit per decision, and the others still get
 answers). `Sandbox.checkpoint`, when set, is called before every feed of a batch (the runner pauses or
 abandons a batch there).
+
+Decisions are pure functions of their ctx: before each one the session loads the program afresh (its
+source, re-run as the body of `_arena_fresh`, see codestate.reload_form: new objects for every global,
+list, class and default; `random` seeded the same way before it), the ctx's lists and dicts are the
+decision's own copies, and `random` is then seeded from the node's draw. So a program that counts its
+calls in a global answers the same whatever the batch size, the number of workers, or which decisions
+failed before it; state across the rounds of a match comes in ctx (history), never from session reuse.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from typing import Any
 
 from arena.engine.records import history_dicts
 from arena.library.codecheck import uses_random
+from arena.library.codestate import ANY, RELOAD_HEADER, calls_at_load, constant_module, reads_only, reload_form
 from arena.library.programs import CodeProgram
 
 PARALLEL_MIN = 128  # decisions a part of a batch must have before it is split over the cores
@@ -32,8 +40,18 @@ OUTPUT_CAP = 2000  # characters of printed output kept per decision
 FEED_TARGET_S = 0.05  # a batch's feeds are sized to take about this long (at most a quarter of the limit)
 MAX_FEED = 1 << 16
 FIRST_FEED = 4  # decisions in a session's first feed (then twice as many a feed while they take under half that)
+LOAD_SEED = 0  # `random`'s seed while the source loads afresh before each decision
+# the immutable leaves of a ctx (code.build_ctx, code.match_ctx): a program that reads only these may share a
+# batch's fixed part of the ctx with the other decisions; any other gets its own copies of the lists and dicts
+CTX_LEAVES = frozenset({
+    *((k,) for k in ("seat", "me", "opponent", "opponent_id", "opponent_kind", "opponent_action", "depth",
+                     "epsilon", "u", "round", "rounds", "continuation")),
+    ("game", "id"), ("game", "default_action"), ("game", "defect_action"), ("game", "actions", ANY),
+    ("game", "payoffs", ANY, ANY, ANY), ("game", "cooperative", ANY, ANY), ("history", ANY, ANY)})
 
 _PRELUDE = f'''
+import json as _arena_json
+import copy as _arena_copy
 _arena_out = []
 _arena_size = [0]
 def print(*args, sep=" ", end="\\n"):
@@ -41,7 +59,28 @@ def print(*args, sep=" ", end="\\n"):
         _arena_piece = sep.join([str(a) for a in args]) + end
         _arena_out.append(_arena_piece)
         _arena_size[0] += len(_arena_piece)
+def _arena_load():
+    if _arena_decimal is not None:
+        _arena_decimal.setcontext(_arena_decimal.Context())
+    if _arena_reloads:
+        if _arena_load_seeded:
+            _arena_random.seed({LOAD_SEED})
+        _arena_fresh()
+        if _arena_out:
+            _arena_out.clear()
+            _arena_size[0] = 0
+def _arena_text(v):
+    if type(v) is list or type(v) is dict:
+        _arena_t = _arena_json.dumps(v)
+        if _arena_json.loads(_arena_t) == v:
+            return _arena_t
+    return None
+def _arena_own(v):
+    if type(v) is list or type(v) is dict or type(v) is set or type(v) is tuple:
+        return _arena_copy.deepcopy(v)
+    return v
 def _arena_one(c, seed):
+    _arena_load()
     _arena_out.clear()
     _arena_size[0] = 0
     if seed is not None:
@@ -53,20 +92,35 @@ def _arena_run(bases, items, seeds):
     _arena_outs = []
     _arena_fails = []
     _arena_i = 0
+    _arena_kept = []
+    for _arena_b in bases:
+        _arena_kept.append([(_arena_key, _arena_text(_arena_b[_arena_key])) for _arena_key in _arena_b
+                            if _arena_copies and type(_arena_b[_arena_key]) in (list, dict, set, tuple)])
     for _arena_k, _arena_a, _arena_d, _arena_e, _arena_u, _arena_m in items:
-        _arena_c = dict(bases[_arena_k])
+        _arena_b = bases[_arena_k]
+        _arena_c = dict(_arena_b)
+        for _arena_key, _arena_t in _arena_kept[_arena_k]:
+            if _arena_t is None:
+                _arena_c[_arena_key] = _arena_copy.deepcopy(_arena_b[_arena_key])
+            elif _arena_t == "[]":
+                _arena_c[_arena_key] = []
+            else:
+                _arena_c[_arena_key] = _arena_json.loads(_arena_t)
         _arena_c["opponent_action"] = _arena_a
         _arena_c["depth"] = _arena_d
         _arena_c["epsilon"] = _arena_e
         _arena_c["u"] = _arena_u
         if _arena_m is not None:
             for _arena_key in _arena_m:
-                _arena_c[_arena_key] = _arena_m[_arena_key]
+                if _arena_key != "history":
+                    _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key]) if _arena_copies else _arena_m[_arena_key]
             _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
                                     "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
-        if seeds is not None:
-            _arena_random.seed(seeds[_arena_i])
         try:
+            if _arena_resets:
+                _arena_load()
+            if seeds is not None:
+                _arena_random.seed(seeds[_arena_i])
             _arena_res.append(decide(_arena_c))
         except Exception:
             _arena_res.append(None)
@@ -78,7 +132,8 @@ def _arena_run(bases, items, seeds):
         _arena_i += 1
     return (_arena_res, _arena_outs, _arena_fails)
 '''
-_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1
+_SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1,
+_RELOAD_FEED = "<python-input-2>"  # its reload form feed 2 (lines RELOAD_HEADER further down), the prelude again 3
 
 
 class SandboxError(Exception):
@@ -118,6 +173,7 @@ def seed_of(u: float) -> int:
     return int(u * 2**53)
 
 
+UNRELOADABLE = "the source cannot be loaded afresh for each decision (Python's compiler refuses it)"
 TAMPERED = ("the program's answer did not come back in the shape Arena's sandbox helpers give it (a program "
             "may not define or change names starting with _arena)")
 
@@ -153,8 +209,8 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
             return f"MemoryError: decide used more than its limit of {program.memory_mb} MB"
         frames = _frames(exc)
         if frames:
-            f = frames[-1]
-            return f"{_short(msg)} (line {f.line}: `{(f.source_line or '').strip()}`)"
+            line, text = frames[-1]
+            return f"{_short(msg)} (line {line}: `{text}`)"
         return _short(msg)
     if isinstance(exc, MontySyntaxError):
         return _short(exc.display("type-msg"))
@@ -163,17 +219,23 @@ def _describe(exc: BaseException, program: CodeProgram) -> str:
     return _short(f"{type(exc).__name__}: {exc}")
 
 
-def _frames(exc: BaseException) -> list:
+def _frames(exc: BaseException) -> list[tuple[int, str]]:
+    """(source line, its text) of each frame of the program's own code, loaded or loaded afresh."""
     from pydantic_monty import MontyRuntimeError
 
-    if isinstance(exc, MontyRuntimeError):
-        return [f for f in exc.traceback() if f.filename == _SOURCE_FEED]
-    return []
+    if not isinstance(exc, MontyRuntimeError):
+        return []
+    out = []
+    for f in exc.traceback():
+        if f.filename in (_SOURCE_FEED, _RELOAD_FEED):
+            line = f.line - (RELOAD_HEADER if f.filename == _RELOAD_FEED else 0)
+            out.append((line, (f.source_line or "").strip()))
+    return out
 
 
 def error_line(exc: BaseException) -> int | None:
     frames = _frames(exc)
-    return frames[-1].line if frames else None
+    return frames[-1][0] if frames else None
 
 
 def _short(text: str, n: int = 300) -> str:
@@ -189,6 +251,16 @@ class ProgramSession:
         self.program = program
         self.checkpoint = checkpoint  # called before each feed of a batch (may raise to abandon it)
         self.seeded = uses_random(program.code)
+        code = program.code
+        # what each decision needs to start fresh, from the source: a fresh load (not for a module no decision
+        # can change), random seeded before it (when loading calls something), decimal's context reset, copies
+        # of the ctx's shared lists and dicts (not for a program that reads only immutable leaves of its ctx)
+        self._prelude = (_PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+                         + ("import decimal as _arena_decimal\n" if "decimal" in code else "_arena_decimal = None\n")
+                         + f"_arena_reloads = {not constant_module(code)}\n"
+                         + f"_arena_load_seeded = {self.seeded and calls_at_load(code)}\n"
+                         + f"_arena_copies = {not reads_only(code, CTX_LEAVES)}\n"
+                         + "_arena_resets = _arena_reloads or _arena_decimal is not None\n")
         self._cm = None
         self._session = None
         self._batch_limits = True
@@ -208,10 +280,15 @@ class ProgramSession:
                                       os_policy={"random_start": {"seed": 0}, "sleep": "zero"})
         self._session = self._cm.__enter__()
         self._batch_limits = batch
-        prelude = _PRELUDE + ("import random as _arena_random\n" if self.seeded else "")
+        prelude = self._prelude
         try:
             self._session.feed_run(prelude)
             self._session.feed_run(self.program.code)
+            fresh = reload_form(self.program.code, keep_out=frozenset({"print"}))
+            if fresh is None:
+                self.load_error, self.load_line = UNRELOADABLE, None
+                return self._session
+            self._session.feed_run(fresh)
             # the helpers again, over any name of the program's that shadows them (the static check refuses
             # such names; this holds even for a source that reached the sandbox without it)
             self._session.feed_run(prelude)

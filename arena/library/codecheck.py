@@ -1,9 +1,11 @@
 """Static checks of a code program's source, before it ever reaches the sandbox.
 
-Parsing uses `ast` only (the source is never executed in Arena's process). What is refused here is what
-the sandbox would refuse anyway or what has no business in a game policy: imports other than a few pure
-modules, `eval`/`exec`/`compile`/`__import__`, and dunder attribute walks (`x.__class__...`). Each
-finding names the source line (1-based) and quotes it.
+Parsing uses `ast` and `symtable` only (the source is never executed in Arena's process). What
+is refused here is what the sandbox would refuse anyway or what has no business in a game policy: imports
+other than a few pure modules, `eval`/`exec`/`compile`/`__import__`, dunder attribute walks
+(`x.__class__...`), and state a decision could leave to the next one that a fresh load would not undo (a
+`global` name the source never binds at module level). Each finding names the source line (1-based) and
+quotes it.
 """
 
 from __future__ import annotations
@@ -11,8 +13,12 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass
 
-ALLOWED_MODULES = frozenset({"math", "random", "re", "json", "itertools", "functools", "collections",
-                             "statistics", "string", "typing", "dataclasses", "fractions", "decimal"})
+from arena.library.codestate import module_names
+
+# the pure modules a program may import: those the Monty sandbox (pydantic-monty 1.4.0) provides
+# (statistics, string and fractions are not among them: a program importing them failed in the sandbox)
+ALLOWED_MODULES = frozenset({"math", "random", "re", "json", "itertools", "functools", "collections", "typing",
+                             "dataclasses", "decimal"})
 REFUSED_NAMES = frozenset({"eval", "exec", "compile", "__import__", "globals", "locals", "vars", "getattr",
                            "setattr", "delattr", "__builtins__", "breakpoint", "input"})
 
@@ -77,6 +83,7 @@ def check_source(source: str) -> list[SourceFinding]:
             refuse(node, "touching Arena's helpers")
         elif (bound := _bound_name(node)) is not None and bound.startswith("_arena"):
             refuse(node, f"'{bound}' (Arena's own helper names start with _arena)")
+    found.extend(_state_findings(tree, source))
     if found:
         return sorted(found, key=lambda f: f.line)
     decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
@@ -89,6 +96,37 @@ def check_source(source: str) -> list[SourceFinding]:
     return []
 
 
+def _state_findings(tree: ast.Module, source: str) -> list[SourceFinding]:
+    """A `global` statement at module level (it means nothing there, and the reload form declares every module
+    name itself), and a `global` name that no module-level statement binds: a fresh load could not undo it."""
+    found = []
+    bound = module_names(source)
+    for node in _module_scope(tree):
+        if isinstance(node, ast.Global):
+            found.append(SourceFinding(node.lineno, f"a `global` statement at module level is not allowed in a "
+                                                    f"code program: `{quote(source, node.lineno)}`"))
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Global) and bound is not None:
+            for name in node.names:
+                if name not in bound:
+                    found.append(SourceFinding(node.lineno, (
+                        f"`global {name}` needs `{name}` set at the top of the source (each decision starts from "
+                        f"the freshly loaded source, so state kept by a decision alone would leak): "
+                        f"`{quote(source, node.lineno)}`")))
+    return found
+
+
+def _module_scope(tree: ast.Module):
+    """The nodes of the module's own scope (not inside a def, lambda or class)."""
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            todo.extend(ast.iter_child_nodes(node))
+
+
 def uses_random(source: str) -> bool:
     """Whether the program may draw from `random` (the sandbox then seeds it from each node's draw)."""
     return "random" in source
+
