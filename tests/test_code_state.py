@@ -133,14 +133,14 @@ def test_a_failing_decision_leaves_the_others_answers_as_they_were(failure):
 def test_shared_history_of_a_repeated_game_is_each_decisions_own():
     """The round's keys (the 6th element of a request) may be one object for several decisions: a decision
     appending to its history must not show in another's."""
-    shared = {"round": 1, "rounds": 3, "history": [{"me": "cooperate", "opponent": "defect"}]}
+    shared = {"round": 1, "rounds": 3, "history": [("cooperate", "defect", 0.0, 5.0)]}  # (Play.rows' form)
     base = {"game": {"actions": ["cooperate", "defect"], "default_action": "cooperate"}, "seat": "row"}
     src = "def decide(ctx):\n    ctx['history'].append(1)\n    return len(ctx['history'])\n"
     p = program(src)
     with Sandbox([p], workers=1) as sb:
         out = sb.run_many(p, [(base, None, 0, 0.1, 0.5, shared)] * 5)
     assert [o.value for o in out] == [2] * 5
-    assert shared["history"] == [{"me": "cooperate", "opponent": "defect"}]
+    assert shared["history"] == [("cooperate", "defect", 0.0, 5.0)]
 
 
 def test_errors_name_the_programs_own_line_after_a_fresh_load():
