@@ -302,7 +302,9 @@ def _classify(outcome) -> str:
 async def _run_fault_plan(seed: int) -> tuple[FaultPlan, dict[str, int]]:
     plan = FaultPlan(0.25, seed=seed, timeout_delay=10.0, retry_after=0.01)
     sem = asyncio.Semaphore(25)
-    async with FakeLLMServer(plan) as srv, client(srv, timeout=0.5) as c:
+    # (the client timeout turns the plan's 10 s delays into timeouts; it leaves a loaded machine time to answer
+    # the others: at 0.5 s, 4 of 200 plain requests timed out on a 2-core machine at load 8)
+    async with FakeLLMServer(plan) as srv, client(srv, timeout=4.0) as c:
 
         async def one():
             async with sem:

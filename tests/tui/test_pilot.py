@@ -523,6 +523,11 @@ async def test_setup_lists_start_with_a_row_highlighted_and_the_palette_runs(mak
         run.callback()
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
         assert app.session.status == "finished" and app.session.done == 500
+        # Live, where the run took the app, has mounted (leaving while its Select mounts raised NoMatches in
+        # Textual's own Select, a shutdown race of the test, one run in a few on a loaded machine)
+        await wait_for(pilot, lambda: app.current_mode == "live" and app.screen.query("#live-condition")
+                       and all(w.is_mounted for w in app.screen.query("#live-condition *")))
+        await pilot.pause()
 
 
 async def test_live_tree_holds_as_soon_as_it_is_focused(make_app):
