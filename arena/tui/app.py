@@ -95,7 +95,9 @@ class ArenaApp(App):
     def reload_library(self):
         from arena.library.catalog import load_lenient
 
-        self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
+        # without a folder given: ./programs (or $ARENA_PROGRAMS), the shipped examples beside it; written to
+        # only there, never into the installed package's own programs/
+        self._library, self.library_problems = load_lenient(self.programs_path, self.games_path, examples=True)
         for screen in self._mode_screens():  # Setup lists what Library shows, at once
             if hasattr(screen, "library_changed"):
                 screen.library_changed()

@@ -50,6 +50,10 @@ def check_program_text(text: str, name: str, entries: dict, path: Path | None, p
             problems += exc.problems
             continue
         other = entries.get(prog.id)
+        from arena.library.catalog import is_example
+
+        if other is not None and is_example(other) and (path is None or not Path(path).exists()):
+            other = None  # a copy of a shipped example, saved among the user's programs, hides it
         if other is not None and (path is None or Path(other.file).resolve() != Path(path).resolve()):
             problems.append(Problem(name, doc.line, "id",
                                     f"program id '{prog.id}' is already used in {Path(other.file).name}:{other.line}"))
@@ -162,12 +166,19 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
         text = self.query_one(TextArea).text
         lib = self.app.library
         path = self.path or lib.programs_path / f"{self.programs[0].id}.yaml"
+        created = not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         except OSError as exc:
             self.notify(f"Cannot write {path}: {exc}", severity="error")
             return
+        if created:
+            from .library import display_path
+
+            self.app.notify(f"Created {display_path(path.parent)}/ for your programs (set $ARENA_PROGRAMS to "
+                            "keep them elsewhere).", timeout=8, markup=False)
+        self.saved_to = path
         self.dismiss(self.programs[0].id)
 
     def _smoke(self) -> None:

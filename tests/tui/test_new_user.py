@@ -1,0 +1,56 @@
+"""The app as a new user meets it (issue 33): an empty folder, the editor, Results' tabs and plots, Live
+right after attaching, quitting with Detach."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from arena.tui.screens.editor import ProgramEditor
+
+from conftest import ROOT
+from tui_helpers import wait_for
+
+
+
+async def test_new_programs_go_to_the_users_folder_never_the_shipped_one(make_app, tmp_path, monkeypatch):
+    """Started from a folder with no programs/: the shipped examples are listed (read-only), and a new
+    program, or an edited example, is written to ./programs/ (created, with a notice), not to Arena's own."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    monkeypatch.delenv("ARENA_PROGRAMS", raising=False)
+    shipped = {f: f.read_text() for f in (ROOT / "programs").rglob("*.yaml")}
+    app = make_app(programs_path=None, games_path=None, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        lib = app.library
+        assert lib.programs_path == work / "programs"
+        assert lib.entries["fairbot"].group == "examples" and lib.entries["fair-code"].group == "examples/code"
+        await pilot.press("n")
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ProgramEditor)
+        editor.query_one("#yaml").load_text("id: mine\nkind: builtin\nstrategy: titfortat\n")
+        await pilot.pause(0.4)
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ProgramEditor))
+        assert (work / "programs" / "mine.yaml").exists()
+        assert "mine" in app.library.entries and app.library.entries["mine"].group == ""
+        assert any("Created programs/" in n.message for n in app._notifications)
+        # an example edited in the app is saved as a copy among the user's programs
+        lst = app.screen.query_one("#programs")
+        lst.highlighted = lst.get_option_index("p:fairbot")
+        await pilot.pause()
+        assert "read-only" in str(app.screen.query_one("#detail-foot").render())
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ProgramEditor) and app.screen.path is None
+        await pilot.pause(0.4)
+        assert app.screen.problems == []
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: not isinstance(app.screen, ProgramEditor))
+        assert (work / "programs" / "fairbot.yaml").exists()
+        assert app.library.entries["fairbot"].file == work / "programs" / "fairbot.yaml"
+    assert {f: f.read_text() for f in (ROOT / "programs").rglob("*.yaml")} == shipped  # Arena's own untouched
