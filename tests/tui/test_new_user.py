@@ -54,3 +54,51 @@ async def test_new_programs_go_to_the_users_folder_never_the_shipped_one(make_ap
         assert (work / "programs" / "fairbot.yaml").exists()
         assert app.library.entries["fairbot"].file == work / "programs" / "fairbot.yaml"
     assert {f: f.read_text() for f in (ROOT / "programs").rglob("*.yaml")} == shipped  # Arena's own untouched
+
+
+async def test_cooperation_bars_of_21_pairs_match_their_labels(make_app, tmp_path):
+    """One ε, six programs: 21 pairs, each line its pair's label, its value and a bar of that length."""
+    import asyncio
+
+    from arena.analysis import plots
+    from arena.engine.grid import TournamentConfig
+    from arena.library.catalog import load_lenient
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+    from arena.tui.widgets import BarChart
+
+    db = tmp_path / "six.db"
+    lib, _ = load_lenient(ROOT / "programs", ROOT / "games")
+    six = ["cooperatebot", "defectbot", "fairbot", "randombot", "cliquebot", "titfortat"]
+    with Store(db) as store:
+        config = TournamentConfig(programs=six, games=["prisoners_dilemma"], epsilons=[0.2], max_depths=[5], trials=6)
+        runner = TournamentRunner.create(store, config, lib.programs, lib.games)
+        await asyncio.to_thread(asyncio.run, runner.run())
+    app = make_app(db)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_results(1)
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        app.screen.query_one("#results-tabs").active = "tab-plots"
+        await wait_for(pilot, lambda: app.screen._plots is not None)
+        await pilot.pause()
+        screen = app.screen
+        assert not screen.query_one("#plot-coop-chart").display
+        chart = screen.query_one("#plot-coop-bars", BarChart)
+        series = plots.coop_series(screen._plots.coop)
+        expected = {pair: pts[0].cooperation for s in series.values() for pair, pts in s.items()}
+        assert len(expected) == 21
+        text = str(chart.render()).split("\n")
+        width = chart.content_region.width
+        assert width > 40
+        lines = chart.lines(width)
+        assert len(lines) == 21
+        bar_w = width - len(lines[0][0]) - 7
+        for (label, n, value), line in zip(lines, text):
+            pair = label.strip()
+            x = expected[pair]
+            assert n == round(x * bar_w) and value == f"{x:.0%}"
+            # as drawn: the label, then exactly n full blocks, then the value at the end of the same line
+            assert line.startswith(label + " ") and line.count("█") == n and line.rstrip().endswith(value)
+        zero = next(line for line in text if line.startswith("cooperatebot/defectbot"))
+        assert zero.count("█") == 0 and zero.rstrip().endswith("0%")

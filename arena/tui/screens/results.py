@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, Tabs
@@ -23,7 +23,7 @@ LINE_COLOURS = [("red", "red"), ("green", "green"), ("blue", "blue"), ("magenta"
 
 from .. import format as fmt
 from ..failures import ContainsFailures
-from ..widgets import Heat, PairMatrix
+from ..widgets import BarChart, Heat, PairMatrix
 from .base import ArenaScreen
 
 # column key -> (header, PairRow attribute used for sorting, right-aligned)
@@ -90,6 +90,8 @@ class ResultsScreen(ArenaScreen):
                         with TabPane("Cooperation vs ε", id="plot-coop"):
                             yield Static(id="plot-coop-caption", classes="tab-caption")
                             yield PlotextPlot(id="plot-coop-chart")
+                            with VerticalScroll(id="plot-coop-bars-box"):
+                                yield BarChart(id="plot-coop-bars")
                         with TabPane("Payoff heat map", id="plot-heat"):
                             yield Static(id="plot-heat-caption", classes="tab-caption")
                             yield PairMatrix(id="heat-matrix")
@@ -397,11 +399,13 @@ class ResultsScreen(ArenaScreen):
         plt.clear_figure()
         single = all(len(pts) == 1 for pts in series.values())
         legend = None
-        if single and series:  # one ε: a line per pair would be a dot; a bar per pair, its value in its label
+        bars = single and bool(series)
+        chart.display = not bars
+        self.query_one("#plot-coop-bars-box").display = bars
+        if bars:  # one ε: a line per pair would be a dot; a bar per pair, drawn as text (label, bar, value)
             shown = [(pair, pts[0].cooperation) for pair, pts in series.items() if pts[0].cooperation is not None]
-            plt.bar([f"{p} {x:.0%}" for p, x in shown], [x for _, x in shown], orientation="horizontal", width=0.4)
-            plt.xlim(0, 1)
-            plt.xlabel(f"cooperation at ε {next(iter(series.values()))[0].epsilon:g}")
+            self.query_one("#plot-coop-bars", BarChart).set_bars(
+                shown, f"cooperation at ε {next(iter(series.values()))[0].epsilon:g} (0 to 100%)")
         else:  # the legend goes below the caption, in the lines' colours: drawn inside, it hid the lines
             legend = Content("")
             for i, (pair, pts) in enumerate(series.items()):
