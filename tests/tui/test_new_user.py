@@ -28,7 +28,7 @@ async def test_new_programs_go_to_the_users_folder_never_the_shipped_one(make_ap
         lib = app.library
         assert lib.programs_path == work / "programs"
         assert lib.entries["fairbot"].group == "examples" and lib.entries["fair-code"].group == "examples/code"
-        await pilot.press("n")
+        await pilot.press("n", "b")
         await pilot.pause()
         editor = app.screen
         assert isinstance(editor, ProgramEditor)
@@ -102,3 +102,66 @@ async def test_cooperation_bars_of_21_pairs_match_their_labels(make_app, tmp_pat
             assert line.startswith(label + " ") and line.count("█") == n and line.rstrip().endswith(value)
         zero = next(line for line in text if line.startswith("cooperatebot/defectbot"))
         assert zero.count("█") == 0 and zero.rstrip().endswith("0%")
+
+
+NONE_ON_ONE_BRANCH = """\
+id: forgetful
+kind: code
+source: |
+  def decide(ctx):
+      if ctx["opponent_action"] is None:
+          return ctx["game"]["default_action"]
+      if ctx["opponent_action"] == ctx["game"]["defect_action"]:
+          pass
+      else:
+          return ctx["opponent_action"]
+"""
+
+
+async def test_editor_status_runs_the_smoke_test_as_save_does(make_app, library_dir):
+    """A code program whose decide returns None on one branch is never shown as valid: "checking…" while
+    the smoke test runs in a worker, then its problem (the one save would refuse it for)."""
+    app = make_app(programs_path=library_dir, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        await pilot.press("n", "c")  # the code template
+        await pilot.pause()
+        editor = app.screen
+        assert isinstance(editor, ProgramEditor)
+        assert "def decide(ctx):" in editor.query_one("#yaml").text
+        await wait_for(pilot, lambda: editor.checked)
+        assert "smoke test passed" in str(editor.query_one("#editor-status").render())  # the template is valid
+        editor.query_one("#yaml").load_text(NONE_ON_ONE_BRANCH)
+        editor._validate()  # (what the edit's timer runs): the static checks pass, the smoke test is under way
+        status = str(editor.query_one("#editor-status").render())
+        assert not editor.checked and "checking…" in status and "valid" not in status
+        await wait_for(pilot, lambda: editor.checked)
+        status = str(editor.query_one("#editor-status").render())
+        assert "✗ 1 problem" in status
+        assert "forgetful.yaml" in str(editor.problems[0]) and "smoke test failed" in str(editor.problems[0])
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert isinstance(app.screen, ProgramEditor) and not (library_dir / "forgetful.yaml").exists()
+        # select-all is a key the footer shows
+        keys = {b.key: b.description for _, b, _, _ in editor.active_bindings.values() if b.show}
+        assert keys.get("ctrl+a") == "Select all"
+        await pilot.press("ctrl+a")
+        area = editor.query_one("#yaml")
+        assert area.selected_text == area.text
+
+
+async def test_new_offers_a_template_for_every_kind(make_app, library_dir):
+    app = make_app(programs_path=library_dir, start_mode="library")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        for key, kind in (("l", "llm"), ("b", "builtin"), ("c", "code")):
+            await pilot.press("n", key)
+            await pilot.pause()
+            editor = app.screen
+            assert isinstance(editor, ProgramEditor)
+            await wait_for(pilot, lambda: editor.checked)
+            assert editor.problems == [] and [p.kind for p in editor.programs] == [kind]
+            if kind == "builtin":
+                assert editor.programs[0].strategy == "titfortat"
+            await pilot.press("escape")
+            await pilot.pause()

@@ -247,9 +247,17 @@ class LibraryScreen(ArenaScreen):
         self.app.push_screen(ProgramEditor(text, path, title), done)
 
     def action_new(self) -> None:
-        from .editor import NEW_PROGRAM
+        """A template for each kind of program: LLM, built-in (a rule of Arena's), code."""
+        from .dialogs import ChooseTemplate
+        from .editor import TEMPLATES
 
-        self._open_editor(NEW_PROGRAM, None, "New program")
+        names = {"llm": "New LLM program", "builtin": "New built-in program", "code": "New code program"}
+
+        def chosen(kind: str | None) -> None:
+            if kind in TEMPLATES:
+                self._open_editor(TEMPLATES[kind], None, names[kind])
+
+        self.app.push_screen(ChooseTemplate(), chosen)
 
     def action_duplicate(self) -> None:
         pid = self._current_program()
