@@ -165,3 +165,40 @@ async def test_new_offers_a_template_for_every_kind(make_app, library_dir):
                 assert editor.programs[0].strategy == "titfortat"
             await pilot.press("escape")
             await pilot.pause()
+
+
+async def test_results_tabs_by_keys_shown_in_the_footer_and_help(seeded_app):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=(120, 40)) as pilot:
+        footer = {b.key: b.description for _, b, _, _ in app.screen.active_bindings.values() if b.show}
+        assert footer.get("i") == "Iterate runs"  # History's i, in its footer
+        app.open_results(ids["bots"])
+        await pilot.pause()
+        await app.workers.wait_for_complete()
+        screen = app.screen
+        tabs = screen.query_one("#results-tabs")
+        footer = {b.key: b.description for _, b, _, _ in screen.active_bindings.values() if b.show}
+        assert footer.get("right_square_bracket") == "Next tab" and footer.get("left_square_bracket") == "Prev tab"
+        assert "right_curly_bracket" not in footer  # the plots' keys on the Plots tab only
+        seen = [tabs.active]
+        for _ in range(6):
+            await pilot.press("right_square_bracket")
+            await pilot.pause()
+            seen.append(tabs.active)
+        assert seen == ["tab-pairs", "tab-coop", "tab-payoff", "tab-programs", "tab-eq", "tab-plots", "tab-pairs"]
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert tabs.active == "tab-plots"
+        footer = {b.key for _, b, _, _ in screen.active_bindings.values() if b.show}
+        assert "right_curly_bracket" in footer
+        plot_tabs = screen.query_one("#plot-tabs")
+        await pilot.press("right_curly_bracket")
+        await pilot.pause()
+        assert plot_tabs.active == "plot-heat"
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from arena.tui.screens.help import HELP
+
+        for words in ("`[` / `]`", "Equilibria", "By round", "`i` iterate runs", "Cooperation matrix", "Programs"):
+            assert words in HELP

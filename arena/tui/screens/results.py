@@ -56,6 +56,10 @@ class ResultsScreen(ArenaScreen):
         Binding("x", "export", "Export"),
         Binding("enter", "trials", "Trials"),
         Binding("t", "choose", "Tournament"),
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", key_display="["),
+        Binding("right_square_bracket", "tab(1)", "Next tab", key_display="]"),
+        Binding("left_curly_bracket", "plot_tab(-1)", "Prev plot", key_display="{"),
+        Binding("right_curly_bracket", "plot_tab(1)", "Next plot", key_display="}"),
         Binding("R", "refresh", "Refresh", show=False),
     ]
 
@@ -70,7 +74,8 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Pairs", id="tab-pairs"):
                     yield Static(Content.from_markup(
                         "[dim]One row per cell · [b]enter[/]: its trials, trees and transcripts · [b]s[/]: sort by the "
-                        "cursor's column (again: reverse) · coop = share of trials ending in a cooperative outcome[/]"),
+                        "cursor's column (again: reverse) · [b]\\[[/] [b]][/]: other tabs · coop = share of trials ending "
+                        "in a cooperative outcome[/]"),
                         classes="tab-caption")
                     yield DataTable(id="pairs", cursor_type="cell", zebra_stripes=True)
                 with TabPane("Cooperation matrix", id="tab-coop"):
@@ -286,6 +291,7 @@ class ResultsScreen(ArenaScreen):
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         self._fill_active()
         self._focus_active()
+        self.refresh_bindings()  # { } for the plots' tabs on the Plots tab only
 
     def _focus_active(self, force: bool = False) -> None:
         """Give the focus to the shown tab's table (its plot tabs where it has none) when the focus is
@@ -586,6 +592,29 @@ class ResultsScreen(ArenaScreen):
 
     def action_choose(self) -> None:
         self.app.switch_mode("history")
+
+    def action_tab(self, step: int, selector: str = "#results-tabs") -> None:
+        """[ and ]: the previous / next tab ({ and }: the plots' own tabs), wrapping around."""
+        tabs = self.query_one(selector, TabbedContent)
+        ids = [pane.id for pane in tabs.query(TabPane) if pane.id and pane.parent.parent is tabs]  # (not nested)
+        if not ids:
+            return
+        i = ids.index(tabs.active) if tabs.active in ids else 0
+        tabs.active = ids[(i + step) % len(ids)]
+        self.set_focus(None)
+        self._focus_active()
+
+    def action_plot_tab(self, step: int) -> None:
+        tabs = self.query_one("#results-tabs", TabbedContent)
+        if tabs.active != "tab-plots":
+            tabs.active = "tab-plots"
+            return
+        self.action_tab(step, "#plot-tabs")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "plot_tab" and self.query("#results-tabs"):  # shown on the Plots tab only
+            return self.query_one("#results-tabs", TabbedContent).active == "tab-plots"
+        return super().check_action(action, parameters)
 
     def action_refresh(self) -> None:
         self.load(self.tid)
