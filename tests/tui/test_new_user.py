@@ -202,3 +202,39 @@ async def test_results_tabs_by_keys_shown_in_the_footer_and_help(seeded_app):
 
         for words in ("`[` / `]`", "Equilibria", "By round", "`i` iterate runs", "Cooperation matrix", "Programs"):
             assert words in HELP
+
+
+async def test_iterate_feedback_scrolls_into_view_at_80x24(make_app, tmp_path):
+    """History → i: a step's long feedback is shown first and its pane scrolls (keys) at 80×24."""
+    from arena.store import iterate as db
+    from arena.store.database import Store
+
+    path = tmp_path / "it.db"
+    feedback = "\n".join(f"episode {i}: your program played c, the opponent d; utility 0" for i in range(60))
+    source = "\n".join(["def decide(ctx):"] + [f"    x{i} = {i}" for i in range(40)] + ["    return 'c'"])
+    with Store(path) as store:
+        config = {"game": "prisoners_dilemma", "model": "custom/w", "epsilon": 0.1, "max_depth": 3, "episodes": 3,
+                  "seed": 1}
+        run_id, tid = db.create_run(store, config, "r", 1, "test")
+        db.write_step(store, run_id, tid, {"round": 1, "player": "row", "step": 1, "program_id": "it1-r1-row-s1",
+                                           "program_hash": "h", "source": source, "valid": 1, "feedback": feedback,
+                                           "kept": 0}, [])
+    app = make_app(path, start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        await pilot.press("i")
+        await wait_for(pilot, lambda: app.screen.query("#iterate-steps") and
+                       app.screen.query_one("#iterate-steps").row_count == 1)
+        await pilot.pause()
+        screen = app.screen
+        box = screen.query_one("#iterate-detail-box")
+        text = str(screen.query_one("#iterate-detail").render())
+        assert text.index("feedback sent:") < text.index("code:")  # the feedback first
+        assert box.size.height >= 6 and box.max_scroll_y > 0
+        await pilot.press("d")
+        assert screen.focused is box
+        await pilot.press("end")
+        await pilot.pause()
+        assert box.scroll_y == box.max_scroll_y > 0  # the end of the code is reachable
+        footer = {b.key for _, b, _, _ in screen.active_bindings.values() if b.show}
+        assert "d" in footer
