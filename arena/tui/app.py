@@ -49,7 +49,7 @@ class ArenaApp(App):
 
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
                  programs_path: Path | None = None, games_path: Path | None = None, runner_process: bool = False,
-                 attach: int | bool | None = None, quiet_gc: bool = False):
+                 attach: int | bool | None = None, quiet_gc: bool = False, wall=time.time):
         """`runner_process`: tournaments run in a process of their own (arena/runner/process.py), as `arena`
         does; otherwise in a thread of this one. `attach`: a tournament id, or True for the newest running
         one, to attach to once the app is up. `quiet_gc`: the process is the app's own (`arena`): tune its
@@ -63,6 +63,7 @@ class ArenaApp(App):
         self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
         self.start_mode = start_mode
         self.clock = clock
+        self.wall = wall  # wall-clock time (a tournament's start is stored as one)
         self.programs_path = programs_path
         self.games_path = games_path
         self._store = None
@@ -272,10 +273,12 @@ class ArenaApp(App):
         row = self.store.tournament(tid)
         if not row.runner_socket:
             raise ArenaError(f"tournament {tid} has no runner process")
-        session = LiveSession(self.store, clock=self.clock)
+        session = LiveSession(self.store, clock=self.clock, wall=self.wall)
+        session.since = row.started_at  # elapsed counts from the runner's start, not from this attach
         runner = RemoteRunner(self.store, tid, row.runner_socket, pid=row.runner_pid, reused=reused,
                               sink=session.on_event)
         if start:
+            session.handshake = True  # its paused / resumed are the start-until-attached handshake
             runner.unpause()  # (sent as soon as it is connected)
         self._run(session, runner)
 

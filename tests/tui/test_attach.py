@@ -174,3 +174,5 @@ async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path
         assert app.screen.query_one(SimTree).key is not None
         log = "\n".join(m for _, _, m in app.session_log)
         assert f"in runner process {s.runner.pid}" in log and "tournament finished: 500/500 trials stored" in log
+        # its start-until-attached pause is a handshake, not the user's: not in the log
+        assert "paused" not in log and "resumed" not in log

@@ -238,3 +238,68 @@ async def test_iterate_feedback_scrolls_into_view_at_80x24(make_app, tmp_path):
         assert box.scroll_y == box.max_scroll_y > 0  # the end of the code is reachable
         footer = {b.key for _, b, _, _ in screen.active_bindings.values() if b.show}
         assert "d" in footer
+
+
+async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_path, monkeypatch):
+    """Attached to a run under way: its own counts at once (never 'starting · 0 / N · 0 trials/s' while the
+    matrix's counts load), elapsed from the tournament's start, and the log's lines wrapped whole."""
+    import asyncio
+    import threading
+    import time
+
+    from arena.analysis.tally import LiveTally
+    from arena.engine.events import TrialsFinished
+    from arena.runner.process import RemoteRunner
+    from arena.runner.stream import BatchStored
+    from arena.store.database import Store
+    from test_attach import TOTAL, _control, _start_paused
+
+    db = tmp_path / "arena.db"
+    started = _start_paused(db)
+    with Store(db) as store:  # another client lets it run until a first batch is stored, then leaves it running
+        watcher = RemoteRunner(store, 1, started.socket)
+        batch = threading.Event()
+        watcher.sink = lambda e: batch.set() if isinstance(e, (BatchStored, TrialsFinished)) else None
+        thread = threading.Thread(target=lambda: asyncio.run(watcher.run()), daemon=True)
+        thread.start()
+        watcher.unpause()
+        assert batch.wait(120)
+        watcher.pause()  # (held while the app attaches, so that 'under way' is still true when it looks)
+        watcher.detach()
+        thread.join(30)
+        begun = store.tournament(1).started_at
+    seeded = threading.Event()
+    slow = LiveTally.seed
+
+    def seed(self, *a, **kw):  # the matrix's counts from the store: seconds for a large run
+        time.sleep(1.5)
+        out = slow(self, *a, **kw)
+        seeded.set()
+        return out
+
+    monkeypatch.setattr(LiveTally, "seed", seed)
+    app = make_app(db=db, runner_process=True, attach=True, wall=lambda: time.time() + 3600)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.session is not None and app.session.runner._attached, 30)
+        await pilot.pause(0.2)
+        s = app.session
+        assert not seeded.is_set()  # still loading the matrix's counts
+        stats = str(app.screen.query_one("#live-stats").render())
+        counts = str(app.screen.query_one("#live-counts").render())
+        assert s.status == "paused" and "starting" not in stats
+        assert 0 < s.done < TOTAL and f"{s.done:,} / {TOTAL:,}" in counts
+        assert s.progress().elapsed_s >= 3600 + (time.time() - begun) - 5  # from the tournament's start
+        await pilot.press("space")  # resumed: until it has a rate of its own, none is shown (not '0 trials/s')
+        await wait_for(pilot, lambda: s.status == "running", 30)
+        await pilot.pause(0.3)
+        stats = str(app.screen.query_one("#live-stats").render())
+        assert " 0 trials/s" not in stats
+        await wait_for(pilot, seeded.is_set, 30)
+        s.cancel()
+        await wait_for(pilot, lambda: s.ended, 60)
+        await pilot.pause(0.3)
+        log = app.screen.query_one("#live-log")
+        width = log.scrollable_content_region.width
+        assert log.lines and all(len(line.text.rstrip()) <= width for line in log.lines)
+        text = "\n".join(line.text for line in log.lines)
+        assert f"in runner process {started.pid}" in " ".join(text.split())
