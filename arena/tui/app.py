@@ -73,6 +73,7 @@ class ArenaApp(App):
         self.results_tid: int | None = None  # the tournament the Results screen shows
         self.library_problems: list = []  # problems in the YAML files (the rest of the library still loads)
         self.mode_screens: dict[str, Screen] = {}  # filled by each mode screen when it mounts
+        self.exit_message = ""  # printed after the app has ended (quitting with Detach)
 
     # -- shared state ----------------------------------------------------------------------------------
     @property
@@ -375,8 +376,10 @@ class ArenaApp(App):
 
             def chosen(choice: str | None) -> None:
                 if choice == "detach":
+                    tid, pid = self.session.tournament_id, self.session.runner.pid
                     self.session.detach()
-                    self.exit()
+                    self.exit_message = self.detached_message(tid, pid)
+                    self.exit(message=self.exit_message)  # (printed once the terminal is back)
                 elif choice == "cancel":
                     self._stop_session()
                     self.exit()
@@ -402,6 +405,13 @@ class ArenaApp(App):
             return
         self._stop_session()
         self.exit()
+
+    def detached_message(self, tid: int, pid: int | None) -> str:
+        """What the terminal shows once the app has left a tournament running: its id and how to come back."""
+        default = Path(os.environ.get("ARENA_DB") or "arena.db")
+        db = "" if self.db_path.resolve() == default.resolve() else f" --db {self.db_path}"
+        return (f"Tournament {tid} goes on in runner process {pid}.\n"
+                f"Follow it again with: arena attach {tid}{db}   (or a bare `arena`{db})")
 
     def _stop_session(self) -> None:
         if self.session is not None and not self.session.ended:

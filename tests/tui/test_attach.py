@@ -114,6 +114,8 @@ async def test_quit_while_attached_detach_lets_it_finish(make_app, tmp_path):
         await pilot.click("#detach")
         await pilot.pause(0.2)
     assert app.return_code == 0
+    said = app.exit_message  # printed once the terminal is back (App.exit's message)
+    assert "Tournament 1 goes on in runner process" in said and f"arena attach 1 --db {db}" in said
     with Store(db) as store:
         assert store.tournament(1).display_status == "running"
     _control(started.socket, "unpause")  # it went on without the app: let it finish

@@ -303,3 +303,12 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
         assert log.lines and all(len(line.text.rstrip()) <= width for line in log.lines)
         text = "\n".join(line.text for line in log.lines)
         assert f"in runner process {started.pid}" in " ".join(text.split())
+
+
+def test_arena_help_says_a_bare_arena_opens_the_app():
+    from typer.testing import CliRunner
+
+    from arena.cli.main import app
+
+    out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
+    assert "`arena` alone opens the app" in " ".join(out.split())
