@@ -312,3 +312,27 @@ def test_arena_help_says_a_bare_arena_opens_the_app():
 
     out = CliRunner().invoke(app, ["--help"], env={"COLUMNS": "200"}).output
     assert "`arena` alone opens the app" in " ".join(out.split())
+
+
+async def _results_tab(app, pilot, tid, tab):
+    app.open_results(tid)
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    app.screen.query_one("#results-tabs").active = tab
+    data = {"tab-programs": "_programs", "tab-eq": "_equilibria"}.get(tab)
+    await wait_for(pilot, lambda: data is None or getattr(app.screen, data) is not None)
+    await pilot.pause(0.2)
+
+
+@pytest.mark.parametrize("size,tab,table", [((120, 40), "tab-programs", "#ranking"), ((80, 24), "tab-programs", "#ranking"),
+                                            ((80, 24), "tab-pairs", "#pairs"), ((80, 24), "tab-eq", "#equilibria")])
+async def test_wide_tables_fit_without_sideways_scrolling(seeded_app, size, tab, table):
+    make, ids = seeded_app
+    app = make(start_mode="history")
+    async with app.run_test(size=size) as pilot:
+        await _results_tab(app, pilot, ids["bots"], tab)
+        t = app.screen.query_one(table)
+        assert t.row_count > 0
+        assert t.virtual_size.width <= t.scrollable_content_region.width, (t.virtual_size, t.scrollable_content_region)
+        if table == "#ranking" and size[0] == 120:
+            assert [str(c.label) for c in t.columns.values()][-4:] == ["CC", "CD", "DC", "DD"]

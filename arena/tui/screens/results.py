@@ -218,10 +218,28 @@ class ResultsScreen(ArenaScreen):
         self.refresh_bindings()  # (Textual leaves a loading widget's keys out, and says nothing when it is done)
 
     # -- pairs table -------------------------------------------------------------------------------------------
+    def _narrow(self) -> bool:
+        return 0 < self.size.width < 100
+
+    def on_resize(self) -> None:
+        narrow = self._narrow()
+        if narrow != getattr(self, "_was_narrow", None):
+            self._was_narrow = narrow
+            if self.tid is not None and not self._loading:  # the tables fit the new width
+                self._fill_pairs()
+                self._fill_active()
+
     def _columns(self):
         skip = {"game", "eps", "cap"}  # one condition at a time (the selector above the tabs)
         if all(r.temperature is None for r in self.rows):
             skip.add("temp")
+        if self._narrow():  # 80 columns: Wilson's interval (Wald's in the export), no empty columns
+            skip |= {"ci", "calls"}
+            shown = [r for r in self.rows if (r.game, r.epsilon, r.max_depth, r.temperature) == self._condition]
+            if not any(r.refusal_rate for r in shown):
+                skip.add("refused")
+            if not any(r.error_rate for r in shown):
+                skip.add("errors")
         return [c for c in COLUMNS if c[0] not in skip]
 
     def _fill_pairs(self) -> None:
@@ -242,10 +260,12 @@ class ResultsScreen(ArenaScreen):
             # NaN / None always last
             rows.sort(key=lambda r: _missing(getattr(r, attr)))
         self._shown_rows = rows
+        names = 14 if self._narrow() else 24
         for i, r in enumerate(rows):
             cells = {
                 "game": r.game, "eps": f"{r.epsilon:g}", "cap": str(r.max_depth), "temp": fmt.temp(r.temperature),
-                "row": r.row_program, "col": r.col_program, "trials": f"{r.trials:,}",
+                "row": fmt.ellipsize(r.row_program, names), "col": fmt.ellipsize(r.col_program, names),
+                "trials": f"{r.trials:,}",
                 "coop": heat.text(fmt.pct(r.cooperation, 1), r.cooperation),
                 "ci": fmt.interval(r.wald_low, r.wald_high),
                 "wilson": fmt.interval(r.wilson_low, r.wilson_high),
@@ -342,8 +362,9 @@ class ResultsScreen(ArenaScreen):
         table.clear(columns=True)
         for key, header in (*EQ_COLUMNS, *((f, f.replace("_", " ")) for f in extra)):
             table.add_column(header, key=key)
+        narrow = self._narrow()
         for r in rows:
-            table.add_row(*cells(r, extra), key=str(r.index))
+            table.add_row(*cells(r, extra, narrow), key=str(r.index), height=None)  # (as many lines as it needs)
         where = fmt.condition(*self._condition) if self._condition else ""
         self.query_one("#eq-caption", Static).update(Content.styled(
             f"Nash equilibria of the meta-game's point estimate (choose a program, paid its mean payoff against the "
@@ -365,23 +386,28 @@ class ResultsScreen(ArenaScreen):
         table.clear(columns=True)
         heat = Heat(self.app)
         two = any(r.cc is not None for r in rows)
-        headers = ["rank", "program", "mean payoff", "95% CI", "median", "coop rating", "wins", "initial",
-                   "initial plays", *(["CC", "CD", "DC", "DD"] if two else [])]
+        # short headers (the caption says what they are): CC/CD/DC/DD whole at 120 columns
+        narrow = self._narrow()
+        headers = ["#" if narrow else "rank", "program", "payoff", "95% CI", *([] if narrow else ["median"]), "coop", "wins", "initial",
+                   *([] if narrow else ["initial plays"]), *(["CC", "CD", "DC", "DD"] if two else [])]
         for h in headers:
             table.add_column(Text(h, justify="left" if h in ("program", "initial plays") else "right"), key=h)
         for r in rows:
-            plays = " ".join(f"{a} {fmt.pct(x)}" for a, x in r.initial_actions.items() if x > 0) or "–"
-            cells = [str(r.rank or "–"), r.program, fmt.num(r.mean_payoff),
+            plays = fmt.ellipsize(" ".join(f"{a} {fmt.pct(x)}" for a, x in r.initial_actions.items() if x > 0) or "–",
+                                  18)
+            cells = [str(r.rank or "–"), fmt.ellipsize(r.program, 14 if narrow else 20), fmt.num(r.mean_payoff),
                      "–" if r.payoff_low is None else f"{fmt.num(r.payoff_low)}–{fmt.num(r.payoff_high)}",
-                     fmt.num(r.median_payoff), heat.text(fmt.pct(r.cooperation_rating, 1), r.cooperation_rating),
-                     str(r.wins), fmt.pct(r.initial_rate), plays,
+                     *([] if narrow else [fmt.num(r.median_payoff)]),
+                     heat.text(fmt.pct(r.cooperation_rating, 1), r.cooperation_rating),
+                     str(r.wins), fmt.pct(r.initial_rate), *([] if narrow else [plays]),
                      *([fmt.pct(x) for x in (r.cc, r.cd, r.dc, r.dd)] if two else [])]
-            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if i in (1, 8) else "right")
-                            for i, c in enumerate(cells)], key=r.program)
+            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if headers[i] in ("program", "initial plays")
+                                                               else "right") for i, c in enumerate(cells)], key=r.program)
         where = fmt.condition(*self._condition) if self._condition else ""
         self.query_one("#programs-caption", Static).update(Content.styled(
-            f"Ranked by mean payoff, both seats pooled · {where} · wins: opponents it out-scores on average · "
-            "initial: top-level decisions that did not simulate", "dim"))
+            f"Ranked by mean payoff, both seats pooled · {where} · coop: cooperation rating · wins: opponents it "
+            "out-scores on average · initial: top-level decisions that did not simulate" +
+            (" · CC CD DC DD: outcome shares" if two else ""), "dim"))
 
     # -- plots ------------------------------------------------------------------------------------------------
     def _fill_plots(self) -> None:
