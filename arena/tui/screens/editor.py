@@ -251,7 +251,7 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
             self.notify(f"Cannot write {path}: {exc}", severity="error")
             return
         if created:
-            from .library import display_path
+            from ..format import display_path
 
             self.app.notify(f"Created {display_path(path.parent)}/ for your programs (set $ARENA_PROGRAMS to "
                             "keep them elsewhere).", timeout=8, markup=False)

@@ -17,18 +17,9 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from .. import format as fmt
+from ..format import display_path
 from ..widgets import Heat
 from .base import ArenaScreen
-
-
-def display_path(path: Path) -> str:
-    """A library file as shown: relative to the current folder when it is inside it (programs/fair-llm.yaml),
-    else its absolute path, so that the path shown can be opened from where the app was started."""
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def reflow(text: str) -> str:
