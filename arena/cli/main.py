@@ -14,7 +14,9 @@ from typing import Annotated, Optional
 import typer
 
 app = typer.Typer(
-    help="Arena: tournaments of programs that read (and simulate) each other's source, on one-shot games.",
+    help="Arena: tournaments of programs that read (and simulate) each other's source, on one-shot games.\n\n"
+         "`arena` alone opens the app (the terminal UI: Library, Setup, Live, Results, History) on ./arena.db "
+         "(or $ARENA_DB); the commands below do the same work headless.",
     no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,

@@ -49,7 +49,7 @@ class ArenaApp(App):
 
     def __init__(self, db: Path | str | None = None, *, start_mode: str = "setup", clock=time.monotonic,
                  programs_path: Path | None = None, games_path: Path | None = None, runner_process: bool = False,
-                 attach: int | bool | None = None, quiet_gc: bool = False):
+                 attach: int | bool | None = None, quiet_gc: bool = False, wall=time.time):
         """`runner_process`: tournaments run in a process of their own (arena/runner/process.py), as `arena`
         does; otherwise in a thread of this one. `attach`: a tournament id, or True for the newest running
         one, to attach to once the app is up. `quiet_gc`: the process is the app's own (`arena`): tune its
@@ -63,6 +63,7 @@ class ArenaApp(App):
         self.db_path = Path(db) if db is not None else Path(os.environ.get("ARENA_DB") or "arena.db")
         self.start_mode = start_mode
         self.clock = clock
+        self.wall = wall  # wall-clock time (a tournament's start is stored as one)
         self.programs_path = programs_path
         self.games_path = games_path
         self._store = None
@@ -72,6 +73,7 @@ class ArenaApp(App):
         self.results_tid: int | None = None  # the tournament the Results screen shows
         self.library_problems: list = []  # problems in the YAML files (the rest of the library still loads)
         self.mode_screens: dict[str, Screen] = {}  # filled by each mode screen when it mounts
+        self.exit_message = ""  # printed after the app has ended (quitting with Detach)
 
     # -- shared state ----------------------------------------------------------------------------------
     @property
@@ -95,7 +97,9 @@ class ArenaApp(App):
     def reload_library(self):
         from arena.library.catalog import load_lenient
 
-        self._library, self.library_problems = load_lenient(self.programs_path, self.games_path)
+        # without a folder given: ./programs (or $ARENA_PROGRAMS), the shipped examples beside it; written to
+        # only there, never into the installed package's own programs/
+        self._library, self.library_problems = load_lenient(self.programs_path, self.games_path, examples=True)
         for screen in self._mode_screens():  # Setup lists what Library shows, at once
             if hasattr(screen, "library_changed"):
                 screen.library_changed()
@@ -270,10 +274,12 @@ class ArenaApp(App):
         row = self.store.tournament(tid)
         if not row.runner_socket:
             raise ArenaError(f"tournament {tid} has no runner process")
-        session = LiveSession(self.store, clock=self.clock)
+        session = LiveSession(self.store, clock=self.clock, wall=self.wall)
+        session.since = row.started_at  # elapsed counts from the runner's start, not from this attach
         runner = RemoteRunner(self.store, tid, row.runner_socket, pid=row.runner_pid, reused=reused,
                               sink=session.on_event)
         if start:
+            session.handshake = True  # its paused / resumed are the start-until-attached handshake
             runner.unpause()  # (sent as soon as it is connected)
         self._run(session, runner)
 
@@ -370,8 +376,10 @@ class ArenaApp(App):
 
             def chosen(choice: str | None) -> None:
                 if choice == "detach":
+                    tid, pid = self.session.tournament_id, self.session.runner.pid
                     self.session.detach()
-                    self.exit()
+                    self.exit_message = self.detached_message(tid, pid)
+                    self.exit(message=self.exit_message)  # (printed once the terminal is back)
                 elif choice == "cancel":
                     self._stop_session()
                     self.exit()
@@ -397,6 +405,13 @@ class ArenaApp(App):
             return
         self._stop_session()
         self.exit()
+
+    def detached_message(self, tid: int, pid: int | None) -> str:
+        """What the terminal shows once the app has left a tournament running: its id and how to come back."""
+        default = Path(os.environ.get("ARENA_DB") or "arena.db")
+        db = "" if self.db_path.resolve() == default.resolve() else f" --db {self.db_path}"
+        return (f"Tournament {tid} goes on in runner process {pid}.\n"
+                f"Follow it again with: arena attach {tid}{db}   (or a bare `arena`{db})")
 
     def _stop_session(self) -> None:
         if self.session is not None and not self.session.ended:

@@ -12,12 +12,13 @@ _SHOWN = {"game", "epsilon", "max_depth", "temperature", "index", "row_strategy"
           "col_payoff", "pure", "symmetric", "method"}
 
 
-def strategy(probs: dict[str, float]) -> str:
-    """'fairbot' for a pure strategy, 'fairbot 50% · defectbot 50%' for a mixed one (largest first)."""
+def strategy(probs: dict[str, float], sep: str = " · ") -> str:
+    """'fairbot' for a pure strategy, 'fairbot 50% · defectbot 50%' for a mixed one (largest first; sep
+    "\n": one program a line, for a narrow table)."""
     shown = sorted(((p, x) for p, x in probs.items() if x > 1e-9), key=lambda px: -px[1])
     if len(shown) == 1:
         return shown[0][0]
-    return " · ".join(f"{p} {fmt.pct(x)}" for p, x in shown)
+    return sep.join(f"{p} {fmt.pct(x)}" for p, x in shown)
 
 
 def extra_fields(rows: Sequence) -> list[str]:
@@ -29,9 +30,11 @@ def extra_fields(rows: Sequence) -> list[str]:
             if f not in _SHOWN and any(getattr(r, f) is not None for r in rows)]
 
 
-def cells(row, extra: Sequence[str] = ()) -> list[str]:
-    kind = ("pure" if row.pure else "mixed") + (", symmetric" if row.symmetric else "")
-    return [str(row.index), kind, strategy(row.row_strategy), strategy(row.col_strategy), fmt.num(row.row_payoff),
+def cells(row, extra: Sequence[str] = (), narrow: bool = False) -> list[str]:
+    """A row's cells; `narrow` (under 100 columns): a mixed strategy one program a line, kind abbreviated."""
+    kind = ("pure" if row.pure else "mixed") + ((" sym." if narrow else ", symmetric") if row.symmetric else "")
+    sep = "\n" if narrow else " · "
+    return [str(row.index), kind, strategy(row.row_strategy, sep), strategy(row.col_strategy, sep), fmt.num(row.row_payoff),
             fmt.num(row.col_payoff), *(_plain(getattr(row, f)) for f in extra)]
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import math
 
 
@@ -86,3 +88,13 @@ def ints(text: str) -> list[int]:
 def ellipsize(text: str, width: int) -> str:
     text = " ".join(text.split())
     return text if len(text) <= width else text[: max(0, width - 1)] + "…"
+
+
+def display_path(path: Path) -> str:
+    """A library file as shown: relative to the current folder when it is inside it (programs/fair-llm.yaml),
+    else its absolute path, so that the path shown can be opened from where the app was started."""
+    path = Path(path).resolve()
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -58,6 +58,7 @@ class Progress:
     elapsed_s: float
     rate: float  # trials/s over the recent window
     eta_s: float | None
+    measured: bool = True  # False until this UI has seen trials for a while (no rate to show yet)
 
 
 @dataclass
@@ -71,9 +72,15 @@ class Poll:
 class LiveSession:
     """Runs one TournamentRunner in a thread and keeps a coalesced view of its events."""
 
-    def __init__(self, store, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, store, *, clock: Callable[[], float] = time.monotonic, wall: Callable[[], float] = time.time):
         self.store = store
         self.clock = clock
+        self.wall = wall
+        # a runner process started paused until this app attaches (start_tournament): its "paused" and
+        # "resumed" are that handshake, not the user's, and are neither logged nor shown
+        self.handshake = False
+        self.since: float | None = None  # wall time the tournament's runner started (attached: elapsed from it)
+        self._before_s = 0.0  # the run's time before this session attached
         self.tally = LiveTally()
         self.runner = None
         self.tournament_id: int | None = None
@@ -120,7 +127,12 @@ class LiveSession:
         try:
             if getattr(self.runner, "remote", False):  # a runner process: counts stored up to its Hello, then streamed
                 tid = self.tournament_id
-                self.runner.on_attach = lambda last: self.tally.seed(self.store, tid, until_id=last)
+
+                def attached(last: int) -> None:
+                    self._hello()  # the runner's own counts at once; the matrix's (seconds for a big run) after
+                    self.tally.seed(self.store, tid, until_id=last)
+
+                self.runner.on_attach = attached
             else:
                 self.tally.seed(self.store, self.tournament_id)
             asyncio.run(self.runner.run())
@@ -154,12 +166,27 @@ class LiveSession:
     def has_llm(self) -> bool:
         return self.runner is not None and any(p.kind == "llm" for p in self.runner.programs.values())
 
+    def _hello(self) -> None:
+        """Attached to a runner process: its state from its Hello (RemoteRunner keeps done and paused)."""
+        r = self.runner
+        with self._lock:
+            now = self.clock()
+            self._started(now)
+            self.done = self.done_at_start = max(self.done, getattr(r, "done", 0))
+            self.status = "paused" if r.paused and not self.handshake else "running"
+
+    def _started(self, now: float) -> None:
+        self.started_at = now
+        if self.since is not None:
+            self._before_s = max(0.0, self.wall() - self.since)
+
     def pause(self) -> None:
         """Ask the runner to pause: "pausing" until it says it has stopped ("paused": it has stored the
         built-in batch under way and starts no trial until it is resumed; LLM trials in flight finish)."""
         if self.runner is not None and not self.ended:
             self.runner.pause()
             with self._lock:
+                self.handshake = False  # the user's pause from now on
                 if self.status == "running":
                     self.status = "pausing"
 
@@ -213,6 +240,8 @@ class LiveSession:
         elif isinstance(e, BatchStored):
             self.tally.merge(e.cells)
         with self._lock:
+            if self.handshake and isinstance(e, (BatchStored, TrialsFinished, TrialPlanned)):
+                self.handshake = False  # trials run: it was unpaused
             if isinstance(e, BatchStored):  # a runner process's built-in batch, summed
                 self.done = e.done
                 self.trials_seen += e.n
@@ -265,12 +294,16 @@ class LiveSession:
             elif isinstance(e, TournamentStarted):
                 self.tournament_id = e.tournament_id
                 self.total, self.done, self.done_at_start = e.total, e.already_done, e.already_done
-                self.started_at = now
+                self._started(now)
                 if self.runner is not None:
                     self._llm_ids = frozenset(pid for pid, p in self.runner.programs.items() if p.kind == "llm")
                 self._samples.append((now, self._paced))
                 r = self.runner  # paused only once the runner has stopped (it says so with a Notice)
-                self.status = "paused" if r is not None and getattr(r, "stopped", r.paused) else "running"
+                stopped = r is not None and getattr(r, "stopped", r.paused)
+                self.status = "paused" if stopped and not self.handshake else "running"
+            elif isinstance(e, Notice) and self.handshake and e.message in ("paused", "resumed"):
+                if e.message == "resumed":
+                    self.handshake = False
             elif isinstance(e, Notice):
                 self._notices.append(e)
                 if e.message == "paused" and self.status in ("running", "pausing"):
@@ -304,14 +337,17 @@ class LiveSession:
             done, total, paced = self.done, self.total, self._paced
             paused_s = self._paused_s + (now - self._paused_at if self._paused_at is not None else 0.0)
         rate = 0.0
+        measured = False
         if samples:
             recent = [s for s in samples if now - s[0] <= RATE_WINDOW_S] or samples[-1:]
             t0, d0 = recent[0] if len(recent) > 1 else samples[0]
             if now - t0 > 0:
                 rate = (paced - d0) / (now - t0)
+            measured = (paced > samples[0][1] and now - samples[0][0] >= 1.0) or now - samples[0][0] >= 5.0
         left = total - done
         eta = None if rate <= 0 or self.ended or self.status == "paused" else left / rate
-        return Progress(done, total, done - self.done_at_start, max(0.0, now - start - paused_s), rate, eta)
+        return Progress(done, total, done - self.done_at_start, max(0.0, now - start - paused_s) + self._before_s,
+                        rate, eta, measured or self.ended)
 
     def newest(self) -> LiveTrial | None:
         """The trial worth showing now: the one that changed last (LLM), else the last built-in trial."""

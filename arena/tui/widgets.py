@@ -508,6 +508,53 @@ class PairMatrix(DataTable):
             self.cursor_coordinate = (0, 1)  # on a cell, not on the row labels
 
 
+# --- bar chart -------------------------------------------------------------------------------------
+def bar_lines(rows: Sequence[tuple[str, float]], width: int) -> list[tuple[str, int, str]]:
+    """(label, bar length, value text) per row, in the rows' order, for a chart `width` cells wide: the
+    label, its bar and its value come from the same row (plotext's horizontal bars drew 21 pairs in too
+    few lines: labels without bars, bars under other labels)."""
+    if not rows:
+        return []
+    label_w = min(max(len(label) for label, _ in rows), max(8, width // 2))
+    bar_w = max(4, width - label_w - 7)  # ' ' label ' ' bar ' 100%'
+    return [(fmt.ellipsize(label, label_w).ljust(label_w), round(max(0.0, min(1.0, x)) * bar_w),
+             fmt.pct(x)) for label, x in rows]
+
+
+class BarChart(Static):
+    """Horizontal bars of shares in [0, 1], one line per row: label, bar, value (drawn at the widget's
+    width, so it stays right when resized)."""
+
+    DEFAULT_CSS = "BarChart { height: auto; }"
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.rows: list[tuple[str, float]] = []
+        self.axis = ""
+
+    def set_bars(self, rows: Sequence[tuple[str, float]], axis: str = "") -> None:
+        self.rows, self.axis = list(rows), axis
+        self.refresh(layout=True)
+
+    def lines(self, width: int | None = None) -> list[tuple[str, int, str]]:
+        return bar_lines(self.rows, width if width is not None else max(20, self.content_region.width or 80))
+
+    def render(self) -> Content:
+        heat = Heat(self.app)
+        width = max(20, self.content_region.width or 80)
+        out = Content("")
+        lines = self.lines(width)
+        bar_w = max(4, width - (len(lines[0][0]) if lines else 0) - 7)
+        for i, ((label, n, value), (_, x)) in enumerate(zip(lines, self.rows)):
+            out += (Content(label + " ") + Content.styled("█" * n, heat.style(x)) +
+                    Content.styled("·" * (bar_w - n), "dim") + Content(f" {value:>4}"))
+            if i < len(lines) - 1:
+                out += Content("\n")
+        if self.axis:
+            out += Content("\n") + Content.styled(self.axis, "dim")
+        return out
+
+
 # --- marks that read without colour ----------------------------------------------------------------
 MARK_ON, MARK_OFF = "✓", "·"
 

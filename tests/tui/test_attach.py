@@ -114,6 +114,8 @@ async def test_quit_while_attached_detach_lets_it_finish(make_app, tmp_path):
         await pilot.click("#detach")
         await pilot.pause(0.2)
     assert app.return_code == 0
+    said = app.exit_message  # printed once the terminal is back (App.exit's message)
+    assert "Tournament 1 goes on in runner process" in said and f"arena attach 1 --db {db}" in said
     with Store(db) as store:
         assert store.tournament(1).display_status == "running"
     _control(started.socket, "unpause")  # it went on without the app: let it finish
@@ -174,3 +176,5 @@ async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path
         assert app.screen.query_one(SimTree).key is not None
         log = "\n".join(m for _, _, m in app.session_log)
         assert f"in runner process {s.runner.pid}" in log and "tournament finished: 500/500 trials stored" in log
+        # its start-until-attached pause is a handshake, not the user's: not in the log
+        assert "paused" not in log and "resumed" not in log

@@ -50,13 +50,16 @@ async def test_library_shows_code_highlighted_and_editor_smoke_tests_on_save(mak
         assert "1 def decide(ctx):" in console.export_text(clear=False)
         assert "\x1b[94;49mdef" in console.export_text(styles=True)  # the keyword highlighted
         assert not app.screen.query_one("#detail-source").display
-        await pilot.press("n")
+        await pilot.press("n", "c")
         await pilot.pause()
         editor = app.screen
         assert isinstance(editor, ProgramEditor)
         editor.query_one("#yaml").load_text(BAD_ON_DEFECT)
         await pilot.pause(0.4)
-        assert editor.problems == []  # parses: the smoke test runs on save
+        # it parses; the status says so only once the smoke test (in a worker, as on save) is done
+        await wait_for(pilot, lambda: editor.checked)
+        status = str(editor.query_one("#editor-status").render())
+        assert "✗ 1 problem" in status and "valid" not in status
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: bool(editor.problems))
         assert [str(p) for p in editor.problems] == [

@@ -58,7 +58,7 @@ async def test_a_code_program_written_in_the_editor_runs_from_setup(make_app, tm
     app = make_app(programs_path=d, start_mode="library")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        await pilot.press("n")
+        await pilot.press("n", "l")
         await wait_for(pilot, lambda: app.screen.query("#yaml"))
         app.screen.query_one("#yaml").load_text(MIRROR)
         await pilot.pause(0.3)

@@ -202,7 +202,7 @@ async def test_library_new_program_validated_inline_and_saved(make_app, library_
     app = make_app(programs_path=library_dir, start_mode="library")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        await pilot.press("n")
+        await pilot.press("n", "l")
         await pilot.pause()
         editor = app.screen
         assert isinstance(editor, ProgramEditor)
@@ -486,13 +486,13 @@ async def test_editor_esc_cancels_and_asks_before_discarding_edits(make_app, lib
     app = make_app(programs_path=library_dir, start_mode="library")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        await pilot.press("n")
+        await pilot.press("n", "l")
         await pilot.pause()
         assert isinstance(app.screen, ProgramEditor)
         await pilot.press("escape")  # unchanged: one Esc leaves (the text area does not swallow it)
         await pilot.pause()
         assert getattr(app.screen, "MODE", None) == "library"
-        await pilot.press("n")
+        await pilot.press("n", "l")
         await pilot.pause()
         editor = app.screen
         editor.query_one("#yaml").load_text("id: x\nkind: builtin\nstrategy: fairbot\ntemperature: 9\n")

@@ -68,7 +68,7 @@ async def test_plots_tab_draws_the_three_plots(seeded_app):
     async with app.run_test(size=(120, 40)) as pilot:
         await _open(app, pilot, ids["bots"], "tab-plots")
         screen = app.screen
-        coop = screen.query_one("#plot-coop-chart").render().plain
+        coop = str(screen.query_one("#plot-coop-bars").render())
         for pair in ("cooperatebot/cooperatebot", "defectbot/fairbot", "fairbot/fairbot"):
             assert pair in coop  # the legend: unordered pairs in the tournament's program order
         assert "cooperation at ε 0.2" in coop  # one ε in this tournament: a bar per pair
@@ -353,7 +353,7 @@ async def test_cooperation_vs_epsilon_keeps_its_legend_off_the_lines(make_app, t
         colours = {str(span.style) for span in caption.spans if "●" in text[span.start:span.end]}
         assert colours == {c for _, c in LINE_COLOURS[:6]}
         await _open(app, pilot, 2, "tab-plots")
-        chart = app.screen.query_one("#plot-coop-chart").plt.build()
+        chart = str(app.screen.query_one("#plot-coop-bars").render())
         assert "cooperatebot" in chart and "100%" in chart  # a bar's label names its pair and its value
         assert str(app.screen.query_one("#plot-coop-caption").render()).count("●") == 0
 

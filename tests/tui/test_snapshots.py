@@ -286,7 +286,7 @@ def test_modal_screens_in_both_themes(snap_compare, seeded_app, screen, theme, s
     async def run(pilot):
         pilot.app.theme = theme
         if screen == "editor":
-            await pilot.press("n")
+            await pilot.press("n", "l")
             await pilot.pause()
             editor = pilot.app.screen.query_one("#yaml")
             editor.cursor_blink = False  # a blinking cursor makes the screenshot depend on timing

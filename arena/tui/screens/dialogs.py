@@ -69,3 +69,18 @@ class Choose(ContainsFailures, ModalScreen[str | None]):
 
     def action_answer(self, choice: str | None) -> None:
         self.dismiss(choice)
+
+
+class ChooseTemplate(Choose):
+    """Which kind of program `n` starts from: l LLM, b built-in, c code (or the buttons)."""
+
+    BINDINGS = [Binding("l", "answer('llm')", "LLM"), Binding("b", "answer('builtin')", "Built-in"),
+                Binding("c", "answer('code')", "Code"), Binding("escape", "answer(None)", "Back")]
+
+    def __init__(self):
+        super().__init__("New program: which kind?",
+                         "l  LLM: a model asked with your system prompt, shown the opponent's source\n"
+                         "b  built-in: a rule of Arena's (fairbot, titfortat, grimtrigger, ...)\n"
+                         "c  code: a Python decide(ctx) run in a sandbox, which may simulate the opponent",
+                         [("llm", "LLM", "primary"), ("builtin", "Built-in", "default"), ("code", "Code", "default")],
+                         focus="llm")  # (esc: back)

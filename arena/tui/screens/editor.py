@@ -32,6 +32,30 @@ system_prompt: |
   You are shown its source and, when available, what a simulation of it did against you.
 """
 
+NEW_BUILTIN = """\
+id: my-titfortat
+kind: builtin
+# a rule of Arena's own: fairbot, cliquebot, cooperatebot, defectbot, randombot (params: p), and for
+# repeated games titfortat, titfortwotats, grimtrigger, pavlov, alternator
+strategy: titfortat
+description: Cooperates in the first round, then plays what the opponent played in the last round.
+"""
+
+NEW_CODE = """\
+id: my-code
+kind: code
+description: FairBot as code - copies the simulated opponent; grounded it cooperates.
+source: |
+  def decide(ctx):
+      # ctx["opponent_action"]: what a simulation of the opponent played against this program
+      # (None when grounded, with probability epsilon, or at the depth cap)
+      if ctx["opponent_action"] is None:
+          return ctx["game"]["default_action"]
+      return ctx["opponent_action"]  # every branch returns an action of ctx["game"]["actions"]
+"""
+
+TEMPLATES = {"llm": NEW_PROGRAM, "builtin": NEW_BUILTIN, "code": NEW_CODE}
+
 
 def check_program_text(text: str, name: str, entries: dict, path: Path | None, programs_dir: Path):
     """Validate the editor's text: (programs, problems). Problems name `name` and the line."""
@@ -50,6 +74,10 @@ def check_program_text(text: str, name: str, entries: dict, path: Path | None, p
             problems += exc.problems
             continue
         other = entries.get(prog.id)
+        from arena.library.catalog import is_example
+
+        if other is not None and is_example(other) and (path is None or not Path(path).exists()):
+            other = None  # a copy of a shipped example, saved among the user's programs, hides it
         if other is not None and (path is None or Path(other.file).resolve() != Path(path).resolve()):
             problems.append(Problem(name, doc.line, "id",
                                     f"program id '{prog.id}' is already used in {Path(other.file).name}:{other.line}"))
@@ -63,6 +91,19 @@ def check_program_text(text: str, name: str, entries: dict, path: Path | None, p
     return programs, problems
 
 
+def _smoke(entries: list, games: list) -> list[Problem]:
+    """A code program's smoke test in every game of the library (problems with line numbers); the same
+    on save and in the status line (any thread)."""
+    from arena.engine.sandbox import SandboxError
+    from arena.engine.smoke import smoke_problems
+
+    try:
+        return smoke_problems(entries, games)
+    except SandboxError as exc:  # the sandbox cannot start: say so, never save blind
+        name = str(entries[0].file) if entries else "new program"
+        return [Problem(name, None, "source", f"the smoke test could not run: {exc}")]
+
+
 class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
     """Edit one program file (or write a new one); dismisses with the saved program id, or None."""
 
@@ -71,6 +112,8 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
         Binding("escape", "cancel", "Cancel", priority=True),  # (before the text area, which would only unfocus)
         Binding("ctrl+o", "external", "Open in $EDITOR"),
         Binding("f6", "focus_problems", "Problems"),
+        # (the text area's own ctrl+a goes to the line's start, which home does too)
+        Binding("ctrl+a", "select_all", "Select all", priority=True),
     ]
 
     def __init__(self, text: str, path: Path | None, title: str):
@@ -97,7 +140,7 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self.query_one("#editor").border_title = self.title_text
-        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · f6 problems · ctrl+o $EDITOR"
+        self.query_one("#editor").border_subtitle = "ctrl+s save · esc cancel · f6 problems · ctrl+a select all · ctrl+o $EDITOR"
         self.query_one(TextArea).focus()
         self._validate()
 
@@ -109,14 +152,44 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
         self._timer = self.set_timer(0.25, self._validate)
 
     def _validate(self) -> None:
+        """The static checks at once; a code program's smoke test (the same as on save: every game of the
+        library, both seats) in a worker thread, the status saying "checking…" until it is done."""
         lib = self.app.library
         text = self.query_one(TextArea).text
         self.programs, self.problems = check_program_text(text, self._name_for_errors(text), lib.entries, self.path,
                                                           lib.programs_path)
+        self._check_seq = getattr(self, "_check_seq", 0) + 1
+        self.checked = not (not self.problems and any(p.kind == "code" for p in self.programs))
+        if not self.checked:
+            self._show_status(checking=True)
+            seq, entries = self._check_seq, self._entries(text)
+            games = list(lib.games.values())
+            self.run_worker(lambda: self._smoke_in_worker(seq, text, entries, games), thread=True,
+                            group="smoke", exclusive=False, exit_on_error=False)
+            return
+        self._show_status()
+
+    def _smoke_in_worker(self, seq: int, text: str, entries: list, games: list) -> None:
+        problems = _smoke(entries, games)
+        self.app.call_from_thread(self._smoked, seq, text, problems)
+
+    def _smoked(self, seq: int, text: str, problems: list) -> None:
+        if seq != getattr(self, "_check_seq", 0) or not self.is_attached:
+            return  # edited since: a newer check is on its way
+        self.problems = problems
+        self.checked = True
+        self._smoked_text = (text, problems)
+        self._show_status()
+
+    def _show_status(self, checking: bool = False) -> None:
         status = self.query_one("#editor-status", Static)
         box = self.query_one("#editor-problems", OptionList)
         box.clear_options()
-        if self.problems:
+        if checking:
+            status.update(Content.from_markup("[b $accent]checking…[/] [dim](the smoke test: every game, both "
+                                              "seats, as on save)[/]"))
+            box.display = False
+        elif self.problems:
             status.update(Content.from_markup("[b $error]✗ $n problem$s[/] [dim](enter on a problem jumps to its line)[/]",
                                               n=str(len(self.problems)), s="s" if len(self.problems) > 1 else ""))
             for i, p in enumerate(self.problems):
@@ -127,7 +200,8 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
             what = ", ".join(f"{p.kind} program '{p.id}'" + (f" ({p.model})" if p.kind == "llm" else
                                                                "" if p.kind == "code" else f" ({p.strategy})")
                              for p in self.programs)
-            status.update(Content.from_markup("[b $success]✓ valid:[/] $what", what=what))
+            smoked = " · smoke test passed in every game" if any(p.kind == "code" for p in self.programs) else ""
+            status.update(Content.from_markup("[b $success]✓ valid:[/] $what[dim]$smoked[/]", what=what, smoked=smoked))
             box.display = False
 
     def _name_for_errors(self, text: str) -> str:
@@ -152,46 +226,50 @@ class ProgramEditor(ContainsFailures, ModalScreen[str | None]):
         self.query_one("#editor-problems").focus()
 
     def action_save(self) -> None:
-        self._validate()
+        lib = self.app.library
+        text = self.query_one(TextArea).text
+        self.programs, self.problems = check_program_text(text, self._name_for_errors(text), lib.entries, self.path,
+                                                          lib.programs_path)
         if not self.problems and any(p.kind == "code" for p in self.programs):
-            self._smoke()
+            done = getattr(self, "_smoked_text", None)
+            self._check_seq = getattr(self, "_check_seq", 0) + 1  # (a check still running is answered here)
+            self.problems = done[1] if done is not None and done[0] == text else _smoke(self._entries(text),
+                                                                                       list(lib.games.values()))
+            self._smoked_text = (text, self.problems)
+            self.checked = True
+        self._show_status()
         if self.problems:
             self.notify(f"Not saved: {len(self.problems)} problem(s), the first at {self.problems[0]}",
                         severity="error", timeout=6)
             return
-        text = self.query_one(TextArea).text
-        lib = self.app.library
         path = self.path or lib.programs_path / f"{self.programs[0].id}.yaml"
+        created = not path.parent.exists()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
         except OSError as exc:
             self.notify(f"Cannot write {path}: {exc}", severity="error")
             return
+        if created:
+            from ..format import display_path
+
+            self.app.notify(f"Created {display_path(path.parent)}/ for your programs (set $ARENA_PROGRAMS to "
+                            "keep them elsewhere).", timeout=8, markup=False)
+        self.saved_to = path
         self.dismiss(self.programs[0].id)
 
-    def _smoke(self) -> None:
-        """On save, a code program's smoke test in every game of the library (problems with line numbers)."""
-        from arena.engine.sandbox import SandboxError
-        from arena.engine.smoke import smoke_problems
+    def _entries(self, text: str) -> list:
+        """The editor's programs as library entries (file:line for the smoke test's problems)."""
         from arena.library.programs import ProgramEntry, source_line
         from arena.library.yamlio import read_documents
 
-        text = self.query_one(TextArea).text
         name = self._name_for_errors(text)
         docs = read_documents(Path(name), text=text)
-        entries = [ProgramEntry(p, Path(name), d.index, d.line, source_line(d, 1) if p.kind == "code" else None)
-                   for p, d in zip(self.programs, docs)]
-        try:
-            self.problems = smoke_problems(entries, list(self.app.library.games.values()))
-        except SandboxError as exc:  # the sandbox cannot start: say so, never save blind
-            self.problems = [Problem(name, None, "source", f"the smoke test could not run: {exc}")]
-        if self.problems:
-            box = self.query_one("#editor-problems", OptionList)
-            box.clear_options()
-            for i, p in enumerate(self.problems):
-                box.add_option(Option(Content(str(p)), id=str(i)))
-            box.display = True
+        return [ProgramEntry(p, Path(name), d.index, d.line, source_line(d, 1) if p.kind == "code" else None)
+                for p, d in zip(self.programs, docs)]
+
+    def action_select_all(self) -> None:
+        self.query_one(TextArea).select_all()
 
     def action_cancel(self) -> None:
         """Esc leaves the editor; with unsaved edits it asks first."""

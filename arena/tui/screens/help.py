@@ -30,9 +30,12 @@ simulating); a **depth cap** grounds it too. Every trial, node and LLM call is s
 | `ctrl+q` | quit (asks first while a tournament runs) |
 
 ## Library
-`n` new program · `d` duplicate · `e` / `enter` edit in the app · `E` edit in `$EDITOR` · `r` reload.
+`n` new program (a template: `l` LLM, `b` built-in, `c` code) · `d` duplicate · `e` / `enter` edit in the app · `E` edit in `$EDITOR` · `r` reload.
 In the editor: `ctrl+s` saves (only when valid; problems are listed as *file:line*, `enter` on one
-jumps to it), `esc` cancels, `ctrl+o` continues in `$EDITOR`.
+jumps to it), `esc` cancels, `ctrl+a` selects all, `ctrl+o` continues in `$EDITOR`. The status checks
+what save checks (a code program's smoke test too: "checking…" until done). Programs are saved in
+`$ARENA_PROGRAMS`, else `./programs/` (created on the first save); the examples shipped with Arena are
+read-only (`e` saves a copy there).
 
 ## Setup
 Pick programs and games (`space` toggles, `ctrl+a` all programs), or a **preset grid**; the box at
@@ -46,14 +49,23 @@ shows the node's LLM transcript (messages, raw answer, parsed action, attempts, 
 Tree: `◇` simulates the opponent, `●` grounded (ε), `■` capped (depth cap), `○` acts directly.
 
 ## Results
+`[` / `]` previous / next tab (or click it) · `{` / `}` previous / next plot on the Plots tab ·
 `s` sort by the cursor's column (again: reverse; or click a header) · `enter` the trials of a pair,
-with their trees and transcripts (a match: `[` `]` its previous / next round) · `x` export (CSV, JSON, Markdown, LaTeX, PNG, SVG) · `t` pick another
-tournament (History). Tabs: pairs, matrices, Programs (the ranking), Plots (cooperation vs ε, the
-meta-game heat map with program equilibria `*`, the depth histogram, dynamics, cooperation by round) for the
-chosen condition.
+with their trees and transcripts (in a match's trials: `[` `]` its previous / next round) · `x` export (CSV, JSON,
+Markdown, LaTeX, PNG, SVG) · `t` pick another tournament (History). Every tab shows the chosen condition:
+
+| tab | |
+|---|---|
+| Pairs | one row per cell: trials, cooperation with its intervals, payoffs, refusals, errors |
+| Cooperation matrix | row program × column program, share of cooperative outcomes (`enter`: its trials) |
+| Payoff matrix | the mean payoffs of each pair |
+| Programs | the ranking by mean payoff, cooperation rating, wins, initial plays |
+| Equilibria | the meta-game's Nash equilibria, pure and mixed |
+| Plots | Cooperation vs ε · Payoff heat map (program equilibria `*`) · Depth histogram · Dynamics (replicator, Moran) · By round (repeated games) |
 
 ## History
-`enter` open results · `r` resume an interrupted or cancelled tournament · `R` refresh.
+`enter` open results · `r` resume an interrupted or cancelled tournament · `i` iterate runs (`arena
+iterate`: each step's code and feedback, the welfare) · `R` refresh.
 """
 
 

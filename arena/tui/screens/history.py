@@ -27,7 +27,7 @@ class HistoryScreen(ArenaScreen):
         Binding("r", "resume", "Resume"),
         Binding("l", "live", "Live", show=False),
         Binding("R", "refresh", "Refresh"),
-        Binding("i", "iterate", "Iterate runs", show=False),
+        Binding("i", "iterate", "Iterate runs"),
     ]
 
     def compose_body(self) -> ComposeResult:

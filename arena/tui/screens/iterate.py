@@ -6,7 +6,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
@@ -25,13 +25,18 @@ def welfare_bar(values: list[float | None], width: int = 40) -> str:
 
 
 class IterateScreen(ContainsFailures, Screen):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh")]
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh"),
+                Binding("tab", "app.focus_next", "Next pane"),
+                Binding("d", "focus_detail", "Read the step")]
 
+    # the step's detail (feedback first, then the code) scrolls: a focused pane takes the arrows and pages
     DEFAULT_CSS = """
-    IterateScreen #iterate-tables { height: 1fr; }
+    IterateScreen #iterate-tables { height: 2fr; min-height: 5; }
     IterateScreen #iterate-runs { width: 1fr; }
     IterateScreen #iterate-steps { width: 2fr; }
-    IterateScreen #iterate-detail { height: 1fr; overflow-y: auto; }
+    IterateScreen #iterate-detail-box { height: 3fr; border: round $primary 50%; }
+    IterateScreen #iterate-detail-box:focus { border: round $accent; }
+    IterateScreen #iterate-detail { height: auto; }
     """
 
     def compose(self) -> ComposeResult:
@@ -40,7 +45,8 @@ class IterateScreen(ContainsFailures, Screen):
                 yield DataTable(id="iterate-runs", cursor_type="row")
                 yield DataTable(id="iterate-steps", cursor_type="row")
             yield Static(id="iterate-welfare")
-            yield Static(id="iterate-detail", markup=False)
+            with VerticalScroll(id="iterate-detail-box", can_focus=True):
+                yield Static(id="iterate-detail", markup=False)
         yield Footer()
 
     def on_mount(self) -> None:
@@ -115,11 +121,21 @@ class IterateScreen(ContainsFailures, Screen):
             return
         s = self.steps[table.cursor_row]
         parts = [f"{s['program_id']}  ({'valid' if s['valid'] else 'invalid'})"]
+        if s["feedback"]:  # what the writer was told: first, the code it answered with below
+            parts += ["", "feedback sent:", s["feedback"].rstrip()]
         if s["source"]:
-            parts += ["", s["source"].rstrip()]
-        if s["feedback"]:
-            parts += ["", "feedback sent:", s["feedback"]]
-        box.update("\n".join(parts))
+            parts += ["", "code:", s["source"].rstrip()]
+        text = "\n".join(parts)
+        if text != getattr(self, "_detail_text", None):
+            self._detail_text = text
+            box.update(text)
+            outer = self.query_one("#iterate-detail-box")
+            outer.scroll_home(animate=False)
+            outer.border_title = f"step {s['step']} · {s['player']} · round {s['round']}"
+            outer.border_subtitle = "d or tab: read (arrows, pgup/pgdn scroll)"
+
+    def action_focus_detail(self) -> None:
+        self.query_one("#iterate-detail-box").focus()
 
     @on(DataTable.RowHighlighted, "#iterate-runs")
     def _run_changed(self) -> None:

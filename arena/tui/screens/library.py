@@ -17,18 +17,9 @@ from textual.widgets import DataTable, OptionList, Static
 from textual.widgets.option_list import Option
 
 from .. import format as fmt
+from ..format import display_path
 from ..widgets import Heat
 from .base import ArenaScreen
-
-
-def display_path(path: Path) -> str:
-    """A library file as shown: relative to the current folder when it is inside it (programs/fair-llm.yaml),
-    else its absolute path, so that the path shown can be opened from where the app was started."""
-    path = Path(path).resolve()
-    try:
-        return path.relative_to(Path.cwd().resolve()).as_posix()
-    except ValueError:
-        return str(path)
 
 
 def reflow(text: str) -> str:
@@ -185,8 +176,16 @@ class LibraryScreen(ArenaScreen):
         self.query_one("#detail-text").display = p.kind in ("llm", "code")
         self.query_one("#detail-source").display = p.kind != "code"  # the highlighted source above is it
         self.query_one("#game-matrix").display = False
-        self.query_one("#detail-foot", Static).update(Content.from_markup(
-            "[dim]e edit · d duplicate · E open in $ed · n new program[/]", ed="$EDITOR"))
+        from arena.library.catalog import is_example
+
+        if is_example(e):
+            self.query_one("#detail-foot", Static).update(Content.from_markup(
+                "[dim]An example shipped with Arena (read-only): e edits a copy, saved as $to · d duplicate · "
+                "n new program[/]", to=display_path(lib.programs_path / f"{p.id}.yaml")))
+        else:
+            self.query_one("#detail-foot", Static).update(Content.from_markup(
+                "[dim]e edit · d duplicate · E open in $ed · n new program · saved in $home[/]", ed="$EDITOR",
+                home=display_path(e.file.parent)))
 
     def _show_game(self, gid: str) -> None:
         g = self.app.library.games.get(gid)
@@ -239,9 +238,17 @@ class LibraryScreen(ArenaScreen):
         self.app.push_screen(ProgramEditor(text, path, title), done)
 
     def action_new(self) -> None:
-        from .editor import NEW_PROGRAM
+        """A template for each kind of program: LLM, built-in (a rule of Arena's), code."""
+        from .dialogs import ChooseTemplate
+        from .editor import TEMPLATES
 
-        self._open_editor(NEW_PROGRAM, None, "New program")
+        names = {"llm": "New LLM program", "builtin": "New built-in program", "code": "New code program"}
+
+        def chosen(kind: str | None) -> None:
+            if kind in TEMPLATES:
+                self._open_editor(TEMPLATES[kind], None, names[kind])
+
+        self.app.push_screen(ChooseTemplate(), chosen)
 
     def action_duplicate(self) -> None:
         pid = self._current_program()
@@ -260,11 +267,23 @@ class LibraryScreen(ArenaScreen):
         if pid is None:
             return
         e = self.app.library.entries[pid]
+        from arena.library.catalog import is_example
+
+        if is_example(e):  # the installed package's files are never written: the edit is saved as a copy
+            to = self.app.library.programs_path / f"{pid}.yaml"
+            self._open_editor(_one_program(e), None, f"Edit a copy of example {pid} (saved as {display_path(to)})")
+            return
         self._open_editor(e.file.read_text(encoding="utf-8"), e.file, f"Edit {display_path(e.file)}")
 
     def action_external_edit(self) -> None:
         pid = self._current_program()
         if pid is None:
+            return
+        from arena.library.catalog import is_example
+
+        if is_example(self.app.library.entries[pid]):
+            self.notify("An example shipped with Arena is not edited in place: e edits a copy in the app, "
+                        "d duplicates it.", severity="warning", timeout=6)
             return
         path = self.app.library.entries[pid].file
         editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
@@ -292,6 +311,17 @@ FIELD_ORDER = ("id", "kind", "description", "model", "strategy", "params", "temp
 
 def _ordered(data: dict) -> dict:
     return {k: data[k] for k in (*FIELD_ORDER, *data) if k in data}
+
+
+def _one_program(e) -> str:
+    """The YAML of one program of a file (the whole file when it holds only that one)."""
+    text = e.file.read_text(encoding="utf-8")
+    if e.index is None:
+        return text
+    from arena.library.yamlio import dump_yaml
+
+    data = e.program.model_dump(mode="json", exclude_defaults=False, by_alias=True)
+    return dump_yaml(_ordered({k: v for k, v in data.items() if v not in (None, "", {})}))
 
 
 def _free_id(base: str, taken) -> str:

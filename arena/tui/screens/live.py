@@ -16,6 +16,35 @@ from ..timeline import Timeline
 from ..widgets import Heat, PairMatrix, SimTree, Transcript
 from .base import ArenaScreen
 
+class WrappingLog(RichLog):
+    """A RichLog whose lines wrap at its width now: RichLog wraps a line at the width it had when written,
+    and Live's log narrows once the matrix's width is known (lines were cut: 'in runner proces')."""
+
+    def on_mount(self) -> None:
+        self._items: list = []
+        self._wrapped_at = None
+
+    def write(self, content, *args, **kw):
+        self._items.append(content)
+        del self._items[:-500]
+        return super().write(content, *args, **kw)
+
+    def clear(self):
+        self._items = []
+        return super().clear()
+
+    def on_resize(self) -> None:
+        width = self.scrollable_content_region.width
+        if width and width != self._wrapped_at and self._items:
+            self._wrapped_at = width
+            items = list(self._items)
+            super().clear()
+            for item in items:
+                super().write(item)
+        elif width:
+            self._wrapped_at = width
+
+
 HOLD_FINISHED_S = 1.5  # a finished LLM trial stays on screen this long before the next one replaces it
 BUILTIN_EVERY_S = 2.0  # built-in trials finish by the thousand: show a new one at most this often
 MATRIX_EVERY_S = 0.5
@@ -53,7 +82,7 @@ class LiveScreen(ArenaScreen):
                     with Vertical(id="live-matrix-box", classes="panel"):
                         yield Select([("all conditions", "all")], value="all", id="live-condition", allow_blank=False, compact=True)
                         yield PairMatrix(id="live-matrix")
-                    yield RichLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500, min_width=20)
+                    yield WrappingLog(id="live-log", classes="panel", wrap=True, markup=False, max_lines=500, min_width=20)
                 with Vertical(id="live-right"):
                     yield Timeline(id="live-rounds", classes="panel")
                     yield SimTree(id="live-tree", classes="panel")
@@ -162,7 +191,9 @@ class LiveScreen(ArenaScreen):
         cfg = s.runner.config if s.runner is not None else None
         rate = fmt.rate(p.rate)
         parts = [status, f"elapsed {fmt.duration(p.elapsed_s)}"]
-        if not s.ended:
+        if not s.ended and not p.measured and s.remote:  # just attached: no rate of its own yet
+            parts.append("measuring the rate…")
+        elif not s.ended:
             parts.append(f"{rate} {'LLM ' if s.paces_llm else ''}trials/s")
             parts.append(f"ETA {fmt.duration(p.eta_s)}" if p.eta_s is not None else "ETA –")
         if p.done - p.new:
@@ -324,7 +355,9 @@ class LiveScreen(ArenaScreen):
         if not node.calls and node.action is None and node.error is None:
             note = ("Asking the model now: the call appears here when it returns." if asking else
                     "Waiting: this node is asked once the simulation below it has an action.")
-        self.query_one(Transcript).show(node, note=note, ctx=self._code_ctx(node))
+        ctx = self._code_ctx(node)
+        self.query_one(Transcript).show(node, note=note, ctx=ctx)
+        _titles(self.query_one(Transcript), transcript_title(self.session, node))
 
     def _code_ctx(self, node) -> dict | None:
         """A code node's ctx (None for the other kinds): built as the simulator built it."""
@@ -390,6 +423,14 @@ class LiveScreen(ArenaScreen):
 
     def action_focus_tree(self) -> None:
         self.query_one(SimTree).focus()
+
+
+def transcript_title(session, node) -> str:
+    """The node pane's title, for the kind of program the node is: a code node shows no LLM transcript."""
+    runner = getattr(session, "runner", None)
+    prog = runner.programs.get(getattr(node, "program", None)) if runner is not None else None
+    kind = getattr(prog, "kind", "llm")
+    return {"code": "Code node · ctx, value, output", "builtin": "Built-in node"}.get(kind, "LLM transcript")
 
 
 def _titles(widget, title: str | None = None, subtitle: str | None = None) -> None:

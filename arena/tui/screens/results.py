@@ -10,7 +10,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, Tabs
@@ -23,7 +23,7 @@ LINE_COLOURS = [("red", "red"), ("green", "green"), ("blue", "blue"), ("magenta"
 
 from .. import format as fmt
 from ..failures import ContainsFailures
-from ..widgets import Heat, PairMatrix
+from ..widgets import BarChart, Heat, PairMatrix
 from .base import ArenaScreen
 
 # column key -> (header, PairRow attribute used for sorting, right-aligned)
@@ -56,6 +56,10 @@ class ResultsScreen(ArenaScreen):
         Binding("x", "export", "Export"),
         Binding("enter", "trials", "Trials"),
         Binding("t", "choose", "Tournament"),
+        Binding("left_square_bracket", "tab(-1)", "Prev tab", key_display="["),
+        Binding("right_square_bracket", "tab(1)", "Next tab", key_display="]"),
+        Binding("left_curly_bracket", "plot_tab(-1)", "Prev plot", key_display="{"),
+        Binding("right_curly_bracket", "plot_tab(1)", "Next plot", key_display="}"),
         Binding("R", "refresh", "Refresh", show=False),
     ]
 
@@ -70,7 +74,8 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Pairs", id="tab-pairs"):
                     yield Static(Content.from_markup(
                         "[dim]One row per cell · [b]enter[/]: its trials, trees and transcripts · [b]s[/]: sort by the "
-                        "cursor's column (again: reverse) · coop = share of trials ending in a cooperative outcome[/]"),
+                        "cursor's column (again: reverse) · [b]\\[[/] [b]][/]: other tabs · coop = share of trials ending "
+                        "in a cooperative outcome[/]"),
                         classes="tab-caption")
                     yield DataTable(id="pairs", cursor_type="cell", zebra_stripes=True)
                 with TabPane("Cooperation matrix", id="tab-coop"):
@@ -90,6 +95,8 @@ class ResultsScreen(ArenaScreen):
                         with TabPane("Cooperation vs ε", id="plot-coop"):
                             yield Static(id="plot-coop-caption", classes="tab-caption")
                             yield PlotextPlot(id="plot-coop-chart")
+                            with VerticalScroll(id="plot-coop-bars-box"):
+                                yield BarChart(id="plot-coop-bars")
                         with TabPane("Payoff heat map", id="plot-heat"):
                             yield Static(id="plot-heat-caption", classes="tab-caption")
                             yield PairMatrix(id="heat-matrix")
@@ -211,10 +218,28 @@ class ResultsScreen(ArenaScreen):
         self.refresh_bindings()  # (Textual leaves a loading widget's keys out, and says nothing when it is done)
 
     # -- pairs table -------------------------------------------------------------------------------------------
+    def _narrow(self) -> bool:
+        return 0 < self.size.width < 100
+
+    def on_resize(self) -> None:
+        narrow = self._narrow()
+        if narrow != getattr(self, "_was_narrow", None):
+            self._was_narrow = narrow
+            if self.tid is not None and not self._loading:  # the tables fit the new width
+                self._fill_pairs()
+                self._fill_active()
+
     def _columns(self):
         skip = {"game", "eps", "cap"}  # one condition at a time (the selector above the tabs)
         if all(r.temperature is None for r in self.rows):
             skip.add("temp")
+        if self._narrow():  # 80 columns: Wilson's interval (Wald's in the export), no empty columns
+            skip |= {"ci", "calls"}
+            shown = [r for r in self.rows if (r.game, r.epsilon, r.max_depth, r.temperature) == self._condition]
+            if not any(r.refusal_rate for r in shown):
+                skip.add("refused")
+            if not any(r.error_rate for r in shown):
+                skip.add("errors")
         return [c for c in COLUMNS if c[0] not in skip]
 
     def _fill_pairs(self) -> None:
@@ -235,10 +260,12 @@ class ResultsScreen(ArenaScreen):
             # NaN / None always last
             rows.sort(key=lambda r: _missing(getattr(r, attr)))
         self._shown_rows = rows
+        names = 14 if self._narrow() else 24
         for i, r in enumerate(rows):
             cells = {
                 "game": r.game, "eps": f"{r.epsilon:g}", "cap": str(r.max_depth), "temp": fmt.temp(r.temperature),
-                "row": r.row_program, "col": r.col_program, "trials": f"{r.trials:,}",
+                "row": fmt.ellipsize(r.row_program, names), "col": fmt.ellipsize(r.col_program, names),
+                "trials": f"{r.trials:,}",
                 "coop": heat.text(fmt.pct(r.cooperation, 1), r.cooperation),
                 "ci": fmt.interval(r.wald_low, r.wald_high),
                 "wilson": fmt.interval(r.wilson_low, r.wilson_high),
@@ -284,6 +311,7 @@ class ResultsScreen(ArenaScreen):
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         self._fill_active()
         self._focus_active()
+        self.refresh_bindings()  # { } for the plots' tabs on the Plots tab only
 
     def _focus_active(self, force: bool = False) -> None:
         """Give the focus to the shown tab's table (its plot tabs where it has none) when the focus is
@@ -334,8 +362,9 @@ class ResultsScreen(ArenaScreen):
         table.clear(columns=True)
         for key, header in (*EQ_COLUMNS, *((f, f.replace("_", " ")) for f in extra)):
             table.add_column(header, key=key)
+        narrow = self._narrow()
         for r in rows:
-            table.add_row(*cells(r, extra), key=str(r.index))
+            table.add_row(*cells(r, extra, narrow), key=str(r.index), height=None)  # (as many lines as it needs)
         where = fmt.condition(*self._condition) if self._condition else ""
         self.query_one("#eq-caption", Static).update(Content.styled(
             f"Nash equilibria of the meta-game's point estimate (choose a program, paid its mean payoff against the "
@@ -357,23 +386,28 @@ class ResultsScreen(ArenaScreen):
         table.clear(columns=True)
         heat = Heat(self.app)
         two = any(r.cc is not None for r in rows)
-        headers = ["rank", "program", "mean payoff", "95% CI", "median", "coop rating", "wins", "initial",
-                   "initial plays", *(["CC", "CD", "DC", "DD"] if two else [])]
+        # short headers (the caption says what they are): CC/CD/DC/DD whole at 120 columns
+        narrow = self._narrow()
+        headers = ["#" if narrow else "rank", "program", "payoff", "95% CI", *([] if narrow else ["median"]), "coop", "wins", "initial",
+                   *([] if narrow else ["initial plays"]), *(["CC", "CD", "DC", "DD"] if two else [])]
         for h in headers:
             table.add_column(Text(h, justify="left" if h in ("program", "initial plays") else "right"), key=h)
         for r in rows:
-            plays = " ".join(f"{a} {fmt.pct(x)}" for a, x in r.initial_actions.items() if x > 0) or "–"
-            cells = [str(r.rank or "–"), r.program, fmt.num(r.mean_payoff),
+            plays = fmt.ellipsize(" ".join(f"{a} {fmt.pct(x)}" for a, x in r.initial_actions.items() if x > 0) or "–",
+                                  18)
+            cells = [str(r.rank or "–"), fmt.ellipsize(r.program, 14 if narrow else 20), fmt.num(r.mean_payoff),
                      "–" if r.payoff_low is None else f"{fmt.num(r.payoff_low)}–{fmt.num(r.payoff_high)}",
-                     fmt.num(r.median_payoff), heat.text(fmt.pct(r.cooperation_rating, 1), r.cooperation_rating),
-                     str(r.wins), fmt.pct(r.initial_rate), plays,
+                     *([] if narrow else [fmt.num(r.median_payoff)]),
+                     heat.text(fmt.pct(r.cooperation_rating, 1), r.cooperation_rating),
+                     str(r.wins), fmt.pct(r.initial_rate), *([] if narrow else [plays]),
                      *([fmt.pct(x) for x in (r.cc, r.cd, r.dc, r.dd)] if two else [])]
-            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if i in (1, 8) else "right")
-                            for i, c in enumerate(cells)], key=r.program)
+            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if headers[i] in ("program", "initial plays")
+                                                               else "right") for i, c in enumerate(cells)], key=r.program)
         where = fmt.condition(*self._condition) if self._condition else ""
         self.query_one("#programs-caption", Static).update(Content.styled(
-            f"Ranked by mean payoff, both seats pooled · {where} · wins: opponents it out-scores on average · "
-            "initial: top-level decisions that did not simulate", "dim"))
+            f"Ranked by mean payoff, both seats pooled · {where} · coop: cooperation rating · wins: opponents it "
+            "out-scores on average · initial: top-level decisions that did not simulate" +
+            (" · CC CD DC DD: outcome shares" if two else ""), "dim"))
 
     # -- plots ------------------------------------------------------------------------------------------------
     def _fill_plots(self) -> None:
@@ -397,11 +431,13 @@ class ResultsScreen(ArenaScreen):
         plt.clear_figure()
         single = all(len(pts) == 1 for pts in series.values())
         legend = None
-        if single and series:  # one ε: a line per pair would be a dot; a bar per pair, its value in its label
+        bars = single and bool(series)
+        chart.display = not bars
+        self.query_one("#plot-coop-bars-box").display = bars
+        if bars:  # one ε: a line per pair would be a dot; a bar per pair, drawn as text (label, bar, value)
             shown = [(pair, pts[0].cooperation) for pair, pts in series.items() if pts[0].cooperation is not None]
-            plt.bar([f"{p} {x:.0%}" for p, x in shown], [x for _, x in shown], orientation="horizontal", width=0.4)
-            plt.xlim(0, 1)
-            plt.xlabel(f"cooperation at ε {next(iter(series.values()))[0].epsilon:g}")
+            self.query_one("#plot-coop-bars", BarChart).set_bars(
+                shown, f"cooperation at ε {next(iter(series.values()))[0].epsilon:g} (0 to 100%)")
         else:  # the legend goes below the caption, in the lines' colours: drawn inside, it hid the lines
             legend = Content("")
             for i, (pair, pts) in enumerate(series.items()):
@@ -582,6 +618,29 @@ class ResultsScreen(ArenaScreen):
 
     def action_choose(self) -> None:
         self.app.switch_mode("history")
+
+    def action_tab(self, step: int, selector: str = "#results-tabs") -> None:
+        """[ and ]: the previous / next tab ({ and }: the plots' own tabs), wrapping around."""
+        tabs = self.query_one(selector, TabbedContent)
+        ids = [pane.id for pane in tabs.query(TabPane) if pane.id and pane.parent.parent is tabs]  # (not nested)
+        if not ids:
+            return
+        i = ids.index(tabs.active) if tabs.active in ids else 0
+        tabs.active = ids[(i + step) % len(ids)]
+        self.set_focus(None)
+        self._focus_active()
+
+    def action_plot_tab(self, step: int) -> None:
+        tabs = self.query_one("#results-tabs", TabbedContent)
+        if tabs.active != "tab-plots":
+            tabs.active = "tab-plots"
+            return
+        self.action_tab(step, "#plot-tabs")
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "plot_tab" and self.query("#results-tabs"):  # shown on the Plots tab only
+            return self.query_one("#results-tabs", TabbedContent).active == "tab-plots"
+        return super().check_action(action, parameters)
 
     def action_refresh(self) -> None:
         self.load(self.tid)

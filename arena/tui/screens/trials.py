@@ -210,7 +210,9 @@ class TrialsScreen(ContainsFailures, Screen):
                     rules = MatchRules(t["rounds"], t["continuation"], t["noise"], t["recall"])
                 ctx = stored_ctx(self._all_nodes, n.index, t["seed"], t["epsilon"], t["row_program"], t["col_program"],
                                  *self._code, self._rounds, rules)
-            self.query_one(Transcript).show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [], ctx=ctx)
+            tx = self.query_one(Transcript)
+            tx.show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [], ctx=ctx)
+            tx.border_title = "Code node · ctx, value, output" if ctx is not None else "LLM transcript"
 
     def action_back(self) -> None:
         self.app.pop_screen()
