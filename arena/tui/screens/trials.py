@@ -21,8 +21,8 @@ class TrialsScreen(ContainsFailures, Screen):
         Binding("escape", "back", "Back"),
         Binding("t", "focus_tree", "Tree"),
         Binding("l", "focus_list", "Trials", show=False),
-        Binding("left_square_bracket", "round(-1)", "Round ◀", show=False),
-        Binding("right_square_bracket", "round(1)", "Round ▶", show=False),
+        Binding("left_square_bracket", "round(-1)", "Prev round", key_display="["),
+        Binding("right_square_bracket", "round(1)", "Next round", key_display="]"),
     ]
 
     def __init__(self, tid: int, cell):
@@ -170,6 +170,11 @@ class TrialsScreen(ContainsFailures, Screen):
         tree.border_subtitle = outcome
         self._trial, self._trial_nodes = trial, nodes
         self._title()
+
+    def check_action(self, action: str, parameters: tuple) -> bool | None:
+        if action == "round" and not getattr(self, "_match", False):
+            return False  # (the round keys are a match's: not in the footer of one-round trials)
+        return True
 
     def action_round(self, step: int) -> None:
         """The tree of the previous or next round of the match shown."""
