@@ -116,7 +116,7 @@ def fake_env(base_url: str) -> dict[str, str]:
 
 def registry(base_url: str, concurrency: int):
     """The provider registry with `custom` pointing at the fake server, `concurrency` calls at a time."""
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
 
     return {**BUILTIN, "custom": BUILTIN["custom"].model_copy(update={"base_url": base_url, "concurrency": concurrency})}
 

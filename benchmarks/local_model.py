@@ -120,7 +120,8 @@ async def overhead(server, spec, client, schema, m: int) -> str:
     from arena.engine.grid import TournamentConfig
     from arena.llm.service import LLMService
     from arena.library.programs import LLMProgram
-    from arena.llm.providers import BUILTIN, ProviderClient
+    from arena.llm.client import ProviderClient
+    from arena.llm.registry import BUILTIN
     from arena.engine.records import Node, TrialSpec
     from arena.store.database import Store
 

@@ -48,7 +48,7 @@ def server_timings(logs: list[Path]) -> dict[str, list[float]]:
 
 
 def tournament(slots: int | None, trials: int, lib, model: str, replicas: int = 1, concurrency: int = 1) -> dict:
-    from arena.llm.providers import load_providers
+    from arena.llm.registry import load_providers
     from arena.llm.service import LLMService
     from arena.runner.tournament import TournamentRunner
     from arena.store.database import Store

@@ -59,7 +59,7 @@ def replica(latency: float):
 def tournament(urls: list[str], calls_wanted: int, lib, kill: subprocess.Popen | None = None,
                kill_after: float = 4.0) -> dict:
     from arena.engine.grid import TournamentConfig
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from arena.llm.service import LLMService
     from arena.runner.tournament import TournamentRunner
     from arena.store.database import Store

@@ -253,7 +253,7 @@ def test_call_rows_from_the_loopback_server(store, games, programs):
     (mean, mean) answers without an action then gives it when corrected, for both decisions."""
     from arena.llm.service import LLMService
     from arena.library.programs import LLMProgram
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from tests.support.fake_llm import FakeLLMServer, Status, Text
 
     mean = LLMProgram(id="mean", kind="llm", model="custom/fake-8b", temperature=0.7, system_prompt="You defect.")

@@ -10,7 +10,7 @@ from arena.engine.grid import TournamentConfig
 from arena.engine.records import SIMULATED
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
 from arena.llm.prompts import fence
-from arena.llm.providers import BUILTIN
+from arena.llm.registry import BUILTIN
 from arena.llm.service import LLMService
 from arena.runner.tournament import TournamentRunner
 from tests.support.fake_llm import FakeLLMServer, action_responder

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from arena.llm.outage import ProviderHealth
-from arena.llm.providers import BUILTIN
+from arena.llm.registry import BUILTIN
 from tests.support.fake_llm import FakeLLMServer, FaultPlan, Reset, Status, action_responder
 from llm_policies import mirror_policy as policy
 

@@ -22,7 +22,8 @@ from arena.engine.grid import TournamentConfig, from_preset
 from arena.engine.records import Node, TrialResult, TrialSpec
 from arena.errors import ArenaError, StoreError
 from arena.library.programs import LLMProgram
-from arena.llm.providers import BUILTIN, endpoint_identity, redact
+from arena.llm.redaction import redact
+from arena.llm.registry import BUILTIN, endpoint_identity
 from arena.llm.secrets import clean
 from arena.llm.service import LLMService
 from arena.runner.tournament import TournamentRunner, fingerprint
@@ -344,7 +345,7 @@ def test_seed_smoke_command_calls_the_provider(tmp_path):
 
 def test_panel_presets_map_every_alias_to_the_provider(programs):
     from arena.engine.grid import PRESETS, preset_programs
-    from arena.llm.providers import resolve
+    from arena.llm.registry import resolve
 
     full = preset_programs("full", dict(programs))
     assert len(full) == 3 * 5 * 2 and from_preset("full")["programs"] == list(full)
@@ -360,7 +361,7 @@ def test_backoff_after_a_thousand_attempts_is_a_number():
     an OverflowError that was recorded as the program's failure)."""
     from types import SimpleNamespace
 
-    from arena.llm.providers import ProviderClient
+    from arena.llm.client import ProviderClient
 
     client = ProviderClient(BUILTIN["custom"].model_copy(update={"backoff_max": 30.0}), "http://127.0.0.1:9/v1", None)
     wait = client._wait(SimpleNamespace(outcome=None, attempt_number=1200))

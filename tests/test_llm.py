@@ -14,7 +14,8 @@ from arena.errors import ArenaError
 from arena.engine.grid import TournamentConfig
 from arena.llm.service import LLMService
 from arena.library.programs import LLMProgram
-from arena.llm.providers import BUILTIN, ProviderUnusable
+from arena.llm.client import ProviderUnusable
+from arena.llm.registry import BUILTIN
 from arena.engine.records import CAPPED, GROUNDED, SIMULATED, Node, TrialSpec
 from arena.runner.tournament import TournamentRunner
 from tests.support.fake_llm import (

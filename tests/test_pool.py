@@ -16,7 +16,9 @@ from arena.engine.grid import TournamentConfig
 from arena.errors import ConfigError
 from arena.library.programs import LLMProgram
 from arena.llm.pool import EndpointPool
-from arena.llm.providers import BUILTIN, ProviderSpec, endpoint_identity, load_providers, secret_values, stats_line
+from arena.llm.registry import BUILTIN, ProviderSpec, endpoint_identity, load_providers
+from arena.llm.secrets import secret_values
+from arena.llm.stats import stats_line
 from arena.llm.service import LLMService
 from arena.runner.tournament import TournamentRunner
 from tests.support.fake_llm import FakeLLMServer, Reset, action_responder

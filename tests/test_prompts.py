@@ -191,7 +191,7 @@ def test_a_hostile_program_cannot_steer_the_others_parse_or_records(store, games
     from arena.engine.grid import TournamentConfig
     from arena.llm.service import LLMService
     from arena.library.programs import LLMProgram
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from arena.runner.tournament import TournamentRunner
     from tests.support.fake_llm import FakeLLMServer, Text
 

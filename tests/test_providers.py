@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from arena.errors import ArenaError, ConfigError
-from arena.llm.providers import BUILTIN, load_providers, redact, resolve
+from arena.llm.redaction import redact
+from arena.llm.registry import BUILTIN, load_providers, resolve
 
 
 def test_resolve_native_and_alias():

@@ -216,7 +216,7 @@ def test_code_ctx_round_horizon_and_hidden(programs, games):
 def test_an_llm_program_is_shown_the_last_rounds(store, programs, games):
     llm = LLMProgram(id="fair", kind="llm", model="custom/fake-8b", temperature=0.7,
                      system_prompt="You cooperate with cooperators.")
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from arena.llm.service import LLMService
 
     with FakeLLMServer(action_responder("cooperate")) as srv:

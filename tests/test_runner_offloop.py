@@ -182,7 +182,7 @@ def test_an_llm_call_completes_while_a_code_decision_runs(store, games):
     spin is calibrated here, at the machine's load of the moment: calibrated once for the module, a load
     that rose since made 0.8 s of spinning pass the 2 s limit.)"""
     from arena.library.programs import LLMProgram
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from arena.llm.service import LLMService
     from tests.support.fake_llm import FakeLLMServer, action_responder
 

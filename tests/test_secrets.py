@@ -151,7 +151,10 @@ def test_canary_keys_reach_no_database_export_output_or_log(setup):
 
 
 def test_redact_handles_every_form_of_a_secret():
-    from arena.llm.providers import BUILTIN, clip, redact, secret_values
+    from arena.llm.client import clip
+    from arena.llm.redaction import redact
+    from arena.llm.registry import BUILTIN
+    from arena.llm.secrets import secret_values
 
     env = {**KEYS, "LLM_BASE_URL": f"http://{URL_USER}:{quote(URL_PASSWORD, safe='')}@127.0.0.1:9/v1"}
     secrets = secret_values(BUILTIN, env)
@@ -223,7 +226,8 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
 def test_every_url_part_that_can_carry_a_key_is_hidden_in_labels_and_identities():
     """userinfo, query values and the fragment of a base URL never reach a stored or shown label (a pool
     replica's label is stored in llm_calls.replica; the endpoint identity is part of every cache key)."""
-    from arena.llm.providers import ProviderSpec, endpoint_identity, public_url
+    from arena.llm.redaction import public_url
+    from arena.llm.registry import ProviderSpec, endpoint_identity
 
     url = "https://u:pw-1234@gpu1:8000/v1?api_key=sk-canary-0001&api-version=2024#tok-canary-0002"
     assert public_url(url) == "https://gpu1:8000/v1?api_key=***&api-version=***#***"

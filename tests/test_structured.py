@@ -13,7 +13,8 @@ from arena.engine.events import Notice
 from arena.engine.grid import TournamentConfig
 from arena.engine.records import Node, TrialSpec
 from arena.library.programs import LLMProgram
-from arena.llm.providers import BUILTIN, stats_line
+from arena.llm.registry import BUILTIN
+from arena.llm.stats import stats_line
 from arena.llm.service import LLMService
 from arena.llm.structured import StructuredModes, rejects_format
 from arena.runner.tournament import TournamentRunner

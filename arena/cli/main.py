@@ -676,7 +676,8 @@ def providers_list() -> None:
     from rich.table import Table
 
     from arena.errors import ArenaError
-    from arena.llm.providers import load_providers, public_url, split_credentials
+    from arena.llm.redaction import public_url, split_credentials
+    from arena.llm.registry import load_providers
     from arena.cli.progress import console
 
     try:

@@ -6,7 +6,7 @@ import sys
 import time
 
 from arena.engine.events import Notice, TournamentFinished, TournamentStarted, TrialsFinished
-from arena.llm.providers import stats_line
+from arena.llm.stats import stats_line
 
 
 class ProgressDisplay:

@@ -33,19 +33,10 @@ from arena.engine.events import Notice, Sink
 from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
 from arena.library.programs import LLMProgram
-from arena.llm.providers import (
-    ProviderClient,
-    ProviderSpec,
-    Reply,
-    Route,
-    endpoint_identity,
-    load_providers,
-    public_url,
-    redact,
-    resolve,
-    secret_values,
-    split_credentials,
-)
+from arena.llm.client import ProviderClient, Reply
+from arena.llm.redaction import public_url, redact, split_credentials
+from arena.llm.registry import ProviderSpec, Route, endpoint_identity, load_providers, resolve
+from arena.llm.secrets import secret_values
 from arena.engine.records import CallRecord, Node, TrialSpec
 from arena.store.database import Store
 

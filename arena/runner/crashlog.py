@@ -10,7 +10,7 @@ import datetime as dt
 import traceback
 from pathlib import Path
 
-from arena.llm.providers import redact
+from arena.llm.redaction import redact
 
 
 def log_path(db_path: Path) -> Path:

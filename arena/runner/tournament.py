@@ -35,7 +35,7 @@ from arena.engine.events import (
 from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json, with_axelrod
-from arena.llm.providers import redact
+from arena.llm.redaction import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
 from arena.runner.crashlog import record_internal_error

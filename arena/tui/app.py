@@ -169,7 +169,7 @@ class ArenaApp(App):
             f = poll.finished
             self.session_log.append((self.clock(), "info", f"tournament {f.status}: {f.done}/{f.total} trials stored"))
             if f.providers:
-                from arena.llm.providers import stats_line
+                from arena.llm.stats import stats_line
 
                 for name, stats in sorted(f.providers.items()):
                     self.session_log.append((self.clock(), "info", stats_line(name, stats)))

@@ -98,7 +98,7 @@ class SetupScreen(ArenaScreen):
             return
         from arena.errors import ArenaError
         from arena.engine.grid import PRESETS
-        from arena.llm.providers import load_providers
+        from arena.llm.registry import load_providers
 
         self.query_one("#preset", Select).set_options([("custom (fields below)", PRESET_NONE),
                                                        *[(name, name) for name, p in PRESETS.items() if not p.llm]])
@@ -331,7 +331,7 @@ class SetupScreen(ArenaScreen):
         uses (stored calls), its calls in flight (the provider's limit within the run's concurrency)."""
         from arena.engine.estimate import duration_s
         from arena.errors import ArenaError
-        from arena.llm.providers import load_providers
+        from arena.llm.registry import load_providers
 
         lib = self.app.library
         used = ({config.provider} if config.provider else
