@@ -1,5 +1,5 @@
-"""A condition's game with its match rules: 'prisoners_dilemma (10 rounds, noise 0.1)' (a one-shot trial's
-condition keeps the game's id). The analysis groups on the rules and names conditions this way; the app
+"""A condition's game with its match rules and disclosure level: 'prisoners_dilemma (10 rounds, noise 0.1)',
+'prisoners_dilemma (disclosure none)' (a one-shot trial that shows everything keeps the game's id). The analysis groups on the rules and names conditions this way; the app
 finds a condition's trials back from the name (`condition_where`)."""
 
 from __future__ import annotations
@@ -8,11 +8,27 @@ from arena.engine.records import MatchRules
 
 
 def condition_game(game: str, rounds: int = 1, continuation: float | None = None, noise: float = 0.0,
-                   recall: int | None = None) -> str:
+                   recall: int | None = None, disclosure: str = "full") -> str:
     """The game of a condition: the game's id, with its match rules when they are not the one-shot game's
-    (e.g. 'prisoners_dilemma (10 rounds, noise 0.1)')."""
-    label = MatchRules(rounds, continuation, noise or 0.0, recall).label()
+    and its disclosure level when not `full` (e.g. 'prisoners_dilemma (10 rounds, noise 0.1, disclosure none)')."""
+    label = ", ".join(x for x in (MatchRules(rounds, continuation, noise or 0.0, recall).label(),
+                                  "" if disclosure in (None, "full") else f"disclosure {disclosure}") if x)
     return f"{game} ({label})" if label else game
+
+
+def condition_disclosure(label: str) -> str:
+    """The disclosure level of a condition's game ('full' unless it says another)."""
+    _, _, rules = label.partition(" (")
+    for part in rules.rstrip(")").split(", ") if rules else []:
+        if part.startswith("disclosure "):
+            return part[11:]
+    return "full"
+
+
+def without_disclosure(label: str) -> str:
+    """A condition's game with its disclosure level left out (the same game and match rules at `full`)."""
+    game, rounds, cont, noise, recall = split_condition_game(label)
+    return condition_game(game, rounds, cont, noise, recall)
 
 
 def base_game(label: str) -> str:
@@ -21,7 +37,8 @@ def base_game(label: str) -> str:
 
 
 def split_condition_game(label: str) -> tuple[str, int, float | None, float, int | None]:
-    """condition_game's inverse: (game, rounds, continuation, noise, recall)."""
+    """condition_game's inverse: (game, rounds, continuation, noise, recall); condition_disclosure gives the
+    disclosure level."""
     game, _, rules = label.partition(" (")
     rounds, cont, noise, recall = 1, None, 0.0, None
     for part in rules.rstrip(")").split(", ") if rules else []:
@@ -40,4 +57,5 @@ def condition_where(label: str) -> tuple[str, tuple]:
     """SQL (over trials) selecting a condition's game and match rules, and its parameters."""
     game, rounds, cont, noise, recall = split_condition_game(label)
     return ("game=? AND rounds=? AND coalesce(continuation, -1.0) = coalesce(?, -1.0) AND noise=? "
-            "AND coalesce(recall, -1) = coalesce(?, -1)", (game, rounds, cont, noise, recall))
+            "AND coalesce(recall, -1) = coalesce(?, -1) AND disclosure=?",
+            (game, rounds, cont, noise, recall, condition_disclosure(label)))

@@ -29,6 +29,7 @@ from arena.engine.events import (
     TrialPlanned,
     TrialsFinished,
 )
+from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure
 from arena.engine.records import CallRecord, Node, TrialResult, TrialSpec
 
 
@@ -46,15 +47,19 @@ class SpecMsg(_Msg):
     temperature: float | None
     index: int
     seed: int
+    disclosure: str = "full"
+    obfuscate_prompts: str = "shuffle"
 
     @classmethod
     def of(cls, s: TrialSpec) -> SpecMsg:
         return cls(seq=s.seq, game=s.game, row=s.row, col=s.col, epsilon=s.epsilon, max_depth=s.max_depth,
-                   temperature=s.temperature, index=s.index, seed=s.seed)
+                   temperature=s.temperature, index=s.index, seed=s.seed, disclosure=s.disclosure.level,
+                   obfuscate_prompts=s.disclosure.prompts)
 
     def record(self) -> TrialSpec:
+        d = FULL_DISCLOSURE if self.disclosure == "full" else Disclosure(self.disclosure, self.obfuscate_prompts)
         return TrialSpec(self.seq, self.game, self.row, self.col, self.epsilon, self.max_depth, self.temperature,
-                         self.index, self.seed)
+                         self.index, self.seed, disclosure=d)
 
 
 class CallMsg(_Msg):
