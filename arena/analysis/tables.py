@@ -610,7 +610,9 @@ def _condition_rank(config: dict):
 TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "depths", "replicator", "moran",
           "calls")
 MATCH_TABLES = ("matches", "match_programs", "rounds", "lengths")  # repeated games (analysis/rounds.py)
-_NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary")  # the summary names equilibria by the verdicts
+DISCLOSURE_TABLES = ("disclosure",)  # the value of disclosure (analysis/disclosure.py)
+EXTRA_TABLES = MATCH_TABLES + DISCLOSURE_TABLES  # in 'all' when the tournament has them
+_NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary", "disclosure")  # the summary names equilibria by the verdicts
 
 
 def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resamples: int | None = None,
@@ -623,9 +625,9 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
     from arena.analysis.metagame import add_bootstrap, equilibrium_rows, matrix_rows, meta_matrices, support_rows
 
     names = list(names)
-    unknown = [n for n in names if n not in TABLES and n not in MATCH_TABLES]
+    unknown = [n for n in names if n not in TABLES and n not in EXTRA_TABLES]
     if unknown:
-        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES + MATCH_TABLES)}")
+        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES + EXTRA_TABLES)}")
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     population = dynamics.DEFAULT_POPULATION if population is None else population
     out: dict[str, list[BaseModel]] = {}
@@ -668,6 +670,12 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
             elif n == "moran":
                 out[n] = [r for cond, m in matrices().items() if m.complete
                           for r in dynamics.moran_rows(cond, m.programs, m.U, population)]
+            elif n == "disclosure":
+                from arena.analysis.disclosure import disclosure_rows
+
+                out[n] = disclosure_rows(o.groups, o.programs, o.config.get("disclosures", ["full"]),
+                                         _condition_rank(o.config), matrices(), resamples,
+                                         int(o.config.get("seed", 0) or 0))
     if "depths" in names:
         out["depths"] = depth_rows(store, tournament_id)
     if "calls" in names:

@@ -549,6 +549,7 @@ class ExportTable(str, Enum):
     match_programs = "match_programs"
     rounds = "rounds"
     lengths = "lengths"
+    disclosure = "disclosure"
     all = "all"
 
 
@@ -558,6 +559,7 @@ class ExportPlot(str, Enum):
     depth_hist = "depth-hist"
     replicator = "replicator"
     coop_by_round = "coop-by-round"
+    value_of_disclosure = "value-of-disclosure"
     all = "all"
 
 

@@ -76,7 +76,7 @@ MIGRATIONS: dict[int, list[str]] = {
     # unique key (rebuilt by SCHEMA); a stored trial showed everything: 'full'.
     9: [
         "ALTER TABLE trials ADD COLUMN disclosure TEXT NOT NULL DEFAULT 'full'",
-        "DROP INDEX trials_key",
+        "DROP INDEX IF EXISTS trials_key",  # (gone already when step 8 ran in the same migration)
     ],
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
