@@ -14,9 +14,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-
-from arena.analysis.bootstrap import percentile_interval
 from arena.analysis.conditions import condition_disclosure, without_disclosure
 from arena.analysis.rows import ConditionKey
 from arena.analysis.stats import wilson_ci
@@ -55,19 +52,25 @@ class _Cell:
     __slots__ = ("n", "counts", "coop", "rp", "cp")
 
     def __init__(self, outcomes: list[tuple[int, float, float, float]]):
+        import numpy as np  # (numpy loads when the table is computed, never at start-up)
+
         self.counts = np.array([o[0] for o in outcomes], dtype=float)
         self.n = int(self.counts.sum())
         self.coop = np.array([o[1] / o[0] for o in outcomes])
         self.rp = np.array([o[2] / o[0] for o in outcomes])
         self.cp = np.array([o[3] / o[0] for o in outcomes])
 
-    def means(self) -> np.ndarray:
+    def means(self):
         """(3,) cooperation, row payoff, column payoff over the cell's trials."""
+        import numpy as np
+
         w = self.counts / self.n
         return np.array([w @ self.coop, w @ self.rp, w @ self.cp])
 
-    def resample(self, rng: np.random.Generator, B: int) -> np.ndarray:
-        """(B, 3) the means of B resamples of the cell."""
+    def resample(self, rng, B: int):
+        """(B, 3) the means of B resamples of the cell (`rng`: a numpy Generator)."""
+        import numpy as np
+
         draws = rng.multinomial(self.n, self.counts / self.n, size=B) / self.n
         return np.stack([draws @ self.coop, draws @ self.rp, draws @ self.cp], axis=1)
 
@@ -76,6 +79,9 @@ def disclosure_rows(groups: Sequence, order: Sequence[str], levels: Sequence[str
                     resamples: int = 1000, seed: int = 0) -> list[DisclosureRow]:
     """The table from analysis Outcomes.groups (`order`: the programs' order, `levels`: the tournament's
     disclosure levels, `rank`: the sort key of a condition, `matrices`: the meta-games, for the verdicts)."""
+    import numpy as np
+
+    from arena.analysis.bootstrap import percentile_interval
     from arena.analysis.metagame import pair_statistics
 
     cells: dict[tuple, list[tuple[int, float, float, float]]] = {}
