@@ -354,7 +354,7 @@ class ResultsScreen(ArenaScreen):
         def ival(lo, hi, pct=False):
             if lo is None or hi is None:
                 return "–"
-            return fmt.interval(lo, hi) if pct else f"[{fmt.num(lo)}, {fmt.num(hi)}]"
+            return f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pp" if pct else f"[{lo:+.2f}, {hi:+.2f}]"
 
         for i, r in enumerate(rows):
             cells = [r.row_program, r.col_program, r.disclosure, f"{r.valid:,}",
