@@ -334,3 +334,12 @@ def test_a_schema_7_database_gets_the_disclosure_column(tmp_path, programs, game
         last = s.tournaments()[0] if s.tournaments()[0].id > 1 else s.tournaments()[-1]
         assert s.query("SELECT disclosure, count(*) AS n FROM trials WHERE tournament_id=? GROUP BY 1 ORDER BY 1",
                        (last.id,)) == [{"disclosure": "full", "n": 75}, {"disclosure": "none", "n": 75}]
+
+
+def test_the_docs_show_the_wording_of_each_level():
+    text = (ROOT / "docs" / "disclosure.md").read_text(encoding="utf-8")
+    for sentence in prompts.DISCLOSURE_INTRO.values():
+        assert f"| {sentence} |" in text
+    for d in (*(Disclosure(lv) for lv in LEVELS), Disclosure("obfuscated", "none")):
+        assert f"`{prompts.wording_hash(d)}`" in text
+    assert "> " + prompts.DATA_NOTE.strip() + "\n" in text
