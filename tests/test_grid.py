@@ -59,6 +59,6 @@ def test_impossible_grid_size_rejected():
 
 
 def test_presets():
-    assert set(PRESETS) == {"bots", "smoke", "headline", "full"}
+    assert set(PRESETS) == {"bots", "smoke", "headline", "full", "disclosure"}
     f = from_preset("bots", trials=3, games=None)
     assert f["trials"] == 3 and f["games"] == ["prisoners_dilemma"]

@@ -24,7 +24,8 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from arena.analysis.rounds import LengthRow, MatchRow, ProgramMatchRow, RoundRow, match_tournament
-from arena.analysis.tables import MATCH_TABLES, TABLES, tables
+from arena.analysis.disclosure import DisclosureRow, disclosure_tournament
+from arena.analysis.tables import DISCLOSURE_TABLES, EXTRA_TABLES, MATCH_TABLES, TABLES, tables
 from arena.analysis.rows import CallRow, ConditionRow, DepthRow, PairRow, ProgramRow
 from arena.errors import ArenaError
 from arena.analysis.dynamics import MoranRow, ReplicatorRow
@@ -36,6 +37,7 @@ PLOT_FORMATS = ("png", "svg")
 FORMATS = TEXT_FORMATS + PLOT_FORMATS
 PLOTS = ("coop-vs-eps", "payoff-heatmap", "depth-hist", "replicator")
 MATCH_PLOTS = ("coop-by-round",)  # repeated games: in 'all' when the tournament has matches
+DISCLOSURE_PLOTS = ("value-of-disclosure",)  # in 'all' when the grid has a disclosure level besides full
 EXTENSIONS = {"csv": "csv", "json": "json", "markdown": "md", "latex": "tex", "png": "png", "svg": "svg"}
 EXPORT_VERSION = 1
 
@@ -77,6 +79,8 @@ class ExportTables(BaseModel):
     match_programs: list[ProgramMatchRow] | None = None
     rounds: list[RoundRow] | None = None
     lengths: list[LengthRow] | None = None
+    # disclosure levels (in 'all' when the grid has a level besides full)
+    disclosure: list[DisclosureRow] | None = None
 
 
 class ExportDocument(BaseModel):
@@ -102,8 +106,8 @@ def table_names(fmt: str, table: str | None) -> list[str]:
         if fmt == "csv":
             raise ExportError(f"CSV holds one table: choose --table {'|'.join(TABLES)}")
         return list(TABLES)
-    if table not in TABLES and table not in MATCH_TABLES:
-        raise ExportError(f"unknown table '{table}'; tables: {', '.join(TABLES + MATCH_TABLES)}, all")
+    if table not in TABLES and table not in EXTRA_TABLES:
+        raise ExportError(f"unknown table '{table}'; tables: {', '.join(TABLES + EXTRA_TABLES)}, all")
     return [table]
 
 
@@ -131,9 +135,12 @@ def render(store: Store, tid: int, fmt: str, table: str | None = None, resamples
     if fmt in PLOT_FORMATS:
         raise ExportError(f"{fmt} is a plot format: it needs a file (--out PATH)")
     names = table_names(fmt, table)
-    if (table or default_table(fmt)) == "all" and match_tournament(store, tid):
-        names += list(MATCH_TABLES)
     row = store.tournament(tid)
+    if (table or default_table(fmt)) == "all":
+        if match_tournament(store, tid):
+            names += list(MATCH_TABLES)
+        if disclosure_tournament(row.config):
+            names += list(DISCLOSURE_TABLES)
     data = tables(store, row.id, names, resamples=resamples, population=population)
     if fmt == "json":
         info = TournamentInfo(**{**row.model_dump(), "status": row.display_status})
@@ -177,8 +184,8 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
         return [out]
     if table is not None:
         raise ExportError("--table goes with --format csv, json, markdown or latex")
-    if plot is not None and plot != "all" and plot not in PLOTS + MATCH_PLOTS:
-        raise ExportError(f"unknown plot '{plot}'; plots: {', '.join(PLOTS + MATCH_PLOTS)}, all")
+    if plot is not None and plot != "all" and plot not in PLOTS + MATCH_PLOTS + DISCLOSURE_PLOTS:
+        raise ExportError(f"unknown plot '{plot}'; plots: {', '.join(PLOTS + MATCH_PLOTS + DISCLOSURE_PLOTS)}, all")
     from arena.analysis import plots
 
     if plot is None or plot == "all":
@@ -186,7 +193,8 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
         if folder.suffix and not folder.is_dir():
             raise ExportError(f"every plot goes into a directory, not {folder}; name one plot with --plot")
         folder.mkdir(parents=True, exist_ok=True)
-        names = PLOTS + (MATCH_PLOTS if match_tournament(store, tid) else ())
+        names = (PLOTS + (MATCH_PLOTS if match_tournament(store, tid) else ())
+                 + (DISCLOSURE_PLOTS if disclosure_tournament(store.tournament(tid).config) else ()))
         targets = [(p, folder / default_path(tid, fmt, p).name) for p in names]
     else:
         targets = [(plot, Path(path) if path is not None else default_path(tid, fmt, plot))]
@@ -265,6 +273,14 @@ def interval(lo: float | None, hi: float | None, percent: bool = True) -> str:
     if lo is None or hi is None:
         return "–"
     return f"[{pct(lo)}, {pct(hi)}]" if percent else f"[{num(lo)}, {num(hi)}]"
+
+
+def _signed(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{x:+.{digits}f}"
+
+
+def _signed_pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:+.1f} pp"
 
 
 def mixture(m: dict[str, float]) -> str:
@@ -374,6 +390,18 @@ COLUMNS: dict[str, list[Col]] = {
         Col("rounds", lambda r: str(r.n_rounds)), Col("matches", lambda r: str(r.matches)),
         Col("share", lambda r: pct(r.share)), Col("geometric", lambda r: "–" if r.expected is None else pct(r.expected)),
     ],
+    "disclosure": [
+        Col("row", lambda r: r.row_program, False), Col("col", lambda r: r.col_program, False),
+        Col("disclosure", lambda r: r.disclosure, False), Col("trials", lambda r: str(r.valid)),
+        Col("coop", lambda r: pct(r.cooperation)), Col("Wilson 95%", lambda r: interval(r.wilson_low, r.wilson_high)),
+        Col("Δ coop", lambda r: _signed_pct(r.cooperation_diff)),
+        Col("95% CI", lambda r: interval(r.cooperation_diff_low, r.cooperation_diff_high)),
+        Col("row pay", lambda r: num(r.row_payoff)), Col("Δ row", lambda r: _signed(r.row_payoff_diff)),
+        Col("95% CI ", lambda r: interval(r.row_payoff_diff_low, r.row_payoff_diff_high, percent=False)),
+        Col("col pay", lambda r: num(r.col_payoff)), Col("Δ col", lambda r: _signed(r.col_payoff_diff)),
+        Col("95% CI  ", lambda r: interval(r.col_payoff_diff_low, r.col_payoff_diff_high, percent=False)),
+        Col("verdict", lambda r: r.verdict or "–", False),
+    ],
     "calls": [
         Col("provider", lambda r: r.provider, False), Col("model", lambda r: r.model, False),
         Col("program", lambda r: r.program, False), Col("calls", lambda r: str(r.calls)),
@@ -388,18 +416,22 @@ TITLES = {"summary": "Summary", "pairs": "Pairs", "programs": "Programs", "matri
           "depths": "Simulation depth per program, seat and opponent", "replicator": "Replicator dynamics: the rest point",
           "moran": "Moran process: fixation probabilities", "calls": "LLM calls",
           "matches": "Matches: totals over the rounds", "match_programs": "Mean match payoff per program",
-          "rounds": "Cooperation by round", "lengths": "Match lengths"}
+          "rounds": "Cooperation by round", "lengths": "Match lengths",
+          "disclosure": "Value of disclosure: each level against full"}
 _MODELS: dict[str, type[BaseModel]] = {"summary": ConditionRow, "pairs": PairRow, "programs": ProgramRow,
                                        "matrix": MatrixRow, "equilibria": EquilibriumRow, "supports": SupportRow,
                                        "depths": DepthRow, "replicator": ReplicatorRow, "moran": MoranRow,
                                        "calls": CallRow, "matches": MatchRow, "match_programs": ProgramMatchRow,
-                                       "rounds": RoundRow, "lengths": LengthRow}
+                                       "rounds": RoundRow, "lengths": LengthRow, "disclosure": DisclosureRow}
 MATRIX_NOTE = ("Mean payoff of the row program against the column program (both seats averaged); "
                "* marks an empirical program equilibrium (neither program gains by switching; the bootstrap "
                "interval of its margin lies above 0), ? an uncertain one (the interval holds 0: the trials "
                "cannot tell).")
 _MARKS = {"equilibrium": "*", "uncertain": "?"}
 NOTES = {
+    "disclosure": ("Per pair, each disclosure level with its difference from full (Δ) and a stratified bootstrap 95% "
+                   "interval (the two cells resampled independently); verdict: the meta-game's verdict of the pair "
+                   "under that level (equilibrium, not, uncertain)."),
     "summary": ("Program equilibria follow the bootstrap's verdicts (? after an uncertain one: the interval of its "
                 "margin holds 0); '(point estimate)' where no bootstrap was run."),
     "depths": ("Per opponent: against a program that does not simulate, a chain stops at depth 1; "

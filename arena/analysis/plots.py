@@ -12,6 +12,9 @@ Plots:
   (dynamics.py), each program's share against the step; one panel per condition.
 - coop-by-round (repeated games only): the share of matches whose round t was a cooperative outcome,
   one line per ordered pair with 95% Wilson intervals; one panel per condition (its match rules included).
+- value-of-disclosure (grids with a disclosure level besides full): per ordered pair, the difference in
+  cooperation from `full` under each other level, with its stratified bootstrap 95% interval; one panel per
+  condition (analysis/disclosure.py).
 
 matplotlib is imported only when a file is drawn (never at start-up) and used through its object API
 (Figure, no pyplot state) with the Agg/SVG canvases.
@@ -25,9 +28,10 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
+from arena.analysis.disclosure import DisclosureRow, disclosure_rows, disclosure_tournament
 from arena.analysis.rounds import RoundRow, match_tournament, round_rows
 from arena.analysis.rows import CoopPoint, DepthBin, PairRow
-from arena.analysis.tables import Outcomes, coop_points, depth_histogram, load_outcomes, pairs
+from arena.analysis.tables import Outcomes, _condition_rank, coop_points, depth_histogram, load_outcomes, pairs
 from arena.analysis.dynamics import ReplicatorRow, replicator_rows
 from arena.analysis.metagame import MatrixRow, add_bootstrap, equilibrium_mark, matrix_rows, meta_matrices
 from arena.store.database import Store
@@ -41,6 +45,7 @@ class PlotData(BaseModel):
     depths: list[DepthBin]
     replicator: list[ReplicatorRow] = []
     rounds: list[RoundRow] = []  # cooperation by round (a tournament of matches; [] otherwise)
+    disclosure: list[DisclosureRow] = []  # the value of disclosure (a grid with several levels; [] otherwise)
 
 
 def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None,
@@ -59,6 +64,9 @@ def plot_data(store: Store, tournament_id: int, outcomes: Outcomes | None = None
         coop=coop_points(out, pair_list), matrix=matrix_rows(mats), depths=depth_histogram(store, row.id),
         replicator=[r for cond, m in mats.items() if m.complete for r in replicator_rows(cond, m.programs, m.U)],
         rounds=round_rows(store, row.id) if match_tournament(store, row.id) else [],
+        disclosure=disclosure_rows(out.groups, out.programs, out.config.get("disclosures", ["full"]),
+                                   _condition_rank(out.config), mats, DEFAULT_RESAMPLES,
+                                   int(out.config.get("seed", 0) or 0)) if disclosure_tournament(out.config) else [],
     )
 
 
@@ -286,8 +294,56 @@ def draw_coop_by_round(data: PlotData):
     return fig
 
 
+def disclosure_series(rows: Sequence[DisclosureRow]) -> dict[str, dict[str, dict[str, DisclosureRow]]]:
+    """panel label (with ε) -> 'row/col' -> level -> its row, for the levels other than full."""
+    panels: dict[str, dict[str, dict[str, DisclosureRow]]] = {}
+    for r in rows:
+        if r.disclosure == "full" or r.cooperation_diff is None:
+            continue
+        label = panel_label(r.game, r.max_depth, r.temperature, r.epsilon)
+        panels.setdefault(label, {}).setdefault(f"{r.row_program}/{r.col_program}", {})[r.disclosure] = r
+    return panels
+
+
+def draw_value_of_disclosure(data: PlotData):
+    panels = disclosure_series(data.disclosure)
+    if not panels:
+        return _empty(data.title)
+    levels = list(dict.fromkeys(lv for series in panels.values() for by in series.values() for lv in by))
+    n_pairs = max(len(s) for s in panels.values())
+    height = max(3.0, 0.12 * n_pairs * (len(levels) + 1) + 1.0)
+    fig, axes = _figure(len(panels), 6.5, height, data.title,
+                        "value of disclosure: cooperation under each level minus under full (stratified bootstrap 95%)")
+    colours = _colours(len(levels))
+    width = 0.8 / len(levels)
+    for ax, (label, series) in zip(axes, panels.items()):
+        pairs_ = list(series)
+        for k, level in enumerate(levels):
+            ys, xs, lo, hi = [], [], [], []
+            for i, pair in enumerate(pairs_):
+                r = series[pair].get(level)
+                if r is None:
+                    continue
+                ys.append(i - 0.4 + width * (k + 0.5))
+                xs.append(r.cooperation_diff)
+                lo.append(r.cooperation_diff - r.cooperation_diff_low if r.cooperation_diff_low is not None else 0.0)
+                hi.append(r.cooperation_diff_high - r.cooperation_diff if r.cooperation_diff_high is not None else 0.0)
+            ax.barh(ys, xs, height=width, xerr=[lo, hi], color=colours[k], label=level, capsize=1.5,
+                    error_kw={"linewidth": 0.8})
+        ax.set_yticks(range(len(pairs_)), pairs_, fontsize="x-small")
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_xlim(-1.05, 1.05)
+        ax.set_xlabel("Δ cooperation (level − full)")
+        ax.set_title(label, fontsize="medium")
+        ax.grid(alpha=0.3, axis="x")
+        ax.legend(fontsize="x-small")
+    return fig
+
+
 DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist,
-        "replicator": draw_replicator, "coop-by-round": draw_coop_by_round}
+        "replicator": draw_replicator, "coop-by-round": draw_coop_by_round,
+        "value-of-disclosure": draw_value_of_disclosure}
 
 
 def save(store: Store, tournament_id: int, name: str, path: Path, fmt: str, data: PlotData | None = None) -> Path:

@@ -26,7 +26,7 @@ from arena.analysis.conditions import condition_game
 from arena.library.games import Game
 from arena.store.database import Store
 
-_COND = "t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall"
+_COND = "t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall, t.disclosure"
 
 
 class MatchRow(ConditionKey):
@@ -86,7 +86,8 @@ def match_tournament(store: Store, tournament_id: int) -> bool:
 
 
 def _cond(r: dict) -> dict:
-    return {"game": condition_game(r["game"], r["rounds"], r["continuation"], r["noise"], r["recall"]),
+    return {"game": condition_game(r["game"], r["rounds"], r["continuation"], r["noise"], r["recall"],
+                                   r.get("disclosure", "full")),
             "epsilon": r["epsilon"], "max_depth": r["max_depth"], "temperature": r["temperature"]}
 
 

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
-from arena.analysis.conditions import base_game, condition_game
+from arena.analysis.conditions import base_game, condition_disclosure, condition_game, without_disclosure
 from arena.library.games import Game
 from arena.store.database import Store
 
@@ -73,11 +73,12 @@ _AGGREGATES = """
        sum(row_depth = 0) AS row_top, sum(col_depth = 0) AS col_top, min(seq) AS first"""
 # A trial's match rules are part of its condition: grouped on, then folded into the condition's game as a
 # label ("prisoners_dilemma (10 rounds)"; a one-shot trial keeps the game's id), see `_label_games`.
-_MATCH = "rounds, continuation, noise, recall"
+_MATCH = "rounds, continuation, noise, recall, disclosure"
 _KEYS = f"game, epsilon, max_depth, temperature, {_MATCH}, row_program, col_program, status, row_action, col_action"
 # The plain form: correct for any rows, but SQLite sorts a nine-column text key per trial.
 _OUTCOMES_SQL = f"SELECT {_KEYS}, {_AGGREGATES} FROM trials WHERE tournament_id = ? GROUP BY {_KEYS}"
 _ROUND_KEYS = ("t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall, "
+               "t.disclosure, "
                "t.row_program, t.col_program, r.row_action, r.col_action")
 _ROUND_ACTIONS_SQL = (f"SELECT {_ROUND_KEYS}, count(*) AS n FROM rounds r JOIN trials t ON t.id = r.trial_id "
                       f"WHERE t.tournament_id = ? AND t.status = 'ok' GROUP BY {_ROUND_KEYS}")
@@ -107,7 +108,7 @@ def _coded_query(config: dict, tournament_id: int, lo: int, hi: int, select: str
     dims = [("game", config["games"]), ("epsilon", config["epsilons"]), ("max_depth", config["max_depths"]),
             ("temperature", config.get("temperatures", [None])), ("rounds", config.get("rounds", [1])),
             ("continuation", config.get("continuations", [None])), ("noise", config.get("noises", [0.0])),
-            ("recall", config.get("recalls", [None]))]
+            ("recall", config.get("recalls", [None])), ("disclosure", config.get("disclosures", ["full"]))]
     if cells:
         dims += [("row_program", programs), ("col_program", programs)]
     key = "0"
@@ -144,7 +145,7 @@ def _label_games(rows: list[dict]) -> list[dict]:
     for r in rows:
         if "rounds" in r:
             r["game"] = condition_game(r["game"], r.pop("rounds"), r.pop("continuation"), r.pop("noise"),
-                                       r.pop("recall"))
+                                       r.pop("recall"), r.pop("disclosure", "full"))
     return rows
 
 
@@ -593,9 +594,14 @@ def _condition_rank(config: dict):
     axes = [config.get("games", []), config.get("epsilons", []), config.get("max_depths", []),
             config.get("temperatures", [None])]
 
+    levels = list(config.get("disclosures", ["full"]))
+
     def rank(cond: Condition) -> tuple:
+        level = condition_disclosure(cond[0])
+        label = without_disclosure(cond[0])
         cond = (base_game(cond[0]), *cond[1:])
-        return (*(axis.index(v) if v in axis else len(axis) for axis, v in zip(axes, cond)), cond[0])
+        return (*(axis.index(v) if v in axis else len(axis) for axis, v in zip(axes, cond)), label,
+                levels.index(level) if level in levels else len(levels))
 
     return rank
 
@@ -604,7 +610,9 @@ def _condition_rank(config: dict):
 TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "depths", "replicator", "moran",
           "calls")
 MATCH_TABLES = ("matches", "match_programs", "rounds", "lengths")  # repeated games (analysis/rounds.py)
-_NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary")  # the summary names equilibria by the verdicts
+DISCLOSURE_TABLES = ("disclosure",)  # the value of disclosure (analysis/disclosure.py)
+EXTRA_TABLES = MATCH_TABLES + DISCLOSURE_TABLES  # in 'all' when the tournament has them
+_NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary", "disclosure")  # the summary names equilibria by the verdicts
 
 
 def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resamples: int | None = None,
@@ -617,9 +625,9 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
     from arena.analysis.metagame import add_bootstrap, equilibrium_rows, matrix_rows, meta_matrices, support_rows
 
     names = list(names)
-    unknown = [n for n in names if n not in TABLES and n not in MATCH_TABLES]
+    unknown = [n for n in names if n not in TABLES and n not in EXTRA_TABLES]
     if unknown:
-        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES + MATCH_TABLES)}")
+        raise ValueError(f"unknown table(s) {', '.join(unknown)}; tables: {', '.join(TABLES + EXTRA_TABLES)}")
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     population = dynamics.DEFAULT_POPULATION if population is None else population
     out: dict[str, list[BaseModel]] = {}
@@ -662,6 +670,12 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
             elif n == "moran":
                 out[n] = [r for cond, m in matrices().items() if m.complete
                           for r in dynamics.moran_rows(cond, m.programs, m.U, population)]
+            elif n == "disclosure":
+                from arena.analysis.disclosure import disclosure_rows
+
+                out[n] = disclosure_rows(o.groups, o.programs, o.config.get("disclosures", ["full"]),
+                                         _condition_rank(o.config), matrices(), resamples,
+                                         int(o.config.get("seed", 0) or 0))
     if "depths" in names:
         out["depths"] = depth_rows(store, tournament_id)
     if "calls" in names:

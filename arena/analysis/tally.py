@@ -54,10 +54,10 @@ class LiveTally:
             SELECT game, epsilon, max_depth, temperature, row_program, col_program, count(*) AS n,
                    sum(status = 'ok'), sum(coalesce(cooperative, 0)), sum(status = 'refused'),
                    sum(status = 'error'), coalesce(sum(row_payoff), 0), coalesce(sum(col_payoff), 0),
-                   sum(n_calls), min(seq) AS first, rounds, continuation, noise, recall
+                   sum(n_calls), min(seq) AS first, rounds, continuation, noise, recall, disclosure
             FROM trials WHERE tournament_id = ? AND id <= ?
             GROUP BY game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), rounds,
-                     coalesce(continuation, -1.0), noise, coalesce(recall, -1)
+                     coalesce(continuation, -1.0), noise, coalesce(recall, -1), disclosure
             ORDER BY first  -- (grouped in trials_key's order: no sort of every trial)
             """,
             (tournament_id, until_id if until_id is not None else 2**62),
@@ -65,7 +65,7 @@ class LiveTally:
         with self._lock:
             for r in rows:
                 v = list(r.values())
-                v[0] = condition_game(v[0], *v[15:19])  # a match's condition carries its rules
+                v[0] = condition_game(v[0], *v[15:20])  # a condition carries its match rules and disclosure
                 self._cells[tuple(v[:6])] = [float(x or 0) for x in v[6:14]]
             self.version += 1
 

@@ -50,6 +50,19 @@ class Horizon(str, Enum):
     hidden = "hidden"
 
 
+class Level(str, Enum):  # engine/disclosure.py LEVELS
+    full = "full"
+    prompt = "prompt"
+    model = "model"
+    none = "none"
+    obfuscated = "obfuscated"
+
+
+class PromptObfuscation(str, Enum):
+    shuffle = "shuffle"
+    none = "none"
+
+
 def fail(message: str, code: int = 2) -> None:
     from arena.llm.secrets import clean
 
@@ -97,6 +110,8 @@ def run(
     recall: Annotated[Optional[list[int]], typer.Option("--recall", metavar="K", help="past rounds a program is shown (repeatable; default all)")] = None,
     discount: Annotated[float, typer.Option("--discount", metavar="D", help="weight D^t of round t in the discounted total (changes no decision)")] = 1.0,
     horizon: Annotated[Horizon, typer.Option(help="known: programs are told the number of rounds; hidden: they are told None")] = Horizon.known,
+    disclosure: Annotated[Optional[list[Level]], typer.Option("--disclosure", metavar="LEVEL", help="what each program is shown of its opponent: full (the default) | prompt | model | none | obfuscated (repeatable; docs/disclosure.md)")] = None,
+    obfuscate_prompts: Annotated[Optional[PromptObfuscation], typer.Option("--obfuscate-prompts", help="under --disclosure obfuscated, an LLM opponent's prompt: shuffle its sentences, or none (unchanged)")] = None,
     seed: Annotated[int, typer.Option(metavar="N", help="tournament seed: same seed, same trials")] = 0,
     concurrency: Annotated[int, typer.Option(metavar="N", help="LLM calls in flight at once (each provider's own limit applies too)")] = 8,
     simulation: Annotated[Simulation, typer.Option(help="run: simulate opponents by running them; imagine: the LLM imagines")] = Simulation.run,
@@ -146,6 +161,10 @@ def run(
             fields["programs"] = list(lib.entries)
         match = {k: v for k, v in (("rounds", rounds), ("continuations", continuation), ("noises", noise),
                                    ("recalls", recall)) if v}
+        if disclosure:
+            match["disclosures"] = [d.value for d in disclosure]
+        if obfuscate_prompts is not None:
+            match["obfuscate_prompts"] = obfuscate_prompts.value
         config = TournamentConfig(
             **fields, **match, max_rounds=max_rounds, discount=discount, horizon=horizon.value, seed=seed,
             concurrency=concurrency, simulation=simulation.value, provider=provider, models=models,
@@ -273,7 +292,8 @@ def _detach(store, config, lib, new: bool = False, resume_id: int | None = None,
 _OPTIONS = {"programs": "--program", "games": "--game", "epsilons": "--epsilon", "max_depths": "--max-depth",
             "temperatures": "--temperature", "trials": "--trials", "concurrency": "--concurrency", "models": "--model",
             "rounds": "--rounds", "continuations": "--continuation", "noises": "--noise", "recalls": "--recall",
-            "max_rounds": "--max-rounds", "discount": "--discount"}
+            "max_rounds": "--max-rounds", "discount": "--discount", "disclosures": "--disclosure",
+            "obfuscate_prompts": "--obfuscate-prompts"}
 
 
 def _config_error(exc) -> str:
@@ -561,6 +581,7 @@ class ExportTable(str, Enum):
     match_programs = "match_programs"
     rounds = "rounds"
     lengths = "lengths"
+    disclosure = "disclosure"
     all = "all"
 
 
@@ -570,6 +591,7 @@ class ExportPlot(str, Enum):
     depth_hist = "depth-hist"
     replicator = "replicator"
     coop_by_round = "coop-by-round"
+    value_of_disclosure = "value-of-disclosure"
     all = "all"
 
 

@@ -7,6 +7,7 @@ fast path without an event loop.
 
 from __future__ import annotations
 
+from arena.engine.disclosure import shown
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, LLMProgram
 
@@ -95,7 +96,10 @@ class BotAgent:
         return game.defect_action if last_default else default
 
     def _ground_cliquebot(self, game: Game, opp, u: float, spec=None, node=None) -> str:
-        same = opp.kind == "builtin" and opp.source() == self.program.source()
+        if spec is None or spec.disclosure.full:
+            same = opp.kind == "builtin" and opp.source() == self.program.source()
+        else:  # what it is shown of the opponent (engine/disclosure.py): its description, when shown
+            same = shown(opp, spec.disclosure, spec.seed, for_code=False) == self.program.source()
         return game.default_for(_seat(node)) if same else game.defect_action
 
     def _respond_copy(self, game: Game, opp, u: float, opp_action: str, *_) -> str:

@@ -2,8 +2,8 @@
 its built-in batches before sending them (runner/stream.py), and the app's tally, which adds trials one by
 one or merges those sums (analysis/tally.py).
 
-A cell is (game, epsilon, max_depth, temperature, row, col), its game carrying a match's rules
-("prisoners_dilemma (10 rounds)", as the analysis names conditions); a match counts the share of its
+A cell is (game, epsilon, max_depth, temperature, row, col), its game carrying a match's rules and a
+disclosure level ("prisoners_dilemma (10 rounds)", as the analysis names conditions); a match counts the share of its
 rounds that were cooperative.
 """
 
@@ -17,19 +17,20 @@ CELL_SUMS = ("trials", "valid", "cooperative", "refused", "errors", "row_payoff"
 
 
 def condition_game(game: str, rounds: int = 1, continuation: float | None = None, noise: float = 0.0,
-                   recall: int | None = None) -> str:
-    """The game of a condition: the game's id, with its match rules when they are not the one-shot game's
-    (e.g. 'prisoners_dilemma (10 rounds, noise 0.1)')."""
+                   recall: int | None = None, disclosure: str | None = "full") -> str:
+    """The game of a condition: the game's id, with its match rules when they are not the one-shot game's and
+    its disclosure level when not `full` (e.g. 'prisoners_dilemma (10 rounds, noise 0.1, disclosure none)')."""
     from arena.engine.records import MatchRules
 
-    label = MatchRules(rounds, continuation, noise or 0.0, recall).label()
+    label = ", ".join(x for x in (MatchRules(rounds, continuation, noise or 0.0, recall).label(),
+                                  "" if disclosure in (None, "full") else f"disclosure {disclosure}") if x)
     return f"{game} ({label})" if label else game
 
 
 def cell_key(spec: TrialSpec) -> tuple:
-    m = spec.match
-    game = spec.game if m is ONE_SHOT or m.coordinates == ONE_SHOT.coordinates else condition_game(
-        spec.game, *m.coordinates)
+    m, level = spec.match, spec.disclosure.level
+    plain = (m is ONE_SHOT or m.coordinates == ONE_SHOT.coordinates) and level == "full"
+    game = spec.game if plain else condition_game(spec.game, *m.coordinates, level)
     return (game, spec.epsilon, spec.max_depth, spec.temperature, spec.row, spec.col)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure, opponent_label, opponent_source, shown
 from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, MatchRules, Node, Play, RoundRecord, TrialSpec
 from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
 from arena.engine.seeds import round_seed
@@ -22,23 +23,6 @@ PROB_TOLERANCE = 1e-6
 
 class ProgramFailed(Exception):
     """A program could not give an action at a node (recorded on the node; the trial is an error)."""
-
-
-def opponent_source(program: AnyProgram) -> str:
-    """What a code program sees of another program: its code, an LLM program's model, temperature and
-    prompt, or a bot's YAML."""
-    if isinstance(program, BuiltinProgram):
-        lines = ["kind: builtin", f"strategy: {program.strategy}"]
-        if program.params:
-            lines.append("params: {" + ", ".join(f"{k}: {v}" for k, v in sorted(program.params.items())) + "}")
-        if program.epsilon is not None:
-            lines.append(f"epsilon: {program.epsilon:g}")
-        if program.strategy == "axelrod":  # what the strategy is: its name and Axelrod's first sentence of it
-            from arena.library.axelrod_programs import summary
-
-            lines.append(f"# {summary(program.params['name'])}")
-        return "\n".join(lines) + "\n"
-    return program.source()
 
 
 def game_view(game: Game, seat: str) -> dict:
@@ -55,10 +39,17 @@ def game_view(game: Game, seat: str) -> dict:
 
 
 def build_ctx(game: Game, seat: str, me: CodeProgram, opp: AnyProgram, opp_action: str | None, depth: int,
-              epsilon: float, u: float, play: Play | None = None) -> dict:
-    """The ctx dict of one node (the same function serves the run, the smoke test and the app)."""
-    ctx = {"game": game_view(game, seat), "seat": seat, "me": me.code, "opponent": opponent_source(opp),
-           "opponent_id": opp.id, "opponent_kind": opp.kind, "opponent_action": opp_action, "depth": depth,
+              epsilon: float, u: float, play: Play | None = None, disclosure: Disclosure = FULL_DISCLOSURE,
+              seed: int = 0) -> dict:
+    """The ctx dict of one node (the same function serves the run, the smoke test and the app): the opponent
+    as `disclosure` shows it (obfuscated from the trial's `seed`), `me` always the program's own code."""
+    if disclosure.full:
+        source, opp_id, opp_kind = opponent_source(opp), opp.id, opp.kind
+    else:
+        source = shown(opp, disclosure, seed, for_code=True)
+        opp_id, opp_kind = opponent_label(opp, disclosure)
+    ctx = {"game": game_view(game, seat), "seat": seat, "me": me.code, "opponent": source,
+           "opponent_id": opp_id, "opponent_kind": opp_kind, "opponent_action": opp_action, "depth": depth,
            "epsilon": epsilon, "u": u, **match_ctx(FIRST_ROUND, seat)}
     if play is not None:
         ctx.update(match_ctx(play, seat))
@@ -133,10 +124,21 @@ class CodeAgent:
         """A node's decision for the sandbox: the ctx's fixed part (built once per game, seat and
         opponent) and the node's own opponent_action, depth, epsilon and u."""
         eps = self.epsilon if self.epsilon is not None else (spec.epsilon if spec is not None else 0.0)
-        key = (game.id, node.side, opp.id)
-        base = self._fixed.get(key)
-        if base is None:
-            base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0)
+        d = spec.disclosure if spec is not None else FULL_DISCLOSURE
+        if d.level == "obfuscated" and opp.kind == "code":  # obfuscated from each trial's seed
+            key = (game.id, node.side, opp.id, d, spec.seed)
+            base = self._fixed.get(key)
+            if base is None:
+                if len(self._fixed) > 4096:
+                    self._fixed.clear()
+                base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0, None, d,
+                                                    spec.seed)
+        else:
+            key = (game.id, node.side, opp.id) if d.full else (game.id, node.side, opp.id, d)
+            base = self._fixed.get(key)
+            if base is None:
+                base = self._fixed[key] = build_ctx(game, node.side, self.program, opp, None, 0, 0.0, 0.0, None, d,
+                                                    spec.seed if spec is not None else 0)
         play = None if spec is None or spec.play is None else match_ctx(spec.play, node.side, rows=True)
         return (base, opp_action, node.depth, eps, node.u, play)
 
@@ -186,10 +188,12 @@ def node_draws(seed: int, modes: list[str]) -> list[float]:
 
 
 def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col: str, programs: dict,
-               game: Game, rounds: list[dict] | None = None, rules: MatchRules | None = None) -> dict | None:
+               game: Game, rounds: list[dict] | None = None, rules: MatchRules | None = None,
+               disclosure: Disclosure = FULL_DISCLOSURE) -> dict | None:
     """The ctx a code program's node was given, rebuilt from a stored trial: its nodes (index, parent,
     side, depth, program, mode, action, round, in order), seed, ε and seats, and the tournament's programs;
-    for a match also its stored rounds and rules (each round's nodes draw from the round's seed).
+    for a match also its stored rounds and rules (each round's nodes draw from the round's seed), and the
+    trial's disclosure.
     None if the node is not a code program's."""
     node = nodes[index]
     me = programs.get(node.program)
@@ -207,4 +211,4 @@ def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col
                                  r["row_payoff"], r["col_payoff"], bool(r["cooperative"])) for r in rounds[:t])
         play = Play(t, rules, past)
     return build_ctx(game, node.side, me, opp, child.action if child is not None else None, node.depth, eps,
-                     us[node.index], play)
+                     us[node.index], play, disclosure, seed)

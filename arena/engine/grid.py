@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from arena.errors import ArenaError
+from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure
 from arena.engine.records import ONE_SHOT, MatchRules, TrialSpec
 from arena.library.panel import PANEL, panel_id
 
@@ -24,6 +25,7 @@ Rounds = Annotated[int, Field(ge=1, le=100_000)]
 Continuation = Annotated[float, Field(gt=0, lt=1, allow_inf_nan=False)]
 Noise = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False)]
 Recall = Annotated[int, Field(ge=0, le=100_000)]
+Level = Literal["full", "prompt", "model", "none", "obfuscated"]  # engine/disclosure.py LEVELS
 
 
 class Preset(BaseModel):
@@ -38,6 +40,7 @@ class Preset(BaseModel):
     prompts: list[str] | None = None
     panel: list[str] | None = None
     panel_temperatures: list[float] = [0.7]
+    disclosures: list[str] | None = None  # None: the default (everything shown)
 
     @property
     def llm(self) -> bool:
@@ -73,6 +76,13 @@ PRESETS: dict[str, Preset] = {
         epsilons=[0.1, 0.2, 0.5], max_depths=[10], trials=10,
         prompts=["fair-llm", "cooperate-llm", "defect-llm"], panel=list(PANEL), panel_temperatures=[0.0, 0.7],
     ),
+    "disclosure": Preset(
+        description="Value of disclosure in seconds: built-in and code bots (CliqueBot and FairBot as bots and as code) "
+                    "under every disclosure level, Prisoner's Dilemma, eps 0.2, depth cap 10, 100 trials",
+        games=["prisoners_dilemma"], epsilons=[0.2], max_depths=[10], trials=100,
+        programs=["cooperatebot", "defectbot", "fairbot", "cliquebot", "clique-code", "fair-code"],
+        disclosures=["full", "prompt", "model", "none", "obfuscated"],
+    ),
 }
 DEFAULT_PRESET = "bots"  # `arena run` with no options and the app's first run: seconds, no LLM
 
@@ -106,9 +116,13 @@ class TournamentConfig(BaseModel):
     max_rounds: int = Field(1000, ge=1, le=100_000, description="the cap of a match under continuation")
     horizon: Literal["known", "hidden"] = "known"
     discount: float = Field(1.0, gt=0, le=1, allow_inf_nan=False, description="weight D**t of round t in the discounted total")
+    # What each program is shown of its opponent (engine/disclosure.py): an axis, the default today's `full`.
+    disclosures: list[Level] = Field(default_factory=lambda: ["full"], min_length=1)
+    obfuscate_prompts: Literal["shuffle", "none"] = Field(
+        "shuffle", description="under 'obfuscated', an LLM opponent's prompt: its sentences shuffled, or unchanged")
 
     @field_validator("programs", "games", "epsilons", "max_depths", "temperatures", "rounds", "continuations",
-                     "noises", "recalls")
+                     "noises", "recalls", "disclosures")
     @classmethod
     def _unique(cls, v: list, info):
         seen = set()
@@ -139,6 +153,12 @@ class TournamentConfig(BaseModel):
                 for r in self.rounds for c in self.continuations for x in self.noises for k in self.recalls]
 
     @property
+    def disclosure_rules(self) -> list[Disclosure]:
+        """The disclosure levels of the grid, in grid order (`full` is today's FULL_DISCLOSURE)."""
+        return [FULL_DISCLOSURE if level == "full" else Disclosure(level, self.obfuscate_prompts)
+                for level in self.disclosures]
+
+    @property
     def repeated(self) -> bool:
         """Whether a trial of this grid can last more than one round."""
         return self.rounds != [1] or self.continuations != [None]
@@ -147,7 +167,7 @@ class TournamentConfig(BaseModel):
     def cells(self) -> int:
         return (len(self.games) * len(self.epsilons) * len(self.max_depths) * len(self.temperatures)
                 * len(self.rounds) * len(self.continuations) * len(self.noises) * len(self.recalls)
-                * len(self.programs) ** 2)
+                * len(self.disclosures) * len(self.programs) ** 2)
 
     @property
     def total_trials(self) -> int:
@@ -159,6 +179,8 @@ class TournamentConfig(BaseModel):
         seq0 = seq
         seq, col = divmod(seq, n)
         seq, row = divmod(seq, n)
+        disclosures = self.disclosure_rules
+        seq, k = divmod(seq, len(disclosures))
         matches = self.matches
         seq, m = divmod(seq, len(matches))
         seq, t = divmod(seq, len(self.temperatures))
@@ -166,27 +188,32 @@ class TournamentConfig(BaseModel):
         seq, e = divmod(seq, len(self.epsilons))
         index, g = divmod(seq, len(self.games))
         return self._spec(seq0, self.games[g], self.programs[row], self.programs[col], self.epsilons[e],
-                          self.max_depths[d], self.temperatures[t], index, matches[m])
+                          self.max_depths[d], self.temperatures[t], index, matches[m], disclosures[k])
 
-    def _spec(self, seq, game, row, col, eps, depth, temp, index, match: MatchRules = ONE_SHOT) -> TrialSpec:
+    def _spec(self, seq, game, row, col, eps, depth, temp, index, match: MatchRules = ONE_SHOT,
+              disclosure: Disclosure = FULL_DISCLOSURE) -> TrialSpec:
+        # the seed leaves the disclosure out: a cell's trials draw the same coins at every level (paired)
         return TrialSpec(seq, game, row, col, eps, depth, temp, index,
-                         trial_seed(self.seed, game, row, col, eps, depth, temp, index, match), match)
+                         trial_seed(self.seed, game, row, col, eps, depth, temp, index, match), match, None, disclosure)
 
     def iter_specs(self, skip: bytearray | None = None) -> Iterator[TrialSpec]:
         """Every trial in grid order, lazily; `skip[seq]` true means already done."""
         seq = 0
         matches = self.matches
+        disclosures = self.disclosure_rules
         for index in range(self.trials):
             for game in self.games:
                 for eps in self.epsilons:
                     for depth in self.max_depths:
                         for temp in self.temperatures:
                             for match in matches:
-                                for row in self.programs:
-                                    for col in self.programs:
-                                        if skip is None or not skip[seq]:
-                                            yield self._spec(seq, game, row, col, eps, depth, temp, index, match)
-                                        seq += 1
+                                for dis in disclosures:
+                                    for row in self.programs:
+                                        for col in self.programs:
+                                            if skip is None or not skip[seq]:
+                                                yield self._spec(seq, game, row, col, eps, depth, temp, index, match,
+                                                                 dis)
+                                            seq += 1
 
 
 def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int, temp: float | None, index: int,
@@ -216,6 +243,8 @@ def from_preset(name: str, **overrides) -> dict:
         raise ArenaError(f"unknown grid '{name}'. Presets: {', '.join(PRESETS)}")
     p = PRESETS[name]
     base = {"preset": name, "games": p.games, "epsilons": p.epsilons, "max_depths": p.max_depths, "trials": p.trials}
+    if p.disclosures is not None:
+        base["disclosures"] = p.disclosures
     if p.programs is not None:
         base["programs"] = p.programs
     elif p.llm:

@@ -53,7 +53,7 @@ class Match:
         """The spec the programs of the next round decide under: the trial's, with the match so far."""
         s = self.spec  # (the constructor: dataclasses.replace costs a third of a built-in round)
         return TrialSpec(s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed, s.match,
-                         Play(len(self.rounds), self.rules, tuple(self.rounds)))
+                         Play(len(self.rounds), self.rules, tuple(self.rounds)), s.disclosure)
 
     def plan_round(self, spec: TrialSpec, agents: dict[str, Agent]) -> tuple[list[Node], list[Node]]:
         """The next round's row and column chains, appended to the match's nodes."""

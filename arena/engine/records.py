@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure
+
 # Node modes: why a decide() call ended the way it did.
 SIMULATED = "simulated"  # simulated the opponent one level deeper and responded to it
 GROUNDED = "grounded"  # epsilon coin came up: acted without simulating
@@ -146,11 +148,12 @@ class TrialSpec:
     seed: int
     match: MatchRules = ONE_SHOT
     play: Play | None = None  # the round under way (set by the match engine for each round; None: one-shot)
+    disclosure: Disclosure = FULL_DISCLOSURE  # what its programs are shown of each other (engine/disclosure.py)
 
     @property
     def key(self) -> tuple:
         return (self.game, self.row, self.col, self.epsilon, self.max_depth, self.temperature, self.index,
-                *self.match.coordinates)
+                *self.match.coordinates, self.disclosure.level)
 
     @property
     def seen_play(self) -> Play:

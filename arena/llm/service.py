@@ -193,7 +193,13 @@ class LLMService:
         # A provider's failure comes back as a Reply without text (an error node); ArenaError (bad key,
         # unknown model) stops the run; any other exception is a bug in Arena and stops it too.
         calls: list[CallRecord] = []
-        return await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
+        move = await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
+        d = spec.disclosure
+        if not d.full:  # the level and the hash of its wording (prompts.wording_hash), on each call
+            for c in calls:
+                c.params["disclosure"] = d.level
+                c.params["disclosure_wording"] = prompts.wording_hash(d)
+        return move
 
     async def _decide(self, program: LLMProgram, game: Game, opp, spec: TrialSpec, node: Node, mode: str,
                       opp_action: str | None, calls: list[CallRecord]) -> LLMMove:
@@ -209,8 +215,8 @@ class LLMService:
         structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
         try:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
-                msgs = prompts.messages(program.system_prompt, game, node.side, opp.source(), mode, opp_action,
-                                        structured == JSON_SCHEMA, opp.kind, spec.play)
+                msgs = prompts.decision_messages(program.system_prompt, game, node.side, opp, mode, opp_action,
+                                                 structured == JSON_SCHEMA, spec.play, spec.disclosure, spec.seed)
                 fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)

@@ -33,7 +33,7 @@ from arena.store.database import Store
 # what must be equal, trial by trial, between a tournament and its replay
 COMPARED = ("seq", "game", "row_program", "col_program", "epsilon", "max_depth", "temperature", "trial_index",
             "row_action", "col_action", "row_payoff", "col_payoff", "status", "n_nodes", "n_calls", "rounds",
-            "continuation", "noise", "recall", "n_rounds", "row_total", "col_total")
+            "continuation", "noise", "recall", "n_rounds", "row_total", "col_total", "disclosure")
 
 
 class ReplayDiverged(ArenaError):
@@ -177,8 +177,9 @@ class _ReplayAgent:
     def _build(self, game: Game, opp, node: Node, mode: str, opp_action: str | None, spec: TrialSpec) -> Build:
         """The node's messages as LLMService.decide builds them (the stored program, its opponent's source, and
         in a match the round and its history)."""
-        return lambda structured: prompts.messages(self.program.system_prompt, game, node.side, opp.source(), mode,
-                                                   opp_action, structured, opp.kind, spec.play)
+        return lambda structured: prompts.decision_messages(self.program.system_prompt, game, node.side, opp, mode,
+                                                            opp_action, structured, spec.play, spec.disclosure,
+                                                            spec.seed)
 
 
 def replay_runner(store: Store, source: int, **kw) -> TournamentRunner:

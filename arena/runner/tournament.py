@@ -474,9 +474,10 @@ def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournam
 # which preset (if any) filled in the grid (a custom grid in the app and the same grid from the CLI are
 # one tournament).
 NOT_IDENTITY = frozenset({"name", "concurrency", "cache", "preset"})
-# The repeated-game fields at their defaults (the one-shot game), left out of a fingerprint.
+# The repeated-game and disclosure fields at their defaults (the one-shot game, everything shown), left out of
+# a fingerprint.
 ONE_SHOT_FIELDS = {"rounds": [1], "continuations": [None], "noises": [0.0], "recalls": [None], "max_rounds": 1000,
-                   "horizon": "known", "discount": 1.0}
+                   "horizon": "known", "discount": 1.0, "disclosures": ["full"], "obfuscate_prompts": "shuffle"}
 
 
 def fingerprint(config: TournamentConfig, programs: Iterable[Program], games: Iterable[Game]) -> str:

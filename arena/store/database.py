@@ -23,7 +23,7 @@ from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.match import totals
 from arena.engine.records import OK, ONE_SHOT, SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -71,6 +71,12 @@ MIGRATIONS: dict[int, list[str]] = {
         "col_discounted = col_payoff",
         "ALTER TABLE nodes ADD COLUMN round INTEGER NOT NULL DEFAULT 0",
         "DROP INDEX trials_key",
+    ],
+    # 9: disclosure (what each program is shown of its opponent) is part of a trial's coordinates and of its
+    # unique key (rebuilt by SCHEMA); a stored trial showed everything: 'full'.
+    9: [
+        "ALTER TABLE trials ADD COLUMN disclosure TEXT NOT NULL DEFAULT 'full'",
+        "DROP INDEX IF EXISTS trials_key",  # (gone already when step 8 ran in the same migration)
     ],
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
@@ -140,11 +146,12 @@ CREATE TABLE IF NOT EXISTS trials (
     row_total REAL,                      -- cooperative the share of cooperative rounds (one round: 0 or 1)
     col_total REAL,
     row_discounted REAL,                 -- sum of discount**t * payoff of round t (the config's discount)
-    col_discounted REAL
+    col_discounted REAL,
+    disclosure TEXT NOT NULL DEFAULT 'full' -- what each program was shown of the other (engine/disclosure.py)
 );
 CREATE UNIQUE INDEX IF NOT EXISTS trials_key ON trials (
     tournament_id, game, row_program, col_program, epsilon, max_depth, coalesce(temperature, -1.0), trial_index,
-    rounds, coalesce(continuation, -1.0), noise, coalesce(recall, -1)
+    rounds, coalesce(continuation, -1.0), noise, coalesce(recall, -1), disclosure
 );
 -- which grid positions are stored (resume: an index-only scan, not a million row lookups)
 CREATE INDEX IF NOT EXISTS trials_seq ON trials (tournament_id, seq);
@@ -252,14 +259,14 @@ TRIAL_COLUMNS = (
     "row_action, col_action, row_payoff, col_payoff, cooperative, status, error, n_nodes, n_calls, row_depth, "
     "col_depth, duration_ms, finished_at, row_total, col_total, row_discounted, col_discounted"
 )
-MATCH_COLUMNS = "rounds, continuation, noise, recall, n_rounds"
+MATCH_COLUMNS = "rounds, continuation, noise, recall, n_rounds, disclosure"
 # Only a second write of the same trial (its key, the trials_key index) is skipped: a NOT NULL or CHECK
 # violation raises (INSERT OR IGNORE would swallow it and the trial would silently be missing).
 _ON_TRIAL_KEY = (" ON CONFLICT (tournament_id, game, row_program, col_program, epsilon, max_depth, "
                  "coalesce(temperature, -1.0), trial_index, rounds, coalesce(continuation, -1.0), noise, "
-                 "coalesce(recall, -1)) DO NOTHING")
+                 "coalesce(recall, -1), disclosure) DO NOTHING")
 _TRIAL_INSERT = f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES ({', '.join('?' * 27)})" + _ON_TRIAL_KEY
-_MATCH_INSERT = (f"INSERT INTO trials ({TRIAL_COLUMNS}, {MATCH_COLUMNS}) VALUES ({', '.join('?' * 32)})"
+_MATCH_INSERT = (f"INSERT INTO trials ({TRIAL_COLUMNS}, {MATCH_COLUMNS}) VALUES ({', '.join('?' * 33)})"
                  + _ON_TRIAL_KEY)
 # Binding None costs sqlite3 an adapter lookup per value, a large share of a node row's cost. The usual
 # rows (a built-in trial: no error, no temperature; a node without error) have statements with NULL
@@ -721,7 +728,8 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                 n_calls += len(n.calls)
                 with_calls.append(n)
         m = s.match
-        if m.coordinates != ONE_SHOT.coordinates:  # a match, or a one-round trial told apart by its recall
+        if m.coordinates != ONE_SHOT.coordinates or not s.disclosure.full:
+            # a match, a one-round trial told apart by its recall, or a trial that did not show everything
             rt, ct, rd, cd = totals(r.rounds, m.discount)
             if r.status != OK:
                 rt = ct = rd = cd = None
@@ -733,7 +741,7 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                 r.row_action, r.col_action, r.row_payoff, r.col_payoff,
                 None if r.cooperative is None else float(r.cooperative) if r.rounds else int(r.cooperative),
                 r.status, r.error, len(nodes), n_calls, row_depth, col_depth, r.duration_ms, now, rt, ct, rd, cd,
-                m.rounds, m.continuation, m.noise, m.recall, r.n_rounds,
+                m.rounds, m.continuation, m.noise, m.recall, r.n_rounds, s.disclosure.level,
             ))
         elif s.temperature is None and r.error is None and r.cooperative is not None:
             cur.execute(_TRIAL_INSERT_OK, (

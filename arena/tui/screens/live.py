@@ -373,7 +373,8 @@ class LiveScreen(ArenaScreen):
         child = next((n for n in t.nodes if n.parent == node.index), None)
         eps = me.epsilon if me.epsilon is not None else sp.epsilon
         return build_ctx(runner.games[sp.game], node.side, me, runner.programs[sp.col if node.side == "row" else sp.row],
-                         child.action if child is not None else None, node.depth, eps, node.u, _round_play(t, node))
+                         child.action if child is not None else None, node.depth, eps, node.u, _round_play(t, node),
+                         sp.disclosure, sp.seed)
 
     # -- actions --------------------------------------------------------------------------------------------
     def action_pause(self) -> None:

@@ -90,6 +90,9 @@ class ResultsScreen(ArenaScreen):
                 with TabPane("Equilibria", id="tab-eq"):
                     yield Static(id="eq-caption", classes="tab-caption")
                     yield DataTable(id="equilibria", cursor_type="row", zebra_stripes=True)
+                with TabPane("Disclosure", id="tab-disclosure"):
+                    yield Static(id="disclosure-caption", classes="tab-caption")
+                    yield DataTable(id="disclosure", cursor_type="row", zebra_stripes=True)
                 with TabPane("Plots", id="tab-plots"):
                     with TabbedContent(id="plot-tabs"):
                         with TabPane("Cooperation vs ε", id="plot-coop"):
@@ -124,6 +127,7 @@ class ResultsScreen(ArenaScreen):
         self._programs = None  # per-program rows, computed when the Programs tab is shown
         self._plots = None  # plot data, computed when the Plots tab is shown
         self._equilibria = None  # the meta-game's Nash equilibria, computed when the Equilibria tab is shown
+        self._disclosure = None  # the value-of-disclosure rows, computed when the Disclosure tab is shown
         self._loading = False  # a load in flight (its worker's result is shown when it comes)
         self._load_seq = 0  # the latest load asked for: older workers' results are dropped
         self._computing: set[tuple[str, int]] = set()  # (what, tournament) computations in flight
@@ -148,7 +152,7 @@ class ResultsScreen(ArenaScreen):
         self._load_seq += 1
         self._loading = True
         self._computing.clear()
-        self._programs = self._plots = self._equilibria = None
+        self._programs = self._plots = self._equilibria = self._disclosure = None
         if self.tid is None and tid is None:  # the newest tournament, if there is one
             self.query_one("#results-body").display = False
             empty = self.query_one("#results-empty", Static)
@@ -183,7 +187,7 @@ class ResultsScreen(ArenaScreen):
         self.tournament = row
         self._outcomes = result.outcomes
         self.rows = result.pairs
-        self._programs = self._plots = self._equilibria = None
+        self._programs = self._plots = self._equilibria = self._disclosure = None
         cfg = row.config
         self.multi = len({(r.epsilon, r.max_depth, r.temperature) for r in self.rows}) > 1 or len(cfg["games"]) > 1
         status = row.display_status
@@ -343,6 +347,59 @@ class ResultsScreen(ArenaScreen):
             self._fill_plots()
         elif active == "tab-eq":
             self._fill_equilibria()
+        elif active == "tab-disclosure":
+            self._fill_disclosure()
+
+    # -- value of disclosure ----------------------------------------------------------------------------------
+    def _fill_disclosure(self) -> None:
+        from arena.analysis.conditions import without_disclosure
+
+        if self._disclosure is None:
+            from arena.analysis.tables import tables
+
+            self.query_one("#disclosure").loading = True
+            tid = self.tid
+            self._compute("disclosure", lambda store: tables(store, tid, ["disclosure"])["disclosure"])
+            return
+        table = self.query_one("#disclosure", DataTable)
+        table.loading = False
+        table.clear(columns=True)
+        if self._condition is None:
+            return
+        game, eps, depth, temp = self._condition
+        base = (without_disclosure(game), eps, depth, temp)
+        rows = [r for r in self._disclosure if r.condition == base]
+        heat = Heat(self.app)
+        headers = ["row", "col", "disclosure", "trials", "coop", "Wilson 95%", "Δ coop", "95% CI", "row pay", "Δ row",
+                   "95% CI ", "col pay", "Δ col", "95% CI  ", "verdict"]
+        left = {"row", "col", "disclosure", "verdict"}
+        for h in headers:
+            table.add_column(Text(h, justify="left" if h in left else "right"), key=h)
+
+        def signed(x, pct=False):
+            return "–" if x is None else (f"{100 * x:+.1f} pp" if pct else f"{x:+.2f}")
+
+        def ival(lo, hi, pct=False):
+            if lo is None or hi is None:
+                return "–"
+            return f"[{100 * lo:+.1f}, {100 * hi:+.1f}] pp" if pct else f"[{lo:+.2f}, {hi:+.2f}]"
+
+        for i, r in enumerate(rows):
+            cells = [r.row_program, r.col_program, r.disclosure, f"{r.valid:,}",
+                     heat.text(fmt.pct(r.cooperation, 1), r.cooperation), fmt.interval(r.wilson_low, r.wilson_high),
+                     signed(r.cooperation_diff, True), ival(r.cooperation_diff_low, r.cooperation_diff_high, True),
+                     fmt.num(r.row_payoff), signed(r.row_payoff_diff),
+                     ival(r.row_payoff_diff_low, r.row_payoff_diff_high), fmt.num(r.col_payoff),
+                     signed(r.col_payoff_diff), ival(r.col_payoff_diff_low, r.col_payoff_diff_high), r.verdict or "–"]
+            table.add_row(*[c if isinstance(c, Text) else Text(c, justify="left" if h in left else "right")
+                            for c, h in zip(cells, headers)], key=str(i))
+        levels = self.tournament.config.get("disclosures", ["full"])
+        self.query_one("#disclosure-caption", Static).update(Content.styled(
+            ("Value of disclosure: each pair under every disclosure level, Δ = the level minus full, with a stratified "
+             "bootstrap 95% interval; verdict: the meta-game's verdict of the pair under that level · "
+             f"{fmt.condition(*base)}") if len(levels) > 1 else
+            "This tournament shows every program everything (disclosure full only): run it with several "
+            "disclosure levels (Setup: Disclosure; arena run --disclosure) to compare them.", "dim"))
 
     # -- equilibria -------------------------------------------------------------------------------------------
     def _fill_equilibria(self) -> None:
@@ -575,7 +632,8 @@ class ResultsScreen(ArenaScreen):
         self._computing.discard((what, tid))
         if tid != self.tid or self._loading:
             return
-        setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria"}[what], value)
+        setattr(self, {"programs": "_programs", "plots": "_plots", "equilibria": "_equilibria",
+                       "disclosure": "_disclosure"}[what], value)
         self._fill_active()
         self._focus_active()  # a table cannot take the focus while it is loading: it takes it now
         self.refresh_bindings()  # and its keys count again

@@ -55,6 +55,12 @@ class SetupScreen(ArenaScreen):
                     yield Input(id="noises", placeholder="0; e.g. 0.05", compact=True)
                     yield Label("Recall")
                     yield Input(id="recalls", placeholder="all rounds; e.g. 3", compact=True)
+                    yield Label("Disclosure")
+                    yield Input(id="disclosures", placeholder="full; e.g. full prompt model none obfuscated",
+                                compact=True)
+                    yield Label("Obfuscated prompts")
+                    yield Select([("sentences shuffled", "shuffle"), ("unchanged", "none")], value="shuffle",
+                                 allow_blank=False, id="obfuscate-prompts", compact=True)
                     yield Label("Simulation")
                     yield Select([("run the opponent (ε-grounded)", "run"), ("LLM imagines it", "imagine")],
                                  value="run", allow_blank=False, id="simulation", compact=True)
@@ -175,6 +181,7 @@ class SetupScreen(ArenaScreen):
         self.query_one("#temps", Input).value = ""
         for axis in MATCH_INPUTS:  # the presets are one-shot games
             self.query_one(f"#{axis}", Input).value = ""
+        self.query_one("#disclosures", Input).value = " ".join(p.disclosures or [])
         self._update_summary()
 
     def _matches(self, name: str) -> bool:
@@ -194,7 +201,8 @@ class SetupScreen(ArenaScreen):
                     and fmt.ints(q("#depths", Input).value) == list(p.max_depths)
                     and q("#trials", Input).value.strip() == str(p.trials)
                     and not q("#temps", Input).value.strip()
-                    and not any(q(f"#{axis}", Input).value.strip() for axis in MATCH_INPUTS))
+                    and not any(q(f"#{axis}", Input).value.strip() for axis in MATCH_INPUTS)
+                    and q("#disclosures", Input).value.split() == list(p.disclosures or []))
         except ValueError:
             return False
 
@@ -202,7 +210,7 @@ class SetupScreen(ArenaScreen):
     @on(SelectionList.SelectedChanged)
     @on(Input.Changed)
     @on(Checkbox.Changed)
-    @on(Select.Changed, "#simulation, #provider")
+    @on(Select.Changed, "#simulation, #provider, #obfuscate-prompts")
     def _changed(self, event) -> None:
         if not self._filled:
             return
@@ -243,6 +251,11 @@ class SetupScreen(ArenaScreen):
                                    ("continuations", parse("continuations", "continuations", fmt.floats)),
                                    ("noises", parse("noises", "noises", fmt.floats)),
                                    ("recalls", parse("recalls", "recalls", fmt.ints))) if v}
+        levels = q("#disclosures", Input).value.replace(",", " ").split()
+        if levels:
+            match["disclosures"] = levels
+        if q("#obfuscate-prompts", Select).value != "shuffle":
+            match["obfuscate_prompts"] = q("#obfuscate-prompts", Select).value
         # (a number may be written 40,000 or 40_000, as the summary writes it)
         trials = parse("trials", "trials per cell", lambda t: _int(t, 0))
         concurrency = parse("concurrency", "concurrency", lambda t: _int(t, 8))
@@ -297,7 +310,8 @@ class SetupScreen(ArenaScreen):
             pairs=str(n * n), ng=str(len(config.games)), gs="s" if len(config.games) != 1 else "",
             ne=str(len(config.epsilons)), nd=str(len(config.max_depths)), ds="s" if len(config.max_depths) != 1 else "",
             nt=(f" × {len(config.temperatures)} temperatures" if len(config.temperatures) > 1 else "")
-               + (f" × {len(config.matches)} match rules" if len(config.matches) > 1 else ""),
+               + (f" × {len(config.matches)} match rules" if len(config.matches) > 1 else "")
+               + (f" × {len(config.disclosures)} disclosure levels" if len(config.disclosures) > 1 else ""),
             t=f"{config.trials:,}")]
         if e.llm_trials:
             where = f"on {config.provider}" if config.provider else "on each program's provider"
@@ -422,5 +436,6 @@ def _int(text: str, default: int) -> int:
 
 FIELD_NAMES = {"epsilons": "ε values", "max_depths": "depth caps", "temperatures": "temperatures", "trials": "trials",
                "concurrency": "concurrency", "programs": "programs", "games": "games", "name": "name",
-               "rounds": "rounds", "continuations": "continuation", "noises": "noise", "recalls": "recall"}
+               "rounds": "rounds", "continuations": "continuation", "noises": "noise", "recalls": "recall",
+               "disclosures": "disclosure", "obfuscate_prompts": "obfuscated prompts"}
 MATCH_INPUTS = ("rounds", "continuations", "noises", "recalls")  # the repeated-game axes (empty: one-shot)

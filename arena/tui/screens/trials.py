@@ -213,8 +213,13 @@ class TrialsScreen(ContainsFailures, Screen):
                     from arena.engine.records import MatchRules
 
                     rules = MatchRules(t["rounds"], t["continuation"], t["noise"], t["recall"])
+                from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure
+
+                level = t.get("disclosure") or "full"
+                disclosure = FULL_DISCLOSURE if level == "full" else Disclosure(
+                    level, self.app.store.tournament(self.tid).config.get("obfuscate_prompts", "shuffle"))
                 ctx = stored_ctx(self._all_nodes, n.index, t["seed"], t["epsilon"], t["row_program"], t["col_program"],
-                                 *self._code, self._rounds, rules)
+                                 *self._code, self._rounds, rules, disclosure)
             tx = self.query_one(Transcript)
             tx.show(n, self.app.store.calls(node_id=n.node_id) if n.calls else [], ctx=ctx)
             tx.border_title = "Code node · ctx, value, output" if ctx is not None else "LLM transcript"
