@@ -248,7 +248,7 @@ def _llm_programs():
 
 
 def _llm_run(store, programs, games, levels, **cfg):
-    from arena.llm.providers import BUILTIN
+    from arena.llm.registry import BUILTIN
     from arena.llm.service import LLMService
 
     a, b = _llm_programs()

@@ -12,6 +12,7 @@ import dataclasses
 import pytest
 
 from arena.engine import events as ev
+from arena.engine.disclosure import Disclosure
 from arena.engine.records import CallRecord, MatchRules, Node, Play, RoundRecord, TrialResult, TrialSpec
 from arena.runner import stream
 
@@ -19,7 +20,8 @@ RULES = MatchRules(rounds=3, continuation=0.9, noise=0.1, recall=2, max_rounds=5
 R0 = RoundRecord(1, "cooperate", "defect", "defect", "defect", 1.0, 1.5, True)
 R1 = RoundRecord(2, "defect", "cooperate", "defect", "cooperate", 5.0, 0.5, True)
 PLAY = Play(round=2, rules=RULES, history=(R0, R1))
-SPEC = TrialSpec(7, "prisoners_dilemma", "prob", "fair-llm", 0.5, 3, 0.7, 2, 99, RULES, PLAY)
+SHOWN = Disclosure("obfuscated", "none")
+SPEC = TrialSpec(7, "prisoners_dilemma", "prob", "fair-llm", 0.5, 3, 0.7, 2, 99, RULES, PLAY, SHOWN)
 CALL = CallRecord("custom", "fake-8b", [{"role": "user", "content": "hi"}], "ACTION: defect", "defect", attempt=2,
                   status="refusal", error="no action", latency_ms=12.5, prompt_tokens=10, completion_tokens=3,
                   cached=True, params={"temperature": 0.7}, started_at=1.25, replica="http://127.0.0.1:9/v1")
@@ -42,7 +44,7 @@ def _defaults(rtype) -> dict:
     return out
 
 
-RECORDS = [RULES, R0, PLAY, SPEC, CALL, NODE, result()]
+RECORDS = [RULES, R0, PLAY, SHOWN, SPEC, CALL, NODE, result()]
 
 
 @pytest.mark.parametrize("record", RECORDS, ids=lambda r: type(r).__name__)

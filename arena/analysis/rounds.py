@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from pydantic import BaseModel
 
 from arena.analysis.rows import ConditionKey
 from arena.analysis.stats import stratified_ci, values_stratum, wilson_ci
