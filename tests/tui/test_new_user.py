@@ -182,11 +182,12 @@ async def test_results_tabs_by_keys_shown_in_the_footer_and_help(seeded_app):
         assert footer.get("right_square_bracket") == "Next tab" and footer.get("left_square_bracket") == "Prev tab"
         assert "right_curly_bracket" not in footer  # the plots' keys on the Plots tab only
         seen = [tabs.active]
-        for _ in range(6):
+        for _ in range(7):
             await pilot.press("right_square_bracket")
             await pilot.pause()
             seen.append(tabs.active)
-        assert seen == ["tab-pairs", "tab-coop", "tab-payoff", "tab-programs", "tab-eq", "tab-plots", "tab-pairs"]
+        assert seen == ["tab-pairs", "tab-coop", "tab-payoff", "tab-programs", "tab-eq", "tab-disclosure", "tab-plots",
+                        "tab-pairs"]
         await pilot.press("left_square_bracket")
         await pilot.pause()
         assert tabs.active == "tab-plots"

@@ -61,6 +61,7 @@ Markdown, LaTeX, PNG, SVG) · `t` pick another tournament (History). Every tab s
 | Payoff matrix | the mean payoffs of each pair |
 | Programs | the ranking by mean payoff, cooperation rating, wins, initial plays |
 | Equilibria | the meta-game's Nash equilibria, pure and mixed |
+| Disclosure | the value of disclosure: cooperation and payoffs per disclosure level, the difference from `full` with its interval (a grid with `--disclosure` levels) |
 | Plots | Cooperation vs ε · Payoff heat map (program equilibria `*`) · Depth histogram · Dynamics (replicator, Moran) · By round (repeated games) |
 
 ## History
