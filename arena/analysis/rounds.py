@@ -23,7 +23,7 @@ from pydantic import BaseModel
 from arena.analysis.rows import ConditionKey
 from arena.analysis.stats import stratified_ci, values_stratum, wilson_ci
 from arena.analysis.conditions import condition_game
-from arena.library.games import Game
+from arena.library.games import Game, parse_game
 from arena.store.database import Store
 
 _COND = "t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall"
@@ -92,7 +92,7 @@ def _cond(r: dict) -> dict:
 
 def _games(store: Store, tournament_id: int) -> dict[str, Game]:
     _, games = store.snapshot(tournament_id)
-    return {k: Game.model_validate(v) for k, v in games.items()}
+    return {k: parse_game(v) for k, v in games.items()}
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float | None, float | None]:

@@ -88,16 +88,19 @@ class RoundRecord:
     col_action: str
     row_payoff: float
     col_payoff: float
-    cooperative: bool
+    cooperative: bool  # a Markov game's step: whether food (a reward) was collected
+    state: tuple[dict, dict] | None = None  # a Markov game: the state this step was decided on, both seats' views
 
 
 @dataclass(frozen=True, slots=True)
 class Play:
-    """What the programs of one round are told of the match: the round, the rules, the rounds so far."""
+    """What the programs of one round are told of the match: the round, the rules, the rounds so far, and
+    in a Markov game the state (both seats' views, engine/lbf.py)."""
 
     round: int
     rules: MatchRules
     history: tuple[RoundRecord, ...] = ()
+    state: tuple[dict, dict] | None = None
 
     def window(self) -> tuple[RoundRecord, ...]:
         """The rounds programs are shown: the last `recall` (all when recall is None), oldest first."""
@@ -119,6 +122,8 @@ class Play:
     @property
     def rounds(self) -> int | None:
         """The horizon programs are told: the fixed number of rounds, None when hidden or open-ended."""
+        if self.state is not None:  # a Markov game: the env's episode length
+            return self.state[0]["max_steps"]
         r = self.rules
         return None if r.hidden or r.continuation is not None else r.rounds
 
@@ -127,7 +132,9 @@ FIRST_ROUND = Play(0, ONE_SHOT)  # what a one-shot trial's programs are told
 
 
 def history_dicts(rows: list[tuple]) -> list[dict]:
-    """ctx["history"] from Play.rows."""
+    """ctx["history"] from Play.rows (a Markov game's with the step's state)."""
+    if rows and len(rows[0]) == 5:
+        return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y, "state": st} for a, b, x, y, st in rows]
     return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y} for a, b, x, y in rows]
 
 

@@ -55,8 +55,13 @@ def _arena_run(bases, items, seeds):
         if _arena_m is not None:
             for _arena_key in _arena_m:
                 _arena_c[_arena_key] = _arena_m[_arena_key]
-            _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
-                                    "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
+            if _arena_m["state"] is None:
+                _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
+                                        "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
+            else:
+                _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
+                                        "opponent_payoff": _arena_h[3], "state": _arena_h[4]}}
+                                       for _arena_h in _arena_m["history"]]
         if seeds is not None:
             _arena_random.seed(seeds[_arena_i])
         try:

@@ -25,8 +25,8 @@ from arena.library.yamlio import (
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
 STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-              "titfortwotats", "alternator")
-REPEATED = STRATEGIES[5:]  # strategies that read the match's history (in a one-shot game: the first round)
+              "titfortwotats", "alternator", "uniform", "lbf_heuristic")
+REPEATED = STRATEGIES[5:10]  # strategies that read the match's history (in a one-shot game: the first round)
 
 
 class _ProgramBase(BaseModel):
@@ -56,6 +56,11 @@ class _NoParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class _HeuristicParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    h: Literal[1, 2, 3, 4] = Field(description="the lbforaging heuristic agent H1..H4")
+
+
 PARAMS: dict[str, type[BaseModel]] = {
     "cooperate": _ActionParams,
     "defect": _ActionParams,
@@ -63,6 +68,8 @@ PARAMS: dict[str, type[BaseModel]] = {
     "fairbot": _NoParams,
     "cliquebot": _NoParams,
     **{name: _NoParams for name in ("titfortat", "grimtrigger", "pavlov", "titfortwotats", "alternator")},
+    "uniform": _NoParams,
+    "lbf_heuristic": _HeuristicParams,
 }
 
 STRATEGY_DOCS = {
@@ -85,13 +92,20 @@ STRATEGY_DOCS = {
                       "two rounds. Never simulates."),
     "alternator": "Repeated games: cooperates first, then plays the other action than its own last one (C, D, C, D...). "
                   "Never simulates.",
+    "uniform": "Plays each of the game's actions with the same probability. Never simulates.",
+    "lbf_heuristic": (
+        "Level-Based Foraging: the lbforaging package's heuristic agent H<h> (H1: the closest food; H2: the food "
+        "closest to the centre of the visible agents; H3: the closest food whose level is at most its own; H4: the "
+        "food closest to the centre among those the visible agents' levels together can load): loads when next to "
+        "it, else steps towards it (north, south, east, west, in that order of preference, among its valid "
+        "moves), else a uniformly random valid action. Never simulates."),
 }
 
 
 class BuiltinProgram(_ProgramBase):
     kind: Literal["builtin"]
     strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-                      "titfortwotats", "alternator"]
+                      "titfortwotats", "alternator", "uniform", "lbf_heuristic"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("params")
