@@ -114,7 +114,12 @@ class Play:
 
     def rows(self, seat: str) -> list[tuple]:
         """`seen` as (me, opponent, my_payoff, opponent_payoff) tuples: the form that crosses to the sandbox
-        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts)."""
+        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts). In a Markov game
+        each tuple has a fifth item, the state that step was decided on from this seat."""
+        if self.state is not None:
+            if seat == "row":
+                return [(r.row_action, r.col_action, r.row_payoff, r.col_payoff, r.state[0]) for r in self.window()]
+            return [(r.col_action, r.row_action, r.col_payoff, r.row_payoff, r.state[1]) for r in self.window()]
         if seat == "row":
             return [(r.row_action, r.col_action, r.row_payoff, r.col_payoff) for r in self.window()]
         return [(r.col_action, r.row_action, r.col_payoff, r.row_payoff) for r in self.window()]
