@@ -179,6 +179,15 @@ class CodeProgram(_ProgramBase):
     code: str = Field(alias="source", min_length=1, max_length=50_000, description="Python defining decide(ctx)")
     time_limit_ms: int = Field(200, ge=1, le=MAX_TIME_MS, description="per decision")
     memory_mb: int = Field(64, ge=8, le=MAX_MEMORY_MB)
+    games: list[Identifier] | None = Field(None, description="the games it is written for (a paper's policy for one "
+                                                             "game): smoke-tested in those only; None: every game")
+
+    @cached_property
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json")
+        if data.get("games") is None:  # (the hash of a program without `games` is what it was before the field)
+            data.pop("games", None)
+        return content_hash(data)
 
     @property
     def label(self) -> str:

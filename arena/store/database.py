@@ -74,7 +74,12 @@ MIGRATIONS: dict[int, list[str]] = {
     ],
     # 9 (lbf: games with a state): a Markov game's step is stored with the state it was decided on (both
     # seats' views, JSON; NULL for a matrix game's round). (Another branch may also add a step 9: renumber.)
-    9: ["ALTER TABLE rounds ADD COLUMN state TEXT"],
+    # (a database older than 8 has no `rounds` yet: schema 8's table is made first, SCHEMA's adds nothing)
+    9: ["CREATE TABLE IF NOT EXISTS rounds (trial_id INTEGER NOT NULL REFERENCES trials(id), round INTEGER NOT NULL, "
+        "row_intended TEXT NOT NULL, col_intended TEXT NOT NULL, row_action TEXT NOT NULL, col_action TEXT NOT NULL, "
+        "row_payoff REAL NOT NULL, col_payoff REAL NOT NULL, cooperative INTEGER NOT NULL, "
+        "PRIMARY KEY (trial_id, round)) WITHOUT ROWID",
+        "ALTER TABLE rounds ADD COLUMN state TEXT"],
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
