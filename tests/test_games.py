@@ -24,7 +24,8 @@ COMMON = {
 
 
 def test_all_seven_games_ship(games):
-    assert sorted(games) == sorted([*EXPECTED, *COMMON])
+    """The seven matrix games, and the two Level-Based Foraging games (tests/test_lbf.py)."""
+    assert sorted(games) == sorted([*EXPECTED, *COMMON, "foraging_5x5_2p_2f_coop", "foraging_pibr"])
 
 
 @pytest.mark.parametrize("gid", list(EXPECTED))

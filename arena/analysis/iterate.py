@@ -55,10 +55,10 @@ def step_rows(store: Store, run_id: int | None = None) -> list[StepRow]:
 
 def _worst(store: Store, run: dict) -> tuple[float, float]:
     from arena.iterate.feedback import worst_payoffs
-    from arena.library.games import Game
+    from arena.library.games import parse_game
 
     _programs, games = store.snapshot(run["tournament_id"])
-    return worst_payoffs(Game.model_validate(games[run["config"]["game"]]))
+    return worst_payoffs(parse_game(games[run["config"]["game"]]))
 
 
 HEADERS = ["round", "player", "step", "candidate", "hash", "valid", "kept", "row utility", "col utility", "welfare"]

@@ -22,7 +22,7 @@ from collections import defaultdict
 from arena.analysis.rows import ConditionKey
 from arena.analysis.stats import stratified_ci, values_stratum, wilson_ci
 from arena.analysis.conditions import condition_game
-from arena.library.games import Game
+from arena.library.games import Game, parse_game
 from arena.store.database import Store
 
 _COND = "t.game, t.epsilon, t.max_depth, t.temperature, t.rounds, t.continuation, t.noise, t.recall, t.disclosure"
@@ -92,7 +92,7 @@ def _cond(r: dict) -> dict:
 
 def _games(store: Store, tournament_id: int) -> dict[str, Game]:
     _, games = store.snapshot(tournament_id)
-    return {k: Game.model_validate(v) for k, v in games.items()}
+    return {k: parse_game(v) for k, v in games.items()}
 
 
 def _mean_ci(values: list[float]) -> tuple[float, float | None, float | None]:
@@ -222,4 +222,52 @@ def length_rows(store: Store, tournament_id: int) -> list[LengthRow]:
                 exp = p ** (n - 1) if n >= cap else p ** (n - 1) * (1 - p)
             out.append(LengthRow(game=c[0], epsilon=c[1], max_depth=c[2], temperature=c[3], n_rounds=n,
                                  matches=by_n[n], share=by_n[n] / total, expected=exp))
+    return out
+
+
+# --- games with a state (Level-Based Foraging): episodes ---------------------------------------------
+class EpisodeRow(ConditionKey):
+    """Per cell of a Markov game: its episodes' return (each seat's, and their sum, the social welfare),
+    length and food collected, means with 95% intervals over the episodes."""
+
+    row_program: str
+    col_program: str
+    episodes: int
+    welfare: float
+    welfare_low: float | None
+    welfare_high: float | None
+    row_return: float
+    col_return: float
+    length: float
+    length_low: float | None
+    length_high: float | None
+    food: float  # the share of the food's value collected (1: all of it): the welfare without the PIBR penalty
+    food_low: float | None
+    food_high: float | None
+    cleared: float  # share of episodes that collected all the food
+
+
+def episode_rows(store: Store, tournament_id: int) -> list[EpisodeRow]:
+    """The episodes of the tournament's Markov games, per cell (matrix games have none)."""
+    from arena.engine.lbf import terminal_penalty
+
+    games = _games(store, tournament_id)
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in _matches(store, tournament_id):
+        if r["game"] in games and games[r["game"]].markov:
+            cells[(*_cond(r).values(), r["row_program"], r["col_program"])].append(r)
+    out = []
+    for (game, eps, depth, temp, row, col), rs in cells.items():
+        g = games[rs[0]["game"]]
+        welfare = [r["row_total"] + r["col_total"] for r in rs]
+        food = [w + 2 * terminal_penalty(g, r["n_rounds"]) for w, r in zip(welfare, rs)]
+        w, wl, wh = _mean_ci(welfare)
+        n, nl, nh = _mean_ci([float(r["n_rounds"]) for r in rs])
+        f, fl, fh = _mean_ci(food)
+        out.append(EpisodeRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_program=row,
+                              col_program=col, episodes=len(rs), welfare=w, welfare_low=wl, welfare_high=wh,
+                              row_return=sum(r["row_total"] for r in rs) / len(rs),
+                              col_return=sum(r["col_total"] for r in rs) / len(rs), length=n, length_low=nl,
+                              length_high=nh, food=f, food_low=fl, food_high=fh,
+                              cleared=sum(x > 1 - 1e-9 for x in food) / len(rs)))
     return out

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from arena.analysis.conditions import base_game, condition_disclosure, condition_game, without_disclosure
-from arena.library.games import Game
+from arena.library.games import Game, parse_game
 from arena.store.database import Store
 
 if TYPE_CHECKING:
@@ -158,7 +158,7 @@ class Outcomes:
         row = store.tournament(tournament_id)
         self.config = row.config
         _, games = store.snapshot(tournament_id)
-        self.games: dict[str, Game] = {k: Game.model_validate(v) for k, v in games.items()}
+        self.games: dict[str, Game] = {k: parse_game(v) for k, v in games.items()}
         actions = [*dict.fromkeys(a for g in self.games.values() for a in g.actions), None]  # None: no action
         by = [("status", ("ok", "refused", "error")), ("row_action", actions), ("col_action", actions)]
         rows = _grouped(store, tournament_id, self.config, f"{_KEYS}, {_AGGREGATES}", _OUTCOMES_SQL, by, fast=fast)

@@ -7,6 +7,7 @@ fast path without an event loop.
 
 from __future__ import annotations
 
+from arena.engine.code import ProgramFailed
 from arena.engine.disclosure import shown
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, LLMProgram
@@ -16,7 +17,7 @@ class BotAgent:
     """The runtime form of a BuiltinProgram."""
 
     is_async = False
-    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p", "_axelrod")
+    __slots__ = ("program", "epsilon", "simulates", "ground", "respond", "_action", "_p", "_axelrod", "_h")
 
     def __init__(self, program: BuiltinProgram):
         self.program = program
@@ -24,6 +25,7 @@ class BotAgent:
         self.simulates = program.strategy == "fairbot"
         self._action = program.params.get("action")
         self._p = program.params.get("p", 0.5)
+        self._h = program.params.get("h")
         # The simulator calls these two: ground(game, opp, u, [spec, node]) and
         # respond(game, opp, u, opp_action, [spec, node]), `u` being the node's own uniform draw in [0, 1).
         # They are bound straight to the strategy: a built-in tournament makes ~10^5 calls a second.
@@ -102,6 +104,16 @@ class BotAgent:
             same = shown(opp, spec.disclosure, spec.seed, for_code=False) == self.program.source()
         return game.default_for(_seat(node)) if same else game.defect_action
 
+    def _ground_uniform(self, game: Game, opp, u: float, *_) -> str:
+        acts = game.actions
+        return acts[min(int(u * len(acts)), len(acts) - 1)]
+
+    def _ground_lbf_heuristic(self, game: Game, opp, u: float, spec=None, node=None) -> str:
+        play = spec.play if spec is not None else None
+        if play is None or play.state is None:
+            raise ProgramFailed(f"program '{self.program.id}' plays Level-Based Foraging games only")
+        return heuristic(self._h, play.state[0 if _seat(node) == "row" else 1], u)
+
     def _respond_copy(self, game: Game, opp, u: float, opp_action: str, *_) -> str:
         return opp_action
 
@@ -113,6 +125,8 @@ class BotAgent:
         if self._axelrod is not None:
             return self._axelrod.check_game(game)
         action = self.program.params.get("action")
+        if self.program.strategy == "lbf_heuristic" and not game.markov:
+            return f"program '{self.program.id}' plays Level-Based Foraging games only, not '{game.id}'"
         if action is not None and action not in game.actions:
             return f"program '{self.program.id}' plays '{action}', which is not an action of game '{game.id}' {game.actions}"
         return None
@@ -138,3 +152,46 @@ def random_action(game: Game, p: float, u: float, seat: str = "row") -> str:
     others = [a for a in game.actions if a != default]
     k = int((u - p) / (1 - p) * len(others)) if p < 1 else 0
     return others[min(k, len(others) - 1)]
+
+
+# --- Level-Based Foraging: the lbforaging package's heuristic agents H1..H4 ---------------------------
+# lbforaging 2.0.0's own agent classes cannot be imported (lbforaging/agents/heuristic_agent.py imports
+# `foraging.environment`, a module that does not exist) and draw from the global `random` module; these
+# are their step rules, read from a seat's view (engine/lbf.py), the random fallback drawn from the node's u.
+def _closest(foods: list[dict], start: tuple[float, float], max_level: int | None) -> tuple[int, int] | None:
+    """The food nearest `start` (squared distance; ties: the first in row-major order, as numpy's argmin
+    over np.nonzero), among those of level <= max_level when given (the package's `if max_food_level:`)."""
+    best, where = None, None
+    for f in foods:  # the view's foods are in np.nonzero order
+        if max_level and f["level"] > max_level:
+            continue
+        r, c = f["pos"]
+        d = (r - start[0]) ** 2 + (c - start[1]) ** 2
+        if best is None or d < best:
+            best, where = d, (r, c)
+    return where
+
+
+def heuristic(h: int, view: dict, u: float) -> str:
+    """H<h>'s action in a view."""
+    valid = view["valid_actions"]
+    me = next(a for a in view["agents"] if a["me"])
+    y, x = me["pos"]
+    if h in (2, 4):
+        n = len(view["agents"])
+        centre = (round(sum(a["pos"][0] for a in view["agents"]) / n), round(sum(a["pos"][1] for a in view["agents"]) / n))
+    target = _closest(view["foods"], (y, x) if h in (1, 3) else centre,
+                      me["level"] if h == 3 else sum(a["level"] for a in view["agents"]) if h == 4 else None)
+    if target is not None:
+        r, c = target
+        if abs(r - y) + abs(c - x) == 1:
+            return "load"
+        if r < y and "north" in valid:
+            return "north"
+        if r > y and "south" in valid:
+            return "south"
+        if c > x and "east" in valid:
+            return "east"
+        if c < x and "west" in valid:
+            return "west"
+    return valid[min(int(u * len(valid)), len(valid) - 1)]

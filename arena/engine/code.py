@@ -58,11 +58,14 @@ def build_ctx(game: Game, seat: str, me: CodeProgram, opp: AnyProgram, opp_actio
 
 def match_ctx(play: Play, seat: str, rows: bool = False) -> dict:
     """The keys of ctx that tell a program where the match is: round (0-based), rounds (the horizon, None when
-    hidden or open-ended), continuation, history (the last `recall` rounds from this seat, oldest first) and
-    state (None: reserved for games with a state). `rows`: the history as Play.rows tuples (a Request's form;
+    hidden or open-ended; a Markov game's episode length), continuation, history (the last `recall` rounds from
+    this seat, oldest first; in a Markov game each with the state it was decided on) and state (a Markov game's
+    state from this seat, engine/lbf.py; None in a matrix game). `rows`: the history as Play.rows tuples (a Request's form;
     sandbox.full_ctx and the sandbox's helpers turn them into the dicts)."""
+    st = play.state
     return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
-            "history": play.rows(seat) if rows else play.seen(seat), "state": None}
+            "history": play.rows(seat) if rows else play.seen(seat),
+            "state": None if st is None else st[0 if seat == "row" else 1]}
 
 
 def interpret(value: Any, actions: list[str], u: float) -> tuple[str | None, str | None]:

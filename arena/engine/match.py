@@ -10,6 +10,12 @@ from one stream of the match (`match_seed`), consumed in a fixed order: each rou
 coin (and which other action, when it flips and there are more than two), the column's, then the
 continuation draw.
 
+A game with a state (a Markov game: Level-Based Foraging, engine/lbf.py) steps an `Environment` instead of
+looking up a payoff table: created from the game and seeded from the trial's seed, reset before round 0,
+stepped with the played actions after each round; its episode ends the match (the rules' rounds and
+continuation do not apply; noise and recall do). Each round's programs are told the state (`Play.state`),
+and the round is stored with it. A matrix game is the one-state case and goes the path it always went.
+
 A one-shot trial never comes here (run_trial_*, batch.py): its records stay bit for bit what they were.
 The match's nodes are numbered across rounds (`Node.round` says which); the trial's payoffs are the means
 per round, `cooperative` the share of cooperative rounds, `rounds` the rounds as played.
@@ -28,10 +34,16 @@ from arena.engine.simulator import Agent, _finish, plan, resolve_async, resolve_
 from arena.library.games import Game
 
 
+def is_match(spec: TrialSpec, game: Game) -> bool:
+    """Whether a trial runs as a match: its rules say more than one round (or noise), or its game has a state."""
+    return not spec.match.one_shot or game.markov
+
+
 class Match:
     """One match under way: its nodes and rounds so far, and the draws that end it or flip its actions."""
 
-    __slots__ = ("spec", "game", "rules", "nodes", "rounds", "rng", "over", "failed", "_chains", "_t0")
+    __slots__ = ("spec", "game", "rules", "nodes", "rounds", "rng", "over", "failed", "env", "state", "_chains",
+                 "_t0")
 
     def __init__(self, spec: TrialSpec, game: Game):
         self.spec = spec
@@ -44,6 +56,12 @@ class Match:
         self.failed: tuple[list[Node], list[Node]] | None = None  # the chains of a round that gave no action
         self._chains: tuple[list[Node], list[Node]] = ([], [])
         self._t0 = time.perf_counter()
+        self.env = self.state = None
+        if game.markov:
+            from arena.engine.lbf import Environment
+
+            self.env = Environment(game, spec.seed)
+            self.state = self.env.reset()
 
     @property
     def round(self) -> int:
@@ -53,7 +71,7 @@ class Match:
         """The spec the programs of the next round decide under: the trial's, with the match so far."""
         s = self.spec  # (the constructor: dataclasses.replace costs a third of a built-in round)
         return TrialSpec(s.seq, s.game, s.row, s.col, s.epsilon, s.max_depth, s.temperature, s.index, s.seed, s.match,
-                         Play(len(self.rounds), self.rules, tuple(self.rounds)), s.disclosure)
+                         Play(len(self.rounds), self.rules, tuple(self.rounds), self.state), s.disclosure)
 
     def plan_round(self, spec: TrialSpec, agents: dict[str, Agent]) -> tuple[list[Node], list[Node]]:
         """The next round's row and column chains, appended to the match's nodes."""
@@ -75,6 +93,12 @@ class Match:
         if rules.noise:
             pa = self._noisy(a)
             pb = self._noisy(b)
+        if self.env is not None:
+            state, (rp, cp), done = self.env.step(pa, pb)
+            self.rounds.append(RoundRecord(len(self.rounds), a, b, pa, pb, rp, cp, rp > 0 or cp > 0, self.state))
+            self.state = state
+            self.over = done
+            return
         rp, cp = game.payoff_table[(pa, pb)]
         self.rounds.append(RoundRecord(len(self.rounds), a, b, pa, pb, rp, cp, (pa, pb) in game.cooperative_set))
         n = len(self.rounds)
@@ -143,11 +167,11 @@ def run_any_batched(specs: list[TrialSpec], games: dict[str, Game], agents: dict
     """Trials with code programs, one-shot or matches, results in the order of `specs`."""
     from arena.engine.batch import run_trials_batched
 
-    shots = [s for s in specs if s.match.one_shot]
+    shots = [s for s in specs if not is_match(s, games[s.game])]
     if len(shots) == len(specs):
         return run_trials_batched(specs, games, agents, programs)
     done = {id(r.spec): r for r in run_trials_batched(shots, games, agents, programs)} if shots else {}
-    for r in run_matches_batched([s for s in specs if not s.match.one_shot], games, agents, programs):
+    for r in run_matches_batched([s for s in specs if is_match(s, games[s.game])], games, agents, programs):
         done[id(r.spec)] = r
     return [done[id(s)] for s in specs]
 

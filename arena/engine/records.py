@@ -90,16 +90,19 @@ class RoundRecord:
     col_action: str
     row_payoff: float
     col_payoff: float
-    cooperative: bool
+    cooperative: bool  # a Markov game's step: whether food (a reward) was collected
+    state: tuple[dict, dict] | None = None  # a Markov game: the state this step was decided on, both seats' views
 
 
 @dataclass(frozen=True, slots=True)
 class Play:
-    """What the programs of one round are told of the match: the round, the rules, the rounds so far."""
+    """What the programs of one round are told of the match: the round, the rules, the rounds so far, and
+    in a Markov game the state (both seats' views, engine/lbf.py)."""
 
     round: int
     rules: MatchRules
     history: tuple[RoundRecord, ...] = ()
+    state: tuple[dict, dict] | None = None
 
     def window(self) -> tuple[RoundRecord, ...]:
         """The rounds programs are shown: the last `recall` (all when recall is None), oldest first."""
@@ -113,7 +116,12 @@ class Play:
 
     def rows(self, seat: str) -> list[tuple]:
         """`seen` as (me, opponent, my_payoff, opponent_payoff) tuples: the form that crosses to the sandbox
-        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts)."""
+        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts). In a Markov game
+        each tuple has a fifth item, the state that step was decided on from this seat."""
+        if self.state is not None:
+            if seat == "row":
+                return [(r.row_action, r.col_action, r.row_payoff, r.col_payoff, r.state[0]) for r in self.window()]
+            return [(r.col_action, r.row_action, r.col_payoff, r.row_payoff, r.state[1]) for r in self.window()]
         if seat == "row":
             return [(r.row_action, r.col_action, r.row_payoff, r.col_payoff) for r in self.window()]
         return [(r.col_action, r.row_action, r.col_payoff, r.row_payoff) for r in self.window()]
@@ -121,6 +129,8 @@ class Play:
     @property
     def rounds(self) -> int | None:
         """The horizon programs are told: the fixed number of rounds, None when hidden or open-ended."""
+        if self.state is not None:  # a Markov game: the env's episode length
+            return self.state[0]["max_steps"]
         r = self.rules
         return None if r.hidden or r.continuation is not None else r.rounds
 
@@ -129,7 +139,9 @@ FIRST_ROUND = Play(0, ONE_SHOT)  # what a one-shot trial's programs are told
 
 
 def history_dicts(rows: list[tuple]) -> list[dict]:
-    """ctx["history"] from Play.rows."""
+    """ctx["history"] from Play.rows (a Markov game's with the step's state)."""
+    if rows and len(rows[0]) == 5:
+        return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y, "state": st} for a, b, x, y, st in rows]
     return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y} for a, b, x, y in rows]
 
 

@@ -114,8 +114,13 @@ def _arena_run(bases, items, seeds):
             for _arena_key in _arena_m:
                 if _arena_key != "history":
                     _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key]) if _arena_copies else _arena_m[_arena_key]
-            _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
-                                    "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
+            if _arena_m["state"] is None:
+                _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
+                                        "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
+            else:
+                _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
+                                        "opponent_payoff": _arena_h[3], "state": _arena_own(_arena_h[4])}}
+                                       for _arena_h in _arena_m["history"]]
         try:
             if _arena_resets:
                 _arena_load()
@@ -134,6 +139,62 @@ def _arena_run(bases, items, seeds):
 '''
 _SOURCE_FEED = "<python-input-1>"  # the prelude is feed 0, the program's source feed 1,
 _RELOAD_FEED = "<python-input-2>"  # its reload form feed 2 (lines RELOAD_HEADER further down), the prelude again 3
+
+# The papers' conventions (docs/markov-games.md): a source that defines, instead of decide(ctx), the PIBR
+# paper's history_dependent_policy_0/1(game_history) or Sistla & Kleiman-Weiner's strategy_function(...)
+# gets this decide (feed 2, after its source), which calls its function with the arguments in the papers'
+# shape. game_history = {"state": [s_0, ..., s_t], "action": [[a0, a1], ...]}: the states so far and the
+# current one (a Markov game: this seat's observation vector; a matrix game has one state, 0), the joint
+# actions as action indices in seat order (row = agent 0). strategy_function's histories are 'C'/'D' ('C':
+# the game's default action for the seat, 'D' any other), and so is its answer.
+_ADAPTERS = {
+    "pibr": """
+def decide(ctx):
+    _arena_acts = ctx["game"]["actions"]
+    _arena_row = ctx["seat"] == "row"
+    _arena_pairs = []
+    _arena_states = []
+    for _arena_h in ctx["history"]:
+        _arena_a = _arena_acts.index(_arena_h["me"])
+        _arena_b = _arena_acts.index(_arena_h["opponent"])
+        _arena_pairs.append([_arena_a, _arena_b] if _arena_row else [_arena_b, _arena_a])
+        _arena_states.append(0 if ctx["state"] is None else _arena_h["state"]["obs"])
+    _arena_states.append(0 if ctx["state"] is None else ctx["state"]["obs"])
+    _arena_gh = {"state": _arena_states, "action": _arena_pairs}
+    return (ROW_POLICY if _arena_row else COL_POLICY)(_arena_gh)
+""",
+    "strategy_function": """
+def decide(ctx):
+    _arena_c = ctx["game"]["default_action"]
+    _arena_d = [a for a in ctx["game"]["actions"] if a != _arena_c]
+    _arena_mine = ["C" if h["me"] == _arena_c else "D" for h in ctx["history"]]
+    _arena_theirs = ["C" if h["opponent"] == _arena_c else "D" for h in ctx["history"]]
+    _arena_r = strategy_function(_arena_mine, _arena_theirs, ctx["me"], ctx["opponent"])
+    if _arena_r == "C":
+        return _arena_c
+    if _arena_r == "D" and len(_arena_d) == 1:
+        return _arena_d[0]
+    return _arena_r
+""",
+}
+
+
+def adapter(source: str) -> str | None:
+    """The decide(ctx) Arena adds after a source written in a paper's convention; None for decide's own."""
+    import ast
+
+    from arena.library.codecheck import entry_point
+
+    entry = entry_point(source)
+    if entry == "decide":
+        return None
+    text = _ADAPTERS[entry]
+    if entry == "pibr":
+        names = {n.name for n in ast.parse(source).body if isinstance(n, ast.FunctionDef)}
+        row = "history_dependent_policy_0" if "history_dependent_policy_0" in names else "history_dependent_policy_1"
+        col = "history_dependent_policy_1" if "history_dependent_policy_1" in names else "history_dependent_policy_0"
+        text = text.replace("ROW_POLICY", row).replace("COL_POLICY", col)
+    return text
 
 
 class SandboxError(Exception):
@@ -289,6 +350,9 @@ class ProgramSession:
                 self.load_error, self.load_line = UNRELOADABLE, None
                 return self._session
             self._session.feed_run(fresh)
+            extra = adapter(self.program.code)
+            if extra is not None:
+                self._session.feed_run(extra)
             # the helpers again, over any name of the program's that shadows them (the static check refuses
             # such names; this holds even for a source that reached the sandbox without it)
             self._session.feed_run(prelude)

@@ -33,16 +33,29 @@ def smoke_problems(entries: list[ProgramEntry], games: list[Game], sandbox: Sand
 
 def _smoke_one(entry: ProgramEntry, games: list[Game], sb: Sandbox) -> Problem | None:
     prog: CodeProgram = entry.program
+    if prog.games is not None:  # written for these games only
+        games = [g for g in games if g.id in prog.games]
     cases = []
     for g in games:
         for seat in ("row", "col"):
             answers = [None] + (list(g.actions) if prog.simulates else [])
             base = build_ctx(g, seat, prog, prog, None, 0, 0.0, 0.0)
-            for a in answers:
-                cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5, None)))
+            first = None
             # the second round of a repeated game, after a round of (first action, last action)
             later = {"round": 1, "rounds": 2, "continuation": None, "state": None,
                      "history": [(g.actions[0], g.actions[-1], 0.0, 0.0)]}
+            if g.markov:  # a Markov game's first two states, the first step played as (first, last action)
+                from arena.engine.lbf import Environment
+
+                env = Environment(g, 0)
+                s0 = env.reset()
+                s1 = env.step(g.actions[0], g.actions[-1])[0]
+                i = 0 if seat == "row" else 1
+                first = {"round": 0, "rounds": g.horizon, "continuation": None, "state": s0[i], "history": []}
+                later = {"round": 1, "rounds": g.horizon, "continuation": None, "state": s1[i],
+                         "history": [(g.actions[0], g.actions[-1], 0.0, 0.0, s0[i])]}
+            for a in answers:
+                cases.append((g, seat, a, (base, a, 0 if a is None else 1, 0.1, 0.5, first)))
             cases.append((g, seat, "round 1", (base, None, 0, 0.1, 0.5, later)))
     outcomes = sb.run_many(prog, [c[3] for c in cases])
     for (g, seat, a, _ctx), out in zip(cases, outcomes):

@@ -28,7 +28,7 @@ from arena.errors import ArenaError
 from arena.iterate import feedback as fb
 from arena.iterate import prompts
 from arena.iterate.play import play, specs
-from arena.library.games import Game
+from arena.library.games import Game, parse_game
 from arena.library.yamlio import dump_yaml
 from arena.library.programs import CodeProgram, LLMProgram, program_from_json
 from arena.store import iterate as db
@@ -141,7 +141,7 @@ class IterateRunner:
         _programs, games = store.snapshot(row["tournament_id"])
         if cfg.game not in games:
             raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
-        game = Game.model_validate(games[cfg.game])
+        game = parse_game(games[cfg.game])
         db.claim(store, row["id"], row["tournament_id"])  # refused while another live process runs it
         return cls(store, row["id"], row["tournament_id"], cfg, game, service, **kw)
 

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from arena.errors import ConfigError, Problem
-from arena.library.games import Game, load_games
+from arena.library.games import Game, game_model, load_games
 from arena.library.programs import ProgramEntry, load_program_entries
-from arena.library.yamlio import iter_yaml_files, read_documents, validate
+from arena.library.yamlio import iter_yaml_files, plain, read_documents, validate
 
 _REPO = Path(__file__).resolve().parents[2]
 
@@ -107,7 +107,7 @@ def load_lenient(programs_path: Path | None = None, games_path: Path | None = No
         games = {}
         for f in iter_yaml_files(gp):
             try:
-                for game in [validate(doc, Game) for doc in read_documents(f)]:
+                for game in [validate(doc, game_model(plain(doc.data))) for doc in read_documents(f)]:
                     games.setdefault(game.id, game)
             except ConfigError:
                 pass

@@ -86,13 +86,21 @@ def check_source(source: str) -> list[SourceFinding]:
     found.extend(_state_findings(tree, source))
     if found:
         return sorted(found, key=lambda f: f.line)
-    decide = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "decide"]
-    if not decide:
-        return [SourceFinding(1, "the source must define a top-level function `decide(ctx)`")]
-    args = decide[-1].args
-    if len(args.posonlyargs) + len(args.args) != 1 or args.vararg or args.kwonlyargs or args.kwarg:
-        line = decide[-1].lineno
-        return [SourceFinding(line, f"`decide` must take exactly one argument, ctx: `{quote(source, line)}`")]
+    defs = {n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}
+    entry = _entry(defs)
+    if entry is None:
+        return [SourceFinding(1, "the source must define a top-level function `decide(ctx)` (or the papers' "
+                                 "`history_dependent_policy_0/1(game_history)` or `strategy_function(my_history, "
+                                 "opp_history, my_program_code, opponent_program_code)`)")]
+    for name, n_args in ENTRY_POINTS[entry]:
+        fn = defs.get(name)
+        if fn is None:
+            continue
+        args = fn.args
+        if len(args.posonlyargs) + len(args.args) != n_args or args.vararg or args.kwonlyargs or args.kwarg:
+            what = {"decide": "exactly one argument, ctx", "strategy_function": "exactly four arguments"}.get(
+                name, "exactly one argument, game_history")
+            return [SourceFinding(fn.lineno, f"`{name}` must take {what}: `{quote(source, fn.lineno)}`")]
     return []
 
 
@@ -124,6 +132,29 @@ def _module_scope(tree: ast.Module):
         yield node
         if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
             todo.extend(ast.iter_child_nodes(node))
+
+
+# The functions a code program may define as its policy, with their number of arguments: Arena's own, the
+# PIBR paper's (one policy per seat; a program may define either or both) and Sistla & Kleiman-Weiner's.
+ENTRY_POINTS = {"decide": [("decide", 1)],
+                "pibr": [("history_dependent_policy_0", 1), ("history_dependent_policy_1", 1)],
+                "strategy_function": [("strategy_function", 4)]}
+
+
+def _entry(defs: dict) -> str | None:
+    if "decide" in defs:
+        return "decide"
+    if "history_dependent_policy_0" in defs or "history_dependent_policy_1" in defs:
+        return "pibr"
+    if "strategy_function" in defs:
+        return "strategy_function"
+    return None
+
+
+def entry_point(source: str) -> str:
+    """Which policy function a (checked) source defines: 'decide', 'pibr' or 'strategy_function'."""
+    tree = ast.parse(source, mode="exec")
+    return _entry({n.name: n for n in tree.body if isinstance(n, ast.FunctionDef)}) or "decide"
 
 
 def uses_random(source: str) -> bool:

@@ -6,12 +6,12 @@ import hashlib
 import json
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator
+from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
 
 from arena.errors import ConfigError, LookupFailed, Problem
-from arena.library.yamlio import did_you_mean, iter_yaml_files, read_documents, validate
+from arena.library.yamlio import did_you_mean, iter_yaml_files, plain, read_documents, validate
 
 Identifier = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=64)]
 ActionName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", max_length=32)]
@@ -34,6 +34,7 @@ class Game(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    markov: ClassVar[bool] = False  # a game with a state (LBFGame): a trial steps an environment
 
     id: Identifier
     name: str = Field(min_length=1)
@@ -148,6 +149,85 @@ class Game(BaseModel):
         return "\n".join(lines)
 
 
+LBF_ACTIONS = ["none", "north", "south", "west", "east", "load"]  # the package's Action codes 0..5, in order
+LBF_ENV_ID = r"^Foraging(-grid)?(-\d+s)?-\d+x\d+-\d+p-\d+f(-coop)?(-2s)?(-ind)?(-pen)?-v3$"
+
+
+class LBFGame(Game):
+    """Level-Based Foraging (the `lbforaging` package): a Markov game whose trials step the package's
+    ForagingEnv (engine/lbf.py). Either `env_id`, one of the package's registered ids, or the env's
+    parameters; `terminal_penalty` c makes it the PIBR variant (docs/markov-games.md: each agent's last
+    reward is lowered by c·L/T, L the episode's length and T = max_episode_steps).
+
+    The matrix fields are filled in (the six actions by name; payoffs all 0, unused: a step's rewards
+    come from the env) so that everything that lists a game's actions works unchanged."""
+
+    markov: ClassVar[bool] = True
+
+    kind: Literal["lbf"]
+    env_id: Annotated[str, Field(pattern=LBF_ENV_ID)] | None = None
+    field_size: Annotated[int, Field(ge=3, le=30)] | tuple[Annotated[int, Field(ge=3, le=30)],
+                                                            Annotated[int, Field(ge=3, le=30)]] = 5
+    players: Literal[2] = 2
+    max_num_food: int = Field(2, ge=1, le=10)
+    force_coop: bool = False
+    sight: int | None = Field(None, ge=1, le=30, description="None: the whole field")
+    max_episode_steps: int = Field(50, ge=1, le=10_000)
+    penalty: float = Field(0.0, ge=0, le=10, allow_inf_nan=False, description="the package's failed-load penalty")
+    min_player_level: int = Field(1, ge=1, le=10)
+    max_player_level: int = Field(2, ge=1, le=10)
+    min_food_level: int = Field(1, ge=1, le=30)
+    max_food_level: int | None = Field(None, ge=1, le=30)
+    terminal_penalty: float | None = Field(None, ge=0, le=100, allow_inf_nan=False,
+                                           description="the PIBR wrapper's c: the last step costs each agent c·L/T")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _matrix_fields(cls, v):
+        if isinstance(v, dict):
+            n = len(LBF_ACTIONS)
+            v = {**v, "actions": LBF_ACTIONS, "payoffs": [[[0.0, 0.0]] * n for _ in range(n)],
+                 "cooperative": [["load", "load"]], "default_action": "load", "defect_action": "none"}
+        return v
+
+    @model_validator(mode="after")
+    def _env_given_once(self) -> LBFGame:
+        if self.env_id is not None and self.model_fields_set & {"field_size", "max_num_food", "force_coop", "sight",
+                                                                 "max_episode_steps", "penalty"}:
+            raise ValueError("give env_id (a registered env) or the env's parameters, not both")
+        return self
+
+    def env_kwargs(self) -> dict:
+        """ForagingEnv's keyword arguments: the registered env's (env_id), else from the fields."""
+        if self.env_id is not None:
+            import gymnasium
+            import lbforaging  # noqa: F401 (registers the ids)
+
+            return dict(gymnasium.spec(self.env_id).kwargs)
+        size = (self.field_size, self.field_size) if isinstance(self.field_size, int) else tuple(self.field_size)
+        return {"players": self.players, "min_player_level": self.min_player_level,
+                "max_player_level": self.max_player_level, "field_size": size,
+                "min_food_level": self.min_food_level, "max_food_level": self.max_food_level,
+                "max_num_food": self.max_num_food, "sight": self.sight or max(size),
+                "max_episode_steps": self.max_episode_steps, "force_coop": self.force_coop,
+                "grid_observation": False, "penalty": self.penalty}
+
+    @property
+    def horizon(self) -> int:
+        """T, the episode's longest length (the env's max_episode_steps)."""
+        return self.env_kwargs()["max_episode_steps"] if self.env_id is not None else self.max_episode_steps
+
+
+def parse_game(data: dict) -> Game:
+    """A game from its stored JSON (or a YAML record's plain data): an LBFGame for kind lbf."""
+    return (LBFGame if isinstance(data, dict) and data.get("kind") == "lbf" else Game).model_validate(data)
+
+
+def game_model(data) -> type[Game]:
+    """The model a game record validates against."""
+    return LBFGame if isinstance(data, dict) and data.get("kind") == "lbf" else Game
+
+
 def content_hash(data: object) -> str:
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
@@ -161,7 +241,7 @@ def load_games(directory: Path) -> dict[str, Game]:
     for path in iter_yaml_files(directory):
         try:
             for doc in read_documents(path):
-                game = validate(doc, Game)
+                game = validate(doc, game_model(plain(doc.data)))
                 if game.id in games:
                     problems.append(Problem(doc.file, doc.line, "id",
                                             f"duplicate game id '{game.id}' (first defined in {where[game.id]})"))

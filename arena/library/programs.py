@@ -36,8 +36,8 @@ from arena.library.yamlio import (
 
 Epsilon = Annotated[float, Field(gt=0, le=1, allow_inf_nan=False, description="probability of acting without simulating")]
 STRATEGIES = ("cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-              "titfortwotats", "alternator", "axelrod")
-REPEATED = STRATEGIES[5:]  # strategies that read the match's history (in a one-shot game: the first round)
+              "titfortwotats", "alternator", "axelrod", "uniform", "lbf_heuristic")
+REPEATED = STRATEGIES[5:10]  # strategies that read the match's history (in a one-shot game: the first round)
 # A program id: the library's identifiers, or axelrod:NAME (an Axelrod strategy's class name, e.g. axelrod:TitForTat)
 ProgramId = Annotated[str, Field(pattern=r"^(?:[a-z0-9][a-z0-9_.-]*|axelrod:[A-Za-z][A-Za-z0-9_]*)$", max_length=64)]
 
@@ -85,6 +85,11 @@ class _AxelrodParams(BaseModel):
                       description="the class name of one of Axelrod's strategies, e.g. TitForTat")
 
 
+class _HeuristicParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    h: Literal[1, 2, 3, 4] = Field(description="the lbforaging heuristic agent H1..H4")
+
+
 PARAMS: dict[str, type[BaseModel]] = {
     "cooperate": _ActionParams,
     "defect": _ActionParams,
@@ -93,6 +98,8 @@ PARAMS: dict[str, type[BaseModel]] = {
     "cliquebot": _NoParams,
     **{name: _NoParams for name in ("titfortat", "grimtrigger", "pavlov", "titfortwotats", "alternator")},
     "axelrod": _AxelrodParams,
+    "uniform": _NoParams,
+    "lbf_heuristic": _HeuristicParams,
 }
 
 STRATEGY_DOCS = {
@@ -117,13 +124,20 @@ STRATEGY_DOCS = {
                   "Never simulates.",
     "axelrod": ("Repeated 2-action games: one of the strategies of the Axelrod library (Axelrod-Python), named by its "
                 "class name; C is the game's cooperative (default) action, D its defect action. Never simulates."),
+    "uniform": "Plays each of the game's actions with the same probability. Never simulates.",
+    "lbf_heuristic": (
+        "Level-Based Foraging: the lbforaging package's heuristic agent H<h> (H1: the closest food; H2: the food "
+        "closest to the centre of the visible agents; H3: the closest food whose level is at most its own; H4: the "
+        "food closest to the centre among those the visible agents' levels together can load): loads when next to "
+        "it, else steps towards it (north, south, east, west, in that order of preference, among its valid "
+        "moves), else a uniformly random valid action. Never simulates."),
 }
 
 
 class BuiltinProgram(_ProgramBase):
     kind: Literal["builtin"]
     strategy: Literal["cooperate", "defect", "random", "fairbot", "cliquebot", "titfortat", "grimtrigger", "pavlov",
-                      "titfortwotats", "alternator", "axelrod"]
+                      "titfortwotats", "alternator", "axelrod", "uniform", "lbf_heuristic"]
     params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("params")
@@ -199,6 +213,15 @@ class CodeProgram(_ProgramBase):
     code: str = Field(alias="source", min_length=1, max_length=50_000, description="Python defining decide(ctx)")
     time_limit_ms: int = Field(200, ge=1, le=MAX_TIME_MS, description="per decision")
     memory_mb: int = Field(64, ge=8, le=MAX_MEMORY_MB)
+    games: list[Identifier] | None = Field(None, description="the games it is written for (a paper's policy for one "
+                                                             "game): smoke-tested in those only; None: every game")
+
+    @cached_property
+    def content_hash(self) -> str:
+        data = self.model_dump(mode="json")
+        if data.get("games") is None:  # (the hash of a program without `games` is what it was before the field)
+            data.pop("games", None)
+        return content_hash(data)
 
     @property
     def label(self) -> str:

@@ -19,7 +19,7 @@ from typing import Protocol
 
 from arena import __version__
 from arena.engine.bots import BotAgent
-from arena.engine.match import run_any_batched, run_match_async, run_match_sync
+from arena.engine.match import is_match, run_any_batched, run_match_async, run_match_sync
 from arena.engine.code import CodeAgent
 from arena.engine.sandbox import Sandbox, SandboxError
 from arena.errors import ArenaError, LookupFailed
@@ -32,7 +32,7 @@ from arena.engine.events import (
     TrialPlanned,
     TrialsFinished,
 )
-from arena.library.games import Game
+from arena.library.games import Game, parse_game
 from arena.engine.grid import TournamentConfig
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram, program_from_json, with_axelrod
 from arena.llm.redaction import redact
@@ -362,7 +362,7 @@ class TournamentRunner:
                 if len(pending) < CODE_BATCH:
                     continue
                 results, pending = await self._code_batch(pending, agents), []
-            elif spec.match.one_shot:
+            elif not is_match(spec, games[spec.game]):
                 results = [run_trial_sync(spec, games[spec.game], agents, programs)]
             else:
                 results = [run_match_sync(spec, games[spec.game], agents, programs)]
@@ -414,7 +414,7 @@ class TournamentRunner:
                 room.set()
 
             try:
-                run = run_trial_async if spec.match.one_shot else run_match_async
+                run = run_match_async if is_match(spec, self.games[spec.game]) else run_trial_async
                 result = await run(spec, self.games[spec.game], agents, self.programs, on_plan, on_node, decided)
                 self._store([result])
             finally:
@@ -467,7 +467,7 @@ def load_stored(store: Store, tournament_id: int | None = None) -> StoredTournam
     progs, games = store.snapshot(row.id)
     return StoredTournament(row, TournamentConfig.model_validate(row.config),
                             {k: program_from_json(v) for k, v in progs.items()},
-                            {k: Game.model_validate(v) for k, v in games.items()})
+                            {k: parse_game(v) for k, v in games.items()})
 
 
 # Fields of TournamentConfig that do not determine a tournament's trials: how it is run and called, and

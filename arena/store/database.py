@@ -23,7 +23,7 @@ from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.match import totals
 from arena.engine.records import OK, ONE_SHOT, SIMULATED, CallRecord, TrialResult
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -78,6 +78,14 @@ MIGRATIONS: dict[int, list[str]] = {
         "ALTER TABLE trials ADD COLUMN disclosure TEXT NOT NULL DEFAULT 'full'",
         "DROP INDEX IF EXISTS trials_key",  # (gone already when step 8 ran in the same migration)
     ],
+    # 10: games with a state: a Markov game's step is stored with the state it was decided on (both
+    # seats' views, JSON; NULL for a matrix game's round).
+    # (a database older than 8 has no `rounds` yet: schema 8's table is made first, SCHEMA's adds nothing)
+    10: ["CREATE TABLE IF NOT EXISTS rounds (trial_id INTEGER NOT NULL REFERENCES trials(id), round INTEGER NOT NULL, "
+        "row_intended TEXT NOT NULL, col_intended TEXT NOT NULL, row_action TEXT NOT NULL, col_action TEXT NOT NULL, "
+        "row_payoff REAL NOT NULL, col_payoff REAL NOT NULL, cooperative INTEGER NOT NULL, "
+        "PRIMARY KEY (trial_id, round)) WITHOUT ROWID",
+        "ALTER TABLE rounds ADD COLUMN state TEXT"],
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -181,7 +189,8 @@ CREATE TABLE IF NOT EXISTS rounds (
     col_action TEXT NOT NULL,
     row_payoff REAL NOT NULL,
     col_payoff REAL NOT NULL,
-    cooperative INTEGER NOT NULL,
+    cooperative INTEGER NOT NULL,    -- a Markov game's step: food was collected
+    state TEXT,                      -- a Markov game: the state decided on (JSON, both seats' views)
     PRIMARY KEY (trial_id, round)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS llm_calls (
@@ -274,7 +283,7 @@ _MATCH_INSERT = (f"INSERT INTO trials ({TRIAL_COLUMNS}, {MATCH_COLUMNS}) VALUES 
 _NODE_COLUMNS = "id, trial_id, parent_id, idx, side, depth, program, mode, grounded, action, error, code, round"
 _NODE_INSERT_NULLABLE = f"INSERT INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _NODE_INSERT_OK = f"INSERT INTO nodes ({_NODE_COLUMNS}) VALUES (?, ?, nullif(?, 0), ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)"
-_ROUND_INSERT = "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+_ROUND_INSERT = "INSERT INTO rounds VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 _TRIAL_INSERT_OK = (f"INSERT INTO trials ({TRIAL_COLUMNS}) VALUES "
                     f"(?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                     + _ON_TRIAL_KEY)
@@ -728,8 +737,9 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
                 n_calls += len(n.calls)
                 with_calls.append(n)
         m = s.match
-        if m.coordinates != ONE_SHOT.coordinates or not s.disclosure.full:
-            # a match, a one-round trial told apart by its recall, or a trial that did not show everything
+        if m.coordinates != ONE_SHOT.coordinates or not s.disclosure.full or r.rounds:
+            # a match (a Markov game's episode under any rules), a one-round trial told apart by its recall, or
+            # a trial that did not show everything
             rt, ct, rd, cd = totals(r.rounds, m.discount)
             if r.status != OK:
                 rt = ct = rd = cd = None
@@ -769,7 +779,9 @@ def _insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult]
         inserted += 1
         if r.rounds:
             round_rows.extend((trial_id, x.round, x.row_intended, x.col_intended, x.row_action, x.col_action,
-                               x.row_payoff, x.col_payoff, int(x.cooperative)) for x in r.rounds)
+                               x.row_payoff, x.col_payoff, int(x.cooperative),
+                               None if x.state is None else json.dumps(x.state, separators=(",", ":")))
+                              for x in r.rounds)
         for n in with_calls:
             if call_id is None:
                 call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]

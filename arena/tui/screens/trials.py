@@ -241,7 +241,7 @@ def _code_context(progs: dict, game: dict):
     """The tournament's programs and the game, when a code program plays (to rebuild a node's ctx)."""
     if not any(p.get("kind") == "code" for p in progs.values()) or not game:
         return None
-    from arena.library.games import Game
+    from arena.library.games import Game, parse_game
     from arena.library.programs import program_from_json
 
-    return {k: program_from_json(v) for k, v in progs.items()}, Game.model_validate(game)
+    return {k: program_from_json(v) for k, v in progs.items()}, parse_game(game)
