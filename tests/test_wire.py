@@ -17,9 +17,9 @@ from arena.engine.records import CallRecord, MatchRules, Node, Play, RoundRecord
 from arena.runner import stream
 
 RULES = MatchRules(rounds=3, continuation=0.9, noise=0.1, recall=2, max_rounds=50, hidden=True, discount=0.95)
-R0 = RoundRecord(1, "cooperate", "defect", "defect", "defect", 1.0, 1.5, True)
+R0 = RoundRecord(1, "cooperate", "defect", "defect", "defect", 1.0, 1.5, True, ({"step": 1}, {"step": 1}))
 R1 = RoundRecord(2, "defect", "cooperate", "defect", "cooperate", 5.0, 0.5, True)
-PLAY = Play(round=2, rules=RULES, history=(R0, R1))
+PLAY = Play(round=2, rules=RULES, history=(R0, R1), state=({"step": 2, "max_steps": 50}, {"step": 2, "max_steps": 50}))
 SHOWN = Disclosure("obfuscated", "none")
 SPEC = TrialSpec(7, "prisoners_dilemma", "prob", "fair-llm", 0.5, 3, 0.7, 2, 99, RULES, PLAY, SHOWN)
 CALL = CallRecord("custom", "fake-8b", [{"role": "user", "content": "hi"}], "ACTION: defect", "defect", attempt=2,

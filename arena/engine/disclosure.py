@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from random import Random
 
+from arena.library.codecheck import ENTRY_POINTS
+
 FULL, PROMPT, MODEL, NONE, OBFUSCATED = "full", "prompt", "model", "none", "obfuscated"
 LEVELS = (FULL, PROMPT, MODEL, NONE, OBFUSCATED)
 SHUFFLE, KEEP = "shuffle", "none"  # --obfuscate-prompts: an LLM prompt's sentences shuffled, or unchanged
@@ -145,7 +147,8 @@ def shuffle_sentences(text: str, seed: int) -> str:
 
 
 # --- code: identifiers renamed, comments and docstrings removed --------------------------------------
-KEPT = frozenset({"decide"})  # the entry point the harness calls
+# the entry points the harness calls (decide, or a paper's policy function: library/codecheck.py)
+KEPT = frozenset(name for names in ENTRY_POINTS.values() for name, _ in names)
 _BUILTINS = frozenset(dir(builtins))
 
 

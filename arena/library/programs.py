@@ -22,7 +22,7 @@ from pydantic import (
 from arena.errors import ConfigError, LookupFailed, Problem
 from arena.library.codecheck import check_source
 from arena.library.axelrod_programs import AXELROD_PREFIX, strategy_class, summary
-from arena.library.games import content_hash
+from arena.library.games import Identifier, content_hash
 from arena.library.yamlio import (
     SECRET_FIELDS,
     Document,
