@@ -55,3 +55,24 @@ class Timeline(Static):
         last = getattr(self, "_last", None)
         if last is not None:
             self.show(*last)
+
+
+def grid_text(state: dict) -> Text:
+    """A grid world's step as the row seat saw it (a stored round's parsed state): R and C the row and column
+    agents with their levels, food as its level, '·' an empty cell."""
+    h, w = state["field_size"]
+    cells = [["·"] * w for _ in range(h)]
+    for f in state.get("foods", []):
+        r, c = f["pos"]
+        cells[r][c] = str(f["level"])
+    for a in state.get("agents", []):
+        r, c = a["pos"]
+        cells[r][c] = ("R" if a["me"] else "C") + str(a["level"])
+    text = Text()
+    for i, row in enumerate(cells):
+        for x in row:
+            style = "bold" if x[0] in "RC" else ("yellow" if x != "·" else "dim")
+            text.append(f"{x:>3}", style=style)
+        if i < h - 1:
+            text.append("\n")
+    return text

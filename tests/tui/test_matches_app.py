@@ -71,3 +71,46 @@ async def test_a_match_tournament_from_setup_to_a_rounds_tree(make_app, tmp_path
         await pilot.pause()
         assert str(trials.query_one("#trial-rounds").render()).startswith("round 1/10 1 C/D ")
         assert trials.query_one("#trial-tree").border_subtitle == "round 1: cooperate / defect"
+
+
+async def test_a_grid_world_episode_steps_through_its_grid(make_app, tmp_path, programs, games):
+    """Level-Based Foraging in the app: the game's parameters in Library (no payoff matrix), and a stored
+    episode's steps in a trial's view: the timeline, and the field at the selected step."""
+    import asyncio as _asyncio
+
+    from arena.engine.grid import TournamentConfig
+    from arena.runner.tournament import TournamentRunner
+    from arena.store.database import Store
+
+    db = tmp_path / "arena.db"
+    with Store(db) as store:
+        config = TournamentConfig(programs=["lbf-random"], games=["foraging_pibr"], epsilons=[0.5], max_depths=[1],
+                                  trials=2)
+        runner = TournamentRunner.create(store, config, programs, games)
+        assert (await _asyncio.to_thread(lambda: _asyncio.run(runner.run()))).status == "finished"
+        steps = store.rounds(store.trial_rows(runner.tournament_id)[0]["id"])
+    app = make_app(db=db, start_mode="library")
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        app.screen._show_game("foraging_pibr")
+        await pilot.pause()
+        assert "terminal penalty" in str(app.screen.query_one("#detail-meta").render())
+        assert not app.screen.query_one("#game-matrix").display
+        await pilot.press("4")
+        await wait_for(pilot, lambda: app.current_mode == "results" and getattr(app.screen, "tid", None))
+        await app.workers.wait_for_complete()
+        pairs = app.screen.query_one("#pairs")
+        await wait_for(pilot, lambda: pairs.row_count == 1)
+        pairs.focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen.query("#trial-grid") and app.screen.query_one("#trial-grid").display)
+        trials = app.screen
+        n = len(steps)
+        assert str(trials.query_one("#trial-rounds").render()).startswith(f"round {n}/{n} ")
+        assert trials.query_one("#trial-grid").border_title == f"Step {n} · R row, C column (level) · food level"
+        for _ in range(n):
+            await pilot.press("left_square_bracket")
+        await pilot.pause()
+        grid = str(trials.query_one("#trial-grid").render()).splitlines()
+        assert len(grid) == 5 and sum(line.count("R") for line in grid) == 1  # the 5x5 field, the row agent once
+        assert trials.query_one("#trial-grid").border_title.startswith("Step 1 ·")

@@ -91,7 +91,8 @@ class LibraryScreen(ArenaScreen):
         for pid, e in lib.entries.items():
             progs.add_option(Option(program_label(e.program, 28, e.group), id=f"p:{pid}"))
         for gid, g in lib.games.items():
-            games.add_option(Option(Content.from_markup("$id [dim]$n×$n[/]", id=gid, n=str(len(g.actions))), id=f"g:{gid}"))
+            size = "grid world" if getattr(g, "markov", False) else f"{len(g.actions)}×{len(g.actions)}"
+            games.add_option(Option(Content.from_markup("$id [dim]$size[/]", id=gid, size=size), id=f"g:{gid}"))
         progs.border_subtitle = f"{len(lib.entries)}"
         games.border_subtitle = f"{len(lib.games)}"
         problems = self.app.library_problems
@@ -193,6 +194,9 @@ class LibraryScreen(ArenaScreen):
             return
         self.query_one("#detail-title", Static).update(Content.from_markup(
             "[b]$name[/]  [dim]$id[/]", name=g.name, id=g.id))
+        if getattr(g, "markov", False):  # a game with a state: its environment's parameters, no matrix
+            self._show_markov_game(g)
+            return
         coop = ", ".join(f"({a}, {b})" for a, b in g.cooperative)
         self.query_one("#detail-meta", Static).update(Content.from_markup(
             "[b]actions[/] $actions   [b]cooperative[/] $coop\n[b]default[/] $d   [b]defect[/] $x   $common",
@@ -224,6 +228,25 @@ class LibraryScreen(ArenaScreen):
         self.query_one("#detail-meta").display = True
         self.query_one("#detail-text").display = True
         table.display = True
+
+    def _show_markov_game(self, g) -> None:
+        fields = {"env id": g.env_id} if g.env_id is not None else {"field": g.field_size, "players": g.players, "foods": g.max_num_food,
+                  "every food needs both": g.force_coop, "sight": g.sight or "the whole field",
+                  "steps": g.max_episode_steps, "player levels": f"{g.min_player_level}–{g.max_player_level}"}
+        fields["terminal penalty c (c·L/T)"] = g.terminal_penalty
+        shown = "   ".join(f"[b]{k}[/] {v}" for k, v in fields.items() if v is not None)
+        self.query_one("#detail-meta", Static).update(Content.from_markup(
+            "[b]actions[/] $actions\n" + shown, actions=" ".join(g.actions)))
+        text = self.query_one("#detail-text", Static)
+        text.update(Content(reflow(g.description)))
+        text.border_title = "description (shown to LLMs)"
+        self.query_one("#game-matrix", DataTable).display = False
+        self.query_one("#detail-source").display = False
+        self.query_one("#detail-foot", Static).update(Content.from_markup(
+            "[dim]a game with a state: each step's rewards come from the lbforaging environment "
+            "(docs/markov-games.md) · games/$f[/]", f=f"{g.id}.yaml"))
+        for w in ("#detail-foot", "#detail-meta", "#detail-text"):
+            self.query_one(w).display = True
 
     # -- editing -------------------------------------------------------------------------------------------
     def _open_editor(self, text: str, path: Path | None, title: str) -> None:

@@ -8,7 +8,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Tree
+from textual.widgets import DataTable, Static, Tree
 
 from .. import format as fmt
 from ..failures import ContainsFailures
@@ -36,6 +36,7 @@ class TrialsScreen(ContainsFailures, Screen):
             yield DataTable(id="trial-list", cursor_type="row", zebra_stripes=True, classes="panel")
             with Vertical(id="trial-right"):
                 yield Timeline(id="trial-rounds", classes="panel")
+                yield Static(id="trial-grid", classes="panel")
                 yield SimTree(id="trial-tree", classes="panel")
                 yield Transcript(id="trial-transcript", classes="panel")
         yield ArenaFooter()
@@ -58,6 +59,7 @@ class TrialsScreen(ContainsFailures, Screen):
         timeline = self.query_one("#trial-rounds", Timeline)
         timeline.display = self._match
         timeline.border_title = "Rounds · [ ]: round"
+        self.query_one("#trial-grid").display = False
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
                               f"{fmt.condition(c.game, c.epsilon, c.max_depth, c.temperature, short=True)}")
@@ -100,6 +102,10 @@ class TrialsScreen(ContainsFailures, Screen):
             from arena.analysis.conditions import base_game
 
             game = games.get(base_game(self.cell.game), {})
+            if game.get("kind") == "lbf":  # a game with a state: every trial is an episode of steps
+                self._match = True
+                self.query_one("#trial-rounds").display = True
+                self.refresh_bindings()
             self._code = _code_context(progs, game)
             self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
         table = self.query_one("#trial-list", DataTable)
@@ -155,6 +161,7 @@ class TrialsScreen(ContainsFailures, Screen):
             shown_round = self._round if self._round is not None else max(r["round"] for r in rows)
             rows = [r for r in rows if r["round"] == shown_round]
             self.query_one(Timeline).show(self._rounds, shown_round, Heat(self.app).style)
+            self._show_grid(self._rounds[shown_round] if shown_round < len(self._rounds) else None)
         calls = store.calls(trial_id=trial["id"]) if trial["n_calls"] else []
         nodes = StoredNode.from_rows(rows, calls)
         self._all_nodes = StoredNode.from_rows(store.nodes(trial["id"]), []) if self._rounds else nodes
@@ -170,6 +177,20 @@ class TrialsScreen(ContainsFailures, Screen):
         tree.border_subtitle = outcome
         self._trial, self._trial_nodes = trial, nodes
         self._title()
+
+    def _show_grid(self, step: dict | None) -> None:
+        """A grid world's step: the field as the row agent saw it before both moved (R row, C column agent with
+        their levels; food as its level)."""
+        import json
+
+        from ..timeline import grid_text
+
+        grid = self.query_one("#trial-grid", Static)
+        state = json.loads(step["state"]) if step is not None and step.get("state") else None
+        grid.display = state is not None
+        if state is not None:
+            grid.update(grid_text(state[0]))
+            grid.border_title = f"Step {state[0]['step'] + 1} · R row, C column (level) · food level"
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "round" and not getattr(self, "_match", False):
