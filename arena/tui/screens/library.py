@@ -91,7 +91,7 @@ class LibraryScreen(ArenaScreen):
         for pid, e in lib.entries.items():
             progs.add_option(Option(program_label(e.program, 28, e.group), id=f"p:{pid}"))
         for gid, g in lib.games.items():
-            size = "grid world" if getattr(g, "markov", False) else f"{len(g.actions)}×{len(g.actions)}"
+            size = "grid" if getattr(g, "markov", False) else f"{len(g.actions)}×{len(g.actions)}"
             games.add_option(Option(Content.from_markup("$id [dim]$size[/]", id=gid, size=size), id=f"g:{gid}"))
         progs.border_subtitle = f"{len(lib.entries)}"
         games.border_subtitle = f"{len(lib.games)}"
