@@ -179,14 +179,19 @@ def draw_coop_vs_eps(data: PlotData):
         ax.set_xlim(0, min(1.0, max(eps) * 1.1) if len(set(eps)) > 1 else min(1.0, max(eps) * 2))
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        if wide:
-            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(series) // 18)
-        else:
-            ax.legend(fontsize="x-small")
+        _legend(ax, len(series), wide)
     return fig
 
 
 _MARKERS = "osD^vP*Xh<>"
+
+
+def _legend(ax, lines: int, wide: bool) -> None:
+    """A panel's legend: inside it, or beside it when the panel has many lines (`wide`)."""
+    if wide:
+        ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + lines // 18)
+    else:
+        ax.legend(fontsize="x-small")
 
 
 def _colours(n: int) -> list:
@@ -287,10 +292,7 @@ def draw_coop_by_round(data: PlotData):
         ax.set_ylabel("cooperation")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
-        if wide:
-            ax.legend(fontsize="x-small", loc="upper left", bbox_to_anchor=(1.01, 1.0), ncol=1 + len(series) // 18)
-        else:
-            ax.legend(fontsize="x-small")
+        _legend(ax, len(series), wide)
     return fig
 
 
