@@ -16,12 +16,13 @@ from textual.reactive import reactive
 from textual.screen import Screen
 
 from . import format as fmt
+from .textual_patches import ImmediateModeSwitch
 
 if TYPE_CHECKING:
     from .session import LiveSession
 
 
-class ArenaApp(App):
+class ArenaApp(ImmediateModeSwitch, App):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "Arena"
     SUB_TITLE = "program equilibrium with LLM programs"
@@ -209,7 +210,7 @@ class ArenaApp(App):
             # would otherwise be over before the app connects, and its tree never shown)
             started = start_detached(self.store, config, lib.programs, lib.games, new=new, backend=backend,
                                      paused=True)
-            self._attach(started.tournament_id, reused=started.reused, start=True)
+            self._attach_session(started.tournament_id, reused=started.reused, start=True)
             return started.tournament_id
         session = LiveSession(self.store, clock=self.clock)
         store = self._runner_store()
@@ -238,7 +239,7 @@ class ArenaApp(App):
                 stored = load_stored(self.store, tid)
                 backend = self._backend(stored.programs, stored.config, self.store)  # keys checked first
                 resume_detached(self.store, tid, backend=backend)
-            self._attach(tid, reused=True)
+            self._attach_session(tid, reused=True)
             return
         session = LiveSession(self.store, clock=self.clock)
         store = self._runner_store()
@@ -262,10 +263,10 @@ class ArenaApp(App):
         if row is None:
             raise ArenaError(f"tournament {tid} is not running" if tid is not None
                              else f"no tournament is running in {self.db_path}")
-        self._attach(row.id)
+        self._attach_session(row.id)
         return row.id
 
-    def _attach(self, tid: int, reused: bool = False, start: bool = False) -> None:
+    def _attach_session(self, tid: int, reused: bool = False, start: bool = False) -> None:
         from arena.runner.process import RemoteRunner
         from arena.errors import ArenaError
 
@@ -323,20 +324,6 @@ class ArenaApp(App):
             if hasattr(screen, "tournament_changed"):
                 screen.tournament_changed(tid)
         self.switch_mode("results")
-
-    def switch_mode(self, mode: str):
-        """Textual's switch_mode, without its 50 ms paint delay when the screen already exists: Textual
-        holds every mode switch's paint back 50 ms (`delay_update`) to mask a new screen's first mount,
-        which made each switch between built screens take >= 50 ms (benchmarks/tui_load.py)."""
-        self._undelayed = mode in self._screen_stacks
-        try:
-            return super().switch_mode(mode)
-        finally:
-            self._undelayed = False
-
-    def delay_update(self, delay: float = 0.05) -> None:
-        if not getattr(self, "_undelayed", False):
-            super().delay_update(delay)
 
     # -- actions ------------------------------------------------------------------------------------------
     async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:

@@ -17,6 +17,8 @@ from pathlib import Path
 from textual.css.query import NoMatches
 from textual.message import Message
 
+from .textual_patches import MessageFailures
+
 
 def record(app, what: str, exc: BaseException) -> str:
     """Write exc's traceback to the app's log; return the line a screen shows."""
@@ -27,21 +29,16 @@ def record(app, what: str, exc: BaseException) -> str:
             f"the traceback is in {log_path(Path(app.db_path))} · the app goes on (Esc hides this)")
 
 
-class ContainsFailures:
+class ContainsFailures(MessageFailures):
     """Mixin for a Screen: an exception from one of its message handlers (events, messages, timers,
     call_later / call_after_refresh callbacks) is recorded and shown instead of ending the app.
 
-    Textual dispatches every message of a screen's own queue through `MessagePump._on_message` (events
-    too, through `on_event`): wrapping it here is the one place that sees all of them. The hook is checked
-    by tests/tui/test_code_in_setup.py (a bug injected into Setup's summary timer and a Results worker),
-    which fails if Textual stops routing a handler's exception through it.
+    The handlers' exceptions come through textual_patches.MessageFailures; tests/tui/test_code_in_setup.py
+    injects a bug into Setup's summary timer and a Results worker and checks the banner.
     """
 
-    async def _on_message(self, message: Message) -> None:
-        try:
-            await super()._on_message(message)  # type: ignore[misc]
-        except Exception as exc:  # noqa: BLE001: any bug in a screen's handler is contained here
-            self.show_failure(f"{self.failure_name()}: handling {type(message).__name__}", exc)
+    def message_failed(self, message: Message, exc: Exception) -> None:
+        self.show_failure(f"{self.failure_name()}: handling {type(message).__name__}", exc)
 
     # Textual's timers call their callbacks themselves, outside the screen's messages: each callback given
     # to a timer of the screen is wrapped.

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from textual.types import NoActiveAppError
 from textual.worker import get_current_worker
 
 
@@ -35,11 +36,29 @@ def _deliver(screen, fn: Callable, *args) -> None:
     if get_current_worker().is_cancelled:
         return
 
-    def on_ui() -> None:  # the app may have quit (its screens torn down) while the worker ran
-        if screen.is_attached and not (screen._closing or screen._pruning):
+    def on_ui() -> None:
+        if is_live(screen):
             fn(*args)
 
     screen.app.call_from_thread(on_ui)
+
+
+def is_live(screen) -> bool:
+    """Whether `screen` is still one of the app's screens: not removed (a dismissed dialog, a popped
+    screen: no longer in a mode's stack) and the app not quitting (its screens torn down)."""
+    try:
+        app = screen.app
+    except NoActiveAppError:
+        return False
+    if not (app.is_running and screen.is_attached):
+        return False
+    for mode in {app.current_mode, app.DEFAULT_MODE, *app.MODES}:
+        try:
+            if screen in app.get_screen_stack(mode):
+                return True
+        except KeyError:  # a mode not visited yet
+            continue
+    return False
 
 
 def load_results(screen, tid: int | None, seq: int) -> None:

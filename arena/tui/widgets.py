@@ -17,12 +17,13 @@ from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.strip import Strip
-from textual.widgets import Checkbox, DataTable, Footer, SelectionList, Static, Tree
+from textual.widgets import Checkbox, DataTable, SelectionList, Static, Tree
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
 from .codeview import code_node_widgets
+from .textual_patches import SteadyFooter, restyle_tree
 
 MODES = (("library", "Library"), ("setup", "Setup"), ("live", "Live"), ("results", "Results"), ("history", "History"))
 
@@ -66,28 +67,9 @@ MODE_TEXT = {
 }
 
 
-class ArenaFooter(Footer):
-    """Textual's Footer, rebuilt only when the keys it shows change. Textual rebuilds it (a dozen widgets
-    mounted and styled) on every focus change, e.g. each time the simulation tree takes focus, which
-    under a busy tournament delayed the key itself by tens of milliseconds."""
-
-    _shown: tuple | None = None  # the keys of the last build (what the footer shows)
-
-    def bindings_changed(self, screen) -> None:
-        if self._bindings_ready and self._signature(screen) == self._shown:
-            return
-        super().bindings_changed(screen)
-
-    def compose(self):
-        # what is built, taken when it is built: a rebuild scheduled for one focus may run under the next
-        if self._bindings_ready:
-            self._shown = self._signature(self.screen)
-        yield from super().compose()
-
-    @staticmethod
-    def _signature(screen) -> tuple:
-        return tuple((b.key, b.description, b.action, enabled, tooltip)
-                     for _, b, enabled, tooltip in screen.active_bindings.values() if b.show)
+class ArenaFooter(SteadyFooter):
+    """The footer of every screen: Textual's, rebuilt only when the keys it shows change
+    (textual_patches.SteadyFooter)."""
 
 
 @dataclass
@@ -249,15 +231,9 @@ class SimTree(Tree):
         return True
 
     def notify_style_update(self) -> None:
-        """Textual's Tree lays the whole screen out again on every style update, and giving the tree the
-        focus is two of them (its own :focus, then its panel's); colours change, not the tree's lines or
-        their widths, so fresh line caches and a repaint are enough. (A style that changes the border's
-        or the padding's size asks for its own layout: Textual's style properties do that.)"""
-        super(Tree, self).notify_style_update()
-        self._clear_line_cache()
-        self._updates += 1
-        self.root._reset()
-        self.refresh()
+        """Fresh line caches and a repaint, without Tree's layout of the whole screen
+        (textual_patches.restyle_tree)."""
+        restyle_tree(self)
 
     def reset_tree(self, message: str = "") -> None:
         self.key = None
@@ -573,7 +549,7 @@ class MarkedSelectionList(SelectionList):
         if len(segments) < 4:
             return strip
         base = segments[3].style or Style()
-        chosen = selection.value in self._selected
+        chosen = selection.value in self.selected
         mark = Segment(MARK_ON if chosen else MARK_OFF, base + Style(bold=chosen, dim=not chosen,
                                                                      meta=segments[1].style.meta if segments[1].style else {}))
         return Strip([Segment(" ", base), mark, Segment(" ", base), *segments[3:]])
@@ -582,7 +558,10 @@ class MarkedSelectionList(SelectionList):
 class MarkedCheckbox(Checkbox):
     """A Checkbox showing ✓ when ticked and nothing when not (see MarkedSelectionList)."""
 
-    @property
-    def _button(self) -> Content:
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
         self.BUTTON_INNER = MARK_ON if self.value else " "
-        return super()._button
+
+    def watch_value(self) -> None:
+        self.BUTTON_INNER = MARK_ON if self.value else " "
+        super().watch_value()

@@ -571,51 +571,6 @@ async def test_setup_estimates_time_from_the_latency_measured_on_the_provider(se
         assert re.search(rf"≈ {re.escape(expected)} \(measured latency: custom {ms / 1000:.1f} s\)", summary), summary
 
 
-async def test_switching_to_a_built_screen_paints_at_once(make_app):
-    """Textual holds a mode switch's paint back 50 ms (`delay_update`) to mask a new screen's mount; the
-    app keeps that for a first visit only, so a switch between built screens is not held back."""
-    app = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        app.switch_mode("history")  # first visit: History is mounted behind Textual's delay
-        assert app.current_mode == "history" and app._batch_count == 1
-        await wait_for(pilot, lambda: app._batch_count == 0)
-        app.switch_mode("setup")  # built at start: painted without the delay
-        assert app.current_mode == "setup" and app._batch_count == 0
-        app.switch_mode("history")
-        assert app.current_mode == "history" and app._batch_count == 0
-
-
-async def test_a_screen_shown_again_is_restyled_only_when_the_app_changed(make_app):
-    """Textual re-applies the stylesheet to every widget of a screen each time it is shown again; the app
-    does it only when what styles depend on changed while the screen was hidden (here: the theme)."""
-    app = make_app()
-    async with app.run_test(size=(120, 40)) as pilot:
-        await pilot.pause()
-        app.switch_mode("history")
-        await wait_for(pilot, lambda: app._batch_count == 0)
-        history = app.screen
-        restyled = []
-        real = history.update_node_styles
-        history.update_node_styles = lambda animate=True: (restyled.append(animate), real(animate=animate))[1]
-        for _ in range(2):
-            app.switch_mode("setup")
-            await pilot.pause()
-            app.switch_mode("history")
-            await pilot.pause()
-        assert restyled == []
-        app.switch_mode("setup")
-        await pilot.pause()
-        setup, before = app.screen, history.styles.background
-        dark = app.current_theme.dark
-        await pilot.press("ctrl+t")  # the theme changes while History is hidden
-        await wait_for(pilot, lambda: app.current_theme.dark != dark)
-        app.switch_mode("history")
-        await pilot.pause()
-        assert restyled == [False]  # (Textual's own restyle on ScreenResume, not animated)
-        assert history.styles.background != before and history.styles.background == setup.styles.background
-
-
 async def test_the_app_quiets_the_garbage_collector_after_its_first_paint(make_app, monkeypatch):
     """`arena` (quiet_gc=True) freezes what exists after start-up and collects less often (gcpauses.py);
     apps made by tests leave the collector alone."""

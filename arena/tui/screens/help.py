@@ -9,7 +9,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Markdown
 
 from ..failures import ContainsFailures
-from .base import KeepsStyles
+from ..textual_patches import KeepsStyles
 
 HELP = """\
 # Arena

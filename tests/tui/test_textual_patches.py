@@ -1,0 +1,271 @@
+"""Each hook of arena/tui/textual_patches.py against the installed Textual: the internal it relies on is
+there, with the signature and the behaviour the hook expects, and the hook does what it says. A Textual
+upgrade that changes one fails here, by name."""
+
+from __future__ import annotations
+
+import inspect
+
+import pytest
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.message_pump import MessagePump
+from textual.screen import ModalScreen, Screen
+from textual.widget import Widget
+from textual.widgets import Button, Footer, Input, Tree
+from textual.widgets.tree import TreeNode
+
+from arena.tui import textual_patches as tp
+from tui_helpers import wait_for
+
+
+# --- MessageFailures: MessagePump._on_message ---------------------------------------------------------
+def test_textual_dispatches_every_message_through_on_message():
+    assert inspect.iscoroutinefunction(MessagePump._on_message)
+    assert list(inspect.signature(MessagePump._on_message).parameters) == ["self", "message"]
+    # events reach it through on_event; other messages directly from the queue
+    assert "self._on_message(event)" in inspect.getsource(MessagePump.on_event)
+    assert "await self._on_message(message)" in inspect.getsource(MessagePump._dispatch_message)
+
+
+class Boom(Message):
+    pass
+
+
+class FailingScreen(tp.MessageFailures, Screen):
+    def __init__(self):
+        super().__init__()
+        self.failed: list[tuple[str, str]] = []
+
+    def compose(self) -> ComposeResult:
+        yield Button("go", id="go")
+
+    def on_boom(self, message: Boom) -> None:
+        raise ValueError("in a message handler")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        raise KeyError("in a widget's message")
+
+    def on_key(self, event) -> None:
+        raise RuntimeError("in an event handler")
+
+    def message_failed(self, message: Message, exc: Exception) -> None:
+        self.failed.append((type(message).__name__, f"{type(exc).__name__}: {exc}"))
+
+
+async def test_message_failures_contains_messages_widget_messages_and_events():
+    app = App()
+    async with app.run_test(size=(40, 10)) as pilot:
+        screen = FailingScreen()
+        await app.push_screen(screen)
+        screen.post_message(Boom())
+        await pilot.pause()
+        screen.query_one("#go", Button).press()
+        await pilot.pause()
+        await pilot.press("x")
+        await pilot.pause()
+        assert screen.failed == [("Boom", "ValueError: in a message handler"),
+                                 ("Pressed", "KeyError: \"in a widget's message\""),
+                                 ("Key", "RuntimeError: in an event handler")]
+        assert app.is_running and app.screen is screen
+
+
+# --- restyle_tree: Tree's line caches ----------------------------------------------------------------
+class TreeApp(App):
+    def compose(self) -> ComposeResult:
+        tree: Tree = Tree("root")
+        for i in range(20):
+            tree.root.add_leaf(f"leaf {i}")
+        tree.root.expand()
+        yield tree
+
+
+def test_tree_keeps_the_internals_restyle_tree_uses():
+    assert list(inspect.signature(Tree._clear_line_cache).parameters) == ["self"]
+    assert list(inspect.signature(TreeNode._reset).parameters) == ["self"]
+    source = inspect.getsource(Tree._invalidate)
+    for step in ("self._clear_line_cache()", "self._updates += 1", "self.root._reset()", "self.refresh(layout=True)"):
+        assert step in source, step  # restyle_tree does these, less the layout
+    assert "self._invalidate()" in inspect.getsource(Tree.notify_style_update)
+
+
+async def test_restyle_tree_repaints_with_fresh_lines_and_no_layout():
+    app = TreeApp()
+    async with app.run_test(size=(40, 24)) as pilot:
+        tree = app.query_one(Tree)
+        await pilot.pause()
+        assert isinstance(tree._updates, int) and tree._tree_lines_cached is not None and len(tree._line_cache)
+        refreshes: list[bool] = []
+        real = tree.refresh
+
+        def spy(*regions, **kw):
+            refreshes.append(kw.get("layout", False))
+            return real(*regions, **kw)
+
+        tree.refresh = spy
+        tree.notify_style_update()  # Textual's: a layout (what the hook avoids)
+        assert refreshes == [True]
+        refreshes.clear()
+        updates = tree._updates
+        tp.restyle_tree(tree)
+        assert refreshes == [False]
+        assert tree._updates == updates + 1 and tree._tree_lines_cached is None and not len(tree._line_cache)
+        await pilot.pause()
+        assert str(tree.render_line(1).text).strip() == "├── leaf 0"
+
+
+# --- ImmediateModeSwitch: switch_mode calls delay_update ----------------------------------------------
+class PlainModes(App):
+    MODES = {"a": Screen, "b": Screen}
+
+
+class Modes(tp.ImmediateModeSwitch, PlainModes):
+    def on_mount(self) -> None:
+        self.switch_mode("a")
+
+
+async def test_switch_mode_calls_delay_update_and_the_hook_skips_it_for_a_built_mode(monkeypatch):
+    calls: list[float] = []
+    real = App.delay_update
+    monkeypatch.setattr(App, "delay_update", lambda self, delay=0.05: (calls.append(delay), real(self, delay))[1])
+    app = Modes()
+    async with app.run_test(size=(40, 10)) as pilot:
+        await pilot.pause()
+        assert calls == [0.05]  # the first visit of "a": Textual's delay kept
+        with pytest.raises(KeyError):
+            app.get_screen_stack("b")  # how the hook tells a mode not built yet
+        app.switch_mode("b")
+        assert calls == [0.05, 0.05] and app.current_mode == "b"
+        app.switch_mode("a")
+        app.switch_mode("b")
+        assert calls == [0.05, 0.05]  # built: no delay
+    plain = PlainModes()
+    async with plain.run_test(size=(40, 10)) as pilot:
+        calls.clear()
+        plain.switch_mode("a")
+        assert calls == [0.05]  # Textual's switch_mode asks for the delay (what the hook relies on)
+
+
+async def test_switching_to_a_built_screen_paints_at_once(make_app):
+    """Textual holds a mode switch's paint back 50 ms (`delay_update`) to mask a new screen's mount; the
+    app keeps that for a first visit only, so a switch between built screens is not held back."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.switch_mode("history")  # first visit: History is mounted behind Textual's delay
+        assert app.current_mode == "history" and app._batch_count == 1
+        await wait_for(pilot, lambda: app._batch_count == 0)
+        app.switch_mode("setup")  # built at start: painted without the delay
+        assert app.current_mode == "setup" and app._batch_count == 0
+        app.switch_mode("history")
+        assert app.current_mode == "history" and app._batch_count == 0
+
+
+# --- KeepsStyles: ScreenResume.refresh_styles, read after the screen's own handler ----------------------
+def test_screen_resume_reads_refresh_styles_in_screens_own_handler():
+    from textual import events
+
+    assert events.ScreenResume().refresh_styles is True and events.ScreenResume(refresh_styles=False).refresh_styles is False
+    assert "if event.refresh_styles:" in inspect.getsource(Screen._on_screen_resume)
+    # a subclass's on_screen_resume runs before Screen's own _on_screen_resume (the MRO, subclass first)
+    assert "cls.__dict__.get(f\"_{method_name}\") or cls.__dict__.get(" in inspect.getsource(MessagePump._get_dispatch_methods)
+
+
+async def test_a_screen_shown_again_is_restyled_only_when_the_app_changed(make_app):
+    """Textual re-applies the stylesheet to every widget of a screen each time it is shown again; the app
+    does it only when what styles depend on changed while the screen was hidden (here: the theme)."""
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        app.switch_mode("history")
+        await wait_for(pilot, lambda: app._batch_count == 0)
+        history = app.screen
+        restyled = []
+        real = history.update_node_styles
+        history.update_node_styles = lambda animate=True: (restyled.append(animate), real(animate=animate))[1]
+        for _ in range(2):
+            app.switch_mode("setup")
+            await pilot.pause()
+            app.switch_mode("history")
+            await pilot.pause()
+        assert restyled == []
+        app.switch_mode("setup")
+        await pilot.pause()
+        setup, before = app.screen, history.styles.background
+        dark = app.current_theme.dark
+        await pilot.press("ctrl+t")  # the theme changes while History is hidden
+        await wait_for(pilot, lambda: app.current_theme.dark != dark)
+        app.switch_mode("history")
+        await pilot.pause()
+        assert restyled == [False]  # (Textual's own restyle on ScreenResume, not animated)
+        assert history.styles.background != before and history.styles.background == setup.styles.background
+
+
+# --- SteadyFooter: bindings_changed schedules the footer's rebuild --------------------------------------
+class Keyed(Widget, can_focus=True):
+    BINDINGS = [Binding("f3", "app.bell", "Three")]
+
+
+class FooterApp(App):
+    BINDINGS = [Binding("f2", "noop", "Two")]
+
+    def compose(self) -> ComposeResult:
+        yield Input(id="one")
+        yield Input(id="two")
+        yield Keyed(id="keyed")
+        yield tp.SteadyFooter()
+
+
+def test_footer_rebuilds_through_bindings_changed():
+    assert list(inspect.signature(Footer.bindings_changed).parameters) == ["self", "screen"]
+    assert "self.recompose" in inspect.getsource(Footer.bindings_changed)
+    assert "bindings_updated_signal.subscribe(self, self.bindings_changed)" in inspect.getsource(Footer.on_mount)
+
+
+async def test_the_footer_is_rebuilt_only_when_its_keys_change(monkeypatch):
+    builds: list[tuple] = []
+    real = Footer.compose
+    monkeypatch.setattr(Footer, "compose", lambda self: (builds.append(self._signature(self.screen)), (yield from real(self)))[1])
+    app = FooterApp()
+    async with app.run_test(size=(60, 10)) as pilot:
+        footer = app.query_one(tp.SteadyFooter)
+        await wait_for(pilot, lambda: footer._shown is not None)
+        app.query_one("#one").focus()
+        await pilot.pause()
+        n = len(builds)
+        shown = footer._shown
+        app.query_one("#two").focus()  # the same keys: no rebuild
+        await pilot.pause()
+        await pilot.pause()
+        assert len(builds) == n and footer._shown == shown
+        app.query_one("#keyed").focus()  # a key more: rebuilt
+        await wait_for(pilot, lambda: len(builds) > n)
+        await pilot.pause()
+        assert footer._shown != shown and [k.key for k in footer.query("FooterKey")] == ["f3", "f2", "ctrl+p"]
+
+
+# --- loading.is_live: the public state a worker's result is checked against ----------------------------
+class Dialog(ModalScreen):
+    def compose(self) -> ComposeResult:
+        yield Button("ok")
+
+
+async def test_a_result_goes_only_to_a_screen_still_shown_or_kept(make_app):
+    from arena.tui.loading import is_live
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        setup = app.screen
+        app.switch_mode("history")
+        await pilot.pause()
+        assert is_live(app.screen) and is_live(setup)  # a mode screen in another mode's stack
+        dialog = Dialog()
+        await app.push_screen(dialog)
+        assert is_live(dialog)
+        app.pop_screen()
+        assert not is_live(dialog)  # dismissed: removed from the stack at once, pruned after
+        await pilot.pause()
+        assert not is_live(dialog)
+    assert not is_live(setup)  # the app has quit
