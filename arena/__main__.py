@@ -1,7 +1,7 @@
 """The `arena` command's entry point (also `python -m arena`).
 
-Bare `arena` opens the app straight away: building the typer CLI (every subcommand's options) and
-importing typer cost ~80 ms that the first paint would otherwise wait for. Anything else goes to
+Bare `arena` opens the app straight away, without building the typer CLI (every subcommand's options)
+or importing typer, which the first paint would otherwise wait for (benchmarks/README.md). Anything else goes to
 arena.cli.main.
 """
 

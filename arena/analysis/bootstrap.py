@@ -25,7 +25,7 @@ from arena.analysis.stats import TOL, Condition
 
 DEFAULT_RESAMPLES = 1000
 # Pure equilibria are read off every resample's margins (exact, free). Mixed ones need nashpy's vertex
-# enumeration (~10-50 ms a matrix for 3-4 programs, seconds for 8): it runs on the first NASH_RESAMPLES
+# enumeration (its cost per matrix grows fast with the programs, docs/analysis.md): it runs on the first NASH_RESAMPLES
 # resamples only, and only up to NASH_PROGRAMS programs.
 NASH_RESAMPLES = 50
 NASH_PROGRAMS = 5

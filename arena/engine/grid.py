@@ -219,7 +219,7 @@ class TournamentConfig(BaseModel):
 def trial_seed(base: int, game: str, row: str, col: str, eps: float, depth: int, temp: float | None, index: int,
                match: MatchRules = ONE_SHOT) -> int:
     """A trial's seed from its coordinates alone, so it never depends on scheduling order (a one-shot trial's
-    is what it was before repeated games)."""
+    key leaves the match rules out: its seed is the same whether or not the tournament has repeated games)."""
     key = f"{base}|{game}|{row}|{col}|{eps!r}|{depth}|{temp!r}|{index}"
     if match.coordinates != ONE_SHOT.coordinates:
         rounds, cont, noise, recall = match.coordinates

@@ -45,8 +45,8 @@ class MatchRules:
 
     @property
     def one_shot(self) -> bool:
-        """Whether a trial under these rules is today's one-shot trial (one round, no noise): it then runs and
-        is stored exactly as before repeated games."""
+        """Whether a trial under these rules is a one-shot trial (one round, no noise): it then runs and is
+        stored as a one-shot trial, with no rounds of a match."""
         return self.rounds == 1 and self.continuation is None and not self.noise
 
     @property
@@ -116,7 +116,7 @@ class Play:
 
     def rows(self, seat: str) -> list[tuple]:
         """`seen` as (me, opponent, my_payoff, opponent_payoff) tuples: the form that crosses to the sandbox
-        (a tuple crosses about 8 times faster than a dict; the sandbox's helpers make the dicts). In a Markov game
+        (a tuple crosses much faster than a dict, docs/performance.md; the sandbox's helpers make the dicts). In a Markov game
         each tuple has a fifth item, the state that step was decided on from this seat."""
         if self.state is not None:
             if seat == "row":

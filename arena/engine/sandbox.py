@@ -6,8 +6,8 @@ with limits on time, memory and recursion per decision. A program's failure (an 
 crashed worker) comes back as an `Outcome` with an error naming the program's own source line; the
 session is replaced when a limit leaves its heap in doubt.
 
-Decisions are batched: `run_many` sends a list of ctx dicts in one feed (~10 µs a decision instead of
-~0.1 ms for a round trip each). A feed has the time limit of one decision, whatever its size, and is sized
+Decisions are batched: `run_many` sends a list of ctx dicts in one feed, a small fraction of a round trip
+per decision (benchmarks/README.md). A feed has the time limit of one decision, whatever its size, and is sized
 to take about FEED_TARGET_S: a feed that passes holds no decision over its limit, and one that hits a
 limit is fed again in smaller feeds, down to one decision alone, so a decision's verdict never depends on
 the batching (a runaway program costs a few limits, then its limit per decision, and the others still get

@@ -219,7 +219,7 @@ class CodeProgram(_ProgramBase):
     @cached_property
     def content_hash(self) -> str:
         data = self.model_dump(mode="json")
-        if data.get("games") is None:  # (the hash of a program without `games` is what it was before the field)
+        if data.get("games") is None:  # (a program without `games` hashes as if the field did not exist)
             data.pop("games", None)
         return content_hash(data)
 

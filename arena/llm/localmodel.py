@@ -214,8 +214,7 @@ def slot_count(programs: int, available: int | None = None) -> int:
 def server_threads(replicas: int = 1, cpus: int | None = None, load: float | None = None) -> int:
     """llama.cpp threads per server: the cores not busy when the run starts (the 1-minute load average),
     split over the replicas; at least one. llama.cpp's threads wait for each other at every layer, so
-    more threads than free cores is slower, not faster: on 2 cores with both busy (a loop on each), a
-    tiny tournament on smollm2 took 48-83 s with 2 threads and 32 s with 1 (idle: 13 s with 2)."""
+    more threads than free cores is slower, not faster (docs/embedded-model.md has the times measured)."""
     cpus = cpus or os.cpu_count() or 2
     if load is None:
         try:

@@ -8,7 +8,7 @@ failed the same call when another is up. A replica that is down gets no calls bu
 attempt on a replica that is down is excused while another replica is up, so a dead replica costs
 time, never a trial; only when every replica is down do the provider's `outage_wait` rules apply.
 
-A provider with one base URL is a pool of one replica: the same code, the same behaviour as before.
+A provider with one base URL is a pool of one replica: the same code path, with one replica to choose.
 """
 
 from __future__ import annotations

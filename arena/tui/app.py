@@ -349,7 +349,7 @@ class ArenaApp(ImmediateModeSwitch, App):
         from .screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            # built once and kept (installed): composing its Markdown took ~100 ms on every `?`
+            # built once and kept (installed): composing its Markdown is most of showing it
             if not self.is_screen_installed("help"):
                 self.install_screen(HelpScreen(), "help")
             self.push_screen("help")

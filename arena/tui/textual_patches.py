@@ -48,7 +48,7 @@ def restyle_tree(tree: Tree) -> None:
     Textual's Tree answers every style update with `_invalidate()`: fresh line caches and
     `refresh(layout=True)`, a layout of the whole screen. Giving the tree the focus is two style updates
     (its own :focus, then its panel's :focus-within), so under a running tournament each focus change
-    waited for two layouts. A style update changes colours, not the tree's lines or their widths: fresh
+    waits for two layouts. A style update changes colours, not the tree's lines or their widths: fresh
     line caches and a repaint are enough (a style that changes the border's or the padding's size asks
     for its own layout through Textual's style properties). Tree has no public way to drop its line
     caches; Widget.notify_style_update (skipping Tree's) clears the widget's style caches."""
@@ -64,7 +64,7 @@ class ImmediateModeSwitch:
     """Mixin for an App: a switch to a mode whose screen is already built is painted at once.
 
     Textual's `switch_mode` holds the paint back 50 ms (`delay_update()`) on every switch, to mask a new
-    screen's first mount; between built screens that made every switch take at least 50 ms. The delay is
+    screen's first mount; between built screens it makes every switch take at least 50 ms. The delay is
     kept for a mode's first visit. Textual has no option for it: the hook relies on `switch_mode`
     calling `delay_update` (public) before it changes the mode."""
 
@@ -94,7 +94,7 @@ class KeepsStyles(Screen):
 
     Textual re-applies the whole stylesheet to every widget of a screen each time it is shown again
     (`ScreenResume.refresh_styles`, read by Screen's own resume handler, which runs after this class's
-    `on_screen_resume`), in case what styles depend on changed while it was hidden: that restyle was
+    `on_screen_resume`), in case what styles depend on changed while it was hidden: that restyle is
     most of a screen switch. A widget's own class or pseudo-class changes restyle it even while its
     screen is hidden; what does not is the app's state: its theme and colour settings, its classes and
     pseudo-classes (focus, dark, ansi, ...). Restyle when those changed since the screen was hidden, as
@@ -121,7 +121,7 @@ class SteadyFooter(Footer):
     """Textual's Footer, rebuilt only when the keys it shows change.
 
     Textual rebuilds the footer (a dozen widgets mounted and styled) on every focus change, e.g. each time
-    the simulation tree takes the focus, which under a busy tournament delayed the key itself. The hook
+    the simulation tree takes the focus, which under a busy tournament delays the key itself. The hook
     relies on `bindings_changed` (public) being what schedules the rebuild."""
 
     _shown: tuple | None = None  # the keys of the last build (what the footer shows); None: nothing built

@@ -792,7 +792,7 @@ class ExportDialog(ContainsFailures, ModalScreen[list[Path] | None]):
         def work(store):
             try:
                 return exporting.export(store, tid, fmt_, path, what), None
-            except Exception as exc:  # shown to the user as it was before the export moved to a worker
+            except Exception as exc:  # noqa: BLE001: whatever stops the export is shown in the dialog, type and message
                 return None, exc
 
         self.query_one("#export", Button).disabled = True
