@@ -173,9 +173,7 @@ def draw_coop_vs_eps(data: PlotData):
             hi = [p.wilson_high - p.cooperation for p in pts if p.cooperation is not None]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker=_MARKERS[k % len(_MARKERS)], markersize=4, capsize=3,
                         linewidth=1.2, color=colours[k], label=pair)
-        ax.set_title(label, fontsize="medium")
-        ax.set_xlabel("ε (grounding probability)")
-        ax.set_ylabel("cooperation rate")
+        _titles(ax, label, "ε (grounding probability)", "cooperation rate")
         ax.set_xlim(0, min(1.0, max(eps) * 1.1) if len(set(eps)) > 1 else min(1.0, max(eps) * 2))
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
@@ -184,6 +182,14 @@ def draw_coop_vs_eps(data: PlotData):
 
 
 _MARKERS = "osD^vP*Xh<>"
+
+
+def _titles(ax, title: str, xlabel: str, ylabel: str | None = None) -> None:
+    """A panel's title and its axes' labels."""
+    ax.set_title(title, fontsize="medium")
+    ax.set_xlabel(xlabel)
+    if ylabel is not None:
+        ax.set_ylabel(ylabel)
 
 
 def _legend(ax, lines: int, wide: bool) -> None:
@@ -226,9 +232,7 @@ def draw_payoff_heatmap(data: PlotData):
                         color="white" if dark else "black", fontweight="bold" if eq[i][j] == "*" else "normal")
         ax.set_xticks(range(len(programs)), programs, rotation=45, ha="right", fontsize="small")
         ax.set_yticks(range(len(programs)), programs, fontsize="small")
-        ax.set_xlabel("opponent")
-        ax.set_ylabel("program")
-        ax.set_title(label, fontsize="medium")
+        _titles(ax, label, "opponent", "program")
     return fig
 
 
@@ -243,9 +247,7 @@ def draw_depth_hist(data: PlotData):
         for s, (eps, pts) in enumerate(sorted(series.items())):
             xs = [d + (s - (k - 1) / 2) * width for d, _ in pts]
             ax.bar(xs, [share for _, share in pts], width=width, label=f"ε = {eps:g}")
-        ax.set_title(label, fontsize="medium")
-        ax.set_xlabel("depth reached (0 = did not simulate)")
-        ax.set_ylabel("share of decisions")
+        _titles(ax, label, "depth reached (0 = did not simulate)", "share of decisions")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize="small")
     return fig
@@ -262,9 +264,7 @@ def draw_replicator(data: PlotData):
         for k, (program, pts) in enumerate(series.items()):
             ax.plot([t for t, _ in pts], [x for _, x in pts], color=colours[k], linewidth=1.4, label=program)
         ax.set_xscale("symlog", linthresh=10)
-        ax.set_title(label, fontsize="medium")
-        ax.set_xlabel("step")
-        ax.set_ylabel("population share")
+        _titles(ax, label, "step", "population share")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
@@ -287,9 +287,7 @@ def draw_coop_by_round(data: PlotData):
                                       [p.wilson_high - p.cooperation for p in pts]],
                         marker=_MARKERS[k % len(_MARKERS)], markersize=3, capsize=2, linewidth=1.2,
                         color=colours[k], label=pair)
-        ax.set_title(label, fontsize="medium")
-        ax.set_xlabel("round")
-        ax.set_ylabel("cooperation")
+        _titles(ax, label, "round", "cooperation")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         _legend(ax, len(series), wide)
@@ -336,8 +334,7 @@ def draw_value_of_disclosure(data: PlotData):
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlim(-1.05, 1.05)
-        ax.set_xlabel("Δ cooperation (level − full)")
-        ax.set_title(label, fontsize="medium")
+        _titles(ax, label, "Δ cooperation (level − full)")
         ax.grid(alpha=0.3, axis="x")
         ax.legend(fontsize="x-small")
     return fig

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -10,42 +12,12 @@ from textual.widgets import Button, Static
 
 from ..failures import ContainsFailures
 
-
-class Confirm(ContainsFailures, ModalScreen[bool]):
-    """Yes/no question; y (or the Yes button) confirms, Escape, n or Enter on the focused Back declines."""
-
-    BINDINGS = [
-        Binding("escape,n", "answer(False)", "No"),
-        Binding("y", "answer(True)", "Yes"),
-    ]
-
-    def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "Back"):
-        super().__init__(classes="dialog-screen")
-        self.question, self.detail, self.yes, self.no = question, detail, yes, no
-
-    def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
-            yield Static(self.question, classes="dialog-question")
-            if self.detail:
-                yield Static(self.detail, classes="dialog-detail")
-            with Horizontal(classes="dialog-buttons"):
-                yield Button(self.no, id="no")
-                yield Button(self.yes, id="yes", variant="warning")
-
-    def on_mount(self) -> None:
-        self.query_one("#no", Button).focus()  # Enter never runs the destructive answer by accident
-
-    def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "yes")
-
-    def action_answer(self, ok: bool) -> None:
-        self.dismiss(ok)
+T = TypeVar("T")
 
 
-class Choose(ContainsFailures, ModalScreen[str | None]):
-    """A question with several answers (buttons: (id, label, variant)); Escape answers None."""
-
-    BINDINGS = [Binding("escape", "answer(None)", "Back")]
+class Dialog(ContainsFailures, ModalScreen[T]):
+    """A question, an optional detail and a row of buttons ((id, label, variant)); the button `focus`
+    has the focus when the dialog opens."""
 
     def __init__(self, question: str, detail: str, choices: list[tuple[str, str, str]], focus: str | None = None):
         super().__init__(classes="dialog-screen")
@@ -63,6 +35,31 @@ class Choose(ContainsFailures, ModalScreen[str | None]):
     def on_mount(self) -> None:
         if self.focus_id:
             self.query_one(f"#{self.focus_id}", Button).focus()
+
+
+class Confirm(Dialog[bool]):
+    """Yes/no question; y (or the Yes button) confirms, Escape, n or Enter on the focused Back declines
+    (Enter never runs the destructive answer by accident)."""
+
+    BINDINGS = [
+        Binding("escape,n", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Yes"),
+    ]
+
+    def __init__(self, question: str, detail: str = "", yes: str = "Yes", no: str = "Back"):
+        super().__init__(question, detail, [("no", no, "default"), ("yes", yes, "warning")], focus="no")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+    def action_answer(self, ok: bool) -> None:
+        self.dismiss(ok)
+
+
+class Choose(Dialog[str | None]):
+    """A question with several answers (buttons: (id, label, variant)); Escape answers None."""
+
+    BINDINGS = [Binding("escape", "answer(None)", "Back")]
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None if event.button.id == "back" else event.button.id)

@@ -13,6 +13,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.content import Content
 from textual.screen import ModalScreen
+from textual.widget import Widget
 from textual.widgets import Button, DataTable, Input, Label, Select, Static, TabbedContent, TabPane, Tabs
 from textual_plotext import PlotextPlot
 
@@ -44,6 +45,11 @@ COLUMNS = [
     ("errors", "errors", "error_rate", True),
     ("calls", "calls/trial", "calls_per_trial", True),
 ]
+
+
+def _pane(title: str, pane_id: str, caption_id: str, *body: Widget) -> TabPane:
+    """A tab of Results: its caption line (filled when the tab is), then its body."""
+    return TabPane(title, Static(id=caption_id, classes="tab-caption"), *body, id=pane_id)
 
 
 class ResultsScreen(ArenaScreen):
@@ -78,42 +84,24 @@ class ResultsScreen(ArenaScreen):
                         "in a cooperative outcome[/]"),
                         classes="tab-caption")
                     yield DataTable(id="pairs", cursor_type="cell", zebra_stripes=True)
-                with TabPane("Cooperation matrix", id="tab-coop"):
-                    yield Static(id="coop-caption", classes="tab-caption")
-                    yield PairMatrix(id="coop-matrix")
-                with TabPane("Payoff matrix", id="tab-payoff"):
-                    yield Static(id="payoff-caption", classes="tab-caption")
-                    yield PairMatrix(id="payoff-matrix")
-                with TabPane("Programs", id="tab-programs"):
-                    yield Static(id="programs-caption", classes="tab-caption")
-                    yield DataTable(id="ranking", cursor_type="row", zebra_stripes=True)
-                with TabPane("Equilibria", id="tab-eq"):
-                    yield Static(id="eq-caption", classes="tab-caption")
-                    yield DataTable(id="equilibria", cursor_type="row", zebra_stripes=True)
-                with TabPane("Disclosure", id="tab-disclosure"):
-                    yield Static(id="disclosure-caption", classes="tab-caption")
-                    yield DataTable(id="disclosure", cursor_type="row", zebra_stripes=True)
+                yield _pane("Cooperation matrix", "tab-coop", "coop-caption", PairMatrix(id="coop-matrix"))
+                yield _pane("Payoff matrix", "tab-payoff", "payoff-caption", PairMatrix(id="payoff-matrix"))
+                yield _pane("Programs", "tab-programs", "programs-caption",
+                            DataTable(id="ranking", cursor_type="row", zebra_stripes=True))
+                yield _pane("Equilibria", "tab-eq", "eq-caption",
+                            DataTable(id="equilibria", cursor_type="row", zebra_stripes=True))
+                yield _pane("Disclosure", "tab-disclosure", "disclosure-caption",
+                            DataTable(id="disclosure", cursor_type="row", zebra_stripes=True))
                 with TabPane("Plots", id="tab-plots"):
                     with TabbedContent(id="plot-tabs"):
-                        with TabPane("Cooperation vs ε", id="plot-coop"):
-                            yield Static(id="plot-coop-caption", classes="tab-caption")
-                            yield PlotextPlot(id="plot-coop-chart")
-                            with VerticalScroll(id="plot-coop-bars-box"):
-                                yield BarChart(id="plot-coop-bars")
-                        with TabPane("Payoff heat map", id="plot-heat"):
-                            yield Static(id="plot-heat-caption", classes="tab-caption")
-                            yield PairMatrix(id="heat-matrix")
-                        with TabPane("Depth histogram", id="plot-depth"):
-                            yield Static(id="plot-depth-caption", classes="tab-caption")
-                            yield PlotextPlot(id="plot-depth-chart")
-                        with TabPane("Dynamics", id="plot-dynamics"):
-                            yield Static(id="plot-dynamics-caption", classes="tab-caption")
-                            yield PlotextPlot(id="plot-replicator-chart")
-                        with TabPane("By round", id="plot-rounds"):
-                            yield Static(id="plot-rounds-caption", classes="tab-caption")
-                            yield PlotextPlot(id="plot-rounds-chart")
-                            yield Static(id="moran-caption", classes="tab-caption")
-                            yield PairMatrix(id="moran-matrix")
+                        yield _pane("Cooperation vs ε", "plot-coop", "plot-coop-caption", PlotextPlot(id="plot-coop-chart"),
+                                    VerticalScroll(BarChart(id="plot-coop-bars"), id="plot-coop-bars-box"))
+                        yield _pane("Payoff heat map", "plot-heat", "plot-heat-caption", PairMatrix(id="heat-matrix"))
+                        yield _pane("Depth histogram", "plot-depth", "plot-depth-caption", PlotextPlot(id="plot-depth-chart"))
+                        yield _pane("Dynamics", "plot-dynamics", "plot-dynamics-caption",
+                                    PlotextPlot(id="plot-replicator-chart"))
+                        yield _pane("By round", "plot-rounds", "plot-rounds-caption", PlotextPlot(id="plot-rounds-chart"),
+                                    Static(id="moran-caption", classes="tab-caption"), PairMatrix(id="moran-matrix"))
 
     def on_mount(self) -> None:
         super().on_mount()
