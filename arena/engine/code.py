@@ -12,7 +12,7 @@ from typing import Any
 
 from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure, opponent_label, opponent_source, shown
 from arena.engine.records import FIRST_ROUND, GROUNDED, SIMULATED, MatchRules, Node, Play, RoundRecord, TrialSpec
-from arena.engine.sandbox import Outcome, Request, Sandbox, full_ctx
+from arena.engine.sandbox import DecisionOutcome, Request, Sandbox, full_ctx
 from arena.engine.seeds import round_seed
 from arena.library.games import Game
 from arena.library.programs import BuiltinProgram, CodeProgram, LLMProgram
@@ -99,7 +99,7 @@ def _show(value: Any, n: int = 80) -> str:
     return text if len(text) <= n else text[: n - 1] + "…"
 
 
-def node_record(outcome: Outcome, action: str | None) -> dict | None:
+def node_record(outcome: DecisionOutcome, action: str | None) -> dict | None:
     """What is kept on a node beyond its action: a value that is not just the action name, the printed
     output, None when there is nothing more to say."""
     rec = {}
@@ -149,7 +149,7 @@ class CodeAgent:
         """The ctx dict `decide` gets at a node (== build_ctx)."""
         return full_ctx(self.request(game, opp, node, spec, opp_action))
 
-    def finish(self, game: Game, node: Node, outcome: Outcome) -> str:
+    def finish(self, game: Game, node: Node, outcome: DecisionOutcome) -> str:
         """The node's action from an outcome; records the value/output; raises ProgramFailed."""
         if outcome.error is not None:
             node.code = {"output": outcome.output} if outcome.output else None

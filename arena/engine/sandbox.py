@@ -3,7 +3,7 @@
 Nothing of a program's source is ever executed in Arena's process: `decide(ctx)` runs in a Monty
 worker (a Python interpreter in Rust, in a subprocess) with no filesystem, network or environment, and
 with limits on time, memory and recursion per decision. A program's failure (an exception, a limit, a
-crashed worker) comes back as an `Outcome` with an error naming the program's own source line; the
+crashed worker) comes back as a `DecisionOutcome` with an error naming the program's own source line; the
 session is replaced when a limit leaves its heap in doubt.
 
 Decisions are batched: `run_many` sends a list of ctx dicts in one feed, a small fraction of a round trip
@@ -203,7 +203,7 @@ class SandboxError(Exception):
 
 
 @dataclass(slots=True)
-class Outcome:
+class DecisionOutcome:
     """What one decide(ctx) gave: its value and printed output, or an error naming the source line."""
 
     value: Any = None
@@ -371,13 +371,13 @@ class ProgramSession:
                 pass
 
     # -- deciding -----------------------------------------------------------------------------
-    def run_one(self, ctx: dict) -> Outcome:
+    def run_one(self, ctx: dict) -> DecisionOutcome:
         """decide(ctx) alone, with the per-decision limit; the error names the source line."""
         from pydantic_monty import MontyCrashedError, MontyError
 
         session = self._open(batch=False)
         if self.load_error is not None:
-            return Outcome(error=self.load_error, line=self.load_line)
+            return DecisionOutcome(error=self.load_error, line=self.load_line)
         seed = seed_of(ctx["u"]) if self.seeded else None
         t0 = time.perf_counter()
         try:
@@ -386,19 +386,19 @@ class ProgramSession:
             msg = _describe(exc, self.program)
             if isinstance(exc, MontyCrashedError) or msg.startswith(("TimeoutError", "MemoryError")):
                 self.close()  # a limit leaves the heap in doubt: a fresh session for the next decision
-            return Outcome(error=msg, line=error_line(exc))
+            return DecisionOutcome(error=msg, line=error_line(exc))
         if not (isinstance(answer, (tuple, list)) and len(answer) == 2 and isinstance(answer[1], str)):
             self.close()
-            return Outcome(error=TAMPERED)
+            return DecisionOutcome(error=TAMPERED)
         if self.max_batch is not None and time.perf_counter() - t0 < self._target / 2:
             self.max_batch = min(2 * self.max_batch, MAX_FEED)  # fast again: larger feeds
-        return Outcome(answer[0], answer[1])
+        return DecisionOutcome(answer[0], answer[1])
 
     def _check(self) -> None:
         if self.checkpoint is not None:
             self.checkpoint()
 
-    def run_many(self, requests: list[Request]) -> list[Outcome]:
+    def run_many(self, requests: list[Request]) -> list[DecisionOutcome]:
         """decide(ctx) for each request, in one feed when all goes well: the parts of the ctx fixed by
         (game, seat, opponent) cross to the sandbox once a batch, each decision adds its own four."""
         from pydantic_monty import MontyError
@@ -407,14 +407,14 @@ class ProgramSession:
             self._check()
             return [self.run_one(full_ctx(requests[0]))]
         if self.max_batch is not None and len(requests) > self.max_batch:
-            out: list[Outcome] = []
+            out: list[DecisionOutcome] = []
             while len(out) < len(requests):  # (max_batch follows the feeds' times)
                 out.extend(self.run_many(requests[len(out):len(out) + self.max_batch]))
             return out
         self._check()
         session = self._open(batch=True)
         if self.load_error is not None:
-            return [Outcome(error=self.load_error, line=self.load_line) for _ in requests]
+            return [DecisionOutcome(error=self.load_error, line=self.load_line) for _ in requests]
         index: dict[int, int] = {}
         bases: list[dict] = []
         items = []
@@ -446,9 +446,9 @@ class ProgramSession:
             self.max_batch = min(2 * self.max_batch, MAX_FEED)
         if not _well_formed(answer, len(requests)):
             self.close()
-            return [Outcome(error=TAMPERED) for _ in requests]
+            return [DecisionOutcome(error=TAMPERED) for _ in requests]
         values, outputs, failed = answer
-        out = [Outcome(v) for v in values]
+        out = [DecisionOutcome(v) for v in values]
         for i, text in outputs:
             out[i].output = text
         for i in failed:  # rerun alone for the error and the line that raised it
@@ -540,7 +540,7 @@ class Sandbox:
                 h.close()
         self._locks.pop(program_id, None)
 
-    def run_many(self, program: CodeProgram, requests: list[Request]) -> list[Outcome]:
+    def run_many(self, program: CodeProgram, requests: list[Request]) -> list[DecisionOutcome]:
         """A large batch is split over one session per core (feeds run with the GIL released)."""
         s = self.session(program)
         with self._locks[program.id]:
@@ -562,7 +562,7 @@ class Sandbox:
                 out.extend(f.result())
             return out
 
-    def run_one(self, program: CodeProgram, ctx: dict) -> Outcome:
+    def run_one(self, program: CodeProgram, ctx: dict) -> DecisionOutcome:
         s = self.session(program)
         with self._locks[program.id]:
             return s.run_one(ctx)
