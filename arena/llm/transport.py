@@ -101,21 +101,30 @@ class LeanTransport:
         self._session = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._target = None
+        self._proxy: dict = {}
 
     def _open(self):
         import aiohttp
+        from aiohttp.helpers import get_env_proxy_for_url
         from yarl import URL
 
         loop = asyncio.get_running_loop()
         if self._session is not None and self._loop is loop and not self._session.closed:
             return self._session
+        self._target = URL(self.url, encoded=True)
+        # the environment's proxy for this URL (HTTPS_PROXY, NO_PROXY, ...), looked up once: a session that
+        # trusts the environment reads ~/.netrc in a thread on every request
+        try:
+            proxy, proxy_auth = get_env_proxy_for_url(self._target)
+            self._proxy = {"proxy": proxy, "proxy_auth": proxy_auth}
+        except LookupError:
+            self._proxy = {}
         # a session belongs to one loop: another loop (a second asyncio.run) gets its own
         self._session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=False),
+            connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-            trust_env=True, auto_decompress=True, skip_auto_headers=("User-Agent",))
+            trust_env=False, skip_auto_headers=("User-Agent",))
         self._loop = loop
-        self._target = URL(self.url, encoded=True)
         return self._session
 
     async def chat(self, body: dict) -> Completion:
@@ -126,7 +135,8 @@ class LeanTransport:
 
         session = self._open()
         try:
-            async with session.post(self._target, data=orjson.dumps(body), headers=self.headers) as resp:
+            async with session.post(self._target, data=orjson.dumps(body), headers=self.headers,
+                                    **self._proxy) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status >= 400:
