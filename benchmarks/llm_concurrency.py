@@ -109,7 +109,7 @@ async def bare(base_url: str, n: int, c: int, messages: list[dict]) -> tuple[flo
     """Wall and CPU seconds of n calls, c at a time, through a bare AsyncOpenAI client."""
     import openai
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=120)
     gate = asyncio.Semaphore(c)
 
     async def one(i: int) -> None:
@@ -135,6 +135,9 @@ def arena_run(base_url: str, config: TournamentConfig, provider_concurrency: int
     def sink(e) -> None:  # as a display would: every event reaches the sink
         nonlocal events
         events += 1
+
+    import aiohttp  # noqa: F401  the lean path's imports, once a process, outside the timing as the bare
+    import orjson  # noqa: F401  client's import of openai is (docs/performance.md gives their cost)
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
         backend = LLMService(store, registry(base_url, provider_concurrency), fake_env(base_url))

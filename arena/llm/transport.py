@@ -119,7 +119,9 @@ class LeanTransport:
             self._proxy = {"proxy": proxy, "proxy_auth": proxy_auth}
         except LookupError:
             self._proxy = {}
-        # a session belongs to one loop: another loop (a second asyncio.run) gets its own
+        # a session belongs to one loop: another loop (a second asyncio.run) gets its own (the provider closes
+        # its transports at the end of each run, so a session left on a finished loop is only a caller's
+        # that never closed it)
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
@@ -151,6 +153,7 @@ class LeanTransport:
         if self._session is not None and not self._session.closed:
             try:
                 await self._session.close()
+                await asyncio.sleep(0)  # the connections' transports close on the next pass of the loop
             except RuntimeError:  # its loop is gone (closed by an earlier asyncio.run): nothing left to close
                 pass
         self._session = None
