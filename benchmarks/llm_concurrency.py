@@ -15,7 +15,9 @@ fixed latency L = 100 ms. For each configuration, in one run:
          belongs to the workload, not to the harness.
 
 efficiency = (N x L / C) / wall, N the calls the tournament made. C is the provider's and the
-tournament's concurrency (calls in flight), except where the table says otherwise.
+tournament's concurrency (calls in flight), except where the table says otherwise. CPU per call is this
+process's user + sys time over the calls made (the tournament's whole process: runner, engine, LLM path,
+store, events), against the bare client's in the same run; the fake server runs on the same cores.
 """
 
 from __future__ import annotations
@@ -107,7 +109,7 @@ async def bare(base_url: str, n: int, c: int, messages: list[dict]) -> tuple[flo
     """Wall and CPU seconds of n calls, c at a time, through a bare AsyncOpenAI client."""
     import openai
 
-    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=base_url, api_key="bench", max_retries=0, timeout=120)
     gate = asyncio.Semaphore(c)
 
     async def one(i: int) -> None:
@@ -133,6 +135,9 @@ def arena_run(base_url: str, config: TournamentConfig, provider_concurrency: int
     def sink(e) -> None:  # as a display would: every event reaches the sink
         nonlocal events
         events += 1
+
+    import aiohttp  # noqa: F401  the lean path's imports, once a process, outside the timing as the bare
+    import orjson  # noqa: F401  client's import of openai is (docs/performance.md gives their cost)
 
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
         backend = LLMService(store, registry(base_url, provider_concurrency), fake_env(base_url))
@@ -164,6 +169,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         ("C=4", 4, 4, 0.2, 6),
         ("C=16", 16, 16, 0.2, 6),
         ("C=64", 64, 64, 0.2, 6),
+        ("C=256", 256, 256, 0.2, 6),
         ("deep trees (ε 0.1, cap 10), C=8", 8, 8, 0.1, 10),
         ("provider 4 < tournament 16", 16, 4, 0.2, 6),
     ]
@@ -190,9 +196,15 @@ def main(argv: list[str] | None = None) -> list[Row]:
                   f"{eff:6.3f} {cpu / n * 1000:11.2f} / {bare_cpu / n_bare * 1000:.2f}"
                   + ("" if out["status"] == "finished" and n == n_pred == out["calls"]
                      else f"  !! {out['status']}, {n} calls, {n_pred} predicted, {out['calls']} stored"))
-            ok = out["status"] == "finished" and eff >= 0.9
+            target = {"C=16": 0.92, "C=64": 0.85}.get(label, 0.9)
+            ok = out["status"] == "finished" and eff >= target
             rows.append(Row("llm_concurrency", f"efficiency {label} ({n} calls)",
-                            f"{eff:.3f} (bare client {bare_eff:.3f}, zero-overhead bound {bound:.3f})", "≥ 0.9", ok))
+                            f"{eff:.3f} (bare client {bare_eff:.3f}: {eff / bare_eff:.2f}×; zero-overhead bound "
+                            f"{bound:.3f})", f"≥ {target}", ok))
+            if label in ("C=16", "C=64", "C=256"):
+                per, per_bare = cpu / n * 1000, bare_cpu / n_bare * 1000
+                rows.append(Row("llm_concurrency", f"CPU per call {label}: Arena's tournament / bare SDK client",
+                                f"{per:.2f} / {per_bare:.2f} ms", "≤ 1.5 ms", per <= 1.5))
     return rows
 
 

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
         print(f"{n} replica(s) x {PER_REPLICA}: {out['status']} {out['counts']}, {out['calls']} calls in "
               f"{out['wall']:.1f} s, efficiency {eff:.2f}, {rates[n]:.0f} calls/s, shares "
               f"{', '.join(f'{s:.0%}' for s in shares)}", flush=True)
-        target = 0.85 if n == 4 else (0.8 if n == 2 else None)
+        target = 0.85 if n == 4 else (0.9 if n == 2 else None)
         rows.append(Row("pools", f"{n} x {PER_REPLICA} in flight: efficiency", f"{eff:.2f}",
                         f"≥ {target}" if target else "", eff >= target if target else None))
         if n > 1:

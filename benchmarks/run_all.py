@@ -20,7 +20,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from common import Row, fmt_table, machine  # noqa: E402
 
-BENCHMARKS = ["llm_concurrency", "builtin_throughput", "code_throughput", "repeated_throughput", "startup", "cache_replay", "tui_load", "memory",
+BENCHMARKS = ["llm_concurrency", "llm_transports", "builtin_throughput", "code_throughput", "repeated_throughput", "startup", "cache_replay", "tui_load", "memory",
               "bootstrap", "pools"]
 
 

@@ -111,7 +111,7 @@ def test_store_measures_latency_per_provider_from_answered_uncached_calls(store,
     rows = [(1, 1, 1, 1, "p", CallRecord("local", "m", [], latency_ms=ms, cached=cached, status=status))
             for ms, cached, status in ((1000.0, False, "ok"), (3000.0, False, "ok"), (10.0, True, "ok"),
                                        (9000.0, False, "error"))]
-    from arena.store.database import _CALL_INSERT, _call_row
+    from arena.store.writes import CALL_INSERT, call_row
 
-    store.conn.executemany(_CALL_INSERT, [_call_row(i + 1, *r[1:]) for i, r in enumerate(rows)])
+    store.conn.executemany(CALL_INSERT, [call_row(i + 1, *r[1:]) for i, r in enumerate(rows)])
     assert store.call_latencies() == {"local": (2000.0, 2)}

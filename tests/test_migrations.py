@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from arena.analysis.tables import tables
-from arena.store.database import SCHEMA_VERSION, Store, _statements, SCHEMA
+from arena.store.database import SCHEMA_VERSION, Store, SCHEMA
+from arena.store.schema import statements
 
 FIXTURE = Path(__file__).parent / "fixtures" / "arena-v1.db"
 
@@ -48,7 +49,7 @@ def test_old_database_is_migrated_in_place_with_every_row(old_db):
         assert s.conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         # every table and index of the current schema exists
         names = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master")}
-        for statement in _statements(SCHEMA):
+        for statement in statements(SCHEMA):
             name = statement.split("IF NOT EXISTS", 1)[1].split()[0]
             assert name in names
         t1 = tables(s, 1)

@@ -155,14 +155,14 @@ def test_a_killed_unreaped_process_is_not_alive():
     import subprocess
     import time as _time
 
-    from arena.store.database import _pid_alive
+    from arena.store.processes import pid_alive
 
     child = subprocess.Popen(["sleep", "30"])
     started = _time.time()
-    assert _pid_alive(child.pid, started)
+    assert pid_alive(child.pid, started)
     child.send_signal(signal.SIGKILL)
     while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
         _time.sleep(0.01)  # (the kill is asynchronous: wait until it has taken effect, unreaped)
-    assert not _pid_alive(child.pid, started)
+    assert not pid_alive(child.pid, started)
     child.wait()
-    assert not _pid_alive(child.pid, started)
+    assert not pid_alive(child.pid, started)

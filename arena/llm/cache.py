@@ -36,22 +36,38 @@ def cache_key(provider: str, model: str, messages: list[dict], temperature: floa
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+_PUT = ("INSERT INTO response_cache (key, endpoint, provider, model, response, prompt_tokens, completion_tokens, "
+        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, endpoint) DO NOTHING")
+
+
 class ResponseCache:
+    """The cache of one store. An answer is put as a deferred row (Store.defer: it shares the next
+    transaction, within milliseconds); until that commits, `get` finds it in memory."""
+
     def __init__(self, store: Store, read: bool = True):
         self.store = store
         self.read = read
+        self._pending: dict[tuple[str, str], Cached] = {}  # put, not yet committed
+        self._commits = store.commits
 
     def get(self, key: str, endpoint: str) -> Cached | None:
         if not self.read:
             return None
+        if self._pending:
+            if self._commits != self.store.commits:  # committed since: the table has them
+                self._pending.clear()
+            elif (key, endpoint) in self._pending:
+                return self._pending[key, endpoint]
         rows = self.store.query("SELECT response, prompt_tokens, completion_tokens FROM response_cache "
-                                "WHERE key=? AND endpoint=?", (key, endpoint))
+                                "WHERE key=? AND endpoint=?", (key, endpoint), deferred=False)
         return Cached(**rows[0]) if rows else None
 
     def put(self, key: str, endpoint: str, provider: str, model: str, response: str, prompt_tokens: int | None,
             completion_tokens: int | None) -> None:
         """Store an answer unless one is stored for this key and endpoint (never replaced)."""
-        self.store._write(lambda cur: cur.execute(
-            "INSERT INTO response_cache (key, endpoint, provider, model, response, prompt_tokens, completion_tokens, "
-            "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key, endpoint) DO NOTHING",
-            (key, endpoint, provider, model, response, prompt_tokens, completion_tokens, time.time())))
+        if self._commits != self.store.commits:
+            self._pending.clear()
+            self._commits = self.store.commits
+        self._pending.setdefault((key, endpoint), Cached(response, prompt_tokens, completion_tokens))
+        self.store.defer(_PUT, (key, endpoint, provider, model, response, prompt_tokens, completion_tokens,
+                                time.time()))

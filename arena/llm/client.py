@@ -1,5 +1,5 @@
-"""Calling a provider: one OpenAI-compatible client (`openai.AsyncOpenAI`, httpx underneath) per provider,
-with its concurrency and rate limits and Arena's own retries (exponential backoff with jitter, honouring
+"""Calling a provider: one OpenAI-compatible transport per replica (transport.py: aiohttp, or the openai SDK),
+with the provider's concurrency and rate limits and Arena's own retries (exponential backoff with jitter, honouring
 Retry-After; the client's retries off), so that every attempt is recorded in `llm_calls`. Error texts
 pass through `redact` before they are recorded anywhere; keys come only from the environment.
 """
@@ -60,16 +60,16 @@ class ProviderClient:
         self.health = self.pool.replicas[0].health  # a provider of one endpoint: that endpoint's health
 
     def _client_for(self, replica: Replica):
-        """A replica's AsyncOpenAI client, made on first use: a run served from the cache never needs one
-        (making it loads the TLS certificate store, ~20 ms)."""
+        """A replica's transport (transport.py: the spec's `transport`), made on first use: a run served from
+        the cache never needs one."""
         if replica.client is None:
-            from openai import AsyncOpenAI
+            from arena.llm.transport import TRANSPORTS
 
             # Credentials in the URL would go out as Basic auth *instead of* the key: the key is sent as a
             # bearer token, the URL's password only stands in for a key that is not set.
             url, url_key = split_credentials(replica.url)
-            replica.client = AsyncOpenAI(base_url=url, api_key=self.api_key or url_key or "no-key", max_retries=0,
-                                         timeout=self.spec.timeout)
+            replica.client = TRANSPORTS[self.spec.transport](url, self.api_key or url_key or "no-key",
+                                                             timeout=self.spec.timeout)
         return replica.client
 
     @property
@@ -79,7 +79,8 @@ class ProviderClient:
     async def aclose(self) -> None:
         for r in self.pool.replicas:
             if r.client is not None:
-                await r.client.close()
+                await r.client.aclose()
+                r.client = None
 
     async def complete(self, *, model: str, messages: list[dict], temperature: float, max_tokens: int,
                        seed: int | None, response_format: dict | None, calls: list[CallRecord],
@@ -88,7 +89,6 @@ class ProviderClient:
         """One logical request: attempts until an answer or a final failure; each attempt is appended
         to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure). `extra` goes into the
         request body as is (e.g. llama.cpp's `id_slot`); it is not recorded in the call's params."""
-        from openai.types.chat import ChatCompletion
         from tenacity import AsyncRetrying, retry_if_exception
 
         import openai
@@ -148,22 +148,17 @@ class ProviderClient:
                                     t0 = time.perf_counter()
                                     sent = replica.health.clock()
                                     record.replica = replica.label
-                                    # `post` rather than `chat.completions.create`: the same request and
-                                    # parsed ChatCompletion without create()'s walk of every message
-                                    # against the typed params (~0.4 ms of CPU a call, a third of the
-                                    # client's cost; the messages are plain role/content dicts we built).
-                                    resp = await self._client_for(replica).post("/chat/completions", body=kwargs,
-                                                                                cast_to=ChatCompletion)
+                                    resp = await self._client_for(replica).chat(kwargs)
                             finally:
                                 replica.in_flight -= 1
-                        text = resp.choices[0].message.content if resp.choices else None
+                        text = resp.content
                         record.latency_ms = (time.perf_counter() - t0) * 1000
                         self.stats.latency_ms += record.latency_ms
-                        if resp.usage is not None:
-                            record.prompt_tokens = resp.usage.prompt_tokens
-                            record.completion_tokens = resp.usage.completion_tokens
-                            self.stats.prompt_tokens += resp.usage.prompt_tokens or 0
-                            self.stats.completion_tokens += resp.usage.completion_tokens or 0
+                        if resp.prompt_tokens is not None or resp.completion_tokens is not None:
+                            record.prompt_tokens = resp.prompt_tokens
+                            record.completion_tokens = resp.completion_tokens
+                            self.stats.prompt_tokens += resp.prompt_tokens or 0
+                            self.stats.completion_tokens += resp.completion_tokens or 0
                         if not text or not text.strip():
                             raise EmptyAnswer("empty answer (no content)")
                         # a reply that echoes a key (a hostile proxy) keeps no key, bearer token or password

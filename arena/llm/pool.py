@@ -44,7 +44,7 @@ class Replica:
     in_flight: int = 0
     next_probe: float = 0.0
     stats: ReplicaStats = field(default_factory=ReplicaStats)
-    client: object | None = None  # the AsyncOpenAI client, made on first use by the provider
+    client: object | None = None  # the replica's transport (transport.py), made on first use by the provider
 
     def __post_init__(self) -> None:
         self.gate = asyncio.Semaphore(self.concurrency)

@@ -46,6 +46,9 @@ class ProviderSpec(BaseModel):
     structured: Literal["auto", "json_schema", "grammar", "none"] = Field(
         "auto", description="constrained output: auto (JSON schema, free text if the endpoint rejects or ignores "
                             "it), json_schema, grammar (llama.cpp GBNF) or none (see structured.py)")
+    transport: Literal["lean", "sdk"] = Field(
+        "lean", description="how requests go out: lean (aiohttp, a kept connection pool; transport.py) or sdk "
+                            "(the openai client): the same requests, errors and retries")
     send_seed: bool = True
     aliases: dict[str, str] = Field(default_factory=dict)  # alias -> this provider's model name
 

@@ -2,9 +2,10 @@
 
 Built-in-only trials run on a synchronous fast path in batches (one transaction per batch); trials
 with an LLM program run as asyncio tasks, enough of them to keep `concurrency` decisions (so about as
-many LLM calls) in flight, each written in its own transaction as soon as it completes. A killed run
-therefore loses at most the trials in flight (and one unwritten batch of built-in trials, a few
-milliseconds of work); `resume` runs exactly the grid positions that are not stored.
+many LLM calls) in flight; the trials that finish within WRITE_WINDOW_S of each other are written in one
+transaction (with the response cache's rows). A killed run therefore loses at most the trials in flight
+(those not yet committed: at most WRITE_WINDOW_S of finished LLM trials, or one unwritten batch of built-in
+trials, a few milliseconds of work); `resume` runs exactly the grid positions that are not stored.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from arena.llm.redaction import redact
 from arena.engine.records import TrialResult
 from arena.engine.simulator import Agent, run_trial_async, run_trial_sync
 from arena.runner.crashlog import record_internal_error
-from arena.store.database import Store, TournamentRow
+from arena.store.database import WRITE_WINDOW_S, Store, TournamentRow
 
 
 class LLMBackend(Protocol):
@@ -402,9 +403,25 @@ class TournamentRunner:
         room = asyncio.Event()  # set whenever a decision ends (or a trial fails)
         failures: list[BaseException] = []
         tasks: set[asyncio.Task] = set()
+        loop = asyncio.get_running_loop()
+        finished_trials: list[TrialResult] = []  # done, waiting for their transaction (at most WRITE_WINDOW_S)
+        timer: asyncio.TimerHandle | None = None
+
+        def write_finished() -> None:
+            """The finished trials in one transaction (with the response cache's deferred rows)."""
+            nonlocal timer
+            timer = None
+            if finished_trials:
+                batch = finished_trials[:]
+                finished_trials.clear()
+                try:
+                    self._store(batch)
+                except Exception as exc:  # (a timer's callback: the run stops with it, as with a trial's failure)
+                    failures.append(exc)
+                    room.set()
 
         async def trial(spec) -> None:
-            nonlocal in_flight
+            nonlocal in_flight, timer
             pending = 2
 
             def decided() -> None:
@@ -416,7 +433,9 @@ class TournamentRunner:
             try:
                 run = run_match_async if is_match(spec, self.games[spec.game]) else run_trial_async
                 result = await run(spec, self.games[spec.game], agents, self.programs, on_plan, on_node, decided)
-                self._store([result])
+                finished_trials.append(result)
+                if timer is None:
+                    timer = loop.call_later(WRITE_WINDOW_S, write_finished)
             finally:
                 in_flight -= pending  # the decisions of a cancelled or failed trial
                 room.set()
@@ -443,12 +462,18 @@ class TournamentRunner:
                 task.add_done_callback(finished)
             if tasks and not failures:
                 await asyncio.gather(*tasks)  # raises the first failure
+            write_finished()
             if failures:
                 raise failures[0]
         finally:
             for t in list(tasks):
                 t.cancel()
             self._tasks.difference_update(tasks)
+            if timer is not None:
+                timer.cancel()
+            if finished_trials:  # a failure or a cancel: the trials that did finish are stored
+                self._store(finished_trials[:])
+                finished_trials.clear()
 
 
 @dataclass(frozen=True)

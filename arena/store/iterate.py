@@ -15,7 +15,8 @@ from typing import Any
 
 from arena.engine.records import CallRecord
 from arena.errors import LookupFailed
-from arena.store.database import _CALL_INSERT, Store, _call_row
+from arena.store.database import Store
+from arena.store.writes import insert_calls
 
 STEP_FIELDS = ("round", "player", "step", "program_id", "program_hash", "source", "reply", "valid", "validation",
                "row_utility", "col_utility", "welfare", "kept", "feedback")
@@ -35,7 +36,7 @@ def create_run(store: Store, config: dict, name: str, seed: int, version: str) -
         run_id = cur.lastrowid
         cur.execute("UPDATE tournaments SET name=? WHERE id=?", (f"iterate run {run_id}: {config['game']}", tid))
         return run_id, tid
-    return store._write(tx)
+    return store.write(tx)
 
 
 def _tournament_config(config: dict) -> dict:
@@ -59,7 +60,7 @@ def add_program(store: Store, tid: int, program: Any, game: Any | None = None) -
         if game is not None:
             cur.execute("INSERT OR IGNORE INTO games VALUES (?, ?, ?)", (game.content_hash, game.id, game.model_dump_json()))
             cur.execute("INSERT OR IGNORE INTO tournament_games VALUES (?, ?, ?)", (tid, game.id, game.content_hash))
-    store._write(tx)
+    store.write(tx)
 
 
 def write_step(store: Store, run_id: int, tid: int, step: dict, calls: list[CallRecord]) -> None:
@@ -68,17 +69,14 @@ def write_step(store: Store, run_id: int, tid: int, step: dict, calls: list[Call
         cur.execute(f"INSERT INTO iterate_steps (run_id, {', '.join(STEP_FIELDS)}, created_at) "
                     f"VALUES (?, {', '.join('?' * len(STEP_FIELDS))}, ?)",
                     (run_id, *[step.get(k, 0 if k == "kept" else None) for k in STEP_FIELDS], time.time()))
-        if calls:
-            call_id = cur.execute("SELECT coalesce(max(id), 0) FROM llm_calls").fetchone()[0]
-            rows = [_call_row(call_id + i + 1, tid, 0, 0, step["program_id"], c) for i, c in enumerate(calls)]
-            cur.executemany(_CALL_INSERT, rows)
+        insert_calls(cur, tid, 0, 0, step["program_id"], calls)
         cur.execute("UPDATE tournaments SET total_trials=(SELECT count(*) FROM trials WHERE tournament_id=?) WHERE id=?",
                     (tid, tid))
-    store._write(tx)
+    store.write(tx)
 
 
 def mark_kept(store: Store, run_id: int, round_: int, player: str, step: int) -> None:
-    store._write(lambda cur: cur.execute(
+    store.write(lambda cur: cur.execute(
         "UPDATE iterate_steps SET kept=1 WHERE run_id=? AND round=? AND player=? AND step=?",
         (run_id, round_, player, step)))
 
@@ -116,7 +114,7 @@ def finish_run(store: Store, run_id: int, tid: int, status: str, error: str | No
                     (status, time.time(), error, welfare, best, run_id))
         cur.execute("UPDATE tournaments SET status=?, finished_at=? WHERE id=?",
                     ("finished" if status == "finished" else status, time.time(), tid))
-    store._write(tx)
+    store.write(tx)
 
 
 def claim(store: Store, run_id: int, tid: int) -> None:
@@ -124,7 +122,7 @@ def claim(store: Store, run_id: int, tid: int) -> None:
     claim of its tournament row (Store.claim: the check and the claim in one transaction), so two resumes
     of one run can never both write its missing steps."""
     store.claim(tid)
-    store._write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
+    store.write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
 
 
 def first_seq(config: dict, round_: int, player: str, step: int) -> int:
