@@ -195,3 +195,37 @@ def test_a_matrix_game_match_is_unchanged_by_the_env_path(programs, games):
 def test_env_seed_is_derived_from_the_trial_seed():
     assert env_seed(0) == env_seed(0) != env_seed(1)
     assert 0 <= env_seed(12345) < 2**63
+
+
+def test_the_episodes_table_in_every_export_format_and_the_run_summary(store, programs, games, capsys):
+    """A grid-world tournament's exports hold the episodes table (welfare, returns, length, food with intervals)
+    in every text format, and `arena run`'s summary prints it; a matrix game's have none."""
+    from arena.analysis.export import render
+    from arena.cli.progress import print_summary
+
+    tid = tournament(store, programs, games, ["lbf-load", "pibr-lbf-shared-food"], "foraging_pibr", 10)
+    rows = {(r.row_program, r.col_program): r for r in episode_rows(store, tid)}
+    load, shared = rows[("lbf-load", "lbf-load")], rows[("pibr-lbf-shared-food", "pibr-lbf-shared-food")]
+    # always-load: 50 steps each; one episode of ten starts both agents next to the same food
+    assert (load.episodes, load.welfare, load.length, load.food, load.cleared) == (10, -0.95, 50.0, 0.05, 0.0)
+    assert (shared.episodes, shared.welfare, shared.length, shared.food, shared.cleared) == (10, 0.086, 28.2, 0.65, 0.5)
+    doc = json.loads(render(store, tid, "json"))
+    assert [e for e in doc["tables"]["episodes"]] == [r.model_dump(mode="json") for r in episode_rows(store, tid)]
+    csv = render(store, tid, "csv", "episodes").splitlines()
+    assert csv[0] == ("game,epsilon,max_depth,temperature,row_program,col_program,episodes,welfare,welfare_low,"
+                      "welfare_high,row_return,col_return,length,length_low,length_high,food,food_low,food_high,cleared")
+    assert len(csv) == 5 and csv[1].startswith("foraging_pibr,0.2,10,,lbf-load,lbf-load,10,-0.95,")
+    md = render(store, tid, "markdown")
+    assert "## Grid-world episodes: welfare, length, food collected" in md
+    assert ("| foraging_pibr | 0.2 | 10 | pibr-lbf-shared-food | pibr-lbf-shared-food | 10 | 0.086 | [-0.44, 0.61] | "
+            "0.060 | 0.026 | 28.2 | [13.96, 42.44] | 65.0% | [39.5%, 90.5%] | 50.0% |") in md
+    tex = render(store, tid, "latex")
+    assert "% Grid-world episodes: welfare, length, food collected" in tex and "28.2" in tex
+    print_summary(store, tid, plain=True)
+    out = capsys.readouterr().out
+    assert f"Tournament {tid}: episodes (means, 95% CI over the episodes)" in out
+    assert "│ foraging_pibr │ pibr-lbf-shared-food │ pibr-lbf-shared-food │       10 │   0.086 │" in out
+    pd = tournament(store, programs, games, ["titfortat"], "prisoners_dilemma", 2)
+    assert "episodes" not in json.loads(render(store, pd, "json"))["tables"]
+    print_summary(store, pd, plain=True)
+    assert "episodes (means" not in capsys.readouterr().out
