@@ -229,3 +229,36 @@ def test_the_episodes_table_in_every_export_format_and_the_run_summary(store, pr
     assert "episodes" not in json.loads(render(store, pd, "json"))["tables"]
     print_summary(store, pd, plain=True)
     assert "episodes (means" not in capsys.readouterr().out
+
+
+def test_a_code_programs_states_cross_as_json_text_and_arrive_as_its_own_dicts(games):
+    """A sandbox request carries a grid world's states as JSON text (each view serialised once); the program
+    gets dicts equal to the views, its own: one decision changing them changes nothing for the next."""
+    from arena.engine.code import build_ctx, match_ctx
+    from arena.engine.lbf import View, view_text
+    from arena.engine.records import MatchRules, Play, RoundRecord
+    from arena.engine.sandbox import full_ctx
+
+    g = games["foraging_pibr"]
+    env = Environment(g, 3)
+    s0 = env.reset()
+    s1, (a, b), _ = env.step("north", "west")
+    assert isinstance(s0[0], View) and view_text(s0[0]) is view_text(s0[0])  # made once
+    assert json.loads(view_text(s0[1])) == s0[1]
+    play = Play(1, MatchRules(), (RoundRecord(0, "north", "west", "north", "west", a, b, False, s0),), s1)
+    m = match_ctx(play, "col", rows=True)
+    assert m["state"] == view_text(s1[1]) and m["history"][0][4] == view_text(s0[1])
+    mutator = CodeProgram(id="mutator", kind="code", simulates=False, source=(
+        "def decide(ctx):\n"
+        "    h = ctx['history'][0]['state']\n"
+        "    seen = (len(h['foods']), len(ctx['state']['agents']), h['obs'][0])\n"
+        "    h['foods'].clear()\n"
+        "    ctx['state']['agents'].append(1)\n"
+        "    h['obs'][0] = -5.0\n"
+        "    return 'load' if seen == (%d, 2, %r) else 'none'\n" % (len(s0[1]["foods"]), s0[1]["obs"][0])))
+    base = build_ctx(g, "col", mutator, mutator, None, 0, 0.0, 0.0)
+    ctx = full_ctx((base, None, 0, 0.2, 0.5, m))
+    assert ctx["state"] == s1[1] and ctx["history"][0]["state"] == s0[1] and ctx["history"][0]["me"] == "west"
+    with Sandbox([mutator], workers=1) as sb:
+        out = sb.run_many(mutator, [(base, None, 0, 0.2, 0.5, m)] * 4)
+    assert [(o.value, o.error) for o in out] == [("load", None)] * 4
