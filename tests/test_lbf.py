@@ -195,3 +195,70 @@ def test_a_matrix_game_match_is_unchanged_by_the_env_path(programs, games):
 def test_env_seed_is_derived_from_the_trial_seed():
     assert env_seed(0) == env_seed(0) != env_seed(1)
     assert 0 <= env_seed(12345) < 2**63
+
+
+def test_the_episodes_table_in_every_export_format_and_the_run_summary(store, programs, games, capsys):
+    """A grid-world tournament's exports hold the episodes table (welfare, returns, length, food with intervals)
+    in every text format, and `arena run`'s summary prints it; a matrix game's have none."""
+    from arena.analysis.export import render
+    from arena.cli.progress import print_summary
+
+    tid = tournament(store, programs, games, ["lbf-load", "pibr-lbf-shared-food"], "foraging_pibr", 10)
+    rows = {(r.row_program, r.col_program): r for r in episode_rows(store, tid)}
+    load, shared = rows[("lbf-load", "lbf-load")], rows[("pibr-lbf-shared-food", "pibr-lbf-shared-food")]
+    # always-load: 50 steps each; one episode of ten starts both agents next to the same food
+    assert (load.episodes, load.welfare, load.length, load.food, load.cleared) == (10, -0.95, 50.0, 0.05, 0.0)
+    assert (shared.episodes, shared.welfare, shared.length, shared.food, shared.cleared) == (10, 0.086, 28.2, 0.65, 0.5)
+    doc = json.loads(render(store, tid, "json"))
+    assert [e for e in doc["tables"]["episodes"]] == [r.model_dump(mode="json") for r in episode_rows(store, tid)]
+    csv = render(store, tid, "csv", "episodes").splitlines()
+    assert csv[0] == ("game,epsilon,max_depth,temperature,row_program,col_program,episodes,welfare,welfare_low,"
+                      "welfare_high,row_return,col_return,length,length_low,length_high,food,food_low,food_high,cleared")
+    assert len(csv) == 5 and csv[1].startswith("foraging_pibr,0.2,10,,lbf-load,lbf-load,10,-0.95,")
+    md = render(store, tid, "markdown")
+    assert "## Grid-world episodes: welfare, length, food collected" in md
+    assert ("| foraging_pibr | 0.2 | 10 | pibr-lbf-shared-food | pibr-lbf-shared-food | 10 | 0.086 | [-0.44, 0.61] | "
+            "0.060 | 0.026 | 28.2 | [13.96, 42.44] | 65.0% | [39.5%, 90.5%] | 50.0% |") in md
+    tex = render(store, tid, "latex")
+    assert "% Grid-world episodes: welfare, length, food collected" in tex and "28.2" in tex
+    print_summary(store, tid, plain=True)
+    out = capsys.readouterr().out
+    assert f"Tournament {tid}: episodes (means, 95% CI over the episodes)" in out
+    assert "│ foraging_pibr │ pibr-lbf-shared-food │ pibr-lbf-shared-food │       10 │   0.086 │" in out
+    pd = tournament(store, programs, games, ["titfortat"], "prisoners_dilemma", 2)
+    assert "episodes" not in json.loads(render(store, pd, "json"))["tables"]
+    print_summary(store, pd, plain=True)
+    assert "episodes (means" not in capsys.readouterr().out
+
+
+def test_a_code_programs_states_cross_as_json_text_and_arrive_as_its_own_dicts(games):
+    """A sandbox request carries a grid world's states as JSON text (each view serialised once); the program
+    gets dicts equal to the views, its own: one decision changing them changes nothing for the next."""
+    from arena.engine.code import build_ctx, match_ctx
+    from arena.engine.lbf import View, view_text
+    from arena.engine.records import MatchRules, Play, RoundRecord
+    from arena.engine.sandbox import full_ctx
+
+    g = games["foraging_pibr"]
+    env = Environment(g, 3)
+    s0 = env.reset()
+    s1, (a, b), _ = env.step("north", "west")
+    assert isinstance(s0[0], View) and view_text(s0[0]) is view_text(s0[0])  # made once
+    assert json.loads(view_text(s0[1])) == s0[1]
+    play = Play(1, MatchRules(), (RoundRecord(0, "north", "west", "north", "west", a, b, False, s0),), s1)
+    m = match_ctx(play, "col", rows=True)
+    assert m["state"] == view_text(s1[1]) and m["history"][0][4] == view_text(s0[1])
+    mutator = CodeProgram(id="mutator", kind="code", simulates=False, source=(
+        "def decide(ctx):\n"
+        "    h = ctx['history'][0]['state']\n"
+        "    seen = (len(h['foods']), len(ctx['state']['agents']), h['obs'][0])\n"
+        "    h['foods'].clear()\n"
+        "    ctx['state']['agents'].append(1)\n"
+        "    h['obs'][0] = -5.0\n"
+        "    return 'load' if seen == (%d, 2, %r) else 'none'\n" % (len(s0[1]["foods"]), s0[1]["obs"][0])))
+    base = build_ctx(g, "col", mutator, mutator, None, 0, 0.0, 0.0)
+    ctx = full_ctx((base, None, 0, 0.2, 0.5, m))
+    assert ctx["state"] == s1[1] and ctx["history"][0]["state"] == s0[1] and ctx["history"][0]["me"] == "west"
+    with Sandbox([mutator], workers=1) as sb:
+        out = sb.run_many(mutator, [(base, None, 0, 0.2, 0.5, m)] * 4)
+    assert [(o.value, o.error) for o in out] == [("load", None)] * 4

@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from arena.analysis.rounds import LengthRow, MatchRow, ProgramMatchRow, RoundRow, match_tournament
+from arena.analysis.rounds import (EpisodeRow, LengthRow, MatchRow, ProgramMatchRow, RoundRow, episode_tournament,
+                                   match_tournament)
 from arena.analysis.disclosure import DisclosureRow, disclosure_tournament
-from arena.analysis.tables import DISCLOSURE_TABLES, EXTRA_TABLES, MATCH_TABLES, TABLES, tables
+from arena.analysis.tables import DISCLOSURE_TABLES, EPISODE_TABLES, EXTRA_TABLES, MATCH_TABLES, TABLES, tables
 from arena.analysis.rows import CallRow, ConditionRow, DepthRow, PairRow, ProgramRow
 from arena.errors import ArenaError
 from arena.analysis.dynamics import MoranRow, ReplicatorRow
@@ -79,6 +80,8 @@ class ExportTables(BaseModel):
     match_programs: list[ProgramMatchRow] | None = None
     rounds: list[RoundRow] | None = None
     lengths: list[LengthRow] | None = None
+    # grid worlds (in 'all' when the tournament plays one)
+    episodes: list[EpisodeRow] | None = None
     # disclosure levels (in 'all' when the grid has a level besides full)
     disclosure: list[DisclosureRow] | None = None
 
@@ -139,6 +142,8 @@ def render(store: Store, tid: int, fmt: str, table: str | None = None, resamples
     if (table or default_table(fmt)) == "all":
         if match_tournament(store, tid):
             names += list(MATCH_TABLES)
+        if episode_tournament(store, tid):
+            names += list(EPISODE_TABLES)
         if disclosure_tournament(row.config):
             names += list(DISCLOSURE_TABLES)
     data = tables(store, row.id, names, resamples=resamples, population=population)
@@ -390,6 +395,16 @@ COLUMNS: dict[str, list[Col]] = {
         Col("rounds", lambda r: str(r.n_rounds)), Col("matches", lambda r: str(r.matches)),
         Col("share", lambda r: pct(r.share)), Col("geometric", lambda r: "–" if r.expected is None else pct(r.expected)),
     ],
+    "episodes": [
+        Col("row", lambda r: r.row_program, False), Col("col", lambda r: r.col_program, False),
+        Col("episodes", lambda r: str(r.episodes)), Col("welfare", lambda r: num(r.welfare, 3)),
+        Col("95% CI", lambda r: interval(r.welfare_low, r.welfare_high, percent=False)),
+        Col("row return", lambda r: num(r.row_return, 3)), Col("col return", lambda r: num(r.col_return, 3)),
+        Col("length", lambda r: num(r.length, 1)),
+        Col("95% CI ", lambda r: interval(r.length_low, r.length_high, percent=False)),
+        Col("food", lambda r: pct(r.food)), Col("95% CI  ", lambda r: interval(r.food_low, r.food_high)),
+        Col("all food", lambda r: pct(r.cleared)),
+    ],
     "disclosure": [
         Col("row", lambda r: r.row_program, False), Col("col", lambda r: r.col_program, False),
         Col("disclosure", lambda r: r.disclosure, False), Col("trials", lambda r: str(r.valid)),
@@ -417,18 +432,23 @@ TITLES = {"summary": "Summary", "pairs": "Pairs", "programs": "Programs", "matri
           "moran": "Moran process: fixation probabilities", "calls": "LLM calls",
           "matches": "Matches: totals over the rounds", "match_programs": "Mean match payoff per program",
           "rounds": "Cooperation by round", "lengths": "Match lengths",
+          "episodes": "Grid-world episodes: welfare, length, food collected",
           "disclosure": "Value of disclosure: each level against full"}
 _MODELS: dict[str, type[BaseModel]] = {"summary": ConditionRow, "pairs": PairRow, "programs": ProgramRow,
                                        "matrix": MatrixRow, "equilibria": EquilibriumRow, "supports": SupportRow,
                                        "depths": DepthRow, "replicator": ReplicatorRow, "moran": MoranRow,
                                        "calls": CallRow, "matches": MatchRow, "match_programs": ProgramMatchRow,
-                                       "rounds": RoundRow, "lengths": LengthRow, "disclosure": DisclosureRow}
+                                       "rounds": RoundRow, "lengths": LengthRow, "episodes": EpisodeRow,
+                                       "disclosure": DisclosureRow}
 MATRIX_NOTE = ("Mean payoff of the row program against the column program (both seats averaged); "
                "* marks an empirical program equilibrium (neither program gains by switching; the bootstrap "
                "interval of its margin lies above 0), ? an uncertain one (the interval holds 0: the trials "
                "cannot tell).")
 _MARKS = {"equilibrium": "*", "uncertain": "?"}
 NOTES = {
+    "episodes": ("Per cell, means over the episodes with 95% intervals: welfare is the sum of both agents' returns; "
+                 "length in steps; food is the share of the food's value collected (the welfare without the PIBR "
+                 "penalty); all food: the share of episodes that collected all of it."),
     "disclosure": ("Per pair, each disclosure level with its difference from full (Δ) and a stratified bootstrap 95% "
                    "interval (the two cells resampled independently); verdict: the meta-game's verdict of the pair "
                    "under that level (equilibrium, not, uncertain)."),

@@ -1,8 +1,8 @@
 """Exports of an iterate run: the steps table (every text format) and the PIBR-style welfare plot.
 
-The plot shows social welfare per step: each episode's welfare (row + column payoff) as a point, the
-step's mean as a line; a step whose candidate failed its unit tests has no point (the gap the PIBR
-paper's plots show for code that did not run).
+The plot shows social welfare per step: each episode's welfare (row + column payoff; in a grid world the sum of
+both seats' returns over the episode's steps) as a point, the step's mean as a line; a step whose candidate
+failed its unit tests has no point (the gap the PIBR paper's plots show for code that did not run).
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ class StepRow(BaseModel):
     row_utility: float | None
     col_utility: float | None
     welfare: float | None
-    episodes: list[float]  # each episode's social welfare (empty: invalid)
+    episodes: list[float]  # each episode's social welfare (a grid world's: the sum of both returns; empty: invalid)
     error: str | None
 
 
@@ -42,7 +42,9 @@ def step_rows(store: Store, run_id: int | None = None) -> list[StepRow]:
         if s["valid"]:
             first = db.first_seq(run["config"], s["round"], s["player"], s["step"])
             trials = store.query(
-                "SELECT row_payoff, col_payoff FROM trials WHERE tournament_id=? AND seq >= ? AND seq < ? "
+                "SELECT CASE WHEN row_payoff IS NULL THEN NULL ELSE coalesce(row_total, row_payoff) END AS row_payoff, "
+                "CASE WHEN col_payoff IS NULL THEN NULL ELSE coalesce(col_total, col_payoff) END AS col_payoff "
+                "FROM trials WHERE tournament_id=? AND seq >= ? AND seq < ? "
                 "ORDER BY seq", (run["tournament_id"], first, first + run["config"]["episodes"]))
             episodes = [(worst[0] if t["row_payoff"] is None else t["row_payoff"])
                         + (worst[1] if t["col_payoff"] is None else t["col_payoff"]) for t in trials]

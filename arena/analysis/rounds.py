@@ -6,7 +6,9 @@
   both seats, with stratified intervals (each cell a stratum, as `program_rows` does for one-shot trials);
 - `round_rows`: cooperation by round: the share of the cell's matches whose round t was a cooperative
   outcome (Wilson interval), and the share of each seat playing its cooperative action;
-- `length_rows`: the distribution of match lengths, with the geometric law a continuation P implies.
+- `length_rows`: the distribution of match lengths, with the geometric law a continuation P implies;
+- `episode_rows`: a grid world's episodes per cell: welfare, returns, length and food collected
+  (`episode_tournament` says if a tournament has a grid world).
 
 A condition's game carries its match rules (`condition_game`: "prisoners_dilemma (10 rounds)"). Only
 trials with status ok count (a match with a failed round is an error and has no totals). A one-round
@@ -245,6 +247,11 @@ class EpisodeRow(ConditionKey):
     food_low: float | None
     food_high: float | None
     cleared: float  # share of episodes that collected all the food
+
+
+def episode_tournament(store: Store, tournament_id: int) -> bool:
+    """Whether the tournament plays a game with a state (a grid world): then it has the episodes table."""
+    return any(g.markov for g in _games(store, tournament_id).values())
 
 
 def episode_rows(store: Store, tournament_id: int) -> list[EpisodeRow]:

@@ -611,7 +611,8 @@ TABLES = ("summary", "pairs", "programs", "matrix", "equilibria", "supports", "d
           "calls")
 MATCH_TABLES = ("matches", "match_programs", "rounds", "lengths")  # repeated games (analysis/rounds.py)
 DISCLOSURE_TABLES = ("disclosure",)  # the value of disclosure (analysis/disclosure.py)
-EXTRA_TABLES = MATCH_TABLES + DISCLOSURE_TABLES  # in 'all' when the tournament has them
+EPISODE_TABLES = ("episodes",)  # grid worlds' episodes (analysis/rounds.episode_rows)
+EXTRA_TABLES = MATCH_TABLES + EPISODE_TABLES + DISCLOSURE_TABLES  # in 'all' when the tournament has them
 _NEEDS_BOOT = ("matrix", "equilibria", "supports", "summary", "disclosure")  # the summary names equilibria by the verdicts
 
 
@@ -631,7 +632,7 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
     resamples = DEFAULT_RESAMPLES if resamples is None else resamples
     population = dynamics.DEFAULT_POPULATION if population is None else population
     out: dict[str, list[BaseModel]] = {}
-    needs_outcomes = any(n not in ("calls", "depths", *MATCH_TABLES) for n in names)
+    needs_outcomes = any(n not in ("calls", "depths", *MATCH_TABLES, *EPISODE_TABLES) for n in names)
     if needs_outcomes:
         o = load_outcomes(store, tournament_id)
         pair_list = pairs(o)
@@ -688,4 +689,8 @@ def tables(store: Store, tournament_id: int, names: Iterable[str] = TABLES, resa
         for n in MATCH_TABLES:
             if n in names:
                 out[n] = build[n](store, tournament_id)
+    if "episodes" in names:
+        from arena.analysis.rounds import episode_rows
+
+        out["episodes"] = episode_rows(store, tournament_id)
     return {n: out[n] for n in names}

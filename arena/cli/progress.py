@@ -108,6 +108,7 @@ def print_summary(store, tournament_id: int, plain: bool = False) -> None:
         )
     console(plain).print(t)
     _print_matches(store, tournament_id, plain)
+    _print_episodes(store, tournament_id, plain)
 
 
 def _print_matches(store, tournament_id: int, plain: bool) -> None:
@@ -133,6 +134,31 @@ def _print_matches(store, tournament_id: int, plain: bool) -> None:
                   _num(m.row_total), _num(m.col_total), _num(m.row_discounted), _num(m.col_discounted),
                   _num1(m.row_first_defection), _num1(m.col_first_defection),
                   " ".join(f"{r.cooperation:.2f}" for r in rounds[:10]) + (" ..." if len(rounds) > 10 else ""))
+    console(plain).print(t)
+
+
+def _print_episodes(store, tournament_id: int, plain: bool) -> None:
+    """Grid worlds: per cell, the episodes' welfare, returns, length and food collected (nothing otherwise)."""
+    from rich.table import Table
+
+    from arena.analysis.rounds import episode_rows, episode_tournament
+
+    if not episode_tournament(store, tournament_id):
+        return
+    t = Table(title=f"Tournament {tournament_id}: episodes (means, 95% CI over the episodes)",
+              caption="welfare: both agents' returns together; food: the share of the food's value collected; "
+                      "all food: the share of episodes that collected all of it")
+    for col in ("game", "row", "col", "episodes", "welfare", "95% CI", "row return", "col return", "length",
+                "95% CI ", "food", "95% CI  ", "all food"):
+        t.add_column(col, justify="left" if col in ("game", "row", "col") else "right")
+    ci = lambda lo, hi, f: "-" if lo is None or hi is None else f"[{f(lo)}, {f(hi)}]"
+    n3 = lambda x: f"{x:.3f}"
+    n1 = lambda x: f"{x:.1f}"
+    for e in episode_rows(store, tournament_id):
+        t.add_row(e.game, e.row_program, e.col_program, str(e.episodes), n3(e.welfare),
+                  ci(e.welfare_low, e.welfare_high, n3), n3(e.row_return), n3(e.col_return), n1(e.length),
+                  ci(e.length_low, e.length_high, n1), _pct(e.food), ci(e.food_low, e.food_high, _pct),
+                  _pct(e.cleared))
     console(plain).print(t)
 
 

@@ -60,12 +60,22 @@ def match_ctx(play: Play, seat: str, rows: bool = False) -> dict:
     """The keys of ctx that tell a program where the match is: round (0-based), rounds (the horizon, None when
     hidden or open-ended; a Markov game's episode length), continuation, history (the last `recall` rounds from
     this seat, oldest first; in a Markov game each with the state it was decided on) and state (a Markov game's
-    state from this seat, engine/lbf.py; None in a matrix game). `rows`: the history as Play.rows tuples (a Request's form;
-    sandbox.full_ctx and the sandbox's helpers turn them into the dicts)."""
+    state from this seat, engine/lbf.py; None in a matrix game). `rows`: a Request's form, the history as Play.rows
+    tuples and a Markov game's states as JSON text (lbf.view_text: each view is serialised once, and one string
+    crosses into the sandbox where a state's two dozen objects would, to be parsed there into the program's own
+    copy); sandbox.full_ctx and the sandbox's helpers turn them into the dicts."""
     st = play.state
+    if st is None:
+        return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
+                "history": play.rows(seat) if rows else play.seen(seat), "state": None}
+    i = 0 if seat == "row" else 1
+    if not rows:
+        return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
+                "history": play.seen(seat), "state": st[i]}
+    from arena.engine.lbf import view_text
+
     return {"round": play.round, "rounds": play.rounds, "continuation": play.rules.continuation,
-            "history": play.rows(seat) if rows else play.seen(seat),
-            "state": None if st is None else st[0 if seat == "row" else 1]}
+            "history": [(a, b, x, y, view_text(v)) for a, b, x, y, v in play.rows(seat)], "state": view_text(st[i])}
 
 
 def interpret(value: Any, actions: list[str], u: float) -> tuple[str | None, str | None]:

@@ -18,6 +18,7 @@ The package imports pyglet only to render; nothing here renders, so pyglet is ne
 from __future__ import annotations
 
 import hashlib
+import json
 
 from arena.library.games import LBF_ACTIONS, LBFGame
 
@@ -52,7 +53,7 @@ class Environment:
         self.env = make_env(game)
         self.seed = env_seed(seed)
         self.horizon = game.horizon
-        self._names = {a: a.name.lower() for a in _action_enum()}
+        self._names = _names_by_id()
 
     def reset(self) -> tuple[dict, dict]:
         obs, _ = self.env.reset(seed=self.seed)
@@ -75,28 +76,46 @@ class Environment:
         sight = env.sight
         step, names = int(env.current_step), self._names
         nf = env.max_num_food
+        n = len(env.players)
+        valid = env._valid_actions
         out = []
         for i, player in enumerate(env.players):
-            vec = [float(x) for x in obs[i]]
+            vec = obs[i].tolist()  # Python floats, as float() of each item gives
             pr, pc = int(player.position[0]), int(player.position[1])
             dr, dc = pr - min(sight, pr), pc - min(sight, pc)  # the observed neighbourhood's corner
-            foods = [{"pos": [int(vec[3 * k]) + dr, int(vec[3 * k + 1]) + dc], "level": int(vec[3 * k + 2])}
-                     for k in range(nf) if vec[3 * k + 2] > 0]
-            agents = []
-            for k in range(len(env.players)):
-                j = 3 * nf + 3 * k
-                if vec[j] < 0:
-                    continue
-                agents.append({"pos": [int(vec[j]) + dr, int(vec[j + 1]) + dc], "level": int(vec[j + 2]), "me": k == 0})
-            out.append({"obs": vec, "agents": agents, "foods": foods, "field_size": [int(h), int(w)], "step": step,
-                        "max_steps": self.horizon, "valid_actions": [names[a] for a in env._valid_actions[player]]})
+            foods = [{"pos": [int(vec[k]) + dr, int(vec[k + 1]) + dc], "level": int(vec[k + 2])}
+                     for k in range(0, 3 * nf, 3) if vec[k + 2] > 0]
+            agents = [{"pos": [int(vec[j]) + dr, int(vec[j + 1]) + dc], "level": int(vec[j + 2]), "me": j == 3 * nf}
+                      for j in range(3 * nf, 3 * nf + 3 * n, 3) if vec[j] >= 0]
+            out.append(View(obs=vec, agents=agents, foods=foods, field_size=[int(h), int(w)], step=step,
+                            max_steps=self.horizon, valid_actions=[names[id(a)] for a in valid[player]]))
         return out[0], out[1]
 
 
-def _action_enum():
+class View(dict):
+    """A seat's view of a step (the dict a program is shown as ctx["state"]), with its JSON text made once, when
+    first asked for (view_text)."""
+
+    __slots__ = ("_text",)
+
+    def text(self) -> str:
+        try:
+            return self._text
+        except AttributeError:
+            self._text = json.dumps(self, separators=(",", ":"))
+            return self._text
+
+
+def view_text(view: dict) -> str:
+    """A view as JSON text (what crosses into the sandbox): made once per View, else each time."""
+    return view.text() if isinstance(view, View) else json.dumps(view, separators=(",", ":"))
+
+
+def _names_by_id() -> dict[int, str]:
+    """The package's Action members by id (they are singletons; an Enum's hash is a Python-level call) → name."""
     from lbforaging.foraging.environment import Action
 
-    return Action
+    return {id(a): a.name.lower() for a in Action}
 
 
 def replay(game: LBFGame, seed: int, actions: list[tuple[str, str]]) -> tuple[list, list[tuple[float, float]]]:

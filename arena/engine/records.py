@@ -7,6 +7,7 @@ created only by core code, so there is nothing to validate.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 
 from arena.engine.disclosure import FULL_DISCLOSURE, Disclosure
@@ -139,8 +140,12 @@ FIRST_ROUND = Play(0, ONE_SHOT)  # what a one-shot trial's programs are told
 
 
 def history_dicts(rows: list[tuple]) -> list[dict]:
-    """ctx["history"] from Play.rows (a Markov game's with the step's state)."""
+    """ctx["history"] from Play.rows (a Markov game's with the step's state; as JSON text in a sandbox request's
+    rows, code.match_ctx)."""
     if rows and len(rows[0]) == 5:
+        if isinstance(rows[0][4], str):
+            return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y, "state": json.loads(st)}
+                    for a, b, x, y, st in rows]
         return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y, "state": st} for a, b, x, y, st in rows]
     return [{"me": a, "opponent": b, "my_payoff": x, "opponent_payoff": y} for a, b, x, y in rows]
 

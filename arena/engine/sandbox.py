@@ -24,6 +24,7 @@ failed before it; state across the rounds of a match comes in ctx (history), nev
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -112,14 +113,16 @@ def _arena_run(bases, items, seeds):
         _arena_c["u"] = _arena_u
         if _arena_m is not None:
             for _arena_key in _arena_m:
-                if _arena_key != "history":
+                if _arena_key != "history" and _arena_key != "state":
                     _arena_c[_arena_key] = _arena_own(_arena_m[_arena_key]) if _arena_copies else _arena_m[_arena_key]
             if _arena_m["state"] is None:
+                _arena_c["state"] = None
                 _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
                                         "opponent_payoff": _arena_h[3]}} for _arena_h in _arena_m["history"]]
             else:
+                _arena_c["state"] = _arena_json.loads(_arena_m["state"])
                 _arena_c["history"] = [{{"me": _arena_h[0], "opponent": _arena_h[1], "my_payoff": _arena_h[2],
-                                        "opponent_payoff": _arena_h[3], "state": _arena_own(_arena_h[4])}}
+                                        "opponent_payoff": _arena_h[3], "state": _arena_json.loads(_arena_h[4])}}
                                        for _arena_h in _arena_m["history"]]
         try:
             if _arena_resets:
@@ -226,6 +229,8 @@ def full_ctx(request: Request) -> dict:
     if m is not None:
         ctx.update(m)
         ctx["history"] = history_dicts(m["history"])
+        if isinstance(m.get("state"), str):  # a grid world's state crosses as JSON text (code.match_ctx)
+            ctx["state"] = json.loads(m["state"])
     return ctx
 
 

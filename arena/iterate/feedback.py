@@ -8,6 +8,7 @@ from arena.engine.records import TrialResult
 from arena.engine.sandbox import Sandbox
 from arena.engine.smoke import smoke_problems
 from arena.errors import ConfigError
+from arena.iterate import gridworld
 from arena.library.codecheck import check_source
 from arena.library.games import Game
 from arena.library.programs import CodeProgram, LLMProgram, ProgramEntry
@@ -49,7 +50,10 @@ def trial_errors(results: list[TrialResult]) -> list[str]:
 
 
 def worst_payoffs(game: Game) -> tuple[float, float]:
-    """Each seat's lowest payoff in the game: what an episode that ended in an error scores."""
+    """Each seat's lowest payoff in the game: what an episode that ended in an error scores (a grid world:
+    the lowest return, iterate/gridworld.py)."""
+    if game.markov:
+        return gridworld.worst_returns(game)
     table = game.payoff_table.values()
     return min(p[0] for p in table), min(p[1] for p in table)
 
@@ -58,7 +62,9 @@ def utilities(results: list[TrialResult], game: Game) -> tuple[float, float]:
     """Mean payoffs (row, col) over all the episodes; one that ended in an error (no payoffs: a program
     failed, an LLM gave no action) scores each seat's worst payoff in the game. Never 0: in a game whose
     payoffs go below 0 that would make an opponent's failure pay, and a failure provoked in the
-    opponent would beat playing."""
+    opponent would beat playing. A grid world's utility is an episode's return (iterate/gridworld.py)."""
+    if game.markov:
+        return gridworld.utilities(results, game)
     n = max(len(results), 1)
     worst = worst_payoffs(game)
     row = sum(worst[0] if r.row_payoff is None else r.row_payoff for r in results)
@@ -82,6 +88,8 @@ def invalid_text(errors: list[str]) -> str:
 
 
 def utility_text(results: list[TrialResult], game: Game, seat: str, best: float | None) -> str:
+    if game.markov:  # the episodes' trajectories
+        return gridworld.utility_text(results, game, seat, best)
     me, them = (0, 1) if seat == "row" else (1, 0)
     lines = [f"Your program passed its unit tests. It played {len(results)} episodes against the opponent's "
              "current program (through the epsilon-grounded simulator):"]

@@ -240,7 +240,7 @@ class IterateRunner:
         util = lambda s: s["row_utility"] if seat == "row" else s["col_utility"]
         incumbent = await self._evaluation(k, seat, 0, current[seat], opp, f"r{k}-{seat}", done)
         best = (util(incumbent), 0, current[seat])  # (utility, step, program)
-        msgs = [{"role": "system", "content": prompts.system_message(cfg.kind)},
+        msgs = [{"role": "system", "content": prompts.system_message(cfg.kind, self.game)},
                 {"role": "user", "content": prompts.task_message(cfg.kind, self.game, seat, opp.source(),
                                                                  cfg.episodes)}]
         for t in range(1, cfg.steps + 1):

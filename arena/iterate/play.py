@@ -1,10 +1,11 @@
-"""A candidate's trials: N episodes of (row, col) through the ε-grounded simulator, stored as ordinary trials."""
+"""A candidate's trials: N episodes of (row, col) through the ε-grounded simulator, stored as ordinary trials (a
+grid world's episodes as matches of steps)."""
 
 from __future__ import annotations
 
 import asyncio
 
-from arena.engine.batch import run_trials_batched
+from arena.engine.match import run_any_batched, run_match_async
 from arena.engine.bots import BotAgent
 from arena.engine.code import CodeAgent
 from arena.engine.grid import trial_seed
@@ -37,5 +38,6 @@ async def play(trials: list[TrialSpec], game: Game, programs: dict, sandbox: San
             agents[pid] = service.agent(p, llm_config)
     games = {game.id: game}
     if not any(p.kind == "llm" for p in programs.values()):
-        return await asyncio.to_thread(run_trials_batched, trials, games, agents, programs)
-    return list(await asyncio.gather(*(run_trial_async(s, game, agents, programs) for s in trials)))
+        return await asyncio.to_thread(run_any_batched, trials, games, agents, programs)
+    run = run_match_async if game.markov else run_trial_async  # a grid world's episode is a match
+    return list(await asyncio.gather(*(run(s, game, agents, programs) for s in trials)))

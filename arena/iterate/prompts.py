@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from arena.engine.code import game_view
+from arena.iterate import gridworld
 from arena.library.codecheck import ALLOWED_MODULES
 from arena.library.games import Game
 
@@ -44,7 +45,9 @@ def seat_game_text(game: Game, seat: str) -> str:
     return "\n".join(lines)
 
 
-def system_message(kind: str) -> str:
+def system_message(kind: str, game: Game | None = None) -> str:
+    if game is not None and game.markov:
+        return gridworld.system_text(kind)
     if kind == CODE:
         return ("You are an expert game theorist and Python programmer. You write a policy program for one "
                 "player of a one-shot game against an opponent program whose source you can read. Aim for the "
@@ -57,6 +60,8 @@ def system_message(kind: str) -> str:
 
 
 def task_message(kind: str, game: Game, seat: str, opponent_source: str, episodes: int) -> str:
+    if game.markov:
+        return gridworld.task_text(kind, game, seat, opponent_source, episodes)
     what = "program" if kind == CODE else "system prompt"
     return (f"{seat_game_text(game, seat)}\n\nThe opponent's current program (fixed while you improve yours):\n"
             f"```\n{opponent_source.rstrip()}\n```\n\nWrite your {what}. It will be unit-tested, then played "

@@ -24,6 +24,7 @@ from typing import NamedTuple
 from arena.engine.disclosure import FULL_DISCLOSURE, KEEP, MODEL, NONE, OBFUSCATED, PROMPT, Disclosure, shown
 from arena.engine.records import Play
 from arena.library.games import Game
+from arena.llm import gridtext
 
 SOURCE_LIMIT = 6000  # characters of an opponent's source shown to a program
 REASONING_LIMIT = 600  # characters of reasoning requested in constrained (JSON) replies
@@ -51,7 +52,9 @@ def fence(source: str, limit: int = SOURCE_LIMIT) -> str:
 
 
 def seat_payoffs(game: Game, side: str) -> str:
-    """Every outcome from the deciding program's own point of view."""
+    """Every outcome from the deciding program's own point of view (a grid world: its rewards, llm/gridtext.py)."""
+    if game.markov:
+        return gridtext.rewards_text(game)
     lines = []
     for i, mine in enumerate(game.actions):
         for j, theirs in enumerate(game.actions):
@@ -131,7 +134,10 @@ def opponent_part(opp, disclosure: Disclosure = FULL_DISCLOSURE, seed: int = 0) 
 
 def match_part(play: Play, side: str) -> str:
     """Where a match is, for an LLM program: the round, the horizon (or the chance of going on) and the last
-    rounds it is shown as a compact table (rounds numbered from 1, as people count)."""
+    rounds it is shown as a compact table (rounds numbered from 1, as people count). A grid world's step:
+    llm/gridtext.py."""
+    if play.state is not None:
+        return gridtext.step_text(play, side)
     t = play.round + 1
     if play.rules.continuation is not None:
         head = f"This is round {t}. After each round the match goes on with probability {play.rules.continuation:g}."
