@@ -94,17 +94,53 @@ def test_fence_limits_length():
     assert len(fenced) < 250
 
 
-def test_messages_by_mode(games):
+def test_messages_by_mode_in_version_1(games):
+    """Version 1, the layout of the calls stored before prompt versions (a replay rebuilds them in it)."""
     pd = games["prisoners_dilemma"]
-    m = prompts.messages("Be fair.", pd, "row", "Model: a/b\nSystem prompt:\nhi", prompts.RESPOND, "defect")
+    m = prompts.messages("Be fair.", pd, "row", "Model: a/b\nSystem prompt:\nhi", prompts.RESPOND, "defect", version=1)
     assert m[0] == {"role": "system", "content": "Be fair."}
     assert "In that simulation your opponent chose: defect." in m[1]["content"]
     assert "end your reply with a final line of exactly this form:\nACTION: <one of: cooperate, defect>" in m[1]["content"]
-    assert m[1]["content"].index("Game: Prisoner's Dilemma") < m[1]["content"].index("<<<BEGIN SOURCE-")
-    g = prompts.messages("Be fair.", pd, "col", "src", prompts.GROUND)[1]["content"]
+    assert m[1]["content"].index("Game: Prisoner's Dilemma") < m[1]["content"].index("You are the row player. Outcomes:") \
+        < m[1]["content"].index("<<<BEGIN SOURCE-")
+    g = prompts.messages("Be fair.", pd, "col", "src", prompts.GROUND, version=1)[1]["content"]
     assert "No simulation of your opponent is available" in g and "You are the column player" in g
-    s = prompts.messages("Be fair.", pd, "row", "src", prompts.IMAGINE, structured=True)[1]["content"]
+    s = prompts.messages("Be fair.", pd, "row", "src", prompts.IMAGINE, structured=True, version=1)[1]["content"]
     assert "You cannot run your opponent" in s and '"action": "<your action>"' in s
+
+
+def test_version_2_puts_what_varies_between_a_programs_calls_last(games):
+    """The game, both seats' payoffs, the answer format and the opponent first; the seat and the simulated
+    action in the last paragraph: two calls of one program against one opponent share all but it."""
+    pd = games["prisoners_dilemma"]
+    src = "Model: a/b\nSystem prompt:\nhi"
+    respond = prompts.messages("Be fair.", pd, "row", src, prompts.RESPOND, "defect", structured=True)[1]["content"]
+    ground = prompts.messages("Be fair.", pd, "col", src, prompts.GROUND, structured=True)[1]["content"]
+    head, _, last = respond.rpartition("\n\n")
+    assert ground.rpartition("\n\n")[0] == head  # everything but the last paragraph is the same for both seats
+    assert last == ("You are the row player. A simulation of your opponent playing against you (your own program) "
+                    "chose: defect. Decide your action.")
+    assert ground.rpartition("\n\n")[2] == ("You are the column player. No simulation of your opponent is available "
+                                            "this time; decide without one.")
+    assert head == (
+        "You are about to play a one-shot game against another program.\n\n"
+        f"Game: Prisoner's Dilemma\n{pd.description.strip()}\n\n"
+        "Payoffs (the row player's, the column player's):\n"
+        "- row plays cooperate, column plays cooperate: row gets 3, column gets 3\n"
+        "- row plays cooperate, column plays defect: row gets 0, column gets 5\n"
+        "- row plays defect, column plays cooperate: row gets 5, column gets 0\n"
+        "- row plays defect, column plays defect: row gets 1, column gets 1\n\n"
+        "Your possible actions: cooperate, defect.\n"
+        'Answer with a JSON object {"reasoning": "<one or two short sentences>", "action": "<your action>"}, where '
+        "action is one of: cooperate, defect.\n\n"
+        + prompts.SOURCE_INTRO.get("llm", prompts._DEFAULT_INTRO) + prompts.DATA_NOTE + prompts.fence(src))
+    imagine = prompts.messages("Be fair.", pd, "row", src, prompts.IMAGINE)[1]["content"]
+    assert imagine.endswith("\n\nYou are the row player. You cannot run your opponent: consider what it would do "
+                            "against you, then decide.")
+    assert "ACTION: <one of: cooperate, defect>" in imagine
+    # a grid world's matrix (all 0, unused) is not listed
+    lbf = next(g for g in games.values() if g.markov)
+    assert "Payoffs (the row" not in prompts.messages("x", lbf, "row", src, prompts.GROUND)[1]["content"]
 
 
 def test_json_schema_enumerates_actions():
@@ -149,10 +185,10 @@ def test_a_hostile_source_stays_inside_an_unforgeable_fence(games, mode, opp_act
     inside = "\n".join(lines[begin[0] + 1:end[0]])
     assert inside == source.replace("<<<", "‹‹‹").replace(">>>", "›››")
     after = "\n".join(lines[end[0] + 1:])
-    expected_after = (f"A simulation was run of your opponent playing this game against you (against your own "
-                      f"program). In that simulation your opponent chose: {opp_action}. Now decide your action."
-                      if mode == prompts.RESPOND else
-                      "No simulation of your opponent is available for this decision; decide without one.")
+    expected_after = (f"You are the row player. A simulation of your opponent playing against you (your own "
+                      f"program) chose: {opp_action}. Decide your action." if mode == prompts.RESPOND else
+                      "You are the row player. No simulation of your opponent is available this time; decide without "
+                      "one.")
     assert after.strip() == expected_after
 
 

@@ -52,6 +52,59 @@ def test_replay_rebuilds_answers_and_corrections(stored):
     assert "Replay 2 of tournament 1: 12/12 trials identical, no provider contacted" in out.output
     purposes = [json.loads(c["params"])["purpose"] for c in calls(stored)]
     assert purposes.count("correction") > 0 and purposes.count("answer") > 0
+    # every call records the layout its messages were built in
+    assert {json.loads(c["params"])["prompt"] for c in calls(stored)} == {prompts.PROMPT_VERSION} == {2}
+
+
+def test_a_tournament_stored_before_prompt_versions_replays_exactly(tmp_path):
+    """tests/fixtures/arena-v1.db (schema 1): its 49 calls record no prompt version; the replay rebuilds them in
+    version 1's layout, and every trial comes out the same."""
+    import shutil
+    from pathlib import Path
+
+    path = tmp_path / "v1.db"
+    shutil.copy(Path(__file__).parent / "fixtures" / "arena-v1.db", path)
+    with Store(path) as store:
+        stored = store.query("SELECT params FROM llm_calls")
+    assert len(stored) == 49 and not [c for c in stored if "prompt" in json.loads(c["params"])]
+    out = replay(path)
+    assert out.exit_code == 0, out.output
+    assert "180/180 trials identical, no provider contacted" in out.output
+
+
+def test_a_version_1_call_is_rebuilt_in_version_1(stored):
+    """A call stored with `prompt: 1` in its params (or none) is compared with version 1's messages: an older
+    tournament whose prompts were built in that layout still replays."""
+    with Store(stored) as store:
+        for c in calls(stored):
+            params = json.loads(c["params"])
+            params["prompt"] = 1
+            msgs = json.loads(c["messages"])
+            store.conn.execute("UPDATE llm_calls SET params=?, messages=? WHERE id=?",
+                               (json.dumps(params), json.dumps(_as_version_1(msgs)), c["id"]))
+        store.conn.commit()
+    out = replay(stored)
+    assert out.exit_code == 0, out.output
+    assert "12/12 trials identical" in out.output
+
+
+def _as_version_1(msgs: list[dict]) -> list[dict]:
+    """A stored version-2 prompt of the `stored` tournament (prisoner's dilemma, full disclosure) in version 1."""
+    from arena.library.catalog import load_library
+
+    pd = load_library().games["prisoners_dilemma"]
+    user = msgs[1]["content"]
+    side = "row" if "You are the row player." in user.rpartition("\n\n")[2] else "col"
+    last = user.rpartition("\n\n")[2]
+    mode = (prompts.RESPOND if "chose:" in last else prompts.GROUND if "No simulation" in last else prompts.IMAGINE)
+    action = last.split("chose: ")[1].split(".")[0] if mode == prompts.RESPOND else None
+    begin = user.index("<<<BEGIN ")
+    fenced = user[begin:user.index(">>>", begin) + 3]
+    intro = user[user.rindex("\n\n", 0, begin) + 2:begin]
+    structured = '"action": "<your action>"' in user
+    v1 = prompts.messages(msgs[0]["content"], pd, side, "", mode, action, structured, opponent=intro + fenced,
+                          version=1)
+    return v1 + msgs[2:]
 
 
 @pytest.mark.parametrize("server,modes", [("honour", {"json_schema"}), ("reject", {"json_schema", "none"})])
@@ -105,7 +158,8 @@ def test_expected_messages_and_their_difference():
     the free-text reply; and how a difference is described."""
     from arena.runner.replay import expected_messages, prompt_difference
 
-    build = lambda structured: [{"role": "system", "content": "S"}, {"role": "user", "content": f"U{structured}"}]  # noqa: E731
+    build = lambda structured, version=1: [{"role": "system", "content": "S"},  # noqa: E731
+                                           {"role": "user", "content": f"U{structured}"}]
     stored = [{"params": json.dumps({"purpose": "answer", "structured": "json_schema"}), "response": None},
               {"params": json.dumps({"purpose": "answer", "structured": "none"}), "response": "hmm"},
               {"params": json.dumps({"purpose": "correction", "structured": "none"}), "response": "ACTION: defect"}]

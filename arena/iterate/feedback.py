@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from arena.engine.records import TrialResult
@@ -82,9 +83,26 @@ def error_note(results: list[TrialResult], game: Game) -> str | None:
             f"{w[0]:g} and {w[1]:g}): " + "; ".join(trial_errors(failed)))
 
 
-def invalid_text(errors: list[str]) -> str:
-    return ("Your program failed its unit tests, so it earns nothing:\n" + "\n".join(f"- {e}" for e in errors)
-            + "\nFix it and reply with the whole program.")
+_AT_LINE = re.compile(rf"^{re.escape(CANDIDATE_FILE)}:(\d+): ")
+
+
+def invalid_text(errors: list[str], source: str | None = None, game: Game | None = None) -> str:
+    """The unit tests' errors for the writer. Given the candidate's source and the game (writer version 2),
+    each error is followed by the line it names and the feedback ends with what the contract expects."""
+    if source is None or game is None:
+        return ("Your program failed its unit tests, so it earns nothing:\n" + "\n".join(f"- {e}" for e in errors)
+                + "\nFix it and reply with the whole program.")
+    lines = source.splitlines()
+    out = ["Your program failed its unit tests, so it earns nothing:"]
+    for e in errors:
+        out.append(f"- {e}")
+        m = _AT_LINE.match(e)
+        if m and 1 <= int(m.group(1)) <= len(lines) and lines[int(m.group(1)) - 1].strip():
+            out.append(f"  line {m.group(1)} is: {lines[int(m.group(1)) - 1].strip()}")
+    choices = ", ".join(f'"{a}"' for a in game.actions)
+    out.append(f"Expected: only `def decide(ctx):` and its indented body, returning one of {choices} (a string); "
+               "no code after the function. Write the whole function again.")
+    return "\n".join(out)
 
 
 def utility_text(results: list[TrialResult], game: Game, seat: str, best: float | None) -> str:

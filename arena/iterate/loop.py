@@ -59,6 +59,8 @@ class IterateConfig(BaseModel):
     start_col: dict | None = None
     temperature: float = Field(0.7, ge=0, le=2)
     max_tokens: int = Field(1024, ge=16, le=8192)
+    # the writer's prompt and answer shape (iterate/prompts.py); a run stored without it asked version 1
+    writer: Literal[1, 2] = prompts.WRITER_VERSION
     out: str | None = None  # where the final pair's files go (a resume writes them there too)
     # how the loop chooses and reports: 2, the current program competes in its turn and the kept one is
     # re-evaluated on fresh episodes. A run stored without it (by an older Arena) is not resumed.
@@ -137,7 +139,7 @@ class IterateRunner:
         if "protocol" not in row["config"]:
             raise ArenaError(f"iterate run {row['id']} was stored by an older Arena, which chose and reported "
                              "the kept programs differently; it cannot be resumed: start a new run")
-        cfg = IterateConfig.model_validate(row["config"])
+        cfg = IterateConfig.model_validate({"writer": prompts.WRITER_V1, **row["config"]})
         _programs, games = store.snapshot(row["tournament_id"])
         if cfg.game not in games:
             raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
@@ -240,9 +242,8 @@ class IterateRunner:
         util = lambda s: s["row_utility"] if seat == "row" else s["col_utility"]
         incumbent = await self._evaluation(k, seat, 0, current[seat], opp, f"r{k}-{seat}", done)
         best = (util(incumbent), 0, current[seat])  # (utility, step, program)
-        msgs = [{"role": "system", "content": prompts.system_message(cfg.kind, self.game)},
-                {"role": "user", "content": prompts.task_message(cfg.kind, self.game, seat, opp.source(),
-                                                                 cfg.episodes)}]
+        msgs = prompts.writer_messages(cfg.writer, cfg.kind, self.service.writer_mode("writer"), self.game, seat,
+                                       opp.source(), cfg.episodes)
         for t in range(1, cfg.steps + 1):
             pid = f"it{self.run_id}-r{k}-{seat}-s{t}"
             stored = done.get((k, seat, t))
@@ -264,12 +265,13 @@ class IterateRunner:
     async def _step(self, k: int, seat: str, t: int, pid: str, msgs: list[dict], opp, best: float) -> dict:
         cfg = self.cfg
         calls: list[CallRecord] = []
+        constraint = prompts.writer_request(cfg.writer, cfg.kind, self.service.writer_mode("writer"), self.game)
         reply = await self.service.ask("writer", msgs, cfg.temperature, cfg.max_tokens,
-                                       f"iterate:{cfg.seed}:{k}:{seat}:{t}", calls)
+                                       f"iterate:{cfg.seed}:{k}:{seat}:{t}", calls, **constraint)
         self.calls += sum(not c.cached for c in calls)
         if reply.text is None:
             raise ArenaError(f"the writer ({cfg.model}) failed at round {k}, {seat} step {t}: {reply.error}")
-        source = prompts.extract(reply.text)
+        source = prompts.extract_answer(reply.text) if cfg.writer >= prompts.WRITER_V2 else prompts.extract(reply.text)
         try:
             if cfg.kind == "code":
                 prog, errors = fb.code_candidate(pid, source, self.game, self.sandbox)
@@ -290,7 +292,8 @@ class IterateRunner:
                 step["feedback"] = fb.utility_text(results, self.game, seat, max(best, mine))
         if not step["valid"]:
             step["validation"] = "\n".join(errors)
-            step["feedback"] = fb.invalid_text(errors)
+            step["feedback"] = (fb.invalid_text(errors, source, self.game) if cfg.writer >= prompts.WRITER_V2
+                                and cfg.kind == "code" else fb.invalid_text(errors))
         db.write_step(self.store, self.run_id, self.tid, step, calls)
         return {k: step.get(k) for k in db.STEP_FIELDS}
 

@@ -27,6 +27,9 @@ from arena.library.games import Game
 from arena.llm import gridtext
 
 SOURCE_LIMIT = 6000  # characters of an opponent's source shown to a program
+# the layout of a decision's user message (user_message), recorded as `prompt` in each call's params; a
+# call stored without it was asked in version 1
+PROMPT_VERSION = 2
 REASONING_LIMIT = 600  # characters of reasoning requested in constrained (JSON) replies
 
 GROUND = "ground"  # act without simulating (epsilon came up, or the depth cap)
@@ -156,28 +159,71 @@ def match_part(play: Play, side: str) -> str:
     return "\n".join(lines)
 
 
-def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_action: str | None = None,
-                 structured: bool = False, opponent_kind: str = "llm", play: Play | None = None,
-                 opponent: str | None = None) -> str:
-    """Stable parts first (game, actions, answer format), then the seat, the opponent, the situation, and in a
-    repeated game the round and its history last: servers that cache prompt prefixes (llama.cpp does)
-    re-read only what changed since the last call."""
-    seat = "row" if side == "row" else "column"
+def answer_format(game: Game, structured: bool) -> str:
     actions = ", ".join(game.actions)
     if structured:
-        answer = ('Answer with a JSON object {"reasoning": "<one or two short sentences>", "action": "<your action>"}, '
-                  f"where action is one of: {actions}.")
-    else:
-        answer = f"Think briefly, then end your reply with a final line of exactly this form:\nACTION: <one of: {actions}>"
+        return ('Answer with a JSON object {"reasoning": "<one or two short sentences>", "action": "<your action>"}, '
+                f"where action is one of: {actions}.")
+    return f"Think briefly, then end your reply with a final line of exactly this form:\nACTION: <one of: {actions}>"
+
+
+def intro_part(play: Play | None) -> str:
+    return ("You are about to play a one-shot game against another program." if play is None else
+            "You are playing a repeated game against another program: the game below is played round after round, "
+            "and each round you choose an action again. Your payoff is the sum over the rounds.")
+
+
+def payoff_part(game: Game) -> str:
+    """Every outcome as (row player's payoff, column player's payoff): the same text for either seat."""
+    lines = ["Payoffs (the row player's, the column player's):"]
+    for i, r in enumerate(game.actions):
+        for j, c in enumerate(game.actions):
+            pr, pc = game.payoffs[i][j]
+            lines.append(f"- row plays {r}, column plays {c}: row gets {pr:g}, column gets {pc:g}")
+    return "\n".join(lines)
+
+
+def situation_part(side: str, mode: str, opp_action: str | None) -> str:
+    """The seat and what is known of the opponent's decision this time (version 2's varying part)."""
+    seat = f"You are the {'row' if side == 'row' else 'column'} player."
+    if mode == RESPOND:
+        return (f"{seat} A simulation of your opponent playing against you (your own program) chose: {opp_action}. "
+                "Decide your action.")
+    if mode == GROUND:
+        return f"{seat} No simulation of your opponent is available this time; decide without one."
+    return f"{seat} You cannot run your opponent: consider what it would do against you, then decide."
+
+
+def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_action: str | None = None,
+                 structured: bool = False, opponent_kind: str = "llm", play: Play | None = None,
+                 opponent: str | None = None, version: int | None = None) -> str:
+    """The user message of a decision in prompt `version` (PROMPT_VERSION when None).
+
+    Version 2 is laid out for servers that cache prompt prefixes (llama.cpp does): what stays the same
+    across a program's calls first (the game, both seats' payoffs, the answer format, the opponent), what
+    varies last (the seat, the simulated action, in a repeated game the round and its history), so a call
+    re-reads only the few tokens that changed since the program's previous one. Version 1 (the calls stored
+    before it) put the seat's outcomes before the opponent."""
+    version = PROMPT_VERSION if version is None else version
+    shown = opponent if opponent is not None else (SOURCE_INTRO.get(opponent_kind, _DEFAULT_INTRO) + DATA_NOTE
+                                                   + fence(opponent_source))
+    if version >= 2:
+        parts = [intro_part(play), f"Game: {game.name}\n{game.description.strip()}",
+                 *([] if game.markov else [payoff_part(game)]),  # a grid world's matrix is unused (all 0)
+                 f"Your possible actions: {', '.join(game.actions)}.\n{answer_format(game, structured)}", shown,
+                 situation_part(side, mode, opp_action)]
+        if play is not None:
+            parts.append(match_part(play, side))
+        return "\n\n".join(parts)
+    seat = "row" if side == "row" else "column"
+    actions = ", ".join(game.actions)
+    answer = answer_format(game, structured)
     parts = [
-        "You are about to play a one-shot game against another program." if play is None else
-        "You are playing a repeated game against another program: the game below is played round after round, "
-        "and each round you choose an action again. Your payoff is the sum over the rounds.",
+        intro_part(play),
         f"Game: {game.name}\n{game.description.strip()}",
         f"Your possible actions: {actions}.\n{answer}",
         f"You are the {seat} player. Outcomes:\n{seat_payoffs(game, side)}",
-        opponent if opponent is not None else SOURCE_INTRO.get(opponent_kind, _DEFAULT_INTRO) + DATA_NOTE
-        + fence(opponent_source),
+        shown,
     ]
     if mode == RESPOND:
         parts.append(
@@ -195,25 +241,26 @@ def user_message(game: Game, side: str, opponent_source: str, mode: str, opp_act
 
 def messages(system_prompt: str, game: Game, side: str, opponent_source: str, mode: str,
              opp_action: str | None = None, structured: bool = False, opponent_kind: str = "llm",
-             play: Play | None = None, opponent: str | None = None) -> list[dict]:
+             play: Play | None = None, opponent: str | None = None, version: int | None = None) -> list[dict]:
     """`opponent`: the opponent's part of the user message, when given (opponent_part); else `opponent_source`
-    is shown under `full`'s wording."""
+    is shown under `full`'s wording. `version`: the prompt version (PROMPT_VERSION when None)."""
     return [
         {"role": "system", "content": system_prompt.strip()},
         {"role": "user", "content": user_message(game, side, opponent_source, mode, opp_action, structured,
-                                                 opponent_kind, play, opponent)},
+                                                 opponent_kind, play, opponent, version)},
     ]
 
 
 def decision_messages(system_prompt: str, game: Game, side: str, opp, mode: str, opp_action: str | None,
                       structured: bool, play: Play | None, disclosure: Disclosure = FULL_DISCLOSURE,
-                      seed: int = 0) -> list[dict]:
-    """A node's messages as the LLM service sends them (and a replay rebuilds them): the opponent as the
-    trial's disclosure shows it (obfuscated from the trial's seed)."""
+                      seed: int = 0, version: int | None = None) -> list[dict]:
+    """A node's messages as the LLM service sends them (and a replay rebuilds them, in the version its stored
+    call records): the opponent as the trial's disclosure shows it (obfuscated from the trial's seed)."""
     if disclosure.full:
-        return messages(system_prompt, game, side, opp.source(), mode, opp_action, structured, opp.kind, play)
+        return messages(system_prompt, game, side, opp.source(), mode, opp_action, structured, opp.kind, play,
+                        version=version)
     return messages(system_prompt, game, side, "", mode, opp_action, structured, opp.kind, play,
-                    opponent_part(opp, disclosure, seed))
+                    opponent_part(opp, disclosure, seed), version)
 
 
 def correction(actions: list[str]) -> str:

@@ -194,6 +194,8 @@ class LLMService:
         # unknown model) stops the run; any other exception is a bug in Arena and stops it too.
         calls: list[CallRecord] = []
         move = await self._decide(program, game, opp, spec, node, mode, opp_action, calls)
+        for c in calls:  # the layout of its messages (a replay rebuilds them in it)
+            c.params["prompt"] = prompts.PROMPT_VERSION
         d = spec.disclosure
         if not d.full:  # the level and the hash of its wording (prompts.wording_hash), on each call
             for c in calls:
@@ -216,7 +218,8 @@ class LLMService:
         try:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
                 msgs = prompts.decision_messages(program.system_prompt, game, node.side, opp, mode, opp_action,
-                                                 structured == JSON_SCHEMA, spec.play, spec.disclosure, spec.seed)
+                                                 structured == JSON_SCHEMA, spec.play, spec.disclosure, spec.seed,
+                                                 prompts.PROMPT_VERSION)
                 fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)
@@ -283,19 +286,41 @@ class LLMService:
             self._notify(f"provider '{client.spec.name}': {reason} at {endpoint.split(' ', 1)[1]}; "
                          "its calls use free text (ACTION: line) from now on", "warning")
 
+    def writer_mode(self, program_id: str) -> str:
+        """The constraint a prepared program's free-form requests can use (json_schema | grammar | none): the
+        embedded server takes a GBNF grammar; another endpoint its `structured` setting, an auto one the mode
+        a probe settled (none while unsettled)."""
+        route = self.routes[program_id]
+        if route.provider == "local":
+            return GRAMMAR
+        client = self.clients[route.provider]
+        setting = client.spec.structured
+        if setting != "auto":
+            return setting
+        return self.modes.settled_mode(self.endpoint(client)) or NONE
+
     async def ask(self, program_id: str, msgs: list[dict], temperature: float, max_tokens: int, sample: str,
-                  calls: list[CallRecord], purpose: str = "write") -> Reply:
-        """One free-form request for a prepared program's route (the iterate writer), through the cache."""
+                  calls: list[CallRecord], purpose: str = "write", fmt: dict | None = None,
+                  grammar: str | None = None, structured: str = NONE, extra: dict | None = None) -> Reply:
+        """One free-form request for a prepared program's route (the iterate writer), through the cache; `fmt`
+        or `grammar` constrain the answer, `extra` goes into the request body (stop sequences). The stop
+        sequences are part of the cache key."""
         route = self.routes[program_id]
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
-        return await self._ask(self.clients[route.provider], route, msgs, temperature, max_tokens, seed, None, sample,
-                               calls, purpose)
+        client = self.clients[route.provider]
+        slot = self.slots.get(program_id) if route.provider == "local" else None
+        if slot is not None:
+            extra = {**(extra or {}), "id_slot": slot, "cache_prompt": True}
+        return await self._ask(client, route, msgs, temperature, max_tokens, seed, fmt, sample, calls, purpose,
+                               grammar, structured, extra)
 
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
                    grammar: str | None = None, structured: str = NONE, extra: dict | None = None) -> Reply:
-        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens,
-                        {"grammar": grammar} if grammar is not None else fmt)
+        constraint = {"grammar": grammar} if grammar is not None else fmt
+        if extra and "stop" in extra:  # a free-text writer answer's stop sequences shape the answer too
+            constraint = {**(constraint or {}), "stop": extra["stop"]}
+        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, constraint)
         endpoint = endpoint_identity(client.spec, self.env)
         if self.cache is not None:
             hit = self.cache.get(key, endpoint)

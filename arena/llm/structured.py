@@ -59,6 +59,11 @@ class StructuredModes:
         """The mode calls to `endpoint` use now (json_schema | grammar | none)."""
         return self._state(endpoint, setting).mode
 
+    def settled_mode(self, endpoint: str) -> str | None:
+        """The mode an endpoint's calls settled on (None: not called yet, or an auto probe has not answered)."""
+        state = self._endpoints.get(endpoint)
+        return state.mode if state is not None and state.settled else None
+
     async def acquire(self, endpoint: str, setting: str) -> tuple[str, bool]:
         """(the mode of the next call, whether it is the probe). While an auto endpoint is unsettled, one
         call probes and the others wait; the probe ends with `honoured`, `fall_back` or `release`."""

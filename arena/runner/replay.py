@@ -42,7 +42,8 @@ class ReplayDiverged(ArenaError):
     a stored answer no longer parses to the stored action (the engine or the answer parsing changed)."""
 
 
-Build = Callable[[bool], list[dict]]  # structured (a JSON-schema request)? -> the node's answer messages
+# (structured: a JSON-schema request?, the prompt version of the stored call) -> the node's answer messages
+Build = Callable[[bool, int], list[dict]]
 
 
 def _params(call: Mapping) -> dict:
@@ -53,7 +54,8 @@ def _params(call: Mapping) -> dict:
 def expected_messages(calls: Sequence[Mapping], build: Build, actions: list[str]) -> list[list[dict]]:
     """The messages each stored call of one node was sent, rebuilt as the LLM service builds them: an
     answer (each attempt the same) from the node's prompt, in JSON-schema form where the call asked for
-    it; a corrective retry the last answer's messages, the reply it quoted, then prompts.correction."""
+    it and in the prompt version it records (1 when it records none: stored before versions); a corrective
+    retry the last answer's messages, the reply it quoted, then prompts.correction."""
     out: list[list[dict]] = []
     answer: list[dict] | None = None
     reply: str | None = None
@@ -63,7 +65,7 @@ def expected_messages(calls: Sequence[Mapping], build: Build, actions: list[str]
             out.append([*answer, {"role": "assistant", "content": reply},
                         {"role": "user", "content": prompts.correction(actions)}])
             continue
-        answer = build(params.get("structured", params.get("constraint")) == JSON_SCHEMA)
+        answer = build(params.get("structured", params.get("constraint")) == JSON_SCHEMA, params.get("prompt", 1))
         out.append(answer)
         if call.get("response") is not None:
             reply = call["response"]
@@ -177,9 +179,9 @@ class _ReplayAgent:
     def _build(self, game: Game, opp, node: Node, mode: str, opp_action: str | None, spec: TrialSpec) -> Build:
         """The node's messages as LLMService.decide builds them (the stored program, its opponent's source, and
         in a match the round and its history)."""
-        return lambda structured: prompts.decision_messages(self.program.system_prompt, game, node.side, opp, mode,
-                                                            opp_action, structured, spec.play, spec.disclosure,
-                                                            spec.seed)
+        return lambda structured, version: prompts.decision_messages(
+            self.program.system_prompt, game, node.side, opp, mode, opp_action, structured, spec.play,
+            spec.disclosure, spec.seed, version)
 
 
 def replay_runner(store: Store, source: int, **kw) -> TournamentRunner:
