@@ -22,8 +22,9 @@ from pydantic import BaseModel
 from arena.errors import ArenaError, LookupFailed, StoreError
 from arena.engine.match import totals
 from arena.engine.records import OK, ONE_SHOT, SIMULATED, CallRecord, TrialResult
+from arena.store.metaschema import METAROUNDS_SCHEMA
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # Upgrades of a database written by an older Arena, applied in place when it is opened: MIGRATIONS[v]
 # takes a database from version v - 1 to v (statements run in one transaction; new tables and indexes
@@ -86,6 +87,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "row_payoff REAL NOT NULL, col_payoff REAL NOT NULL, cooperative INTEGER NOT NULL, "
         "PRIMARY KEY (trial_id, round)) WITHOUT ROWID",
         "ALTER TABLE rounds ADD COLUMN state TEXT"],
+    11: [],  # iterate's meta-rounds protocol: new tables only (meta_programs, meta_rounds; store/metaschema.py)
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -261,7 +263,7 @@ CREATE TABLE IF NOT EXISTS response_cache (
     created_at REAL NOT NULL,
     PRIMARY KEY (key, endpoint)      -- append-only: the first answer stays
 );
-"""
+""" + METAROUNDS_SCHEMA
 
 TRIAL_COLUMNS = (
     "tournament_id, seq, game, row_program, col_program, epsilon, max_depth, temperature, trial_index, seed, "

@@ -1,0 +1,271 @@
+"""`arena iterate --protocol meta-rounds` against scripted writers on the loopback server, the code metrics,
+the personas, the exports and the dynamics over a population of persona × model types."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from arena.iterate import metaprompts as mp
+from arena.library.codemetrics import metrics
+from arena.library.personas import BUILTIN, load_persona
+from arena.errors import ConfigError
+from tests.support.fake_llm import FakeLLMServer, Status, Text
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def arena(*args, env=None, cwd=ROOT):
+    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=300, env={**os.environ, **(env or {})})
+
+
+def writer_env(srv) -> dict:
+    return {"LLM_BASE_URL": srv.base_url, "LLM_API_KEY": "sk-meta-test"}
+
+
+def fenced(src: str) -> str:
+    return f"Here is my program.\n```python\n{src}```\n"
+
+
+# The scripted writers: the seat is told apart by its persona (in the system message), the meta-round by
+# the task's "meta-round k of K"; a retry (the last user message says the checks failed) gets the fix.
+ROW = {
+    1: 'def decide(ctx):\n    return "cooperate"\n',
+    2: ('def decide(ctx):\n    if "defect" in ctx["opponent"] and ctx["history"]:\n'
+        '        return ctx["history"][-1]["opponent"]\n    return "cooperate"\n'),
+    3: 'def decide(ctx):\n    return "defect"\n',
+}
+ROW_BROKEN_3 = 'def decide(ctx)\n    return "defect"\n'
+COL = {
+    1: 'def decide(ctx):\n    return "defect"\n',
+    2: ('def decide(ctx):\n    if not ctx["history"]:\n        return "cooperate"\n'
+        '    return ctx["history"][-1]["opponent"]\n'),
+    3: 'def decide(ctx):\n    return [0.5, 0.5]   # a coin\n',
+}
+
+
+class Writers:
+    """Both writers, keyed on the request; meta-round 1's two requests wait for each other (a barrier): the
+    run fails unless both are in flight at once."""
+
+    def __init__(self, broken_row_3: bool = True):
+        self.barrier = threading.Barrier(2, timeout=60)
+        self.broken_row_3 = broken_row_3
+
+    def __call__(self, request) -> Text:
+        system = request.messages[0]["content"]
+        task = request.messages[1]["content"]
+        k = int(re.search(r"This is meta-round (\d+) of", task)[1])
+        seat = "row" if "cooperative payoff-maximiser" in system else "col"
+        if k == 1 and len(request.messages) == 2:
+            try:
+                self.barrier.wait()
+            except threading.BrokenBarrierError:
+                return Status(500)
+        if seat == "row" and k == 3 and self.broken_row_3 and len(request.messages) == 2:
+            return Text(fenced(ROW_BROKEN_3))
+        return Text(fenced((ROW if seat == "row" else COL)[k]))
+
+
+MUST_SHOW = ["iterate", "--protocol", "meta-rounds", "--game", "prisoners_dilemma", "--model", "custom/writer",
+             "--rounds", "10", "--meta-rounds", "3", "--persona-row", "cpm", "--persona-col", "dpm", "--episodes",
+             "3", "--seed", "5"]
+
+
+def _programs(db) -> list[tuple]:
+    return sqlite3.connect(db).execute(
+        "SELECT seed, meta_round, seat, attempt, program_id, valid, source FROM meta_programs ORDER BY id").fetchall()
+
+
+def test_must_show_three_meta_rounds(tmp_path):
+    db = tmp_path / "m.db"
+    with FakeLLMServer(Writers()) as srv:
+        res = arena(*MUST_SHOW, "--db", str(db), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        reqs = [r.body["messages"] for r in srv.chat_requests]
+    con = sqlite3.connect(db)
+    progs = _programs(db)
+    valid = [(k, seat, src) for _s, k, seat, _a, _pid, v, src in progs if v]
+    assert len(valid) == 6  # 3 meta-rounds × 2 seats
+    assert sorted((k, seat) for k, seat, _src in valid) == [(k, s) for k in (1, 2, 3) for s in ("col", "row")]
+    assert {(k, seat): src for k, seat, src in valid} == {**{(k, "row"): s for k, s in ROW.items()},
+                                                          **{(k, "col"): s for k, s in COL.items()}}
+    # the row's meta-round-3 program failed its static check once and was rewritten (attempt 1)
+    failed = [p for p in progs if not p[5]]
+    assert [(p[1], p[2], p[3], p[4]) for p in failed] == [(3, "row", 0, "mr1-s5-m3-row")]
+    retry = next(m for m in reqs if len(m) == 4)
+    assert "candidate.py:1: syntax error" in retry[3]["content"] and "2 rewrite(s) left" in retry[3]["content"]
+    assert len(reqs) == 7
+    # the row writer's meta-round-2 request: the column's meta-round-1 source (fenced as data) and both scores
+    row2 = next(m for m in reqs if "This is meta-round 2 of 3" in m[1]["content"]
+                and "cooperative payoff-maximiser" in m[0]["content"])
+    task = row2[1]["content"]
+    assert f"```\n{COL[1].rstrip()}\n```" in task and "It is data to read" in task
+    # meta-round 1: cooperate vs defect for 10 rounds: row 0, column 5 × 10 = 50
+    assert "Scores so far (the sum over past meta-rounds of the mean match total): you 0, opponent 50." in task
+    assert "meta-round 1: you mr1-s5-m1-row (" in task and "scores you 0, opponent 50" in task
+    assert "This is meta-round 2 of 3" in task and "You are the row player" in task
+    assert BUILTIN["cpm"] in row2[0]["content"] and "history lists the rounds so far" in row2[0]["content"]
+    col2 = next(m for m in reqs if "This is meta-round 2 of 3" in m[1]["content"] and m is not row2)
+    assert "you 50, opponent 0" in col2[1]["content"] and f"```\n{ROW[1].rstrip()}\n```" in col2[1]["content"]
+    rounds = con.execute("SELECT meta_round, row_program, col_program, row_failed, col_failed, row_payoff, col_payoff, "
+                         "row_total, col_total FROM meta_rounds ORDER BY meta_round").fetchall()
+    assert rounds[0] == (1, "mr1-s5-m1-row", "mr1-s5-m1-col", 0, 0, 0.0, 5.0, 0.0, 50.0)
+    # meta-round 2: the row reads "defect" in the column's source: from round 1 it copies the column's last
+    # action; the column (tit for tat) cooperates first: both cooperate throughout (3 × 10)
+    assert rounds[1] == (2, "mr1-s5-m2-row", "mr1-s5-m2-col", 0, 0, 3.0, 3.0, 30.0, 30.0)
+    assert rounds[2][:5] == (3, "mr1-s5-m3-row-a1", "mr1-s5-m3-col", 0, 0)
+    # the persona texts are stored with the run
+    config = json.loads(con.execute("SELECT config FROM iterate_runs").fetchone()[0])
+    assert config["protocol"] == "meta-rounds" and config["persona_row"]["text"] == BUILTIN["cpm"]
+    assert config["persona_col"]["name"] == "dpm" and config["rounds"] == 10
+    # every writer call is stored with its program, without the key
+    calls = con.execute("SELECT program FROM llm_calls ORDER BY id").fetchall()
+    assert sorted(c[0] for c in calls) == sorted(["mr1-s5-m1-row", "mr1-s5-m1-col", "mr1-s5-m2-row", "mr1-s5-m2-col",
+                                                  "mr1-s5-m3-row", "mr1-s5-m3-row-a1", "mr1-s5-m3-col"])
+    assert not any("sk-meta-test" in str(r) for r in con.execute("SELECT * FROM llm_calls"))
+    assert "seed 5 meta-round 2: row 3, col 3 per round" in res.stdout
+
+    # each meta-round's matches equal a plain `arena run` of the stored pair with the same seed
+    for k, row_id, col_id, *_ in rounds:
+        paths = []
+        for pid in (row_id, col_id):
+            src = con.execute("SELECT source FROM meta_programs WHERE program_id=?", (pid,)).fetchone()[0]
+            path = tmp_path / f"{pid}.yaml"
+            path.write_text(f"id: {pid}\nkind: code\nsource: |\n" + "".join(f"  {line}\n" for line in src.splitlines()))
+            paths.append(path)
+        rdb = tmp_path / f"run{k}.db"
+        played = arena("run", "--program", str(paths[0]), "--program", str(paths[1]), "--game", "prisoners_dilemma",
+                       "--rounds", "10", "--epsilon", "0.2", "--max-depth", "5", "--trials", "3", "--seed", "5",
+                       "--db", str(rdb), "--display", "none")
+        assert played.returncode == 0, played.stderr
+        q = ("SELECT seed, row_action, col_action, row_payoff, col_payoff, row_total, col_total, n_rounds FROM trials "
+             "WHERE row_program=? AND col_program=? ORDER BY {} ")
+        plain = sqlite3.connect(rdb).execute(q.format("trial_index"), (row_id, col_id)).fetchall()
+        meta = con.execute(q.format("seq"), (row_id, col_id)).fetchall()
+        assert len(meta) == 3 and meta == plain
+    # the coin of meta-round 3 makes the three matches differ
+    assert len({t for t in con.execute("SELECT col_total FROM trials WHERE col_program='mr1-s5-m3-col'")}) > 1
+
+
+def test_resume_of_a_cut_run_gives_the_same_rows(tmp_path):
+    whole, cut = tmp_path / "whole.db", tmp_path / "cut.db"
+    args = [*MUST_SHOW[:MUST_SHOW.index("--meta-rounds") + 1], "2", *MUST_SHOW[MUST_SHOW.index("--meta-rounds") + 2:]]
+    with FakeLLMServer(Writers()) as srv:
+        assert arena(*args, "--db", str(whole), env=writer_env(srv)).returncode == 0
+
+    class Cut(Writers):
+        def __call__(self, request):
+            if "This is meta-round 2 of" in request.messages[1]["content"]:
+                return Status(404)
+            return super().__call__(request)
+
+    with FakeLLMServer(Cut()) as srv:
+        res = arena(*args, "--db", str(cut), env=writer_env(srv))
+    assert res.returncode == 2 and "refused model" in res.stderr
+    con = sqlite3.connect(cut)
+    assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("failed",)
+    assert con.execute("SELECT count(*) FROM meta_rounds").fetchone() == (1,)
+    with FakeLLMServer(Writers()) as srv:
+        srv.responder.barrier = threading.Barrier(1)  # meta-round 1 is stored: no pair of requests to wait for
+        res = arena("iterate", "--resume", "1", "--db", str(cut), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        assert all("This is meta-round 2 of 2" in r.body["messages"][1]["content"] for r in srv.chat_requests)
+    q = ("SELECT seed, meta_round, row_program, col_program, row_hash, col_hash, row_payoff, col_payoff, row_total, "
+         "col_total FROM meta_rounds ORDER BY id")
+    assert con.execute(q).fetchall() == sqlite3.connect(whole).execute(q).fetchall()
+    t = "SELECT seq, row_program, col_program, seed, row_total, col_total FROM trials ORDER BY seq"
+    assert con.execute(t).fetchall() == sqlite3.connect(whole).execute(t).fetchall()
+    assert con.execute("SELECT status FROM iterate_runs").fetchone() == ("finished",)
+
+
+# -- metrics ---------------------------------------------------------------------------------------------------
+PLAIN = '''def decide(ctx):
+    # always cooperate
+    return "cooperate"
+'''
+READER = '''def decide(ctx):
+    """Defect against a source that defects."""
+    src = ctx["opponent"]
+    hist = ctx["history"]
+    if "defect" in src and len(hist) > 0:
+        return "defect"
+    for r in hist:
+        if r["opponent"] == "defect":
+            return "defect"
+    return "cooperate"
+'''
+HELPER = '''def count(c):
+    return c.get("opponent").count("defect")
+
+def decide(ctx):
+    unused = ctx["opponent"]
+    n = count(ctx)
+    return ["cooperate", "defect"][min(n, 1)]
+'''
+
+
+def test_metrics_of_known_sources():
+    m = metrics(PLAIN)
+    # SLOC: the def and the return (the comment line is not code); one function, no branch: complexity 1
+    assert (m.sloc, m.complexity, m.opponent_use, m.ctx_fields) == (2, 1, 0, [])
+    assert m.halstead_volume == 0.0  # no operators
+    r = metrics(READER)
+    # 9 lines of code (the docstring is not counted); complexity 1 + if + `and` + for + if = 5
+    assert (r.sloc, r.complexity) == (9, 5)
+    # ctx["opponent"] (line 3) reaches the returns through the if's test; so does ctx["history"]
+    assert (r.opponent_use, r.ctx_fields) == (1, ["history", "opponent"])
+    h = metrics(HELPER)
+    # the helper's c.get("opponent") reaches decide's return through the call; `unused` does not count
+    assert (h.sloc, h.complexity, h.opponent_use, h.ctx_fields) == (6, 2, 1, ["opponent"])
+    # a read that never reaches the return value: 0
+    assert metrics('def decide(ctx):\n    s = ctx["opponent"]\n    return "cooperate"\n').opponent_use == 0
+    assert metrics("def decide(ctx)\n    return 1\n") is None  # does not parse
+
+
+# -- personas and the command's errors --------------------------------------------------------------------------
+def test_personas_builtin_and_files(tmp_path):
+    assert set(BUILTIN) == {"cpm", "dpm", "pm"}
+    assert "deceptive" in BUILTIN["dpm"] and "cooperative" in BUILTIN["cpm"]
+    (tmp_path / "mine.md").write_text("# Me\nBe kind.\n")
+    p = load_persona(str(tmp_path / "mine.md"))
+    assert (p.name, p.text) == ("mine", "# Me\nBe kind.")
+    (tmp_path / "y.yaml").write_text("name: tough\ntext: Never forgive.\n")
+    assert load_persona(str(tmp_path / "y.yaml")).text == "Never forgive."
+    (tmp_path / "bad.yaml").write_text("name: x\ntxt: hi\n")
+    with pytest.raises(ConfigError) as e:
+        load_persona(str(tmp_path / "bad.yaml"))
+    assert str(e.value) == (f"{tmp_path / 'bad.yaml'}:1: field 'text': required field is missing\n"
+                            f"{tmp_path / 'bad.yaml'}:2: field 'txt': unknown field (did you mean 'text'?)")
+
+
+def test_bad_persona_file_exits_2_with_its_path(tmp_path):
+    bad = tmp_path / "p.yaml"
+    bad.write_text("name: [unclosed\n")
+    res = arena(*MUST_SHOW[:MUST_SHOW.index("--persona-row")], "--persona-row", str(bad), "--db",
+                str(tmp_path / "x.db"))
+    assert res.returncode == 2 and "Traceback" not in res.stderr
+    assert res.stderr.startswith(f"arena: error: {bad}:") and "YAML syntax error" in res.stderr
+    res = arena(*MUST_SHOW[:MUST_SHOW.index("--persona-row")], "--persona-row", "kind", "--db", str(tmp_path / "x.db"))
+    assert res.returncode == 2
+    assert "arena: error: --persona-row: 'kind' is neither a built-in persona (cpm, dpm, pm) nor a file" in res.stderr
+    res = arena(*MUST_SHOW, "--seeds", "3-x", "--db", str(tmp_path / "x.db"))
+    assert res.returncode == 2 and "--seeds: '3-x' is not a range" in res.stderr
+    res = arena(*MUST_SHOW, "--continuation", "0.9", "--db", str(tmp_path / "x.db"))
+    assert res.returncode == 2 and "rounds and continuation are alternatives" in res.stderr
+
+
+def test_judge_labels_parse():
+    assert mp.parse_label("Thinking...\nLABEL: counter measure") == "counter measure"
+    assert mp.parse_label("It looks like a feint, but LABEL: Direct imitation.") == "direct imitation"
+    assert mp.parse_label("an exploitation attempt") == "exploitation attempt"
+    assert mp.parse_label("no idea") is None
