@@ -269,3 +269,144 @@ def test_judge_labels_parse():
     assert mp.parse_label("It looks like a feint, but LABEL: Direct imitation.") == "direct imitation"
     assert mp.parse_label("an exploitation attempt") == "exploitation attempt"
     assert mp.parse_label("no idea") is None
+
+
+# -- seeds, the judge, the exports ---------------------------------------------------------------------------
+class Judged(Writers):
+    """The writers, and a judge that labels the row's rewrites 'counter measure' and the column's 'feint'."""
+
+    def __init__(self):
+        super().__init__(broken_row_3=False)
+        self.judge_requests = []
+
+    def __call__(self, request):
+        if request.messages[0]["content"].startswith("You classify"):
+            self.judge_requests.append(request.messages)
+            row = "the row player" in request.messages[1]["content"]
+            return Text("Reasoning.\nLABEL: " + ("counter measure" if row else "feint"))
+        return super().__call__(request)
+
+
+@pytest.fixture(scope="module")
+def judged(tmp_path_factory):
+    db = tmp_path_factory.mktemp("judged") / "j.db"
+    judge = Judged()
+    with FakeLLMServer(judge) as srv:
+        res = arena("iterate", "--protocol", "meta-rounds", "--game", "prisoners_dilemma", "--model", "custom/writer",
+                    "--judge", "custom/judge", "--rounds", "10", "--meta-rounds", "2", "--persona-row", "cpm",
+                    "--persona-col", "dpm", "--episodes", "2", "--seeds", "1-2", "--db", str(db), env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    return db, judge
+
+
+def test_seeds_and_judge_labels(judged):
+    db, judge = judged
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT seed, meta_round, seat, label FROM meta_programs ORDER BY seed, meta_round, seat"
+                       ).fetchall() == [(1, 1, "col", None), (1, 1, "row", None), (1, 2, "col", "feint"),
+                                        (1, 2, "row", "counter measure"), (2, 1, "col", None), (2, 1, "row", None),
+                                        (2, 2, "col", "feint"), (2, 2, "row", "counter measure")]
+    # the judge saw the previous program, the opponent's previous one and the new one
+    row_req = next(m for m in judge.judge_requests if "the row player" in m[1]["content"])
+    assert all(f"```\n{src.rstrip()}\n```" in row_req[1]["content"] for src in (ROW[1], COL[1], ROW[2]))
+    assert [l for l in mp.LABELS if l in row_req[0]["content"]] == list(mp.LABELS)
+    # its prompts and answers are stored as calls of 'judge:' + the program
+    judge_calls = con.execute("SELECT program, response FROM llm_calls WHERE program LIKE 'judge:%' ORDER BY program"
+                              ).fetchall()
+    assert [p for p, _ in judge_calls] == ["judge:mr1-s1-m2-col", "judge:mr1-s1-m2-row", "judge:mr1-s2-m2-col",
+                                           "judge:mr1-s2-m2-row"]
+    assert "LABEL: feint" in judge_calls[0][1]
+    # one protocol per seed: 2 seeds × 2 meta-rounds, each seed's matches from its own seed
+    assert con.execute("SELECT seed, meta_round, row_payoff, col_payoff FROM meta_rounds ORDER BY id").fetchall() == [
+        (1, 1, 0.0, 5.0), (1, 2, 3.0, 3.0), (2, 1, 0.0, 5.0), (2, 2, 3.0, 3.0)]
+    assert con.execute("SELECT status, welfare, best_welfare FROM iterate_runs").fetchone() == ("finished", 6.0, 6.0)
+
+
+def test_exports_of_a_meta_rounds_run(judged, tmp_path):
+    db, _ = judged
+    res = arena("export", "--iterate", "1", "--format", "json", "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    rows = doc["meta_rounds"]
+    assert [(r["seed"], r["meta_round"], r["row_program"], r["col_program"]) for r in rows] == [
+        (1, 1, "mr1-s1-m1-row", "mr1-s1-m1-col"), (1, 2, "mr1-s1-m2-row", "mr1-s1-m2-col"),
+        (2, 1, "mr1-s2-m1-row", "mr1-s2-m1-col"), (2, 2, "mr1-s2-m2-row", "mr1-s2-m2-col")]
+    m2 = rows[1]
+    assert (m2["row_sloc"], m2["row_complexity"], m2["row_opponent_use"], m2["row_ctx_fields"]) == \
+        (4, 3, 1, ["history", "opponent"])
+    assert (m2["col_sloc"], m2["col_complexity"], m2["col_opponent_use"], m2["col_ctx_fields"]) == \
+        (4, 2, 0, ["history"])
+    assert (m2["row_label"], m2["col_label"]) == ("counter measure", "feint")
+    assert rows[0]["row_opponent_use"] == 0 and rows[0]["row_label"] is None
+    # payoffs over the seeds: the same each seed here, so the interval has no width
+    assert doc["over_seeds"][:2] == [
+        {"meta_round": 1, "seat": "row", "seeds": 2, "mean": 0.0, "ci_low": 0.0, "ci_high": 0.0},
+        {"meta_round": 1, "seat": "col", "seeds": 2, "mean": 5.0, "ci_low": 5.0, "ci_high": 5.0}]
+    assert {p["program"]: p["source"] for p in doc["programs"]}["mr1-s2-m2-col"] == COL[2]
+    assert len(doc["programs"]) == 8
+    # the population: cpm and dpm writers never met themselves, so no dynamics yet
+    pop = doc["population"]
+    assert pop["types"] == ["cpm × custom/writer", "dpm × custom/writer"]
+    assert pop["payoffs"] == [[None, 1.5], [4.0, None]] and pop["replicator"] == []
+    assert pop["missing"] == [["cpm × custom/writer", "cpm × custom/writer"], ["dpm × custom/writer", "dpm × custom/writer"]]
+    csv = arena("export", "--iterate", "1", "--format", "csv", "--db", str(db)).stdout.splitlines()
+    assert csv[0].startswith("run,seed,meta_round,row_program,col_program,row_hash,col_hash") and len(csv) == 5
+    md = arena("export", "--iterate", "1", "--format", "markdown", "--db", str(db)).stdout
+    assert "| 2 | 1 | mr1-s2-m1-row (" in md and "### mr1-s1-m2-row (seed 1, meta-round 2, row, attempt 0: valid)" in md
+    assert f"```python\n{ROW[2].rstrip()}\n```" in md
+    png = tmp_path / "p.png"
+    res = arena("export", "--iterate", "1", "--format", "png", "--out", str(png), "--db", str(db))
+    assert res.returncode == 0, res.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    listed = arena("iterate", "--list", "--db", str(db)).stdout
+    assert "meta   2×10×2" in listed
+
+
+def test_population_dynamics_from_pairs():
+    from arena.analysis.metarounds import population_matrix
+
+    # PD payoffs per round: C meets C (3, 3), D exploits C (5, 0), D meets D (1, 1)
+    entries = [("C", "C", 3.0, 3.0), ("C", "D", 0.0, 5.0), ("D", "D", 1.0, 1.0), ("D", "C", 5.0, 0.0)]
+    types, U = population_matrix(entries)
+    assert types == ["C", "D"] and U == [[3.0, 0.0], [5.0, 1.0]]
+    from arena.analysis.dynamics import fixation, replicator
+
+    assert replicator(U).shares[-1][1] > 0.999  # defectors take over
+    assert fixation(U[1][1], U[1][0], U[0][1], U[0][0], 10) > 0.1  # one D invading C is favoured (> 1/N)
+
+
+def test_runner_reports_a_view_per_program_and_meta_round(tmp_path, monkeypatch):
+    """The headless protocol as the app calls it: MetaRoundsRunner with an on_step listener."""
+    import asyncio
+
+    from arena.iterate.loop import IterateConfig
+    from arena.iterate.metarounds import MetaRoundView, MetaRoundsRunner, ProgramView
+    from arena.library.catalog import load_library
+    from arena.library.personas import builtin
+    from arena.llm.service import LLMService
+    from arena.store.database import Store
+
+    views = []
+    with FakeLLMServer(Writers()) as srv, Store(tmp_path / "v.db") as store:
+        monkeypatch.setenv("LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("LLM_API_KEY", "sk-meta-test")
+        cfg = IterateConfig(game="prisoners_dilemma", model="custom/writer", rounds=10, steps=1, episodes=1, seed=5,
+                            protocol="meta-rounds", meta_rounds=3, persona_row=builtin("cpm"),
+                            persona_col=builtin("dpm"))
+        runner = MetaRoundsRunner.create(store, cfg, load_library().games["prisoners_dilemma"], LLMService(store),
+                                         on_step=views.append)
+        result = asyncio.run(runner.run())
+    assert result.status == "finished" and result.calls == 7 and len(result.rounds) == 3
+    kinds = [(type(v).__name__, v.meta_round) for v in views]
+    assert kinds == [("ProgramView", 1), ("ProgramView", 1), ("MetaRoundView", 1),
+                     ("ProgramView", 2), ("ProgramView", 2), ("MetaRoundView", 2),
+                     ("ProgramView", 3), ("ProgramView", 3), ("ProgramView", 3), ("MetaRoundView", 3)]
+    broken = next(v for v in views if isinstance(v, ProgramView) and not v.valid)
+    assert (broken.seat, broken.attempt, broken.metrics) == ("row", 0, None)
+    assert broken.errors[0].startswith("candidate.py:1: syntax error")
+    first = next(v for v in views if isinstance(v, ProgramView) and v.seat == "col" and v.meta_round == 2)
+    assert first.source == COL[2] and first.metrics["ctx_fields"] == ["history"]
+    m1 = views[2]
+    assert isinstance(m1, MetaRoundView)
+    assert (m1.row_program, m1.col_program, m1.row_total, m1.col_total) == ("mr1-s5-m1-row", "mr1-s5-m1-col", 0.0,
+                                                                            50.0)

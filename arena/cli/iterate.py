@@ -154,16 +154,23 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bo
 
 
 def export_iterate(open_store, db: Path | None, run_id: int, fmt: str, out: str | None) -> None:
-    """`arena export --iterate RUN`: the steps table (csv, json, markdown, latex) or the welfare plot."""
+    """`arena export --iterate RUN`: the steps table (csv, json, markdown, latex) or the welfare plot; of a
+    meta-rounds run, the meta-rounds table (with the sources, the payoffs over seeds and the population's
+    dynamics in json and markdown) or the payoff-over-meta-rounds plot."""
     import sys
 
-    from arena.analysis import iterate as ex
+    from arena.analysis import iterate as steps_export
+    from arena.analysis import metarounds as meta_export
     from arena.analysis.export import PLOT_FORMATS
+    from arena.store import iterate as runs_db
 
     try:
         with open_store(db) as store:
+            meta = runs_db.run_row(store, run_id)["config"].get("protocol") == "meta-rounds"
+            ex = meta_export if meta else steps_export
             if fmt in PLOT_FORMATS:
-                path = Path(out) if out and out != "-" else Path(f"arena-iterate-{run_id}-welfare.{fmt}")
+                what = "payoffs" if meta else "welfare"
+                path = Path(out) if out and out != "-" else Path(f"arena-iterate-{run_id}-{what}.{fmt}")
                 ex.save_plot(store, run_id, path, fmt)
                 typer.echo(f"wrote {path}", err=True)
                 return
@@ -193,8 +200,11 @@ def list_runs(store) -> None:
     for r in runs:
         c = r["config"]
         w = lambda x: "" if x is None else f"{x:g}"
-        typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {c['kind']:6} "
-                   f"{c['rounds']}×{c['steps']}×{c['episodes']:<5} {r['status']:9} {w(r['welfare']):>8} "
+        kind, size = c["kind"], f"{c['rounds']}×{c['steps']}×{c['episodes']:<5}"
+        if c.get("protocol") == "meta-rounds":  # K meta-rounds × R rounds × N matches
+            kind, size = "meta", f"{c['meta_rounds']}×{c['rounds']}×{c['episodes']:<5}"
+        typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {kind:6} "
+                   f"{size} {r['status']:9} {w(r['welfare']):>8} "
                    f"{w(r['best_welfare']):>8}")
 
 
