@@ -410,3 +410,42 @@ def test_runner_reports_a_view_per_program_and_meta_round(tmp_path, monkeypatch)
     assert isinstance(m1, MetaRoundView)
     assert (m1.row_program, m1.col_program, m1.row_total, m1.col_total) == ("mr1-s5-m1-row", "mr1-s5-m1-col", 0.0,
                                                                             50.0)
+
+
+def test_population_over_stored_runs(tmp_path):
+    """Three finished runs of one condition (cpm-cpm, cpm-dpm, dpm-dpm) make a complete U; a run of another
+    condition is left out."""
+    from arena.analysis.metarounds import population
+    from arena.iterate.loop import IterateConfig
+    from arena.library.personas import builtin
+    from arena.store import iterate as db
+    from arena.store.database import Store
+
+    def run(store, row, col, pays, rounds=10):
+        cfg = IterateConfig(game="prisoners_dilemma", model="custom/w", rounds=rounds, steps=1, episodes=1,
+                            protocol="meta-rounds", meta_rounds=len(pays), persona_row=builtin(row),
+                            persona_col=builtin(col))
+        rid, tid = db.create_run(store, cfg.stored(), "x", 0, "test")
+        for k, (a, b) in enumerate(pays, 1):
+            db.write_meta_round(store, rid, tid, {"seed": 0, "meta_round": k, "row_program": "r", "col_program": "c",
+                                                  "row_hash": "h", "col_hash": "h", "row_failed": 0, "col_failed": 0,
+                                                  "row_payoff": a, "col_payoff": b, "row_total": 10 * a,
+                                                  "col_total": 10 * b, "episodes": 1, "first_seq": 0})
+        db.finish_run(store, rid, tid, "finished")
+        return rid
+
+    with Store(tmp_path / "p.db") as store:
+        run(store, "cpm", "cpm", [(3.0, 3.0), (3.0, 3.0)])
+        mixed = run(store, "cpm", "dpm", [(0.0, 5.0), (1.0, 1.0)])
+        run(store, "dpm", "dpm", [(1.0, 1.0), (2.0, 2.0)])
+        run(store, "dpm", "dpm", [(0.0, 0.0)], rounds=5)  # another condition
+        pop = population(store, mixed)
+    assert pop.types == ["cpm × custom/w", "dpm × custom/w"] and pop.runs == [1, 2, 3]
+    # cpm vs cpm: both seats' 3s; cpm vs dpm: 0 and 1 (mean 0.5), dpm vs cpm 5 and 1 (3); dpm vs dpm 1, 2, 1, 2
+    assert pop.payoffs == [[3.0, 0.5], [3.0, 1.5]] and pop.missing == []
+    # dpm does as well as cpm against cpm (3 = 3) and better against dpm (1.5 > 0.5): it takes over
+    rest = [r for r in pop.replicator if r.rest]
+    assert [r.program for r in rest] == pop.types and rest[1].share > 0.99
+    moran = {(m.invader, m.resident): m for m in pop.moran}
+    assert moran[("dpm × custom/w", "cpm × custom/w")].favoured
+    assert not moran[("cpm × custom/w", "dpm × custom/w")].favoured

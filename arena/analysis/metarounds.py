@@ -145,13 +145,10 @@ def _condition(config: dict) -> tuple:
 
 
 def population_matrix(entries: list[tuple[str, str, float, float]]) -> tuple[list[str], list[list[float | None]]]:
-    """Types (in order of first appearance) and U from (row type, col type, row payoff, col payoff) entries."""
-    types: list[str] = []
+    """Types (sorted) and U from (row type, col type, row payoff, col payoff) entries."""
+    types = sorted({t for a, b, _pa, _pb in entries for t in (a, b)})
     sums: dict[tuple[str, str], list[float]] = {}
     for a, b, pa, pb in entries:
-        for t in (a, b):
-            if t not in types:
-                types.append(t)
         sums.setdefault((a, b), []).append(pa)
         sums.setdefault((b, a), []).append(pb)
     U = [[(sum(v) / len(v)) if (v := sums.get((i, j))) else None for j in types] for i in types]
