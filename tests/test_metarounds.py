@@ -262,6 +262,8 @@ def test_bad_persona_file_exits_2_with_its_path(tmp_path):
     assert res.returncode == 2 and "--seeds: '3-x' is not a range" in res.stderr
     res = arena(*MUST_SHOW, "--continuation", "0.9", "--db", str(tmp_path / "x.db"))
     assert res.returncode == 2 and "rounds and continuation are alternatives" in res.stderr
+    res = arena(*MUST_SHOW, "--start-row", "defectbot", "--db", str(tmp_path / "x.db"))
+    assert res.returncode == 2 and "--start-row goes with --protocol best-response" in res.stderr
 
 
 def test_judge_labels_parse():
@@ -449,3 +451,27 @@ def test_population_over_stored_runs(tmp_path):
     moran = {(m.invader, m.resident): m for m in pop.moran}
     assert moran[("dpm × custom/w", "cpm × custom/w")].favoured
     assert not moran[("cpm × custom/w", "dpm × custom/w")].favoured
+
+
+def test_schema_11_migrates_older_databases_and_old_configs(tmp_path):
+    import shutil
+
+    from arena.iterate.loop import IterateConfig
+    from arena.store.database import SCHEMA_VERSION, Store
+
+    db = tmp_path / "v7.db"
+    shutil.copy(ROOT / "tests" / "fixtures" / "arena-v7.db", db)
+    with Store(db) as store:
+        assert store.query("SELECT value FROM meta WHERE key='schema_version'") == [{"value": str(SCHEMA_VERSION)}]
+        assert SCHEMA_VERSION == 11
+        names = {r["name"] for r in store.query("SELECT name FROM sqlite_master")}
+        assert {"meta_programs", "meta_rounds", "meta_programs_key", "meta_rounds_key"} <= names
+        assert store.query("SELECT count(*) AS n FROM trials")[0]["n"] > 0  # the old rows stay
+    # a best-response run stored by the release before meta-rounds (`protocol: 2`) still validates (resume)
+    old = {"game": "climbing", "model": "custom/w", "rounds": 2, "steps": 3, "episodes": 5, "protocol": 2}
+    cfg = IterateConfig.model_validate(old)
+    assert (cfg.protocol, cfg.revision) == ("best-response", 2)
+    # and a new best-response run's stored config holds none of the meta-rounds fields
+    assert set(cfg.stored()) == {"game", "model", "rounds", "steps", "episodes", "seed", "epsilon", "max_depth",
+                                 "kind", "start_row", "start_col", "temperature", "max_tokens", "out", "protocol",
+                                 "revision"}

@@ -134,8 +134,11 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bo
         lib = load_library()
         if fields["game"] not in lib.games:
             raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+        for seat in ("row", "col"):
+            if fields.pop(f"start_{seat}_arg") is not None:
+                raise ArenaError(f"--start-{seat} goes with --protocol best-response (meta-rounds starts from "
+                                 "what the writers write)")
         fields = meta_fields(fields)
-        fields.pop("start_row_arg"), fields.pop("start_col_arg")
         cfg = IterateConfig(**fields)
         runner = MetaRoundsRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
         if not quiet:
