@@ -298,6 +298,8 @@ def judged(tmp_path_factory):
                     "--judge", "custom/judge", "--rounds", "10", "--meta-rounds", "2", "--persona-row", "cpm",
                     "--persona-col", "dpm", "--episodes", "2", "--seeds", "1-2", "--db", str(db), env=writer_env(srv))
     assert res.returncode == 0, res.stderr
+    assert ("seed 2 meta-round 2 col attempt 0: mr1-s2-m2-col: ok (SLOC 4, complexity 2, opponent use 0), judged: "
+            "feint") in res.stderr
     return db, judge
 
 
@@ -406,6 +408,8 @@ def test_runner_reports_a_view_per_program_and_meta_round(tmp_path, monkeypatch)
     broken = next(v for v in views if isinstance(v, ProgramView) and not v.valid)
     assert (broken.seat, broken.attempt, broken.metrics) == ("row", 0, None)
     assert broken.errors[0].startswith("candidate.py:1: syntax error")
+    assert broken.reply == fenced(ROW_BROKEN_3) and "1 rewrite(s) left" not in broken.feedback
+    assert broken.feedback.startswith("Your program failed its checks") and "2 rewrite(s) left" in broken.feedback
     first = next(v for v in views if isinstance(v, ProgramView) and v.seat == "col" and v.meta_round == 2)
     assert first.source == COL[2] and first.metrics["ctx_fields"] == ["history"]
     m1 = views[2]

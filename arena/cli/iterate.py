@@ -121,6 +121,8 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bo
             if v.metrics:
                 what += (f" (SLOC {v.metrics['sloc']}, complexity {v.metrics['complexity']}, opponent use "
                          f"{v.metrics['opponent_use']})")
+            if v.label:
+                what += f", judged: {v.label}"
             typer.echo(f"seed {v.seed} meta-round {v.meta_round} {v.seat:3} attempt {v.attempt}: {v.program_id}: "
                        f"{what}", err=True)
         else:

@@ -13,7 +13,8 @@ matches of the condition (rounds or continuation, noise, ε, depth); match i's s
 
 Every attempt is stored whole with its writer calls, every meta-round with its trials; a resumed run
 replays what is stored and asks the writers only for what is missing. Listeners get a `ProgramView`
-per attempt and a `MetaRoundView` per meta-round played (stored ones included, on resume).
+per attempt (and the valid one's again once the judge has labelled it) and a `MetaRoundView` per
+meta-round played (stored ones included, on resume).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class ProgramView:
     errors: list[str]
     metrics: dict | None
     label: str | None = None
+    reply: str | None = None  # the writer's whole answer
+    feedback: str | None = None  # what went back to the writer after a failed attempt
 
 
 @dataclass
@@ -264,6 +267,7 @@ class MetaRoundsRunner:
         label = mp.parse_label(reply.text)
         db.write_label(self.store, self.run_id, self.tid, new.id, label, calls)
         stored["label"] = label
+        self.on_step(_program_view(stored))  # the program's view again, labelled
 
     async def _play(self, index: int, seed: int, k: int, row: CodeProgram, col: CodeProgram,
                     failed: dict) -> dict:
@@ -325,7 +329,7 @@ def _program_view(a: dict) -> ProgramView:
         m = {k: a.get(k) for k in ("sloc", "complexity", "halstead_volume", "opponent_use", "ctx_fields")}
     errors = a["validation"].splitlines() if a.get("validation") else []
     return ProgramView(a["seed"], a["meta_round"], a["seat"], a["attempt"], a["program_id"], a["source"],
-                       bool(a["valid"]), errors, m, a.get("label"))
+                       bool(a["valid"]), errors, m, a.get("label"), a.get("reply"), a.get("feedback"))
 
 
 def _round_view(r: dict) -> MetaRoundView:
