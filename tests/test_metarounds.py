@@ -262,6 +262,9 @@ def test_bad_persona_file_exits_2_with_its_path(tmp_path):
     assert res.returncode == 2 and "--seeds: '3-x' is not a range" in res.stderr
     res = arena(*MUST_SHOW, "--continuation", "0.9", "--db", str(tmp_path / "x.db"))
     assert res.returncode == 2 and "rounds and continuation are alternatives" in res.stderr
+    res = arena("iterate", "--game", "climbing", "--model", "custom/w", "--persona-row", "cpm", "--db",
+                str(tmp_path / "x.db"))
+    assert res.returncode == 2 and "arena: error: --persona-row goes with --protocol meta-rounds" in res.stderr
     res = arena(*MUST_SHOW, "--start-row", "defectbot", "--db", str(tmp_path / "x.db"))
     assert res.returncode == 2 and "--start-row goes with --protocol best-response" in res.stderr
 

@@ -54,7 +54,7 @@ def meta_fields(fields: dict) -> dict:
     fields["seeds"] = parse_seeds(seeds) if seeds is not None else None
     if fields["rounds"] is None:
         fields["rounds"] = 1 if fields.get("continuation") is not None else 10
-    return fields
+    return {k: v for k, v in fields.items() if v is not None or k.startswith("persona_")}  # None: the default
 
 
 def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
