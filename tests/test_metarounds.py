@@ -87,9 +87,9 @@ def _programs(db) -> list[tuple]:
 
 
 def test_must_show_three_meta_rounds(tmp_path):
-    db = tmp_path / "m.db"
+    db, out = tmp_path / "m.db", tmp_path / "final"
     with FakeLLMServer(Writers()) as srv:
-        res = arena(*MUST_SHOW, "--db", str(db), env=writer_env(srv))
+        res = arena(*MUST_SHOW, "--db", str(db), "--out", str(out), env=writer_env(srv))
         assert res.returncode == 0, res.stderr
         reqs = [r.body["messages"] for r in srv.chat_requests]
     con = sqlite3.connect(db)
@@ -134,11 +134,12 @@ def test_must_show_three_meta_rounds(tmp_path):
                                                   "mr1-s5-m3-row", "mr1-s5-m3-row-a1", "mr1-s5-m3-col"])
     assert not any("sk-meta-test" in str(r) for r in con.execute("SELECT * FROM llm_calls"))
     assert "seed 5 meta-round 2: row 3, col 3 per round" in res.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["mr1-s5-col.yaml", "mr1-s5-row.yaml"]
 
     # each meta-round's matches equal a plain `arena run` of the stored pair with the same seed
     for k, row_id, col_id, *_ in rounds:
-        paths = []
-        for pid in (row_id, col_id):
+        paths = [out / "mr1-s5-row.yaml", out / "mr1-s5-col.yaml"] if k == 3 else []  # the last pair: --out's
+        for pid in (row_id, col_id) if k < 3 else ():
             src = con.execute("SELECT source FROM meta_programs WHERE program_id=?", (pid,)).fetchone()[0]
             path = tmp_path / f"{pid}.yaml"
             path.write_text(f"id: {pid}\nkind: code\nsource: |\n" + "".join(f"  {line}\n" for line in src.splitlines()))

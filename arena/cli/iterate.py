@@ -62,9 +62,9 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
     from arena.store import iterate as db
 
     if resume is not None and db.run_row(store, resume)["config"].get("protocol") == "meta-rounds":
-        return run_meta_rounds(store, fields=None, resume=resume, quiet=quiet)
+        return run_meta_rounds(store, fields=None, resume=resume, out=out, quiet=quiet)
     if fields is not None and fields.get("protocol") == "meta-rounds":
-        return run_meta_rounds(store, fields=fields, resume=None, quiet=quiet)
+        return run_meta_rounds(store, fields=fields, resume=None, out=out, quiet=quiet)
     from arena.library.catalog import load_library
     from arena.llm.service import LLMService
 
@@ -105,9 +105,9 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
     typer.echo(f"writer calls: {result.calls} (not cached)")
 
 
-def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bool) -> None:
+def run_meta_rounds(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
     """`arena iterate --protocol meta-rounds` (start or resume): a line per attempt and meta-round, then the
-    per-meta-round payoffs."""
+    per-meta-round payoffs; with --out, each seed's last pair as program files."""
     from arena.iterate.loop import IterateConfig
     from arena.iterate.metarounds import MetaRoundView, MetaRoundsRunner, ProgramView
     from arena.library.catalog import load_library
@@ -141,6 +141,7 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bo
                 raise ArenaError(f"--start-{seat} goes with --protocol best-response (meta-rounds starts from "
                                  "what the writers write)")
         fields = meta_fields(fields)
+        fields["out"] = str(out.resolve()) if out is not None else None
         cfg = IterateConfig(**fields)
         runner = MetaRoundsRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
         if not quiet:
@@ -152,6 +153,13 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, quiet: bo
         typer.echo(f"\nInterrupted: every finished attempt and meta-round is stored. Resume with: arena iterate "
                    f"--resume {runner.run_id} --db {store.path}", err=True)
         raise typer.Exit(130)
+    if out is None and runner.cfg.out:
+        out = Path(runner.cfg.out)
+    if out is not None:
+        from arena.iterate.metarounds import write_pairs
+
+        for p in write_pairs(store, runner.run_id, out):
+            typer.echo(f"wrote {p}", err=True)
     for r in result.rounds:
         typer.echo(f"seed {r['seed']} meta-round {r['meta_round']}: row {r['row_payoff']:.4g}, col "
                    f"{r['col_payoff']:.4g} per round")

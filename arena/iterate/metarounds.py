@@ -335,3 +335,32 @@ def _program_view(a: dict) -> ProgramView:
 def _round_view(r: dict) -> MetaRoundView:
     return MetaRoundView(r["seed"], r["meta_round"], r["row_program"], r["col_program"], bool(r["row_failed"]),
                          bool(r["col_failed"]), r["row_payoff"], r["col_payoff"], r["row_total"], r["col_total"])
+
+
+def write_pairs(store: Store, run_id: int, out_dir) -> list:
+    """Each seed's last pair as program files (`mrRUN-sSEED-SEAT.yaml`), each with the id it played under, so
+    `arena run --program ROW --program COL --seed SEED` with the run's condition replays its matches."""
+    from pathlib import Path
+
+    from arena.library.yamlio import dump_yaml
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    last: dict[int, dict] = {}
+    for r in db.meta_rounds(store, run_id):
+        last[r["seed"]] = r  # ordered by seed, meta-round: the last one stays
+    sources = {p["program_id"]: p["source"] for p in db.meta_programs(store, run_id)}
+    paths = []
+    for seed, r in last.items():
+        for seat in SEATS:
+            pid = r[f"{seat}_program"]
+            src = sources.get(pid, RANDOM_CODE)  # a writer that never wrote a valid program: the random start
+            data = {"id": pid, "kind": "code",
+                    "description": f"The {seat} player's program of meta-rounds run {run_id}, seed {seed}, "
+                                   f"meta-round {r['meta_round']}", "source": src}
+            if pid not in sources:
+                data["simulates"] = False
+            path = out_dir / f"mr{run_id}-s{seed}-{seat}.yaml"
+            path.write_text(dump_yaml(data))
+            paths.append(path)
+    return paths
