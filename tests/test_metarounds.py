@@ -483,3 +483,13 @@ def test_schema_11_migrates_older_databases_and_old_configs(tmp_path):
     assert set(cfg.stored()) == {"game", "model", "rounds", "steps", "episodes", "seed", "epsilon", "max_depth",
                                  "kind", "start_row", "start_col", "temperature", "max_tokens", "out", "protocol",
                                  "revision"}
+
+
+def test_history_lines_say_whose_code_failed():
+    h = {"meta_round": 1, "row_program": "a", "col_program": "b", "row_hash": "0123456789abcdef", "col_hash": "f" * 16,
+         "row_total": 26.5, "col_total": 21.0, "row_failed": 1, "col_failed": 0}
+    assert mp.history_lines("row", [h]) == [
+        "  meta-round 1: you a (0123456789ab), opponent b (ffffffffffff): scores you 26.5, opponent 21; your code "
+        "failed (the previous program played)"]
+    assert mp.history_lines("col", [h])[0].endswith("scores you 21, opponent 26.5; the opponent's code failed (the "
+                                                    "previous program played)")

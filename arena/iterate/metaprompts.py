@@ -49,8 +49,8 @@ def history_lines(seat: str, history: list[dict]) -> list[str]:
     other = "col" if seat == "row" else "row"
     lines = []
     for h in history:
-        fails = [f"{'your' if s == seat else 'the opponent'}'s code failed (the previous program played)"
-                 for s in (seat, other) if h[f"{s}_failed"]]
+        whose = {seat: "your", other: "the opponent's"}
+        fails = [f"{whose[s]} code failed (the previous program played)" for s in (seat, other) if h[f"{s}_failed"]]
         lines.append(f"  meta-round {h['meta_round']}: you {h[f'{seat}_program']} ({h[f'{seat}_hash'][:12]}), "
                      f"opponent {h[f'{other}_program']} ({h[f'{other}_hash'][:12]}): scores you "
                      f"{_num(h[f'{seat}_total'])}, opponent {_num(h[f'{other}_total'])}"
