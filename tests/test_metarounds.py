@@ -493,3 +493,31 @@ def test_history_lines_say_whose_code_failed():
         "failed (the previous program played)"]
     assert mp.history_lines("col", [h])[0].endswith("scores you 21, opponent 26.5; the opponent's code failed (the "
                                                     "previous program played)")
+
+
+def test_a_writer_that_never_writes_a_valid_program(tmp_path):
+    """The column's writer always answers a syntax error: with --retries 0 it plays the uniformly random start,
+    the meta-rounds record the failure, the row is told, the export measures the start program."""
+
+    class BrokenCol(Writers):
+        def __call__(self, request):
+            reply = super().__call__(request)
+            if "deceptive payoff-maximiser" in request.messages[0]["content"]:
+                return Text(fenced(ROW_BROKEN_3))
+            return reply
+
+    db = tmp_path / "b.db"
+    with FakeLLMServer(BrokenCol(broken_row_3=False)) as srv:
+        res = arena(*MUST_SHOW[:MUST_SHOW.index("--meta-rounds") + 1], "2", "--persona-row", "cpm", "--persona-col",
+                    "dpm", "--episodes", "1", "--retries", "0", "--db", str(db), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        row2 = next(r.body["messages"] for r in srv.chat_requests if "meta-round 2 of 2" in r.body["messages"][1]["content"]
+                    and "cooperative" in r.body["messages"][0]["content"])
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT meta_round, col_program, col_failed, row_failed FROM meta_rounds ORDER BY id").fetchall() \
+        == [(1, "mr1-s0-start-col", 1, 0), (2, "mr1-s0-start-col", 1, 0)]
+    assert "the opponent's code failed (the previous program played)" in row2[1]["content"]
+    assert 'return [1 / n] * n   # uniformly at random' in row2[1]["content"]
+    doc = json.loads(arena("export", "--iterate", "1", "--format", "json", "--db", str(db)).stdout)
+    start = doc["meta_rounds"][0]
+    assert (start["col_sloc"], start["col_complexity"], start["col_opponent_use"], start["col_label"]) == (3, 1, 0, None)

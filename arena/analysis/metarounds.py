@@ -95,7 +95,7 @@ def round_rows(store: Store, run_id: int | None = None) -> list[MetaRoundRow]:
     progs = {p["program_id"]: p for p in db.meta_programs(store, run["id"])}
     rows = []
     for r in db.meta_rounds(store, run["id"]):
-        seat = {s: progs.get(r[f"{s}_program"], {}) for s in SEATS}  # a start program has no row
+        seat = {s: progs.get(r[f"{s}_program"]) or _start_metrics(store, r[f"{s}_hash"]) for s in SEATS}
         extra = {}
         for s in SEATS:
             p = seat[s]
@@ -111,6 +111,16 @@ def round_rows(store: Store, run_id: int | None = None) -> list[MetaRoundRow]:
                                  col_payoff=r["col_payoff"], row_total=r["row_total"], col_total=r["col_total"],
                                  **extra))
     return rows
+
+
+def _start_metrics(store: Store, program_hash: str) -> dict:
+    """The metrics of a program no writer wrote (the random start a failed writer's seat plays)."""
+    from arena.library.codemetrics import metrics
+
+    found = store.query("SELECT definition FROM programs WHERE hash=?", (program_hash,))
+    source = json.loads(found[0]["definition"]).get("code") if found else None
+    m = metrics(source) if isinstance(source, str) else None
+    return m.model_dump() if m is not None else {}
 
 
 def seed_rows(rows: list[MetaRoundRow]) -> list[SeedRow]:
