@@ -507,12 +507,13 @@ def test_a_writer_that_never_writes_a_valid_program(tmp_path):
             return reply
 
     db = tmp_path / "b.db"
+    args = [*MUST_SHOW[:MUST_SHOW.index("--meta-rounds") + 1], "2", "--persona-row", "cpm", "--persona-col", "dpm",
+            "--episodes", "1", "--retries", "0"]
     with FakeLLMServer(BrokenCol(broken_row_3=False)) as srv:
-        res = arena(*MUST_SHOW[:MUST_SHOW.index("--meta-rounds") + 1], "2", "--persona-row", "cpm", "--persona-col",
-                    "dpm", "--episodes", "1", "--retries", "0", "--db", str(db), env=writer_env(srv))
+        res = arena(*args, "--db", str(db), env=writer_env(srv))
         assert res.returncode == 0, res.stderr
         row2 = next(r.body["messages"] for r in srv.chat_requests if "meta-round 2 of 2" in r.body["messages"][1]["content"]
-                    and "cooperative" in r.body["messages"][0]["content"])
+                    and "cooperative payoff-maximiser" in r.body["messages"][0]["content"])
     con = sqlite3.connect(db)
     assert con.execute("SELECT meta_round, col_program, col_failed, row_failed FROM meta_rounds ORDER BY id").fetchall() \
         == [(1, "mr1-s0-start-col", 1, 0), (2, "mr1-s0-start-col", 1, 0)]
@@ -521,3 +522,20 @@ def test_a_writer_that_never_writes_a_valid_program(tmp_path):
     doc = json.loads(arena("export", "--iterate", "1", "--format", "json", "--db", str(db)).stdout)
     start = doc["meta_rounds"][0]
     assert (start["col_sloc"], start["col_complexity"], start["col_opponent_use"], start["col_label"]) == (3, 1, 0, None)
+
+    # cut after meta-round 1 and resumed: the seat plays the same start program (same hash) in meta-round 2
+    class Cut(BrokenCol):
+        def __call__(self, request):
+            if "meta-round 2 of" in request.messages[1]["content"]:
+                return Status(404)
+            return super().__call__(request)
+
+    cut = tmp_path / "cut.db"
+    with FakeLLMServer(Cut(broken_row_3=False)) as srv:
+        assert arena(*args, "--db", str(cut), env=writer_env(srv)).returncode == 2
+    with FakeLLMServer(BrokenCol(broken_row_3=False)) as srv:
+        srv.responder.barrier = threading.Barrier(1)
+        res = arena("resume", "--db", str(cut), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+    q = "SELECT meta_round, row_program, col_program, row_hash, col_hash, row_total, col_total FROM meta_rounds ORDER BY id"
+    assert sqlite3.connect(cut).execute(q).fetchall() == con.execute(q).fetchall()

@@ -169,20 +169,21 @@ class MetaRoundsRunner:
         for p in current.values():
             db.add_program(self.store, self.tid, p, self.game)
         history: list[dict] = []
-        sources = {p.id: p.code for p in current.values()}
+        known = {p.id: p for p in current.values()}  # every program of this seed so far, by id
         for k in range(1, cfg.meta_rounds + 1):
             stored = played.get((seed, k))
             if stored is not None:  # replay: the pair that played, from the stored attempts
                 for seat in SEATS:
                     self._replay_attempts(seed, k, seat, attempts)
                     pid = stored[f"{seat}_program"]
-                    src = sources.get(pid) or next(a["source"] for a in attempts.values() if a["program_id"] == pid)
-                    current[seat] = CodeProgram(id=pid, kind="code", source=src)
-                    sources[pid] = src
+                    if pid not in known:
+                        src = next(a["source"] for a in attempts.values() if a["program_id"] == pid)
+                        known[pid] = CodeProgram(id=pid, kind="code", source=src)
+                    current[seat] = known[pid]
                 history.append(stored)
                 self.on_step(_round_view(stored))
                 continue
-            previous = {seat: sources[history[-1][f"{seat}_program"]] if history else None for seat in SEATS}
+            previous = {seat: known[history[-1][f"{seat}_program"]].code if history else None for seat in SEATS}
             written = await asyncio.gather(*(  # both writers' calls in flight at once
                 self._write(seed, k, seat, history, previous[_other(seat)], attempts) for seat in SEATS))
             new = dict(zip(SEATS, written))
@@ -194,8 +195,7 @@ class MetaRoundsRunner:
             failed = {seat: new[seat] is None for seat in SEATS}
             for seat in SEATS:
                 if new[seat] is not None:
-                    current[seat] = new[seat]
-                    sources[new[seat].id] = new[seat].code
+                    current[seat] = known[new[seat].id] = new[seat]
             row = await self._play(index, seed, k, current["row"], current["col"], failed)
             played[(seed, k)] = row
             history.append(row)
