@@ -231,6 +231,14 @@ def test_metrics_of_known_sources():
     # a read that never reaches the return value: 0
     assert metrics('def decide(ctx):\n    s = ctx["opponent"]\n    return "cooperate"\n').opponent_use == 0
     assert metrics("def decide(ctx)\n    return 1\n") is None  # does not parse
+    # complexity counts nested functions and methods once each, a class adds nothing of its own
+    from arena.library.codemetrics import complexity
+
+    assert complexity("def f(x):\n    def g(y):\n        if y:\n            return 1\n    return g\n") == 3
+    assert complexity("class A:\n    def m(self, x):\n        if x:\n            return 1\n"
+                      "    def n(self):\n        return 2\n") == 3
+    assert complexity("def f(x, y, z):\n    assert x\n    return [a for a in y if a] if x and y or z else 0\n") \
+        == 1 + 1 + 2 + 1 + 2  # assert, the comprehension's for and if, the conditional, two boolean operators
 
 
 # -- personas and the command's errors --------------------------------------------------------------------------

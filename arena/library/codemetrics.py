@@ -2,9 +2,10 @@
 
 - `sloc`: radon's source lines of code (lines holding code: no blank lines, no comment-only lines, no
   docstring lines).
-- `complexity`: the sum of radon's cyclomatic complexity over the program's functions and methods (each
-  starts at 1 and adds 1 per `if`/`elif`, loop, `except`, `with`-less branch point, boolean operator,
-  comprehension `for`/`if` and conditional expression); 0 for a source without functions.
+- `complexity`: radon's cyclomatic complexity summed over the program's functions (nested ones included)
+  and methods: each starts at 1 and adds 1 per `if`/`elif`, `for`/`while` (and their `else`), `except`,
+  `assert`, conditional expression, comprehension `for` and `if`, and per boolean operator (`a and b or
+  c` adds 2); 0 for a source without functions.
 - `halstead_volume`: radon's Halstead volume of the whole module, N·log2(η) over its operators and
   operands.
 - `opponent_use` and `ctx_fields`: an `ast` data-flow measure (`ctx_flow`). Every read of a field of
@@ -52,11 +53,11 @@ def sloc(source: str) -> int:
 def complexity(source: str) -> int:
     from radon.complexity import cc_visit
 
-    total = 0
-    for block in cc_visit(source):
-        methods = getattr(block, "methods", None)  # a class: its methods' numbers, not the class's own
-        total += sum(m.complexity for m in methods) if methods is not None else block.complexity
-    return total
+    def total(function) -> int:
+        return function.complexity + sum(total(c) for c in function.closures)
+
+    # radon lists a class and, separately, each of its methods: the functions and methods are counted
+    return sum(total(b) for b in cc_visit(source) if hasattr(b, "closures"))
 
 
 def halstead_volume(source: str) -> float:
