@@ -231,6 +231,12 @@ def test_metrics_of_known_sources():
     # a read that never reaches the return value: 0
     assert metrics('def decide(ctx):\n    s = ctx["opponent"]\n    return "cooperate"\n').opponent_use == 0
     assert metrics("def decide(ctx)\n    return 1\n") is None  # does not parse
+    # the papers' entry points: strategy_function's fourth parameter is the opponent's code
+    skw = "def strategy_function(a, b, c, d):\n    return 'D' if 'D' in d else 'C'\n"
+    assert (metrics(skw).opponent_use, metrics(skw).ctx_fields) == (1, ["opponent"])
+    tft = "def strategy_function(mine, theirs, me, opp):\n    return theirs[-1] if theirs else 'C'\n"
+    assert (metrics(tft).opponent_use, metrics(tft).ctx_fields) == (0, ["history"])
+    assert metrics('def decide(ctx):\n    k = "opponent"\n    return ctx[k]\n').ctx_fields == ["*"]
     # complexity counts nested functions and methods once each, a class adds nothing of its own
     from arena.library.codemetrics import complexity
 

@@ -10,8 +10,11 @@
   operands.
 - `opponent_use` and `ctx_fields`: an `ast` data-flow measure (`ctx_flow`). Every read of a field of
   `ctx` (`ctx["F"]` or `ctx.get("F")`, through any name bound to ctx, a helper's parameter included)
-  is a *site*. A site *reaches the return value* when the value it reads flows into an expression
-  returned by the policy function (`decide`, or the other entry points of library/codecheck.py):
+  is a *site* (a parameter of the papers' entry points is a site of the field it is given:
+  `strategy_function`'s histories are `history`, its codes `me` and `opponent`; the PIBR policies'
+  history `history`; a field named by a non-constant key is `*`). A site *reaches the return value*
+  when the value it reads flows into an expression returned by the policy function (`decide`, or the
+  other entry points of library/codecheck.py):
   through assignments, augmented assignments, `for` targets, comprehensions, method calls on a name
   (`xs.append(v)` taints `xs`), calls of the module's own functions (argument to parameter, return
   to call), and control: a `return` inside an `if`, `while` or `for` whose test (or iterable) a site
@@ -31,7 +34,14 @@ from dataclasses import dataclass, field
 from pydantic import BaseModel
 
 WHOLE_CTX = "<ctx>"  # the taint of ctx itself (or a name bound to it), before a field is read
-ENTRY_FUNCTIONS = ("decide", "history_dependent_policy_0", "history_dependent_policy_1", "strategy_function")
+# What each policy function's parameters are, as ctx fields (None: ctx itself); the sandbox calls the papers'
+# entry points with these (engine/sandbox.py): a parameter read is a site of its field at the parameter.
+ENTRY_PARAMS: dict[str, tuple[str | None, ...]] = {
+    "decide": (None,),
+    "history_dependent_policy_0": ("history",),
+    "history_dependent_policy_1": ("history",),
+    "strategy_function": ("history", "history", "me", "opponent"),
+}
 
 
 class CodeMetrics(BaseModel):
@@ -94,11 +104,11 @@ def ctx_flow(tree: ast.Module) -> set[Site]:
     """The ctx field reads (sites) that reach the policy function's return value (module docstring)."""
     funcs = {n.name: _Function(n, [a.arg for a in (*n.args.posonlyargs, *n.args.args, *n.args.kwonlyargs)])
              for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
-    entry = next((funcs[name] for name in ENTRY_FUNCTIONS if name in funcs), None)
-    if entry is None:
-        return set()
-    if entry.node.name == "decide" and entry.params:
-        entry.names[entry.params[0]] = {WHOLE_CTX}
+    entries = _entries(funcs)
+    for f in entries:
+        fields = ENTRY_PARAMS[f.node.name]
+        for arg, field_ in zip((*f.node.args.posonlyargs, *f.node.args.args), fields):
+            f.names[arg.arg] = {WHOLE_CTX} if field_ is None else {(field_, arg.lineno, arg.col_offset)}
     module = _Function(ast.FunctionDef(name="<module>", args=ast.arguments(), body=[], decorator_list=[]), [])
     analysis = _Flow(funcs, module)
     for _ in range(50):  # a fixed point: every pass only adds sites
@@ -108,7 +118,16 @@ def ctx_flow(tree: ast.Module) -> set[Site]:
             analysis.walk(f.node.body, f, frozenset())
         if analysis.size() == before:
             break
-    return {s for s in entry.returns if isinstance(s, tuple)}
+    return {s for f in entries for s in f.returns if isinstance(s, tuple)}
+
+
+def _entries(funcs: dict[str, _Function]) -> list[_Function]:
+    """The policy functions, by library/codecheck.py's precedence: decide, else the PIBR pair, else
+    strategy_function."""
+    if "decide" in funcs:
+        return [funcs["decide"]]
+    pibr = [funcs[n] for n in ("history_dependent_policy_0", "history_dependent_policy_1") if n in funcs]
+    return pibr or ([funcs["strategy_function"]] if "strategy_function" in funcs else [])
 
 
 class _Flow:
