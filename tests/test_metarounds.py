@@ -231,6 +231,7 @@ def test_metrics_of_known_sources():
     # a read that never reaches the return value: 0
     assert metrics('def decide(ctx):\n    s = ctx["opponent"]\n    return "cooperate"\n').opponent_use == 0
     assert metrics("def decide(ctx)\n    return 1\n") is None  # does not parse
+    assert metrics("def decide(ctx):\n    return " + "-" * 5000 + "1\n") is None  # too deep to analyse
     # the papers' entry points: strategy_function's fourth parameter is the opponent's code
     skw = "def strategy_function(a, b, c, d):\n    return 'D' if 'D' in d else 'C'\n"
     assert (metrics(skw).opponent_use, metrics(skw).ctx_fields) == (1, ["opponent"])

@@ -77,15 +77,16 @@ def halstead_volume(source: str) -> float:
 
 
 def metrics(source: str) -> CodeMetrics | None:
-    """Every metric of a source; None for a source that does not parse."""
+    """Every metric of a source; None for a source that does not parse (or nests too deeply to analyse)."""
     try:
         tree = ast.parse(source)
-    except (SyntaxError, ValueError):
+        flow = ctx_flow(tree)
+        return CodeMetrics(sloc=sloc(source), complexity=complexity(source),
+                           halstead_volume=halstead_volume(source),
+                           opponent_use=sum(1 for f, _line, _col in flow if f == "opponent"),
+                           ctx_fields=sorted({f for f, _line, _col in flow}))
+    except (SyntaxError, ValueError, RecursionError):
         return None
-    flow = ctx_flow(tree)
-    return CodeMetrics(sloc=sloc(source), complexity=complexity(source), halstead_volume=halstead_volume(source),
-                       opponent_use=sum(1 for f, _line, _col in flow if f == "opponent"),
-                       ctx_fields=sorted({f for f, _line, _col in flow}))
 
 
 # -- the data-flow measure ---------------------------------------------------------------------------------
