@@ -27,8 +27,44 @@ def _program_arg(lib, value: str | None) -> dict | None:
     return prog.model_dump(mode="json", by_alias=True)
 
 
+def parse_seeds(value: str) -> list[int]:
+    """`--seeds`: a range A-B (inclusive) or a comma-separated list."""
+    import re
+
+    m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", value)
+    try:
+        seeds = list(range(int(m[1]), int(m[2]) + 1)) if m else [int(x) for x in value.split(",")]
+    except ValueError:
+        seeds = []
+    if not seeds:
+        raise ArenaError(f"--seeds: '{value}' is not a range A-B or a list A,B,... of integers")
+    return seeds
+
+
+def meta_fields(fields: dict) -> dict:
+    """The meta-rounds fields of `arena iterate`'s options: personas loaded (a bad file: ConfigError naming
+    it), seeds parsed, the match's rounds defaulted (10, or 1 under --continuation)."""
+    from arena.library.personas import load_persona
+
+    fields = dict(fields)
+    for seat in ("row", "col"):
+        arg = fields.pop(f"persona_{seat}_arg")
+        fields[f"persona_{seat}"] = load_persona(arg, f"--persona-{seat}").model_dump() if arg is not None else None
+    seeds = fields.pop("seeds_arg")
+    fields["seeds"] = parse_seeds(seeds) if seeds is not None else None
+    if fields["rounds"] is None:
+        fields["rounds"] = 1 if fields.get("continuation") is not None else 10
+    return {k: v for k, v in fields.items() if v is not None or k.startswith("persona_")}  # None: the default
+
+
 def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
     from arena.iterate.loop import IterateConfig, IterateRunner, StepView
+    from arena.store import iterate as db
+
+    if resume is not None and db.run_row(store, resume)["config"].get("protocol") == "meta-rounds":
+        return run_meta_rounds(store, fields=None, resume=resume, out=out, quiet=quiet)
+    if fields is not None and fields.get("protocol") == "meta-rounds":
+        return run_meta_rounds(store, fields=fields, resume=None, out=out, quiet=quiet)
     from arena.library.catalog import load_library
     from arena.llm.service import LLMService
 
@@ -69,17 +105,85 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
     typer.echo(f"writer calls: {result.calls} (not cached)")
 
 
+def run_meta_rounds(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
+    """`arena iterate --protocol meta-rounds` (start or resume): a line per attempt and meta-round, then the
+    per-meta-round payoffs; with --out, each seed's last pair as program files."""
+    from arena.iterate.loop import IterateConfig
+    from arena.iterate.metarounds import MetaRoundView, MetaRoundsRunner, ProgramView
+    from arena.library.catalog import load_library
+    from arena.llm.service import LLMService
+
+    def show(v: ProgramView | MetaRoundView) -> None:
+        if quiet:
+            return
+        if isinstance(v, ProgramView):
+            what = ("ok" if v.valid else "failed: " + (v.errors[0] if v.errors else "?"))
+            if v.metrics:
+                what += (f" (SLOC {v.metrics['sloc']}, complexity {v.metrics['complexity']}, opponent use "
+                         f"{v.metrics['opponent_use']})")
+            if v.label:
+                what += f", judged: {v.label}"
+            typer.echo(f"seed {v.seed} meta-round {v.meta_round} {v.seat:3} attempt {v.attempt}: {v.program_id}: "
+                       f"{what}", err=True)
+        else:
+            typer.echo(f"seed {v.seed} meta-round {v.meta_round}: payoffs row {v.row_payoff:.4g}, col "
+                       f"{v.col_payoff:.4g} per round (totals {v.row_total:.4g}, {v.col_total:.4g})", err=True)
+
+    service = LLMService(store)
+    if resume is not None:
+        runner = MetaRoundsRunner.resume(store, resume, service, on_step=show)
+    else:
+        lib = load_library()
+        if fields["game"] not in lib.games:
+            raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+        for seat in ("row", "col"):
+            if fields.pop(f"start_{seat}_arg") is not None:
+                raise ArenaError(f"--start-{seat} goes with --protocol best-response (meta-rounds starts from "
+                                 "what the writers write)")
+        fields = meta_fields(fields)
+        fields["out"] = str(out.resolve()) if out is not None else None
+        cfg = IterateConfig(**fields)
+        runner = MetaRoundsRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
+        if not quiet:
+            typer.echo(f"iterate run {runner.run_id} (meta-rounds; tournament {runner.tid} holds its matches)",
+                       err=True)
+    try:
+        result = asyncio.run(runner.run())
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted: every finished attempt and meta-round is stored. Resume with: arena iterate "
+                   f"--resume {runner.run_id} --db {store.path}", err=True)
+        raise typer.Exit(130)
+    if out is None and runner.cfg.out:
+        out = Path(runner.cfg.out)
+    if out is not None:
+        from arena.iterate.metarounds import write_pairs
+
+        for p in write_pairs(store, runner.run_id, out):
+            typer.echo(f"wrote {p}", err=True)
+    for r in result.rounds:
+        typer.echo(f"seed {r['seed']} meta-round {r['meta_round']}: row {r['row_payoff']:.4g}, col "
+                   f"{r['col_payoff']:.4g} per round")
+    typer.echo(f"writer calls: {result.calls} (not cached)")
+
+
 def export_iterate(open_store, db: Path | None, run_id: int, fmt: str, out: str | None) -> None:
-    """`arena export --iterate RUN`: the steps table (csv, json, markdown, latex) or the welfare plot."""
+    """`arena export --iterate RUN`: the steps table (csv, json, markdown, latex) or the welfare plot; of a
+    meta-rounds run, the meta-rounds table (with the sources, the payoffs over seeds and the population's
+    dynamics in json and markdown) or the payoff-over-meta-rounds plot."""
     import sys
 
-    from arena.analysis import iterate as ex
+    from arena.analysis import iterate as steps_export
+    from arena.analysis import metarounds as meta_export
     from arena.analysis.export import PLOT_FORMATS
+    from arena.store import iterate as runs_db
 
     try:
         with open_store(db) as store:
+            meta = runs_db.run_row(store, run_id)["config"].get("protocol") == "meta-rounds"
+            ex = meta_export if meta else steps_export
             if fmt in PLOT_FORMATS:
-                path = Path(out) if out and out != "-" else Path(f"arena-iterate-{run_id}-welfare.{fmt}")
+                what = "payoffs" if meta else "welfare"
+                path = Path(out) if out and out != "-" else Path(f"arena-iterate-{run_id}-{what}.{fmt}")
                 ex.save_plot(store, run_id, path, fmt)
                 typer.echo(f"wrote {path}", err=True)
                 return
@@ -109,8 +213,11 @@ def list_runs(store) -> None:
     for r in runs:
         c = r["config"]
         w = lambda x: "" if x is None else f"{x:g}"
-        typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {c['kind']:6} "
-                   f"{c['rounds']}×{c['steps']}×{c['episodes']:<5} {r['status']:9} {w(r['welfare']):>8} "
+        kind, size = c["kind"], f"{c['rounds']}×{c['steps']}×{c['episodes']:<5}"
+        if c.get("protocol") == "meta-rounds":  # K meta-rounds × R rounds × N matches
+            kind, size = "meta", f"{c['meta_rounds']}×{c['rounds']}×{c['episodes']:<5}"
+        typer.echo(f"{r['id']:>4}  {c['game']:22} {c['model']:28} {kind:6} "
+                   f"{size} {r['status']:9} {w(r['welfare']):>8} "
                    f"{w(r['best_welfare']):>8}")
 
 

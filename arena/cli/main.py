@@ -58,7 +58,7 @@ app.command()(runs.attach)
 def iterate_cmd(
     game: Annotated[Optional[str], typer.Option("--game", "-g", metavar="GAME", help="game id")] = None,
     model: Annotated[Optional[str], typer.Option("--model", metavar="PROVIDER/MODEL", help="the writer: provider/model")] = None,
-    rounds: Annotated[int, typer.Option("--rounds", metavar="K", help="K: rounds (row then column each)")] = 2,
+    rounds: Annotated[Optional[int], typer.Option("--rounds", metavar="K", help="best-response: K rounds (row then column each; default 2); meta-rounds: each match's rounds (default 10)")] = None,
     steps: Annotated[int, typer.Option("--steps", metavar="T", help="T: improvement steps per player and round")] = 3,
     episodes: Annotated[int, typer.Option("--episodes", metavar="N", help="N: trials per candidate against the opponent")] = 5,
     seed: Annotated[int, typer.Option(metavar="N", help="run seed")] = 0,
@@ -72,9 +72,19 @@ def iterate_cmd(
     resume: Annotated[Optional[int], typer.Option("--resume", metavar="ID", help="continue a stored iterate run")] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="no progress lines")] = False,
+    protocol: Annotated[str, typer.Option("--protocol", metavar="best-response|meta-rounds", help="best-response: PIBR; meta-rounds: both writers rewrite each meta-round, then the pair plays a match")] = "best-response",
+    meta_rounds: Annotated[Optional[int], typer.Option("--meta-rounds", metavar="K", help="meta-rounds: K meta-rounds (default 10)")] = None,
+    persona_row: Annotated[Optional[str], typer.Option("--persona-row", metavar="PERSONA", help="meta-rounds: cpm, dpm, pm or a persona file (YAML, Markdown); default pm")] = None,
+    persona_col: Annotated[Optional[str], typer.Option("--persona-col", metavar="PERSONA", help="meta-rounds: the column writer's persona")] = None,
+    model_col: Annotated[Optional[str], typer.Option("--model-col", metavar="PROVIDER/MODEL", help="meta-rounds: the column's writer (default --model)")] = None,
+    retries: Annotated[Optional[int], typer.Option("--retries", metavar="R", help="meta-rounds: rewrites of a program that fails its checks (default 2)")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", metavar="PROVIDER/MODEL", help="meta-rounds: an LLM judge labels each rewrite")] = None,
+    seeds: Annotated[Optional[str], typer.Option("--seeds", metavar="A-B|A,B,...", help="meta-rounds: run the protocol once per seed")] = None,
+    continuation: Annotated[Optional[float], typer.Option("--continuation", metavar="P", help="meta-rounds: matches go on after each round with probability P (instead of --rounds)")] = None,
+    noise: Annotated[Optional[float], typer.Option("--noise", metavar="X", help="meta-rounds: chance each intended action is flipped")] = None,
     db: DbOpt = None,
 ) -> None:
-    """Iterated best response (PIBR): an LLM writes and improves each player's program in turn."""
+    """Iterated programs: best response (PIBR, one player at a time) or meta-rounds (both at once)."""
     from pydantic import ValidationError
 
     from arena.cli.iterate import run_iterate
@@ -91,7 +101,19 @@ def iterate_cmd(
             fail("--game and --model are required (or --resume RUN)")
         fields = {"game": game, "model": model, "rounds": rounds, "steps": steps, "episodes": episodes, "seed": seed,
                   "epsilon": epsilon, "max_depth": max_depth, "kind": kind, "max_tokens": max_tokens, "start_row_arg": start_row,
-                  "start_col_arg": start_col}
+                  "start_col_arg": start_col, "protocol": protocol}
+        meta = {"meta_rounds": meta_rounds, "persona_row_arg": persona_row, "persona_col_arg": persona_col,
+                "model_col": model_col, "retries": retries, "judge": judge, "seeds_arg": seeds,
+                "continuation": continuation, "noise": noise}
+        if protocol == "meta-rounds":  # resolved by cli/iterate.py (personas, seeds, defaults)
+            fields |= meta
+        else:
+            given = [k for k, v in meta.items() if v is not None]
+            if given:
+                flag = "--" + given[0].removesuffix("_arg").replace("_", "-")
+                fail(f"{flag} goes with --protocol meta-rounds")
+            if rounds is None:
+                fields["rounds"] = 2
     try:
         with _store(db) as store:
             run_iterate(store, fields=fields, resume=resume, out=out, quiet=quiet)

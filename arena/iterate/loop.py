@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from arena import __version__
 from arena.engine.grid import TournamentConfig
@@ -29,6 +29,7 @@ from arena.iterate import feedback as fb
 from arena.iterate import prompts
 from arena.iterate.play import play, specs
 from arena.library.games import Game, parse_game
+from arena.library.personas import Persona
 from arena.library.yamlio import dump_yaml
 from arena.library.programs import CodeProgram, LLMProgram, program_from_json
 from arena.store import iterate as db
@@ -41,8 +42,19 @@ PROTOCOL = 2
 START_PROMPT = "You play a one-shot game. Choose the action that gives you a high payoff."
 
 
+PROTOCOLS = ("best-response", "meta-rounds")
+META_ROUNDS_FIELDS = ("meta_rounds", "model_col", "persona_row", "persona_col", "retries", "judge", "seeds",
+                      "continuation", "noise")
+
+
 class IterateConfig(BaseModel):
-    """Everything that determines an iterate run; stored as JSON with it."""
+    """Everything that determines an iterate run; stored as JSON with it.
+
+    `protocol` says which loop runs: `best-response` (this module: PIBR, one player improving against the
+    other's fixed program) or `meta-rounds` (iterate/metarounds.py: both writers rewrite at once each
+    meta-round, then the pair plays a match). Under meta-rounds `rounds` is the match's fixed horizon
+    (`continuation` instead: a chance of going on), `steps` is unused, and `seeds` lists the protocol's
+    seeds (None: `seed` alone)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -62,9 +74,51 @@ class IterateConfig(BaseModel):
     # the writer's prompt and answer shape (iterate/prompts.py); a run stored without it asked version 1
     writer: Literal[1, 2] = prompts.WRITER_VERSION
     out: str | None = None  # where the final pair's files go (a resume writes them there too)
-    # how the loop chooses and reports: 2, the current program competes in its turn and the kept one is
+    protocol: Literal["best-response", "meta-rounds"] = "best-response"
+    # best-response's revision: 2, the current program competes in its turn and the kept one is
     # re-evaluated on fresh episodes. A run stored without it (by an older Arena) is not resumed.
-    protocol: Literal[2] = PROTOCOL
+    revision: Literal[2] = PROTOCOL
+    # -- meta-rounds (iterate/metarounds.py)
+    meta_rounds: int = Field(10, ge=1, le=1000)
+    model_col: str | None = Field(None, pattern=r"^[a-z0-9_-]+/.+$")  # the column's writer; None: `model`
+    persona_row: Persona | None = None  # None: the plain payoff-maximiser (pm)
+    persona_col: Persona | None = None
+    retries: int = Field(2, ge=0, le=20)  # rewrites after a program fails its checks
+    judge: str | None = Field(None, pattern=r"^[a-z0-9_-]+/.+$")  # the model that labels each rewrite
+    seeds: list[int] | None = Field(None, min_length=1, max_length=1000)
+    continuation: float | None = Field(None, gt=0, lt=1)
+    noise: float = Field(0.0, ge=0, le=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _stored_revision(cls, data):
+        """A config stored as `protocol: 2` (the best-response loop's revision, before meta-rounds)."""
+        if isinstance(data, dict) and data.get("protocol") == PROTOCOL:
+            data = {**data, "protocol": "best-response", "revision": PROTOCOL}
+        return data
+
+    @model_validator(mode="after")
+    def _meta_rounds(self) -> IterateConfig:
+        if self.protocol == "meta-rounds":
+            if self.kind != "code":
+                raise ValueError("the meta-rounds protocol writes code programs (kind code)")
+            if self.continuation is not None and self.rounds != 1:
+                raise ValueError("rounds and continuation are alternatives (a fixed horizon, or a chance of going "
+                                 "on after each round): give one of them")
+            if self.seeds is not None and len(set(self.seeds)) != len(self.seeds):
+                raise ValueError("seeds repeat")
+        return self
+
+    def stored(self) -> dict:
+        """The config as stored with the run (JSON): a best-response run's without the meta-rounds fields."""
+        data = self.model_dump(mode="json")
+        if self.protocol == "best-response":
+            data = {k: v for k, v in data.items() if k not in META_ROUNDS_FIELDS}
+        return data
+
+    @property
+    def seed_list(self) -> list[int]:
+        return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
 @dataclass
@@ -130,7 +184,7 @@ class IterateRunner:
 
     @classmethod
     def create(cls, store: Store, cfg: IterateConfig, game: Game, service, **kw) -> IterateRunner:
-        run_id, tid = db.create_run(store, cfg.model_dump(mode="json"), f"iterate {cfg.game}", cfg.seed, __version__)
+        run_id, tid = db.create_run(store, cfg.stored(), f"iterate {cfg.game}", cfg.seed, __version__)
         return cls(store, run_id, tid, cfg, game, service, **kw)
 
     @classmethod
@@ -140,6 +194,8 @@ class IterateRunner:
             raise ArenaError(f"iterate run {row['id']} was stored by an older Arena, which chose and reported "
                              "the kept programs differently; it cannot be resumed: start a new run")
         cfg = IterateConfig.model_validate({"writer": prompts.WRITER_V1, **row["config"]})
+        if cfg.protocol != "best-response":
+            raise ArenaError(f"iterate run {row['id']} is a {cfg.protocol} run (resume it with its own runner)")
         _programs, games = store.snapshot(row["tournament_id"])
         if cfg.game not in games:
             raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")

@@ -132,7 +132,6 @@ class Store(Queries, Writes):
                     raise StoreError(explain(self.path, exc)) from None
                 raise
 
-    _write = write  # an alias for code not yet moved to write() (none in arena/ uses it); remove once none does
 
     def defer(self, sql: str, params: tuple) -> None:
         """Queue one row's INSERT for the next transaction: within WRITE_WINDOW_S while an event loop runs in

@@ -18,6 +18,12 @@ from arena.errors import LookupFailed
 from arena.store.database import Store
 from arena.store.writes import insert_calls
 
+META_PROGRAM_FIELDS = ("seed", "meta_round", "seat", "attempt", "program_id", "program_hash", "source", "reply",
+                       "valid", "validation", "feedback", "sloc", "complexity", "halstead_volume", "opponent_use",
+                       "ctx_fields", "label")
+META_ROUND_FIELDS = ("seed", "meta_round", "row_program", "col_program", "row_hash", "col_hash", "row_failed",
+                     "col_failed", "row_payoff", "col_payoff", "row_total", "col_total", "episodes", "first_seq",
+                     "errors")
 STEP_FIELDS = ("round", "player", "step", "program_id", "program_hash", "source", "reply", "valid", "validation",
                "row_utility", "col_utility", "welfare", "kept", "feedback")
 
@@ -41,9 +47,16 @@ def create_run(store: Store, config: dict, name: str, seed: int, version: str) -
 
 def _tournament_config(config: dict) -> dict:
     """The tournament row's config (a TournamentConfig shape, so History and analysis can read it)."""
-    return {"name": f"iterate {config['game']}", "programs": [], "games": [config["game"]],
-            "epsilons": [config["epsilon"]], "max_depths": [config["max_depth"]], "trials": config["episodes"],
-            "seed": config["seed"]}
+    out = {"name": f"iterate {config['game']}", "programs": [], "games": [config["game"]],
+           "epsilons": [config["epsilon"]], "max_depths": [config["max_depth"]], "trials": config["episodes"],
+           "seed": config["seed"]}
+    if config.get("protocol") == "meta-rounds":  # its matches' rules, as a repeated-game tournament's
+        if config.get("continuation") is not None:
+            out["continuations"] = [config["continuation"]]
+        else:
+            out["rounds"] = [config["rounds"]]
+        out["noises"] = [config.get("noise", 0.0)]
+    return out
 
 
 def add_program(store: Store, tid: int, program: Any, game: Any | None = None) -> None:
@@ -73,6 +86,50 @@ def write_step(store: Store, run_id: int, tid: int, step: dict, calls: list[Call
         cur.execute("UPDATE tournaments SET total_trials=(SELECT count(*) FROM trials WHERE tournament_id=?) WHERE id=?",
                     (tid, tid))
     store.write(tx)
+
+
+# -- the meta-rounds protocol (tables in store/metaschema.py) ------------------------------------------------
+def write_meta_program(store: Store, run_id: int, tid: int, row: dict, calls: list[CallRecord]) -> None:
+    """One writer attempt (its program, metrics, the feedback it got) and the writer's calls for it, in one
+    transaction; the calls' `program` is the attempt's program id."""
+    def tx(cur):
+        values = [json.dumps(row[k]) if k == "ctx_fields" and row.get(k) is not None else row.get(k)
+                  for k in META_PROGRAM_FIELDS]
+        cur.execute(f"INSERT INTO meta_programs (run_id, {', '.join(META_PROGRAM_FIELDS)}, created_at) "
+                    f"VALUES (?, {', '.join('?' * len(META_PROGRAM_FIELDS))}, ?)", (run_id, *values, time.time()))
+        insert_calls(cur, tid, 0, 0, row["program_id"], calls)
+    store.write(tx)
+
+
+def write_label(store: Store, run_id: int, tid: int, program_id: str, label: str | None,
+                calls: list[CallRecord]) -> None:
+    """The judge's label of a program and the judge's calls (their `program` is 'judge:' + the program id)."""
+    def tx(cur):
+        cur.execute("UPDATE meta_programs SET label=? WHERE run_id=? AND program_id=?", (label, run_id, program_id))
+        insert_calls(cur, tid, 0, 0, f"judge:{program_id}", calls)
+    store.write(tx)
+
+
+def write_meta_round(store: Store, run_id: int, tid: int, row: dict) -> None:
+    def tx(cur):
+        cur.execute(f"INSERT INTO meta_rounds (run_id, {', '.join(META_ROUND_FIELDS)}, created_at) "
+                    f"VALUES (?, {', '.join('?' * len(META_ROUND_FIELDS))}, ?)",
+                    (run_id, *[row.get(k) for k in META_ROUND_FIELDS], time.time()))
+        cur.execute("UPDATE tournaments SET total_trials=(SELECT count(*) FROM trials WHERE tournament_id=?) WHERE id=?",
+                    (tid, tid))
+    store.write(tx)
+
+
+def meta_programs(store: Store, run_id: int) -> list[dict]:
+    rows = store.query("SELECT * FROM meta_programs WHERE run_id=? ORDER BY seed, meta_round, seat, attempt",
+                       (run_id,))
+    for r in rows:
+        r["ctx_fields"] = json.loads(r["ctx_fields"]) if r["ctx_fields"] is not None else None
+    return rows
+
+
+def meta_rounds(store: Store, run_id: int) -> list[dict]:
+    return store.query("SELECT * FROM meta_rounds WHERE run_id=? ORDER BY seed, meta_round", (run_id,))
 
 
 def mark_kept(store: Store, run_id: int, round_: int, player: str, step: int) -> None:

@@ -14,8 +14,9 @@ import sqlite3
 from pathlib import Path
 
 from arena.errors import StoreError
+from arena.store.metaschema import METAROUNDS_SCHEMA
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # MIGRATIONS[v] takes a database from version v - 1 to v (statements run in one transaction with the rest of
 # the upgrade); tests/fixtures/arena-v1.db is a database written by schema 1.
@@ -76,6 +77,7 @@ MIGRATIONS: dict[int, list[str]] = {
         "row_payoff REAL NOT NULL, col_payoff REAL NOT NULL, cooperative INTEGER NOT NULL, "
         "PRIMARY KEY (trial_id, round)) WITHOUT ROWID",
         "ALTER TABLE rounds ADD COLUMN state TEXT"],
+    11: [],  # iterate's meta-rounds protocol: new tables only (meta_programs, meta_rounds; store/metaschema.py)
 }
 LEGACY_FINGERPRINT = "v1:"  # prefix of a fingerprint computed by schema 1's rule
 
@@ -251,7 +253,7 @@ CREATE TABLE IF NOT EXISTS response_cache (
     created_at REAL NOT NULL,
     PRIMARY KEY (key, endpoint)      -- append-only: the first answer stays
 );
-"""
+""" + METAROUNDS_SCHEMA
 
 
 def statements(script: str) -> list[str]:
