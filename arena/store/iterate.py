@@ -127,6 +127,11 @@ def claim(store: Store, run_id: int, tid: int) -> None:
     store._write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
 
 
+def release(store: Store, tid: int) -> None:
+    """Let another process claim a run this process recorded (its runner process, which claims it)."""
+    store._write(lambda cur: cur.execute("UPDATE tournaments SET runner_pid=NULL WHERE id=?", (tid,)))
+
+
 def first_seq(config: dict, round_: int, player: str, step: int) -> int:
     """The seq of a step's first trial (its episodes are the next `episodes` seqs): the start pair's at 0,
     then per round the row's turn, then the column's, each with slots for steps 0 (the current program),
