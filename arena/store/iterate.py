@@ -102,6 +102,14 @@ def run_row(store: Store, run_id: int | None = None) -> dict:
     return row
 
 
+def run_of_tournament(store: Store, tid: int) -> int:
+    """The iterate run whose trials tournament `tid` holds."""
+    rows = store.query("SELECT id FROM iterate_runs WHERE tournament_id=?", (tid,))
+    if not rows:
+        raise LookupFailed(f"tournament {tid} is not an iterate run's")
+    return rows[0]["id"]
+
+
 def runs(store: Store) -> list[dict]:
     out = store.query("SELECT * FROM iterate_runs ORDER BY id DESC")
     for r in out:
