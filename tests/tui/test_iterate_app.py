@@ -60,6 +60,19 @@ def _fill(screen, **values) -> None:
             w.value = value
 
 
+def test_welfare_plot_draws_each_turn_as_a_bar_from_the_axis_bottom():
+    from arena.tui.screens.iterate_run import welfare_plot
+
+    assert welfare_plot([("start", 2.67), ("1r", 2.0), ("1c", 6.0)]).splitlines() == [
+        "     6       ██", "       ▃▃    ██", "     0 ██ ██ ██", "       st 1r 1c"]
+    assert welfare_plot([("start", -1.0), ("1r", None), ("12c", 3.0)]).splitlines() == [
+        "     3     ·   ███", "           ·   ███", "    -1 ▁▁▁ ·   ███", "       st  1r  12c"]
+    assert welfare_plot([]) == "no turn has finished yet"
+    # rounds of two digits: bars as wide as their labels; the latest turns that fit
+    assert welfare_plot([(f"{k}r", float(k)) for k in range(1, 31)], width=24).splitlines() == [
+        "    30 ▆▆▆ ▆▆▆ ▇▇▇ ███", "       ███ ███ ███ ███", "     0 ███ ███ ███ ███", "       27r 28r 29r 30r"]
+
+
 async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, monkeypatch):
     from arena.tui.screens.iterate_run import IterateRunScreen
     from arena.tui.screens.iterate_start import IterateStartScreen
@@ -97,7 +110,7 @@ async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, 
             await wait_for(pilot, lambda: writer.calls == 2 and view.state is not None
                            and view.state.writing is not None and view.state.writing.step == 2, 60)
             head = _text(app, "#itr-head")
-            assert "run 1 · vanilla_coordination · writer custom/w · 1×2×3 ε 0.2 · running" in head
+            assert "run 1 running · vanilla_coordination · 1×2×3 ε 0.2 · writer custom/w" in head
             assert "pair: row it1-start-row · col it1-start-col · round 1: the row writer is writing step 2" in head
             table = view.query_one("#itr-steps", DataTable)
             assert [[str(c) for c in table.get_row_at(i)][:3] for i in range(table.row_count)] == [

@@ -31,12 +31,15 @@ STATUS_STYLE = {"running": "green", "finished": "green", "paused": "yellow", "pa
 
 def welfare_plot(turns: list[tuple[str, float | None]], width: int = 60, height: int = 3) -> str:
     """The welfare after each turn as bars (`height` rows, eighths of a row), the axis's top and bottom
-    values on the left and each bar's turn under it ("st": the start pair, "1r": round 1's row turn).
-    The latest turns that fit in `width` are shown."""
+    values on the left (the axis spans 0 and every value) and each bar's turn under it ("st": the start
+    pair, "1r": round 1's row turn; '·' a turn without a welfare). The latest turns that fit in `width`
+    are shown."""
     if not turns:
         return "no turn has finished yet"
-    per = 3  # a bar two cells wide, one cell apart
-    shown = turns[-max(1, (width - 8) // per):]
+    names = ["st" if label == "start" else label for label, _ in turns]
+    per = max(3, 1 + max(len(n) for n in names))  # a bar as wide as its label, one cell apart
+    keep = max(1, (width - 8) // per)
+    shown, names = turns[-keep:], names[-keep:]
     got = [w for _, w in shown if w is not None]
     lo, hi = min([0.0, *got]), max([0.0, *got])
     span = (hi - lo) or 1.0
@@ -45,14 +48,14 @@ def welfare_plot(turns: list[tuple[str, float | None]], width: int = 60, height:
         cells = []
         for _, w in shown:
             if w is None:
-                cells.append("· ")
+                cells.append("·".ljust(per))
                 continue
-            eighths = round((w - lo) / span * height * 8)
+            eighths = max(1, round((w - lo) / span * height * 8))  # the axis's lowest value: a sliver
             fill = min(8, max(0, eighths - r * 8))
-            cells.append(BLOCKS[fill] * 2 + " ")
+            cells.append(BLOCKS[fill] * (per - 1) + " ")
         axis = f"{hi:>6.3g} " if r == height - 1 else (f"{lo:>6.3g} " if r == 0 else " " * 7)
         rows.append(axis + "".join(cells).rstrip())
-    labels = "".join(("st" if label == "start" else label[-2:]).ljust(per) for label, _ in shown)
+    labels = "".join(n.ljust(per) for n in names)
     return "\n".join(rows + [" " * 7 + labels.rstrip()])
 
 
@@ -150,9 +153,10 @@ class IterateRunScreen(ContainsFailures, Screen):
         st = self.state
         c = st.config
         status = Text(st.status, style=f"bold {STATUS_STYLE.get(st.status, '')}")
-        mode = "" if self.session is not None else ("  (stored)" if st.ended else "  (read-only)")
-        first = Text.assemble(f"run {self.run_id} · {c['game']} · writer {c['model']} · "
-                              f"{c['rounds']}×{c['steps']}×{c['episodes']} ε {c['epsilon']:g} · ", status, mode)
+        mode = "" if self.session is not None else (" (stored)" if st.ended else " (read-only)")
+        first = Text.assemble(f"run {self.run_id} ", status, mode,
+                              f" · {c['game']} · {c['rounds']}×{c['steps']}×{c['episodes']} ε {c['epsilon']:g} · "
+                              f"writer {c['model']}", no_wrap=True, overflow="ellipsis")
         pair = st.pair()
         if st.writing is not None:
             w = st.writing
@@ -162,7 +166,7 @@ class IterateRunScreen(ContainsFailures, Screen):
             now = (f"final welfare {w:.3g}" if w is not None else (st.error or st.status))
         else:
             now = "playing"
-        second = Text(f"pair: row {pair['row']} · col {pair['col']} · {now}")
+        second = Text(f"pair: row {pair['row']} · col {pair['col']} · {now}", no_wrap=True, overflow="ellipsis")
         self.query_one("#itr-head", Static).update(Text("\n").join([first, second]))
 
     def _table(self) -> None:
