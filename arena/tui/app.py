@@ -147,6 +147,11 @@ class ArenaApp(App):
     def _tick(self) -> None:
         s = self.session
         if s is None:
+            it = self.iterate_session
+            if it is not None:  # the iterate run followed here, in the header
+                status = it.status
+                colour = {"running": "$success", "finished": "$success", "failed": "$error"}.get(status, "$warning")
+                self.run_label = f"[{colour}]{'●' if status == 'running' else '■'}[/] iterate run {it.run_id} {status}"
             return
         poll = s.poll()
         for n in poll.notices:

@@ -167,6 +167,13 @@ class IterateSession:
             return None if self.state is None else _copy(self.state)
 
     @property
+    def status(self) -> str:
+        with self._lock:
+            if self.detached:
+                return "detached"
+            return "starting" if self.state is None else self.state.status
+
+    @property
     def ended(self) -> bool:
         with self._lock:
             return self.detached or (self.state is not None and self.state.ended) or (
