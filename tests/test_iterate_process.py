@@ -139,3 +139,35 @@ def test_cancel_keeps_the_steps_and_a_resumed_run_ends_as_the_cli_run(tmp_path, 
     thread.join(180)
     assert isinstance(got[-1], RunEnded) and got[-1].status == "finished"
     assert stored_rows(db) == cli_rows(tmp_path)
+
+
+def test_a_writer_that_fails_ends_the_run_failed_with_why(tmp_path, monkeypatch):
+    from tests.support.fake_llm import Status
+
+    db = tmp_path / "app.db"
+    lib = load_library()
+    with FakeLLMServer(Script([], fallback=Status(404))) as srv:
+        monkeypatch.setenv("LLM_BASE_URL", srv.base_url)
+        monkeypatch.setenv("LLM_API_KEY", "k")
+        with Store(db) as store:
+            started = start_detached(store, IterateConfig(**CONFIG), lib.games["vanilla_coordination"])
+        thread, got = follow(IterateRemote(db, 1, started.socket))
+        thread.join(120)
+    ended = got[-1]
+    assert isinstance(ended, RunEnded) and ended.status == "failed"
+    assert ended.error == "provider 'custom' refused model 'w': HTTP 404: Error code: 404 - Not found."
+    with Store(db) as store:
+        assert store.query("SELECT status, error FROM iterate_runs") == [{"status": "failed", "error": ended.error}]
+
+
+def test_a_missing_key_is_refused_before_anything_is_recorded(tmp_path, monkeypatch):
+    from arena.errors import ArenaError
+
+    monkeypatch.delenv("LLM_API_KEY", raising=False)
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    db = tmp_path / "app.db"
+    with Store(db) as store:
+        with pytest.raises(ArenaError) as exc:
+            start_detached(store, IterateConfig(**CONFIG), load_library().games["vanilla_coordination"])
+        assert str(exc.value) == "provider 'custom' needs the environment variable LLM_API_KEY"
+        assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]

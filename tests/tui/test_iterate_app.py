@@ -164,3 +164,27 @@ async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, 
             assert "final welfare" in _text(app, "#itr-head")
             assert _text(app, "#itr-plot").splitlines()[-1].split() == ["st", "1r", "1c"]
     assert stored_rows(db) == cli_rows(tmp_path)
+
+
+async def test_the_form_names_a_missing_key_and_records_nothing(make_app, tmp_path, monkeypatch):
+    from arena.tui.screens.iterate_start import IterateStartScreen
+
+    monkeypatch.delenv("LLM_API_KEY", raising=False)
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    db = tmp_path / "app.db"
+    app = make_app(db, start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(IterateStartScreen())
+        await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen) and app.screen.query("#it-model"))
+        _fill(app.screen, **{"it-model": "custom/w", "it-seed": "x"})
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert _text(app, "#itf-errors") == "Seed: 'x' is not a whole number"
+        _fill(app.screen, **{"it-seed": "1"})
+        await pilot.click("#itf-start")
+        await pilot.pause()
+        assert _text(app, "#itf-errors") == "cannot start: provider 'custom' needs the environment variable LLM_API_KEY"
+        assert isinstance(app.screen, IterateStartScreen) and app.iterate_session is None
+    with Store(db) as store:
+        assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]
