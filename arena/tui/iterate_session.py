@@ -130,7 +130,18 @@ class IterateSession:
         self._thread.start()
 
     def _main(self) -> None:
-        ended = asyncio.run(self.remote.run())
+        try:
+            ended = asyncio.run(self.remote.run())
+        except Exception as exc:  # noqa: BLE001: a bug in this client (the run goes on in its process)
+            from arena.runner.crashlog import record_internal_error
+
+            reason = record_internal_error(self.db_path, exc)
+            with self._lock:
+                self.detached = True
+                if self.state is not None:
+                    self.state.notices.append(Notice(reason, "error"))
+                    self.state.error, self.state.version = reason, self.state.version + 1
+            return
         with self._lock:
             if ended is None:
                 self.detached = True

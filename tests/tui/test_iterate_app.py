@@ -120,6 +120,13 @@ async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, 
             detail = _text(app, "#itr-detail")
             assert "it1-r1-row-s1  (invalid) · writer step 1 of 2" in detail
             assert "candidate.py:1: syntax error" in detail and "def decide(ctx)" in detail
+            await pilot.press("v")  # the writer's conversation up to this step, as it was sent
+            await wait_for(pilot, lambda: "system:" in _text(app, "#itr-detail"), 10)
+            conv = _text(app, "#itr-detail")
+            assert conv.index("system:") < conv.index("user:") < conv.index("assistant:") < conv.rindex("user:")
+            assert "The opponent's current program (fixed while you improve yours):" in conv.split("assistant:")[0]
+            assert "failed its unit tests" in conv.split("assistant:")[1]
+            await pilot.press("v")
             await pilot.press("p")  # held before the next writer call
             await wait_for(pilot, lambda: view.state.status == "paused", 30)
             writer.release.set()

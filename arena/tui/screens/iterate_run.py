@@ -79,6 +79,7 @@ class IterateRunScreen(ContainsFailures, Screen):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"),
                 Binding("p,space", "pause", "Pause/resume"), Binding("c", "cancel", "Cancel"),
                 Binding("x", "detach", "Detach"), Binding("d", "focus_detail", "Read"),
+                Binding("v", "conversation", "Conversation"),
                 Binding("tab", "app.focus_next", "Next pane", show=False)]
 
     DEFAULT_CSS = """
@@ -100,6 +101,8 @@ class IterateRunScreen(ContainsFailures, Screen):
         self._version: tuple = ()
         self._rows: list[dict] = []
         self._detail_key = None
+        self.conversation = False  # the detail shows the writer's whole conversation up to the step
+        self._messages: dict[str, list[dict]] = {}  # candidate id -> the messages its writer call was sent
 
     def compose(self) -> ComposeResult:
         yield Static(id="failure", markup=False)
@@ -202,6 +205,11 @@ class IterateRunScreen(ContainsFailures, Screen):
             parts = [Text(f"the writer is writing {w.program_id}: its answer is shown when it has come "
                           "and been tested", style="italic")]
             title = f"round {w.round} · {w.player} · step {w.step}"
+        elif self.conversation and s.get("reply"):
+            pid = s["program_id"]
+            key = ("conversation", pid, pid in self._messages)
+            parts = self._conversation(s)
+            title = f"the writer's conversation · round {s['round']} · {s['player']} · step {s['step']}"
         else:
             key = (s["round"], s["player"], s["step"], s.get("kept"), len(s))
             steps = self.state.config["steps"]
@@ -222,7 +230,45 @@ class IterateRunScreen(ContainsFailures, Screen):
         box.update(Group(*parts))
         outer.scroll_home(animate=False)
         outer.border_title = title
-        outer.border_subtitle = "d: read (arrows scroll)"
+        outer.border_subtitle = "d: read · v: " + ("the step" if self.conversation else "conversation")
+
+    def _conversation(self, s: dict) -> list:
+        """The messages the writer was sent for step `s` (read in a worker, once), its reply, and the
+        feedback that became the next user message."""
+        pid = s["program_id"]
+        msgs = self._messages.get(pid)
+        if msgs is None:
+            self._fetch_messages(pid)
+            return [Text("loading the conversation…", style="italic")]
+        parts: list = []
+        for m in [*msgs, {"role": "assistant", "content": s["reply"]},
+                  *([{"role": "user", "content": s["feedback"]}] if s.get("feedback") else [])]:
+            parts += [Text(f"{m['role']}:", style="bold"), Text(str(m.get("content", "")).rstrip()), Text("")]
+        return parts
+
+    def _fetch_messages(self, pid: str) -> None:
+        import json
+
+        from ..loading import run_query
+
+        tid = self.state.run["tournament_id"]
+
+        def query(store) -> list[dict]:
+            rows = store.query("SELECT messages FROM llm_calls WHERE tournament_id=? AND trial_id=0 AND program=? "
+                               "ORDER BY id DESC LIMIT 1", (tid, pid))
+            return json.loads(rows[0]["messages"]) if rows else []
+
+        def got(msgs: list[dict]) -> None:
+            self._messages[pid] = msgs
+            self._detail()
+
+        run_query(self, f"iterate-conversation-{pid}", query, got)
+
+    def action_conversation(self) -> None:
+        self.conversation = not self.conversation
+        self._detail_key = None
+        if self.state is not None:
+            self._detail()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.state is not None:

@@ -113,7 +113,7 @@ class IterateStartScreen(ContainsFailures, Screen):
         for seat in ("#it-start-row", "#it-start-col"):
             self.query_one(seat, Select).set_options(options)
             self.query_one(seat, Select).value = RANDOM
-        self.query_one("#it-model", Input).focus()
+        self.query_one("#it-game", Select).focus()
 
     def values(self) -> dict:
         q = self.query_one
