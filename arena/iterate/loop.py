@@ -27,6 +27,7 @@ from arena.engine.sandbox import Sandbox
 from arena.errors import ArenaError
 from arena.iterate import feedback as fb
 from arena.iterate import prompts
+from arena.iterate.events import StepStored, WriterAsked
 from arena.iterate.play import play, specs
 from arena.library.games import Game, parse_game
 from arena.library.personas import Persona
@@ -172,10 +173,11 @@ def text_of(program) -> str:
 
 class IterateRunner:
     def __init__(self, store: Store, run_id: int, tid: int, cfg: IterateConfig, game: Game, service,
-                 on_step: Callable[[StepView], None] | None = None):
+                 on_step: Callable[[StepView], None] | None = None, on_event: Callable | None = None):
         self.store, self.run_id, self.tid, self.cfg, self.game = store, run_id, tid, cfg, game
         self.service = service
         self.on_step = on_step or (lambda view: None)
+        self.on_event = on_event or (lambda event: None)  # iterate/events.py: a writer asked, a step stored
         self.llm_config = TournamentConfig(programs=["writer"], games=[game.id], epsilons=[cfg.epsilon],
                                            max_depths=[cfg.max_depth], trials=1, concurrency=4)
         self.writer = LLMProgram(id="writer", kind="llm", model=cfg.model, system_prompt="writer")
@@ -270,6 +272,7 @@ class IterateRunner:
         step = {"round": 0, "player": "start", "step": 0, "program_id": current["row"].id,
                 "program_hash": current["row"].content_hash, "valid": 1, "kept": 1, **self._scored(results)}
         db.write_step(self.store, self.run_id, self.tid, step, [])
+        self.on_event(StepStored(self.run_id, step))
         return step["welfare"]
 
     async def _evaluation(self, k: int, seat: str, t: int, prog, opp, stream: str, done: dict) -> dict:
@@ -283,6 +286,7 @@ class IterateRunner:
         step = {"round": k, "player": seat, "step": t, "program_id": prog.id, "program_hash": prog.content_hash,
                 "source": text_of(prog), "valid": 1, **self._scored(results)}
         db.write_step(self.store, self.run_id, self.tid, step, [])
+        self.on_event(StepStored(self.run_id, step))
         return step
 
     async def _turn(self, k: int, seat: str, done: dict, current: dict):
@@ -304,6 +308,7 @@ class IterateRunner:
             pid = f"it{self.run_id}-r{k}-{seat}-s{t}"
             stored = done.get((k, seat, t))
             if stored is None:
+                self.on_event(WriterAsked(self.run_id, k, seat, t, pid))
                 stored = await self._step(k, seat, t, pid, msgs, opp, best[0])
             if stored["valid"]:
                 prog = (CodeProgram(id=pid, kind="code", source=stored["source"]) if cfg.kind == "code"
@@ -315,6 +320,7 @@ class IterateRunner:
             self.on_step(StepView(k, seat, t, pid, stored["source"], bool(stored["valid"]), stored["feedback"],
                                   stored["welfare"], util(stored)))
         db.mark_kept(self.store, self.run_id, k, seat, best[1])
+        self.on_event(StepStored(self.run_id, {"round": k, "player": seat, "step": best[1], "kept": 1}))
         fresh = await self._evaluation(k, seat, cfg.steps + 1, best[2], opp, f"r{k}-{seat}-fresh", done)
         return best[2], fresh["welfare"]
 
@@ -351,7 +357,9 @@ class IterateRunner:
             step["feedback"] = (fb.invalid_text(errors, source, self.game) if cfg.writer >= prompts.WRITER_V2
                                 and cfg.kind == "code" else fb.invalid_text(errors))
         db.write_step(self.store, self.run_id, self.tid, step, calls)
-        return {k: step.get(k) for k in db.STEP_FIELDS}
+        stored = {k: step.get(k) for k in db.STEP_FIELDS}
+        self.on_event(StepStored(self.run_id, stored))
+        return stored
 
 
 def write_final(current: dict, run_id: int, out_dir: Path) -> list[Path]:

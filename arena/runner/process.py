@@ -283,17 +283,22 @@ class Spawned:
     socket: str
 
 
-def spawn(db: Path, tournament_id: int, timeout: float = 60.0, paused: bool = False) -> Spawned:
+def spawn(db: Path, tournament_id: int, timeout: float = 60.0, paused: bool = False, *,
+          module: str = "arena.runner.process", args: list[str] | None = None) -> Spawned:
     """Start the runner process of stored tournament `tournament_id`; return once it listens.
     `paused`: it waits for a client to unpause it (a client then sees every trial streamed).
 
-    Its stderr goes to runner_log(db, ID) (a traceback there is a bug in Arena)."""
+    `module` is the process's entry point, run as `python -m MODULE --db PATH ARGS [--paused]` (ARGS:
+    `--tournament ID` unless given): this module's for a tournament, `arena.iterate.process` (a layer
+    above, started by name and never imported here) for an iterate run, whose tournament row holds its
+    trials and its socket. The process prints one JSON line when it listens (`pid`, `socket`) or could
+    not start (`error`). Its stderr goes to runner_log(db, ID) (a traceback there is a bug in Arena)."""
     _remove_stale_sockets(runtime_dir())
     log_path = runner_log(db, tournament_id)
     with os.fdopen(_open_log(log_path), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "arena.runner.process", "--db", str(Path(db).resolve()),
-             "--tournament", str(tournament_id), *(["--paused"] if paused else [])],
+            [sys.executable, "-m", module, "--db", str(Path(db).resolve()),
+             *(args if args is not None else ["--tournament", str(tournament_id)]), *(["--paused"] if paused else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log, start_new_session=True, close_fds=True)
     # reap it when it ends if we are still around (a zombie would look like a live runner)
     threading.Thread(target=proc.wait, name=f"arena-runner-{proc.pid}-reaper", daemon=True).start()

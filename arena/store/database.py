@@ -132,7 +132,6 @@ class Store(Queries, Writes):
                     raise StoreError(explain(self.path, exc)) from None
                 raise
 
-
     def defer(self, sql: str, params: tuple) -> None:
         """Queue one row's INSERT for the next transaction: within WRITE_WINDOW_S while an event loop runs in
         this thread (a timer of that loop), at once otherwise. A row that fails to insert fails that

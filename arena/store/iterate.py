@@ -157,6 +157,14 @@ def run_row(store: Store, run_id: int | None = None) -> dict:
     return row
 
 
+def run_of_tournament(store: Store, tid: int) -> int:
+    """The iterate run whose trials tournament `tid` holds."""
+    rows = store.query("SELECT id FROM iterate_runs WHERE tournament_id=?", (tid,))
+    if not rows:
+        raise LookupFailed(f"tournament {tid} is not an iterate run's")
+    return rows[0]["id"]
+
+
 def runs(store: Store) -> list[dict]:
     out = store.query("SELECT * FROM iterate_runs ORDER BY id DESC")
     for r in out:
@@ -180,6 +188,11 @@ def claim(store: Store, run_id: int, tid: int) -> None:
     of one run can never both write its missing steps."""
     store.claim(tid)
     store.write(lambda cur: cur.execute("UPDATE iterate_runs SET status='running', error=NULL WHERE id=?", (run_id,)))
+
+
+def release(store: Store, tid: int) -> None:
+    """Let another process claim a run this process recorded (its runner process, which claims it)."""
+    store._write(lambda cur: cur.execute("UPDATE tournaments SET runner_pid=NULL WHERE id=?", (tid,)))
 
 
 def first_seq(config: dict, round_: int, player: str, step: int) -> int:

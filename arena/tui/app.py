@@ -70,6 +70,7 @@ class ArenaApp(ImmediateModeSwitch, App):
         self._store = None
         self._library = None
         self.session: LiveSession | None = None
+        self.iterate_session = None  # an iterate run followed in its runner process (iterate_session.py)
         self.session_log: deque = deque(maxlen=200)  # (clock, level, message) of the current session
         self.results_tid: int | None = None  # the tournament the Results screen shows
         self.library_problems: list = []  # problems in the YAML files (the rest of the library still loads)
@@ -147,6 +148,11 @@ class ArenaApp(ImmediateModeSwitch, App):
     def _tick(self) -> None:
         s = self.session
         if s is None:
+            it = self.iterate_session
+            if it is not None:  # the iterate run followed here, in the header
+                status = it.status
+                colour = {"running": "$success", "finished": "$success", "failed": "$error"}.get(status, "$warning")
+                self.run_label = f"[{colour}]{'●' if status == 'running' else '■'}[/] iterate run {it.run_id} {status}"
             return
         poll = s.poll()
         for n in poll.notices:
@@ -263,8 +269,65 @@ class ArenaApp(ImmediateModeSwitch, App):
         if row is None:
             raise ArenaError(f"tournament {tid} is not running" if tid is not None
                              else f"no tournament is running in {self.db_path}")
+        if row.fingerprint == "iterate":  # an iterate run's tournament: its live view
+            from arena.store import iterate as db
+
+            self.watch_iterate(db.run_of_tournament(self.store, row.id))
+            return row.id
         self._attach_session(row.id)
         return row.id
+
+    # -- iterate runs ---------------------------------------------------------------------------------------
+    @property
+    def iterating(self) -> bool:
+        return self.iterate_session is not None and not self.iterate_session.ended
+
+    def start_iterate(self, cfg) -> int:
+        """Record an iterate run from a validated config and start its runner process (the app follows it);
+        raises ArenaError (a run followed already, the writer's key missing, ...)."""
+        from arena.errors import ArenaError
+        from arena.iterate.process import start_detached
+
+        if self.iterating:
+            raise ArenaError(f"iterate run {self.iterate_session.run_id} is being followed here: detach (x) or "
+                             "cancel it first")
+        lib = self.library
+        if cfg.game not in lib.games:
+            raise ArenaError(f"unknown game '{cfg.game}'")
+        # started paused, unpaused once attached: the view sees every step from the first
+        started = start_detached(self.store, cfg, lib.games[cfg.game], paused=True)
+        self._follow_iterate(started.run_id, started.tournament_id, started.socket, started.pid, start=True)
+        return started.run_id
+
+    def _follow_iterate(self, run_id: int, tid: int, socket: str, pid: int | None, start: bool = False) -> None:
+        from .iterate_session import IterateSession
+
+        self.iterate_session = IterateSession(self.db_path, run_id, tid, socket, pid, start=start)
+        self.iterate_session.start()
+
+    def watch_iterate(self, run_id: int) -> None:
+        """Open iterate run `run_id`'s view: followed live when its runner process runs (attaching to it),
+        else as stored."""
+        from arena.runner.process import running_runner
+        from arena.store import iterate as db
+
+        from .screens.iterate_run import IterateRunScreen
+
+        s = self.iterate_session
+        if s is None or s.ended or s.run_id != run_id:
+            row = db.run_row(self.store, run_id)
+            live = running_runner(self.store, row["tournament_id"])
+            if live is not None and not self.iterating:
+                self._follow_iterate(run_id, live.id, live.runner_socket, live.runner_pid)
+        s = self.iterate_session
+        following = s is not None and not s.ended and s.run_id == run_id
+        self.push_screen(IterateRunScreen(run_id, s if following else None))
+
+    def detach_iterate(self) -> None:
+        """Stop following the iterate run (it goes on in its runner process)."""
+        if self.iterate_session is not None:
+            self.iterate_session.detach()
+            self.iterate_session.join(10)
 
     def _attach_session(self, tid: int, reused: bool = False, start: bool = False) -> None:
         from arena.runner.process import RemoteRunner
@@ -358,6 +421,16 @@ class ArenaApp(ImmediateModeSwitch, App):
         self.theme = "textual-light" if self.current_theme.dark else "textual-dark"
 
     async def action_quit(self) -> None:
+        if self.iterating:  # an iterate run goes on in its runner process
+            s = self.iterate_session
+            self.detach_iterate()
+            self.exit_message = (f"Iterate run {s.run_id} goes on in runner process {s.pid}.\n"
+                                 f"Follow it again with: arena attach {s.tournament_id}"
+                                 + ("" if self.db_path.resolve() == Path(os.environ.get("ARENA_DB") or "arena.db").resolve()
+                                    else f" --db {self.db_path}"))
+            if not self.busy:
+                self.exit(message=self.exit_message)
+                return
         if self.busy and self.session.remote:
             from .screens.dialogs import Choose
 
@@ -423,6 +496,8 @@ class ArenaApp(ImmediateModeSwitch, App):
         yield SystemCommand("Export results", "Export the tournament shown in Results", self._cmd_export)
         yield SystemCommand("Iterate runs", "Watch arena iterate runs: candidates, feedback, welfare (History: i)",
                             self._cmd_iterate)
+        yield SystemCommand("Start an iterate run", "An LLM writes programs, each seat in turn improving against "
+                            "the other (Iterate runs: n)", self._cmd_iterate_start)
         yield SystemCommand("Help", "Keys and concepts", self.action_help)
         yield SystemCommand("Toggle light / dark", "Switch between the light and dark theme", self.action_toggle_dark)
         yield from super().get_system_commands(screen)
@@ -452,6 +527,11 @@ class ArenaApp(ImmediateModeSwitch, App):
         from .screens.iterate import IterateScreen
 
         self.push_screen(IterateScreen())
+
+    def _cmd_iterate_start(self) -> None:
+        from .screens.iterate_start import IterateStartScreen
+
+        self.push_screen(IterateStartScreen())
 
     def _cmd_export(self) -> None:
         self.switch_mode("results")

@@ -66,7 +66,8 @@ Markdown, LaTeX, PNG, SVG) · `t` pick another tournament (History). Every tab s
 
 ## History
 `enter` open results · `r` resume an interrupted or cancelled tournament · `i` iterate runs (`arena
-iterate`: each step's code and feedback, the welfare) · `R` refresh.
+iterate`: each step's code and feedback, the welfare; `n` starts one, `enter` opens or follows one:
+`p` pause, `c` cancel, `x` detach) · `R` refresh.
 """
 
 

@@ -130,6 +130,13 @@ class HistoryScreen(ArenaScreen):
             f"games: {', '.join(cfg['games'])} · ε {' '.join(f'{e:g}' for e in cfg['epsilons'])} · cap "
             f"{' '.join(map(str, cfg['max_depths']))}" + (f" · T {' '.join(f'{t:g}' for t in temps)}" if temps else "")
             + f" · {cfg['trials']} trials/cell · seed {cfg.get('seed', 0)} · simulation {cfg.get('simulation', 'run')}"))
+        if r.fingerprint == "iterate":  # an iterate run's tournament (its candidates' trials)
+            hint = "enter: the iterate run's view" + (" (live)" if status == "running" else "")
+            if status in RESUMABLE:
+                hint += " · r: resume it"
+            lines.append(Content.styled(hint + " · i: all iterate runs", "dim"))
+            box.update(Content("\n").join(lines))
+            return
         hint = "enter: results"
         if status in RESUMABLE and r.done < r.total_trials:
             hint += f" · r: resume ({r.total_trials - r.done:,} trials missing)"
@@ -144,8 +151,14 @@ class HistoryScreen(ArenaScreen):
 
     def action_open(self) -> None:
         r = self._current()
-        if r is not None:
-            self.app.open_results(r.id)
+        if r is None:
+            return
+        if r.fingerprint == "iterate":
+            from arena.store import iterate as db
+
+            self.app.watch_iterate(db.run_of_tournament(self.app.store, r.id))
+            return
+        self.app.open_results(r.id)
 
     def action_resume(self) -> None:
         from arena.errors import ArenaError
@@ -157,6 +170,9 @@ class HistoryScreen(ArenaScreen):
         if self._is_live(r.id):
             self.app.switch_mode("live")
             return
+        if r.fingerprint == "iterate":
+            self._resume_iterate(r, status)
+            return
         if status not in RESUMABLE or r.done >= r.total_trials:
             self.notify(f"Tournament {r.id} is {status} with {r.done:,}/{r.total_trials:,} trials: nothing to resume.",
                         severity="warning")
@@ -165,6 +181,25 @@ class HistoryScreen(ArenaScreen):
             self.app.resume_tournament(r.id)
         except ArenaError as exc:
             self.notify(str(exc), severity="error", title="Cannot resume", timeout=10)
+
+    def _resume_iterate(self, r, status: str) -> None:
+        from arena.errors import ArenaError
+        from arena.iterate.process import resume_detached
+        from arena.store import iterate as db
+
+        run_id = db.run_of_tournament(self.app.store, r.id)
+        if status not in RESUMABLE:
+            self.notify(f"Iterate run {run_id} is {status}: nothing to resume.", severity="warning")
+            return
+        try:
+            if self.app.iterating:
+                raise ArenaError(f"iterate run {self.app.iterate_session.run_id} is being followed here: "
+                                 "detach (x) or cancel it first")
+            resume_detached(self.app.store, run_id)
+        except ArenaError as exc:
+            self.notify(str(exc), severity="error", title="Cannot resume", timeout=10)
+            return
+        self.app.watch_iterate(run_id)
 
     def action_live(self) -> None:
         self.app.switch_mode("live")

@@ -1,5 +1,7 @@
-"""Iterate: the stored iterate runs (arena iterate), each step's candidate code and the feedback it got,
-and the welfare per step; refreshed every second, so a run going on in a terminal can be watched."""
+"""Iterate: the stored iterate runs (arena iterate, or started here: n), each step's candidate code and
+the feedback it got, and the welfare per step; enter opens a run's view (live while its runner process
+runs). Reloaded every second in a worker (loading.py: a read connection of its own, nothing queried on
+the UI thread), so a run going on in a terminal can be watched."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ def welfare_bar(values: list[float | None], width: int = 40) -> str:
 
 class IterateScreen(ContainsFailures, Screen):
     BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("R", "refresh", "Refresh"),
+                Binding("n", "new", "New run"), Binding("enter", "open", "Open / follow"),
                 Binding("tab", "app.focus_next", "Next pane"),
                 Binding("d", "focus_detail", "Read the step")]
 
@@ -37,9 +40,11 @@ class IterateScreen(ContainsFailures, Screen):
     IterateScreen #iterate-detail-box { height: 3fr; border: round $primary 50%; }
     IterateScreen #iterate-detail-box:focus { border: round $accent; }
     IterateScreen #iterate-detail { height: auto; }
+    IterateScreen #failure { display: none; background: $error 30%; }
     """
 
     def compose(self) -> ComposeResult:
+        yield Static(id="failure", markup=False)
         with Vertical():
             with Horizontal(id="iterate-tables"):
                 yield DataTable(id="iterate-runs", cursor_type="row")
@@ -64,11 +69,26 @@ class IterateScreen(ContainsFailures, Screen):
         runs.focus()
 
     def action_refresh(self) -> None:
+        """The runs and the highlighted run's steps, queried in a worker; shown when they come."""
         from arena.store import iterate as db
 
-        runs = db.runs(self.app.store)
+        from ..loading import run_query
+
+        run = self._run()
+        want = run["id"] if run else None
+
+        def query(store):
+            runs = db.runs(store)
+            rid = want if any(r["id"] == want for r in runs) else (runs[0]["id"] if runs else None)
+            return runs, rid, (db.steps(store, rid) if rid is not None else [])
+
+        run_query(self, "iterate-list", query, self._loaded)
+
+    def _loaded(self, value) -> None:
+        runs, rid, steps = value
         key = tuple((r["id"], r["status"]) for r in runs)
         table = self.query_one("#iterate-runs", DataTable)
+        self.runs = runs
         if key != self._shown:
             self._shown = key
             keep = table.cursor_row
@@ -80,8 +100,14 @@ class IterateScreen(ContainsFailures, Screen):
                               key=str(r["id"]))
             if runs:
                 table.move_cursor(row=min(max(keep, 0), len(runs) - 1))
-        self.runs = runs
-        self._fill_steps()
+        run = self._run()
+        if run is not None and run["id"] == rid:
+            self._steps_of = rid
+            self._fill_steps(steps)
+        elif run is not None:
+            self.action_refresh()  # the cursor moved meanwhile: that run's steps
+        else:
+            self._fill_steps([])
 
     def _run(self) -> dict | None:
         table = self.query_one("#iterate-runs", DataTable)
@@ -89,11 +115,8 @@ class IterateScreen(ContainsFailures, Screen):
             return None
         return self.runs[table.cursor_row]
 
-    def _fill_steps(self) -> None:
-        from arena.store import iterate as db
-
+    def _fill_steps(self, steps: list[dict]) -> None:
         run = self._run()
-        steps = db.steps(self.app.store, run["id"]) if run else []
         table = self.query_one("#iterate-steps", DataTable)
         if [s["id"] for s in steps] != [s["id"] for s in self.steps] or any(
                 a["kept"] != b["kept"] for a, b in zip(steps, self.steps)):
@@ -108,7 +131,7 @@ class IterateScreen(ContainsFailures, Screen):
             if steps:
                 table.move_cursor(row=len(steps) - 1 if follow else min(keep, len(steps) - 1))
         self.steps = steps
-        title = f"run {run['id']}: {run['config']['game']}" if run else "no iterate runs yet: start one with arena iterate"
+        title = f"run {run['id']}: {run['config']['game']}" if run else "no iterate runs yet: n starts one (or arena iterate)"
         self.query_one("#iterate-welfare", Static).update(
             f"{title}   welfare per step: {welfare_bar([s['welfare'] for s in steps])}")
         self._detail()
@@ -139,8 +162,23 @@ class IterateScreen(ContainsFailures, Screen):
 
     @on(DataTable.RowHighlighted, "#iterate-runs")
     def _run_changed(self) -> None:
-        self.steps = []
-        self._fill_steps()
+        run = self._run()
+        if run is not None and run["id"] != getattr(self, "_steps_of", None):
+            self.action_refresh()
+
+    @on(DataTable.RowSelected, "#iterate-runs")
+    def _run_selected(self) -> None:
+        self.action_open()
+
+    def action_open(self) -> None:
+        run = self._run()
+        if run is not None:
+            self.app.watch_iterate(run["id"])
+
+    def action_new(self) -> None:
+        from .iterate_start import IterateStartScreen
+
+        self.app.push_screen(IterateStartScreen())
 
     @on(DataTable.RowHighlighted, "#iterate-steps")
     def _step_changed(self) -> None:

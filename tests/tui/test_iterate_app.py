@@ -1,0 +1,197 @@
+"""Iterate runs started and watched in the app (real runner processes, a scripted writer on the loopback
+server): the form's errors, the live view filling in, pause, detach, attach again (from the Iterate
+runs list, then as `arena attach` does), and the stored rows equal to `arena iterate`'s."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from textual.widgets import DataTable, Input, Select
+
+from arena.store.database import Store
+from tests.support.fake_llm import FakeLLMServer
+from tests.test_iterate_process import REPLIES, cli_rows, stored_rows
+from tui_helpers import wait_for
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+
+
+class HeldWriter:
+    """REPLIES in order; the second answer waits until released (the run is caught mid-turn)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.release = threading.Event()
+        self._lock = threading.Lock()
+
+    def __call__(self, request) -> str:
+        with self._lock:
+            self.calls += 1
+            n = self.calls
+        if n == 2:
+            assert self.release.wait(120)
+        return REPLIES[n - 1]
+
+
+def _text(app, sel: str) -> str:
+    from rich.console import Console, Group
+
+    content = app.screen.query_one(sel).content
+    if isinstance(content, Group):  # the step's detail: text and highlighted code
+        console = Console(width=80, record=True, file=open(os.devnull, "w"))
+        console.print(content)
+        return console.export_text()
+    return str(content)
+
+
+def _fill(screen, **values) -> None:
+    for wid, value in values.items():
+        w = screen.query_one(f"#{wid}")
+        if isinstance(w, Select):
+            w.value = value
+        else:
+            w.value = value
+
+
+def test_welfare_plot_draws_each_turn_as_a_bar_from_the_axis_bottom():
+    from arena.tui.screens.iterate_run import welfare_plot
+
+    assert welfare_plot([("start", 2.67), ("1r", 2.0), ("1c", 6.0)]).splitlines() == [
+        "     6       ██", "       ▃▃    ██", "     0 ██ ██ ██", "       st 1r 1c"]
+    assert welfare_plot([("start", -1.0), ("1r", None), ("12c", 3.0)]).splitlines() == [
+        "     3     ·   ███", "           ·   ███", "    -1 ▁▁▁ ·   ███", "       st  1r  12c"]
+    assert welfare_plot([]) == "no turn has finished yet"
+    # rounds of two digits: bars as wide as their labels; the latest turns that fit
+    assert welfare_plot([(f"{k}r", float(k)) for k in range(1, 31)], width=24).splitlines() == [
+        "    30 ▆▆▆ ▆▆▆ ▇▇▇ ███", "       ███ ███ ███ ███", "     0 ███ ███ ███ ███", "       27r 28r 29r 30r"]
+
+
+async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, monkeypatch):
+    from arena.tui.screens.iterate_run import IterateRunScreen
+    from arena.tui.screens.iterate_start import IterateStartScreen
+
+    db = tmp_path / "app.db"
+    writer = HeldWriter()
+    with FakeLLMServer(writer) as srv:
+        monkeypatch.setenv("LLM_BASE_URL", srv.base_url)  # the runner process inherits them
+        monkeypatch.setenv("LLM_API_KEY", "k")
+        app = make_app(db, start_mode="history")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("i")
+            await wait_for(pilot, lambda: app.screen.query("#iterate-runs"))
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen))
+            form = app.screen
+            # errors are named in the form; nothing is recorded
+            _fill(form, **{"it-game": "vanilla_coordination", "it-model": "w", "it-rounds": "0"})
+            await pilot.press("ctrl+r")
+            await pilot.pause()
+            errors = _text(app, "#itf-errors")
+            assert errors == ("Writer model: a provider and a model, as provider/model (e.g. custom/my-model)\n"
+                              "Rounds: Input should be greater than or equal to 1")
+            with Store(db) as store:
+                assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]
+            _fill(form, **{"it-model": "custom/w", "it-rounds": "1", "it-steps": "2", "it-episodes": "3",
+                           "it-seed": "3"})
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen), 30)
+            view = app.screen
+            s = app.iterate_session
+            assert s is not None and view.session is s and s.pid != os.getpid()
+            # the writer's second answer is held: step 1 (broken) is shown, step 2 being written
+            await wait_for(pilot, lambda: writer.calls == 2 and view.state is not None
+                           and view.state.writing is not None and view.state.writing.step == 2, 60)
+            head = _text(app, "#itr-head")
+            assert "run 1 running · vanilla_coordination · 1×2×3 ε 0.2 · writer custom/w" in head
+            assert "pair: row it1-start-row · col it1-start-col · round 1: the row writer is writing step 2" in head
+            table = view.query_one("#itr-steps", DataTable)
+            assert [[str(c) for c in table.get_row_at(i)][:3] for i in range(table.row_count)] == [
+                ["0 start", "0", "✓"], ["1 row", "0", "✓"], ["1 row", "1", "✗"], ["1 row", "2", "…"]]
+            table.move_cursor(row=2)
+            await pilot.pause()
+            detail = _text(app, "#itr-detail")
+            assert "it1-r1-row-s1  (invalid) · writer step 1 of 2" in detail
+            assert "candidate.py:1: syntax error" in detail and "def decide(ctx)" in detail
+            await pilot.press("v")  # the writer's conversation up to this step, as it was sent
+            await wait_for(pilot, lambda: "system:" in _text(app, "#itr-detail"), 10)
+            conv = _text(app, "#itr-detail")
+            assert conv.index("system:") < conv.index("user:") < conv.index("assistant:") < conv.rindex("user:")
+            assert "The opponent's current program (fixed while you improve yours):" in conv.split("assistant:")[0]
+            assert "failed its unit tests" in conv.split("assistant:")[1]
+            await pilot.press("v")
+            await pilot.press("p")  # held before the next writer call
+            await wait_for(pilot, lambda: view.state.status == "paused", 30)
+            writer.release.set()
+            await wait_for(pilot, lambda: view.state.writing is not None and view.state.writing.player == "col", 60)
+            await pilot.pause(0.3)
+            assert "paused" in _text(app, "#itr-head") and "pair: row it1-r1-row-s2 · col it1-start-col" in \
+                _text(app, "#itr-head")
+            assert _text(app, "#itr-plot").splitlines()[-1].split() == ["st", "1r"]
+            assert writer.calls == 2  # paused: the column's writer is not asked
+            pid = s.pid
+            await pilot.press("x")  # detach: the run goes on (paused) in its process
+            await wait_for(pilot, lambda: not isinstance(app.screen, IterateRunScreen), 10)
+            assert s.detached and _alive(pid)
+            with Store(db) as store:
+                assert store.tournament(1).display_status == "running"
+                assert store.query("SELECT status FROM iterate_runs") == [{"status": "running"}]
+            # attach again from the list: the steps stored meanwhile come from the store
+            await wait_for(pilot, lambda: app.screen.query_one("#iterate-runs", DataTable).row_count == 1, 10)
+            app.screen.query_one("#iterate-runs", DataTable).focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen), 10)
+            again = app.screen
+            assert again.session is not None and again.session is not s
+            await wait_for(pilot, lambda: again.state is not None and again.state.status == "paused"
+                           and again.state.writing is not None, 30)
+            assert sorted(again.state.steps) == [(0, "start", 0), (1, "col", 0), (1, "row", 0), (1, "row", 1),
+                                                 (1, "row", 2), (1, "row", 3)]
+            assert again.state.steps[(1, "row", 2)]["kept"] == 1
+            await pilot.press("ctrl+q")  # quitting detaches it
+        assert f"Iterate run 1 goes on in runner process {pid}" in app.exit_message
+        assert f"arena attach 1 --db {db}" in app.exit_message
+        assert _alive(pid)
+        # `arena attach 1`: the app opens on the run's live view; unpaused, it ends
+        app = make_app(db, attach=1)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen) and app.screen.state is not None
+                           and app.screen.state.status == "paused", 30)
+            view = app.screen
+            await pilot.press("p")
+            await wait_for(pilot, lambda: view.state.status == "finished", 120)
+            await pilot.pause(0.3)
+            assert "final welfare" in _text(app, "#itr-head")
+            assert _text(app, "#itr-plot").splitlines()[-1].split() == ["st", "1r", "1c"]
+    assert stored_rows(db) == cli_rows(tmp_path)
+
+
+async def test_the_form_names_a_missing_key_and_records_nothing(make_app, tmp_path, monkeypatch):
+    from arena.tui.screens.iterate_start import IterateStartScreen
+
+    monkeypatch.delenv("LLM_API_KEY", raising=False)
+    monkeypatch.setenv("LLM_BASE_URL", "http://127.0.0.1:9/v1")
+    db = tmp_path / "app.db"
+    app = make_app(db, start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        app.push_screen(IterateStartScreen())
+        await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen) and app.screen.query("#it-model"))
+        _fill(app.screen, **{"it-model": "custom/w", "it-seed": "x"})
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        assert _text(app, "#itf-errors") == "Seed: 'x' is not a whole number"
+        _fill(app.screen, **{"it-seed": "1"})
+        await pilot.click("#itf-start")
+        await pilot.pause()
+        assert _text(app, "#itf-errors") == "cannot start: provider 'custom' needs the environment variable LLM_API_KEY"
+        assert isinstance(app.screen, IterateStartScreen) and app.iterate_session is None
+    with Store(db) as store:
+        assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]
