@@ -496,7 +496,7 @@ def test_schema_11_migrates_older_databases_and_old_configs(tmp_path):
     assert (cfg.protocol, cfg.revision) == ("best-response", 2)
     # and a new best-response run's stored config holds none of the meta-rounds fields
     assert set(cfg.stored()) == {"game", "model", "rounds", "steps", "episodes", "seed", "epsilon", "max_depth",
-                                 "kind", "start_row", "start_col", "temperature", "max_tokens", "out", "protocol",
+                                 "kind", "start_row", "start_col", "temperature", "max_tokens", "writer", "out", "protocol",
                                  "revision"}
 
 
