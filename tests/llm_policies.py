@@ -8,4 +8,6 @@ def mirror_policy(req) -> str:
     (and cooperates when grounded)."""
     if "always defect" in req.messages[0]["content"]:
         return "defect"
-    return "defect" if "your opponent chose: defect" in req.last_user_text else "cooperate"
+    told = req.last_user_text  # prompt version 2's wording, or version 1's (stored calls)
+    simulated_defect = ("(your own program) chose: defect." in told or "your opponent chose: defect." in told)
+    return "defect" if simulated_defect else "cooperate"

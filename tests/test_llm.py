@@ -74,7 +74,8 @@ def test_tournament_of_llm_programs_stores_calls_actions_and_tree(store, program
             user = c["messages"][1]["content"]
             if n["mode"] == SIMULATED:  # told what its simulated opponent (the child node) did
                 child = next(x for x in nodes if x["parent_id"] == n["id"])
-                assert f"In that simulation your opponent chose: {child['action']}." in user
+                assert user.endswith(f"A simulation of your opponent playing against you (your own program) "
+                                     f"chose: {child['action']}. Decide your action.")
             else:
                 assert n["mode"] in (GROUNDED, CAPPED) and "No simulation of your opponent is available" in user
         # the fair program cooperates with the defector exactly when it was grounded at the top

@@ -72,3 +72,44 @@ def test_old_database_answers_the_cli(old_db):
                           "--db", str(old_db), "--display", "none"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert _counts(old_db)["trials"] == 198  # the same tournament: nothing missing, nothing added
+
+
+def test_a_store_opened_while_another_creates_the_file_waits_and_finds_the_whole_schema(tmp_path, monkeypatch):
+    """Two processes opening one new file (the app and the runner process it starts): the second one's open
+    must not see half the first one's tables, take the file for an old database and migrate it ('duplicate
+    column name: reason'). The first Store's creation is held here after half its statements."""
+    import threading
+
+    from arena.store import schema
+
+    path = tmp_path / "new.db"
+    halfway, go_on = threading.Event(), threading.Event()
+    parts = statements(SCHEMA)
+
+    def held(script):  # the first Store's statements, the creation held after half of them
+        if threading.current_thread().name != "first":
+            yield from parts
+            return
+        yield from parts[:len(parts) // 2]
+        halfway.set()
+        go_on.wait(10)
+        yield from parts[len(parts) // 2:]
+
+    monkeypatch.setattr(schema, "statements", held)
+    opened: dict = {}
+    first = threading.Thread(target=lambda: opened.update(first=Store(path)), name="first")
+    first.start()
+    assert halfway.wait(10)
+    second = threading.Thread(target=lambda: opened.update(second=Store(path)), name="second")
+    second.start()
+    second.join(0.3)
+    assert second.is_alive() and "second" not in opened  # it waits for the first one's transaction
+    go_on.set()
+    first.join(10)
+    second.join(10)
+    assert sorted(opened) == ["first", "second"]
+    for store in opened.values():
+        with store:
+            assert schema.stored_version(store.conn) == SCHEMA_VERSION and schema.has_schema(store.conn)
+            assert store.query("SELECT count(*) AS n FROM pragma_table_info('tournaments') WHERE name='reason'") \
+                == [{"n": 1}]

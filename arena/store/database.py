@@ -67,9 +67,7 @@ class Store(Queries, Writes):
                 self.conn.execute("PRAGMA journal_mode=WAL")
             self.conn.execute("PRAGMA synchronous=NORMAL")
             version = schema.stored_version(self.conn)
-            if version is None:
-                schema.create(self.conn)
-            elif version < SCHEMA_VERSION or not schema.has_schema(self.conn):
+            if version is None or version < SCHEMA_VERSION or not schema.has_schema(self.conn):
                 with self._lock:
                     schema.migrate(self.conn)
         except (sqlite3.DatabaseError, StoreError) as exc:

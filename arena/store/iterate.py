@@ -192,7 +192,7 @@ def claim(store: Store, run_id: int, tid: int) -> None:
 
 def release(store: Store, tid: int) -> None:
     """Let another process claim a run this process recorded (its runner process, which claims it)."""
-    store._write(lambda cur: cur.execute("UPDATE tournaments SET runner_pid=NULL WHERE id=?", (tid,)))
+    store.write(lambda cur: cur.execute("UPDATE tournaments SET runner_pid=NULL WHERE id=?", (tid,)))
 
 
 def first_seq(config: dict, round_: int, player: str, step: int) -> int:

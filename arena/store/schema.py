@@ -286,18 +286,16 @@ def stored_version(conn: sqlite3.Connection) -> int | None:
     return int(row[0]) if row and str(row[0]).isdigit() else 0
 
 
-def create(conn: sqlite3.Connection) -> None:
-    """The tables of a new database, at SCHEMA_VERSION."""
-    conn.executescript(SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-
-
 def migrate(conn: sqlite3.Connection) -> None:
-    """Bring a database of an older schema up to SCHEMA_VERSION in one IMMEDIATE transaction."""
+    """Bring a new database, or one of an older schema, up to SCHEMA_VERSION in one IMMEDIATE transaction.
+
+    The version is read again under the write lock: another process opening the same file may have got there
+    first (a new file's tables are created in this one transaction too, so no process ever sees half a schema,
+    which it would take for an old database to migrate)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        version = stored_version(conn) or 0  # another process may have migrated it meanwhile
-        for step in range(version + 1, SCHEMA_VERSION + 1):
+        version = stored_version(conn)
+        for step in range(version + 1, SCHEMA_VERSION + 1) if version is not None else ():
             for statement in MIGRATIONS.get(step, []):
                 conn.execute(statement)
         for statement in statements(SCHEMA):

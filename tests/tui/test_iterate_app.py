@@ -124,7 +124,7 @@ async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, 
             await wait_for(pilot, lambda: "system:" in _text(app, "#itr-detail"), 10)
             conv = _text(app, "#itr-detail")
             assert conv.index("system:") < conv.index("user:") < conv.index("assistant:") < conv.rindex("user:")
-            assert "The opponent's current program (fixed while you improve yours):" in conv.split("assistant:")[0]
+            assert "The opponent's program (fixed while you write yours):" in conv.split("assistant:")[0]
             assert "failed its unit tests" in conv.split("assistant:")[1]
             await pilot.press("v")
             await pilot.press("p")  # held before the next writer call
