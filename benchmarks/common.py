@@ -80,7 +80,9 @@ def policy(request) -> str:
     system = request.messages[0].get("content", "") if request.messages else ""
     if "always defect" in system or "selfish" in system:
         return "defect"
-    return "defect" if "your opponent chose: defect" in request.last_user_text else "cooperate"
+    told = request.last_user_text  # prompt version 2's wording, or version 1's
+    return "defect" if ("(your own program) chose: defect." in told or "your opponent chose: defect." in told) \
+        else "cooperate"
 
 
 @contextmanager
