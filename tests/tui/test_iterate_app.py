@@ -195,3 +195,121 @@ async def test_the_form_names_a_missing_key_and_records_nothing(make_app, tmp_pa
         assert isinstance(app.screen, IterateStartScreen) and app.iterate_session is None
     with Store(db) as store:
         assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]
+
+
+class HeldMetaWriters:
+    """test_metarounds.py's scripted writers (cpm row, dpm column); meta-round 2's row call waits until
+    released (the run is caught with meta-round 1 played and meta-round 2 being written)."""
+
+    def __init__(self) -> None:
+        from tests.test_metarounds import Writers
+
+        self.writers = Writers()
+        self.held = threading.Event()
+        self.release = threading.Event()
+
+    def __call__(self, request):
+        task, system = request.messages[1]["content"], request.messages[0]["content"]
+        if "This is meta-round 2 of" in task and "cooperative payoff-maximiser" in system:
+            self.held.set()
+            assert self.release.wait(120)
+        return self.writers(request)
+
+
+def _rows(table) -> list[list[str]]:
+    return [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+
+
+async def test_start_watch_detach_and_attach_a_meta_rounds_run(make_app, tmp_path, monkeypatch):
+    from arena.tui.screens.iterate_run import IterateRunScreen
+    from arena.tui.screens.iterate_start import IterateStartScreen
+    from tests.test_iterate_process import cli_meta_rows, meta_rows
+
+    db = tmp_path / "app.db"
+    writers = HeldMetaWriters()
+    with FakeLLMServer(writers) as srv:
+        monkeypatch.setenv("LLM_BASE_URL", srv.base_url)  # the runner process inherits them
+        monkeypatch.setenv("LLM_API_KEY", "sk-meta-test")
+        app = make_app(db, start_mode="history")
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            await pilot.press("i")
+            await wait_for(pilot, lambda: app.screen.query("#iterate-runs"))
+            await pilot.press("n")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen))
+            form = app.screen
+            _fill(form, **{"it-protocol": "meta-rounds"})
+            await wait_for(pilot, lambda: form.query_one("#it-persona-row").display
+                           and not form.query_one("#it-steps").display)
+            assert form.query_one("#it-rounds", Input).value == "10"  # the match's rounds' default
+            _fill(form, **{"it-game": "prisoners_dilemma", "it-model": "custom/writer", "it-meta-rounds": "3",
+                           "it-persona-row": "cpm", "it-persona-col": "dpm", "it-episodes": "3", "it-seed": "5"})
+            await pilot.press("ctrl+r")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen), 30)
+            view = app.screen
+            s = app.iterate_session
+            assert s is not None and view.session is s and s.pid != os.getpid()
+            # meta-round 1 played; meta-round 2: the row writer's call held, the column's attempt stored
+            await wait_for(pilot, lambda: writers.held.is_set() and view.state is not None and view.state.meta
+                           and (5, 2, "col", 0) in view.state.attempts and (5, 2, "row", 0) in view.state.writing, 60)
+            await pilot.pause(0.3)
+            head = _text(app, "#itr-head")
+            assert ("run 1 running · prisoners_dilemma · 3 meta-rounds × 10 rounds × 3 · cpm vs dpm · writer "
+                    "custom/writer") in head
+            assert "meta-round 2 of 3: writing row (attempt 0)" in head
+            table = view.query_one("#itr-steps", DataTable)
+            assert _rows(table) == [["1", "row", "✓", "1", "0"], ["1", "col", "✓", "1", "5"],
+                                    ["2", "row", "…", "1", ""], ["2", "col", "?", "1", ""]]
+            assert _text(app, "#itr-plot").splitlines()[-1].split() == ["1r", "1c"]
+            table.move_cursor(row=0)
+            await pilot.pause()
+            detail = _text(app, "#itr-detail")
+            assert "played mr1-s5-m1-row" in detail
+            assert "payoff per round: row 0, col 5 · match totals 0, 50 · 3 matches" in detail
+            assert "attempt 0: mr1-s5-m1-row  (valid) · SLOC 2, complexity 1, opponent use" in detail
+            assert 'return "cooperate"' in detail
+            await pilot.press("v")  # the row writer's conversation of meta-round 1, as it was sent
+            await wait_for(pilot, lambda: "system:" in _text(app, "#itr-detail"), 10)
+            conv = _text(app, "#itr-detail")
+            assert conv.index("system:") < conv.index("user:") < conv.index("assistant:")
+            assert "cooperative payoff-maximiser" in conv and "This is meta-round 1 of 3" in conv
+            await pilot.press("v")
+            await pilot.press("p")  # held before the writers' next calls (the call in flight finishes)
+            await wait_for(pilot, lambda: view.state.status == "paused", 30)
+            writers.release.set()
+            await wait_for(pilot, lambda: (5, 2) in view.state.rounds and any(k[1] == 3 for k in view.state.writing), 60)
+            await pilot.pause(0.3)
+            assert "paused" in _text(app, "#itr-head") and "meta-round 3 of 3: writing row (attempt 0), col " \
+                "(attempt 0)" in _text(app, "#itr-head")
+            assert len(srv.chat_requests) == 4  # paused: meta-round 3's writers are not asked
+            assert _text(app, "#itr-plot").splitlines()[-1].split() == ["1r", "1c", "2r", "2c"]
+            pid = s.pid
+            await pilot.press("x")  # detach: the run goes on (paused) in its process
+            await wait_for(pilot, lambda: not isinstance(app.screen, IterateRunScreen), 10)
+            assert s.detached and _alive(pid)
+            with Store(db) as store:
+                assert store.query("SELECT status FROM iterate_runs") == [{"status": "running"}]
+            # attach again from the list: what was stored meanwhile comes from the store, the calls held
+            # from the runner's Hello
+            await wait_for(pilot, lambda: app.screen.query_one("#iterate-runs", DataTable).row_count == 1, 10)
+            app.screen.query_one("#iterate-runs", DataTable).focus()
+            await pilot.press("enter")
+            await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen), 10)
+            again = app.screen
+            assert again.session is not None and again.session is not s
+            await wait_for(pilot, lambda: again.state is not None and again.state.status == "paused"
+                           and sorted(again.state.writing) == [(5, 3, "col", 0), (5, 3, "row", 0)], 30)
+            assert sorted(again.state.rounds) == [(5, 1), (5, 2)]
+            await pilot.press("p")
+            await wait_for(pilot, lambda: again.state.status == "finished", 120)
+            await pilot.pause(0.3)
+            assert "final welfare" in _text(app, "#itr-head")
+            assert _text(app, "#itr-plot").splitlines()[-1].split() == ["1r", "1c", "2r", "2c", "3r", "3c"]
+            rows = _rows(again.query_one("#itr-steps", DataTable))
+            assert [r[:4] for r in rows[-2:]] == [["3", "row", "✓", "2"], ["3", "col", "✓", "1"]]
+            again.query_one("#itr-steps", DataTable).move_cursor(row=4)  # meta-round 3's row: a retry
+            await pilot.pause()
+            detail = _text(app, "#itr-detail")
+            assert "attempt 0: mr1-s5-m3-row  (invalid)" in detail and "candidate.py:1: syntax error" in detail
+            assert "2 rewrite(s) left" in detail and "attempt 1: mr1-s5-m3-row-a1  (valid)" in detail
+    assert meta_rows(db) == cli_meta_rows(tmp_path)
