@@ -1,6 +1,7 @@
 """Iterate runs started and watched in the app (real runner processes, a scripted writer on the loopback
 server): the form's errors, the live view filling in, pause, detach, attach again (from the Iterate
-runs list, then as `arena attach` does), and the stored rows equal to `arena iterate`'s."""
+runs list, then as `arena attach` does), and the stored rows equal to `arena iterate`'s; the same for a
+meta-rounds run (both writers scripted), and a stored one reopened from History in the same view."""
 
 from __future__ import annotations
 
@@ -291,7 +292,12 @@ async def test_start_watch_detach_and_attach_a_meta_rounds_run(make_app, tmp_pat
                 assert store.query("SELECT status FROM iterate_runs") == [{"status": "running"}]
             # attach again from the list: what was stored meanwhile comes from the store, the calls held
             # from the runner's Hello
-            await wait_for(pilot, lambda: app.screen.query_one("#iterate-runs", DataTable).row_count == 1, 10)
+            await wait_for(pilot, lambda: app.screen.query_one("#iterate-runs", DataTable).row_count == 1
+                           and app.screen.query_one("#iterate-steps", DataTable).row_count == 4, 10)
+            # the list: each seat's program per meta-round played (step: the seed), its payoff, the welfare
+            assert _rows(app.screen.query_one("#iterate-steps", DataTable)) == [
+                ["1", "row", "5", "yes", "", "0", "5"], ["1", "col", "5", "yes", "", "5", "5"],
+                ["2", "row", "5", "yes", "", "3", "6"], ["2", "col", "5", "yes", "", "3", "6"]]
             app.screen.query_one("#iterate-runs", DataTable).focus()
             await pilot.press("enter")
             await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen), 10)
@@ -313,3 +319,32 @@ async def test_start_watch_detach_and_attach_a_meta_rounds_run(make_app, tmp_pat
             assert "attempt 0: mr1-s5-m3-row  (invalid)" in detail and "candidate.py:1: syntax error" in detail
             assert "2 rewrite(s) left" in detail and "attempt 1: mr1-s5-m3-row-a1  (valid)" in detail
     assert meta_rows(db) == cli_meta_rows(tmp_path)
+
+
+async def test_a_stored_meta_rounds_run_reopens_from_history_in_the_same_view(make_app, tmp_path):
+    from arena.tui.screens.iterate_run import IterateRunScreen
+    from tests.test_metarounds import MUST_SHOW, Writers, arena, writer_env
+
+    db = tmp_path / "cli.db"
+    with FakeLLMServer(Writers()) as srv:
+        res = arena(*MUST_SHOW, "--db", str(db), "--quiet", env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    app = make_app(db, start_mode="history")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: app.screen.query("#tournaments")
+                       and app.screen.query_one("#tournaments", DataTable).row_count == 1, 10)
+        app.screen.query_one("#tournaments", DataTable).focus()
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, IterateRunScreen) and app.screen.state is not None, 30)
+        view = app.screen
+        await pilot.pause()
+        assert view.session is None and view.state.meta
+        head = _text(app, "#itr-head")
+        assert head.startswith("run 1 finished (stored) · prisoners_dilemma · 3 meta-rounds × 10 rounds × 3 · "
+                               "cpm vs dpm")
+        assert "final welfare" in head
+        rows = _rows(view.query_one("#itr-steps", DataTable))
+        assert [r[:4] for r in rows] == [["1", "row", "✓", "1"], ["1", "col", "✓", "1"], ["2", "row", "✓", "1"],
+                                         ["2", "col", "✓", "1"], ["3", "row", "✓", "2"], ["3", "col", "✓", "1"]]
+        assert [r[4] for r in rows[:4]] == ["0", "5", "3", "3"]
+        assert _text(app, "#itr-plot").splitlines()[-1].split() == ["1r", "1c", "2r", "2c", "3r", "3c"]
