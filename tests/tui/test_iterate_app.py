@@ -348,3 +348,33 @@ async def test_a_stored_meta_rounds_run_reopens_from_history_in_the_same_view(ma
                                          ["2", "col", "✓", "1"], ["3", "row", "✓", "2"], ["3", "col", "✓", "1"]]
         assert [r[4] for r in rows[:4]] == ["0", "5", "3", "3"]
         assert _text(app, "#itr-plot").splitlines()[-1].split() == ["1r", "1c", "2r", "2c", "3r", "3c"]
+
+
+def test_the_forms_meta_rounds_values_make_the_commands_config():
+    import pytest
+
+    from arena.iterate.loop import IterateConfig
+    from arena.library.personas import builtin
+    from arena.tui.screens.iterate_start import form_config
+
+    values = {"protocol": "meta-rounds", "game": "prisoners_dilemma", "model": "custom/writer", "kind": "prompt",
+              "rounds": "10", "steps": "3", "meta_rounds": "3", "continuation": "", "noise": "0.1", "retries": "1",
+              "episodes": "3", "epsilon": "0.2", "max_depth": "5", "seed": "5", "temperature": "0.7",
+              "max_tokens": "1024", "persona_row": "cpm", "persona_col": "dpm", "model_col": " custom/other ",
+              "judge": "", "start_row": "__random__", "start_col": "__random__"}
+    # what `arena iterate --protocol meta-rounds ... --persona-row cpm --persona-col dpm --model-col custom/other
+    # --noise 0.1 --retries 1` records (the kind a meta-rounds run writes is code, whatever the hidden select says)
+    assert form_config(values, {}).stored() == IterateConfig(
+        protocol="meta-rounds", game="prisoners_dilemma", model="custom/writer", rounds=10, steps=3, meta_rounds=3,
+        noise=0.1, retries=1, episodes=3, seed=5, persona_row=builtin("cpm"), persona_col=builtin("dpm"),
+        model_col="custom/other").stored()
+    with pytest.raises(ValueError) as exc:
+        form_config({**values, "continuation": "0.9", "meta_rounds": "x"}, {})
+    assert str(exc.value) == "Meta-rounds: 'x' is not a whole number"
+    with pytest.raises(ValueError) as exc:
+        form_config({**values, "continuation": "0.9"}, {})
+    assert str(exc.value) == ("config: Value error, rounds and continuation are alternatives (a fixed horizon, or a "
+                              "chance of going on after each round): give one of them")
+    # best response: the meta-rounds fields are not read
+    best = form_config({**values, "protocol": "best-response", "kind": "code", "meta_rounds": "x"}, {})
+    assert best.protocol == "best-response" and "meta_rounds" not in best.stored()
