@@ -5,9 +5,10 @@
 runs stored iterate run ID (its missing steps: a fresh run has none) in a new session, of either
 protocol (its config's: best response, `IterateRunner`; meta-rounds, `MetaRoundsRunner`), writes every
 step, attempt and meta-round to the store as `arena iterate` does, and streams its events
-(`arena/iterate/stream.py`) over a Unix socket to every client attached (`arena/iterate/remote.py`). The socket and the log are the runner
-folder's (`runtime_dir()`); the socket's path is recorded in the run's tournament row while the runner
-lives, so `running_runner` and `arena attach TOURNAMENT` find it as they find a tournament's.
+(`arena/iterate/stream.py`) over a Unix socket to every client attached (`arena/iterate/remote.py`).
+The socket and the log are the runner folder's (`runtime_dir()`); the socket's path is recorded in the
+run's tournament row while the runner lives, so `running_runner` and `arena attach TOURNAMENT` find it
+as they find a tournament's.
 
 The socket, its clients and the serve loop are the tournaments' (`runner/process.py`'s `ClientHub`
 and `serve_socket`). Pause holds the run before its next writer call (a call in flight and the

@@ -12,7 +12,9 @@ kill -9 leaves it 'interrupted', resumable like any other.
 
 `spawn` starts one and waits for it to say it is ready (< 1 s: an interpreter start); `RemoteRunner`
 is what a client holds: the runner's interface (pause, unpause, cancel, `run()` returning the
-TournamentFinished) over the socket, plus `detach()`.
+TournamentFinished) over the socket, plus `detach()` (the control channel: control.py's
+`ControlClient`). `ClientHub` and `serve_socket` are the socket's side, which an iterate run's runner
+process (`arena.iterate.process`) shares.
 """
 
 from __future__ import annotations
