@@ -29,14 +29,15 @@ def _persona(c: dict, seat: str) -> str:
 
 
 def head(state, run_id: int, mode: str, status: Text) -> tuple[Text, Text]:
-    """The header's two lines: the run, its status and condition, the personas and writers; then the current
-    meta-round and what is happening in it (or how the run ended)."""
+    """The header's two lines: the run, its status, game, personas, the match (rounds or continuation) ×
+    matches per meta-round; then the current meta-round of K and what is happening in it (or how the
+    run ended), and the writers."""
     c = state.config
     horizon = f"p {c['continuation']:g}" if c.get("continuation") is not None else f"{c['rounds']} rounds"
     writers = c["model"] + (f" / {c['model_col']}" if c.get("model_col") else "")
     first = Text.assemble(f"run {run_id} ", status, mode,
-                          f" · {c['game']} · {c['meta_rounds']} meta-rounds × {horizon} × {c['episodes']} · "
-                          f"{_persona(c, 'row')} vs {_persona(c, 'col')} · writer {writers}",
+                          f" · {c['game']} · {_persona(c, 'row')} vs {_persona(c, 'col')} · {horizon} × "
+                          f"{c['episodes']}",
                           no_wrap=True, overflow="ellipsis")
     now = state.current()
     seeds = state.seeds
@@ -45,8 +46,9 @@ def head(state, run_id: int, mode: str, status: Text) -> tuple[Text, Text]:
     if state.ended:
         w = state.run.get("welfare")
         best = state.run.get("best_welfare")
-        what = ((f"final welfare {w:.3g}" + ("" if best is None else f" (best meta-round {best:.3g})"))
-                if w is not None else (state.error or state.status))
+        what = ((f"{c['meta_rounds']} meta-rounds: final welfare {w:.3g}"
+                 + ("" if best is None else f" (best meta-round {best:.3g})")) if w is not None
+                else (state.error or state.status))
         where = ""
     elif state.writing:
         asked = sorted((w for k, w in state.writing.items() if now is not None and k[:2] == now),
@@ -58,7 +60,7 @@ def head(state, run_id: int, mode: str, status: Text) -> tuple[Text, Text]:
         what = "played"
     else:
         what = "playing the matches"
-    return first, Text(where + what, no_wrap=True, overflow="ellipsis")
+    return first, Text(f"{where}{what} · writer {writers}", no_wrap=True, overflow="ellipsis")
 
 
 def table_rows(state) -> tuple[list[dict], list[tuple]]:

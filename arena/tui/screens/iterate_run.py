@@ -27,6 +27,7 @@ from ..failures import ContainsFailures
 from . import iterate_meta
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
+HEAD_JOIN = Text("\n", no_wrap=True, overflow="ellipsis")  # the header's two lines, each cut to the width
 STEP_COLUMNS = (("turn", "turn"), ("step", "step"), ("ok", "ok"), ("util", "util"), ("welf", "welf"))
 STATUS_STYLE = {"running": "green", "finished": "green", "paused": "yellow", "pausing": "yellow",
                 "cancelling": "yellow", "cancelled": "yellow", "interrupted": "yellow", "failed": "red"}
@@ -80,7 +81,7 @@ class IterateRunScreen(ContainsFailures, Screen):
                 Binding("tab", "app.focus_next", "Next pane", show=False)]
 
     DEFAULT_CSS = """
-    IterateRunScreen #itr-head { height: 2; padding: 0 1; }
+    IterateRunScreen #itr-head { height: 2; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     IterateRunScreen #itr-main { height: 1fr; }
     IterateRunScreen #itr-steps { width: 36; }
     IterateRunScreen #itr-detail-box { width: 1fr; border: round $primary 50%; }
@@ -177,8 +178,7 @@ class IterateRunScreen(ContainsFailures, Screen):
         status = Text(st.status, style=f"bold {STATUS_STYLE.get(st.status, '')}")
         mode = "" if self.session is not None else (" (stored)" if st.ended else " (read-only)")
         if st.meta:
-            self.query_one("#itr-head", Static).update(Text("\n").join(iterate_meta.head(st, self.run_id, mode,
-                                                                                         status)))
+            self.query_one("#itr-head", Static).update(HEAD_JOIN.join(iterate_meta.head(st, self.run_id, mode, status)))
             return
         first = Text.assemble(f"run {self.run_id} ", status, mode,
                               f" · {c['game']} · {c['rounds']}×{c['steps']}×{c['episodes']} ε {c['epsilon']:g} · "
@@ -193,7 +193,7 @@ class IterateRunScreen(ContainsFailures, Screen):
         else:
             now = "playing"
         second = Text(f"pair: row {pair['row']} · col {pair['col']} · {now}", no_wrap=True, overflow="ellipsis")
-        self.query_one("#itr-head", Static).update(Text("\n").join([first, second]))
+        self.query_one("#itr-head", Static).update(HEAD_JOIN.join([first, second]))
 
     def _table(self) -> None:
         table = self.query_one("#itr-steps", DataTable)
