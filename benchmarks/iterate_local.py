@@ -7,7 +7,7 @@ the wall time, and the load average when it ended; then the totals against the t
 (valid candidates ≥ 80% of writer steps; the optimum (6, 22, 20) reached by the final pair in ≥ 6 of 9 runs).
 
     .venv/bin/python benchmarks/iterate_local.py [--model qwen2.5-coder-0.5b] [--seeds 1 2 3]
-        [--rounds 2] [--steps 2] [--episodes 10] [--max-tokens 300] [--writer 2]
+        [--rounds 2] [--steps 2] [--episodes 10] [--max-tokens 300] [--temperature 0.7] [--writer 2]
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ async def one(game_id: str, seed: int, args, db: Path) -> dict:
     game = load_library().games[game_id]
     with Store(db) as store:
         cfg = IterateConfig(game=game_id, model=f"local/{args.model}", rounds=args.rounds, steps=args.steps,
-                            episodes=args.episodes, seed=seed, max_tokens=args.max_tokens, writer=args.writer)
+                            episodes=args.episodes, seed=seed, max_tokens=args.max_tokens, writer=args.writer,
+                            temperature=args.temperature)
         runner = IterateRunner.create(store, cfg, game, LLMService(store))
         t0 = time.perf_counter()
         out = await runner.run()
@@ -58,13 +59,14 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=2)
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--max-tokens", type=int, default=300)
+    ap.add_argument("--temperature", type=float, default=0.7, help="the writer's sampling temperature")
     ap.add_argument("--writer", type=int, default=2, choices=[1, 2], help="the writer's prompt version")
     ap.add_argument("--games", nargs="+", default=list(OPTIMUM))
     ap.add_argument("--keep", type=Path, help="keep each run's database in this folder")
     args = ap.parse_args()
     rows = []
     print(f"embedded writer local/{args.model}, writer v{args.writer}: --rounds {args.rounds} --steps {args.steps} "
-          f"--episodes {args.episodes} --max-tokens {args.max_tokens}; load average at start "
+          f"--episodes {args.episodes} --max-tokens {args.max_tokens} --temperature {args.temperature}; load average at start "
           f"{os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory() as tmp:
         for game in args.games:
