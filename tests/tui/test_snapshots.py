@@ -59,6 +59,13 @@ async def _settle(pilot, delay: float = 0.4):
     await pilot.pause()
 
 
+async def _open_results(app, pilot, tid: int) -> None:
+    """Results of tournament `tid`, its analysis loaded (in a worker)."""
+    app.open_results(tid)
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_setup(snap_compare, seeded_app, size):
     make, _ = seeded_app
@@ -164,9 +171,7 @@ def test_results(snap_compare, seeded_app, size):
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+        await _open_results(app, pilot, ids["bots"])
         await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
         await _settle(pilot)
 
@@ -178,9 +183,7 @@ def test_results_payoff_matrix(snap_compare, seeded_app):
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+        await _open_results(app, pilot, ids["bots"])
         app.screen.query_one("#results-tabs").active = "tab-payoff"
         await _settle(pilot)
 
@@ -194,9 +197,7 @@ def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+        await _open_results(app, pilot, ids["bots"])
         app.screen.query_one("#results-tabs").active = tab
         if sub:
             await wait_for(pilot, lambda: _settled(app))  # the focus on the plot tabs' bar before it moves on
@@ -211,9 +212,7 @@ def test_export_dialog(snap_compare, seeded_app):
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+        await _open_results(app, pilot, ids["bots"])
         await pilot.press("x")
         await _settle(pilot)
 
@@ -226,9 +225,7 @@ def test_trial_transcript(snap_compare, seeded_app, size):
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["llm"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+        await _open_results(app, pilot, ids["llm"])
         app.screen.query_one("#pairs").focus()
         await pilot.press("enter")
         await pilot.pause()
