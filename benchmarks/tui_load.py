@@ -200,16 +200,29 @@ def serve_flood(db: str, tid: int, rate: float) -> int:
     return 0
 
 
-def spawn_flood(db: Path, tid: int, rate: float) -> str:
+def spawn_flood(db: Path, tid: int, rate: float):
+    """The flood's runner process started: (its socket, the process)."""
     import json
     import subprocess
 
     proc = subprocess.Popen([sys.executable, __file__, "--serve-flood", str(db), str(tid), str(rate)],
                             stdout=subprocess.PIPE, start_new_session=True)
-    threading.Thread(target=proc.wait, daemon=True).start()
     said = json.loads(proc.stdout.readline())
     proc.stdout.close()
-    return said["socket"]
+    return said["socket"], proc
+
+
+def end_flood(proc) -> None:
+    """The flood's runner process ended: it should have ended on the cancel; one that did not (its client lost
+    the stream first) is terminated, so that it does not load the next scenario, and said so."""
+    import subprocess
+
+    try:
+        proc.wait(10)
+    except subprocess.TimeoutExpired:
+        print(f"  (the flood's runner process {proc.pid} outlived its cancel: terminated)", file=sys.stderr)
+        proc.terminate()
+        proc.wait(10)
 
 
 async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process: bool = False) -> dict:
@@ -221,7 +234,7 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
         lib = app.library
-        session = runner = None
+        session = runner = flood_proc = None
         if load == "idle":  # no tournament: Textual's own cost of each key, the baseline
             await pilot.press("3")
         elif load == "flood":
@@ -239,7 +252,8 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process
                 from arena.runner.process import RemoteRunner
 
                 store.close()
-                runner = RemoteRunner(app.store, tid, spawn_flood(app.db_path, tid, rate), sink=session.on_event)
+                socket, flood_proc = spawn_flood(app.db_path, tid, rate)
+                runner = RemoteRunner(app.store, tid, socket, sink=session.on_event)
             app._run(session, runner)
         else:  # the real thing, as the Setup screen starts it
             config = TournamentConfig(programs=["fairbot"], games=["prisoners_dilemma"], epsilons=[0.0005],
@@ -252,6 +266,8 @@ async def scenario(load: str, seconds: float, rate: float, tmp: Path, in_process
         if session is not None:
             session.cancel()
             await asyncio.to_thread(session.join, 120)  # (a client behind the stream reads it to the end)
+        if flood_proc is not None:
+            await asyncio.to_thread(end_flood, flood_proc)
         if in_process or session is None or session.result is None:
             stats["emitted"], stats["elapsed"] = getattr(runner, "emitted", 0), getattr(runner, "elapsed", 0.0)
         else:  # (the flood's own count, from its runner process)
@@ -295,7 +311,8 @@ def main(argv: list[str] | None = None) -> list[Row]:
             first = [x for k, x in out["latencies"] if k.startswith("first:")]
             if load == "flood":
                 rate = out["emitted"] / out["elapsed"] if out["elapsed"] else 0.0
-                what = f"{rate:,.0f} node events/s, {out['trials']:,} trials stored"
+                what = (f"{rate:,.0f} node events/s, {out['trials']:,} trials stored" if rate else
+                        f"node events/s not reported, {out['trials']:,} trials seen")
             elif load == "huge trees":
                 what = f"{out['trials']:,} FairBot trials of ~4,000 nodes stored"
             else:

@@ -12,14 +12,11 @@ import pytest
 from typer.testing import CliRunner
 
 from arena.cli.main import app
+from tests.support.cli import arena
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ["run", "--game", "prisoners_dilemma", "--program", "fairbot", "--program", "defectbot", "--epsilon", "0.2",
             "--max-depth", "50", "--trials", "2000", "--seed", "7"]
-
-
-def arena(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
 def invoke(*args):

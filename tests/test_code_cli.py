@@ -7,13 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from tests.support.cli import arena
+
 ROOT = Path(__file__).resolve().parents[1]
 FAIR_CODE = str(ROOT / "programs" / "code" / "fair-code.yaml")
-
-
-def arena(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300)
 
 
 def test_code_fairbot_headline_cooperates_with_defectbot_eps_of_the_time(tmp_path):

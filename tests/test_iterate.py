@@ -3,27 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from arena.iterate.prompts import extract
 from tests.support.fake_llm import FakeLLMServer, Script
+from tests.support.cli import arena, play_final_pair
 
 ROOT = Path(__file__).resolve().parents[1]
 
 BROKEN = "Here is my program:\n```python\ndef decide(ctx)\n    return 'a'\n```\n"
 PLAYS_B = "```python\ndef decide(ctx):\n    return 'b'\n```"
 PLAYS_A = "Let me fix that.\n```python\ndef decide(ctx):\n    return 'a'\n```\nThis coordinates on (a, a)."
-
-
-def arena(*args, env=None, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, **(env or {})})
 
 
 def writer_env(srv) -> dict:
@@ -81,12 +74,7 @@ def test_must_show_climbing(tmp_path):
                        "GROUP BY col_program").fetchall() == [("it1-r1-col-s2", 5), ("it1-r1-col-s3", 30),
                                                               ("it1-r2-col-s2", 5), ("it1-r2-col-s3", 5),
                                                               ("it1-start-col", 15)]
-    files = sorted(out.iterdir())
-    assert [f.name for f in files] == ["iterate1-col.yaml", "iterate1-row.yaml"]
-    played = arena("run", "--program", str(files[1]), "--program", str(files[0]), "--game", "climbing",
-                   "--trials", "3", "--db", str(tmp_path / "r.db"), "--display", "none")
-    assert played.returncode == 0, played.stderr
-    rows = sqlite3.connect(tmp_path / "r.db").execute(
+    rows = play_final_pair(out, "climbing", 3, tmp_path / "r.db").execute(
         "SELECT row_action, col_action, row_payoff + col_payoff FROM trials "
         "WHERE row_program='iterate1-row' AND col_program='iterate1-col'").fetchall()
     assert rows == [("a", "a", 22.0)] * 3

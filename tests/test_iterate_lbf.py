@@ -14,7 +14,8 @@ import yaml
 from arena.engine.records import RoundRecord, TrialResult, TrialSpec
 from arena.iterate import gridworld
 from tests.support.fake_llm import FakeLLMServer, Script
-from tests.test_iterate import arena, writer_env
+from tests.support.cli import arena, play_final_pair
+from tests.test_iterate import writer_env
 
 ROOT = Path(__file__).resolve().parents[1]
 PAPER = yaml.safe_load((ROOT / "programs/papers/pibr-lbf-shared-food.yaml").read_text())["source"]
@@ -82,12 +83,7 @@ def test_iterate_on_foraging_pibr_improves_welfare_and_hands_back_a_pair_that_ru
     assert f"final social welfare: {final[3]:g}" in res.stdout
 
     # the final pair runs in `arena run`
-    files = sorted(out.iterdir())
-    assert [f.name for f in files] == ["iterate1-col.yaml", "iterate1-row.yaml"]
-    played = arena("run", "--program", str(files[1]), "--program", str(files[0]), "--game", "foraging_pibr",
-                   "--trials", "10", "--db", str(tmp_path / "r.db"), "--display", "none")
-    assert played.returncode == 0, played.stderr
-    rows = sqlite3.connect(tmp_path / "r.db").execute(
+    rows = play_final_pair(out, "foraging_pibr", 10, tmp_path / "r.db").execute(
         "SELECT status, row_total + col_total FROM trials WHERE row_program='iterate1-row' AND "
         "col_program='iterate1-col'").fetchall()
     assert len(rows) == 10 and all(s == "ok" for s, _ in rows)

@@ -10,7 +10,8 @@ import sys
 import time
 
 from tests.support.fake_llm import FakeLLMServer, Script, Status
-from tests.test_iterate import _steps, _trials, arena, writer_env
+from tests.support.cli import arena
+from tests.test_iterate import _steps, _trials, writer_env
 
 PLAYS = "```python\ndef decide(ctx):\n    return '{}'\n```"
 

@@ -16,7 +16,7 @@ from arena.llm.service import LLMService
 from arena.library.programs import LLMProgram
 from arena.llm.client import ProviderUnusable
 from arena.llm.registry import BUILTIN
-from arena.engine.records import CAPPED, GROUNDED, SIMULATED, Node, TrialSpec
+from arena.engine.records import CAPPED, GROUNDED, SIMULATED
 from arena.runner.tournament import TournamentRunner
 from tests.support.fake_llm import (
     Delay,
@@ -31,6 +31,7 @@ from tests.support.fake_llm import (
     action_responder,
 )
 from llm_policies import mirror_policy as policy
+from tests.support.decisions import one_decision as decide_once
 
 ENV = {"LLM_API_KEY": "test-key-not-secret"}
 FAIR = LLMProgram(id="fair", kind="llm", model="custom/fake-8b", temperature=0.7,
@@ -88,19 +89,8 @@ def test_tournament_of_llm_programs_stores_calls_actions_and_tree(store, program
 
 def one_decision(store, srv, pd, script_replies, **over):
     """Drive one LLM decision through the service (real HTTP) and return its move."""
-    async def go():
-        svc = service(store, srv.base_url, **over)
-        cfg = TournamentConfig(programs=["fair"], games=["prisoners_dilemma"], epsilons=[1.0], max_depths=[0], trials=1)
-        await svc.prepare([FAIR], cfg)
-        try:
-            spec = TrialSpec(0, "prisoners_dilemma", "fair", "fair", 1.0, 0, None, 0, 5)
-            node = Node(0, None, "row", 0, "fair", 0.5)
-            return await svc.decide(FAIR, pd, FAIR, spec, node, "ground", None), svc.stats()
-        finally:
-            await svc.aclose()
-
-    srv.responder = Script(script_replies, fallback=action_responder("cooperate"))
-    return asyncio.run(go())
+    return decide_once(lambda: service(store, srv.base_url, **over), srv, FAIR, pd, script_replies,
+                       action_responder("cooperate"))
 
 
 @pytest.fixture

@@ -4,11 +4,8 @@ the personas, the exports and the dynamics over a population of persona × model
 from __future__ import annotations
 
 import json
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -19,13 +16,9 @@ from arena.library.codemetrics import metrics
 from arena.library.personas import BUILTIN, load_persona
 from arena.errors import ConfigError
 from tests.support.fake_llm import FakeLLMServer, Status, Text
+from tests.support.cli import arena
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def arena(*args, env=None, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "arena.cli.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=300, env={**os.environ, **(env or {})})
 
 
 def writer_env(srv) -> dict:

@@ -11,7 +11,6 @@ import pytest
 from arena.analysis.tables import call_rows
 from arena.engine.events import Notice
 from arena.engine.grid import TournamentConfig
-from arena.engine.records import Node, TrialSpec
 from arena.library.programs import LLMProgram
 from arena.llm.registry import BUILTIN
 from arena.llm.stats import stats_line
@@ -19,6 +18,7 @@ from arena.llm.service import LLMService
 from arena.llm.structured import StructuredModes, rejects_format
 from arena.runner.tournament import TournamentRunner
 from llm_policies import mirror_policy as policy
+from tests.support.decisions import one_decision as decide_once
 from tests.support.fake_llm import FakeLLMServer, Script, Status, Text, action_responder
 
 ENV = {"LLM_API_KEY": "test-key-not-secret"}
@@ -152,18 +152,7 @@ def test_forced_json_schema_on_a_rejecting_endpoint_fails_the_call_without_loopi
 
 
 def one_decision(store, srv, pd, replies, **over):
-    async def go():
-        svc = service(store, srv.base_url, **over)
-        cfg = TournamentConfig(programs=["fair"], games=["prisoners_dilemma"], epsilons=[1.0], max_depths=[0], trials=1)
-        await svc.prepare([FAIR], cfg)
-        try:
-            spec = TrialSpec(0, "prisoners_dilemma", "fair", "fair", 1.0, 0, None, 0, 5)
-            return await svc.decide(FAIR, pd, FAIR, spec, Node(0, None, "row", 0, "fair", 0.5), "ground", None), svc.stats()
-        finally:
-            await svc.aclose()
-
-    srv.responder = Script(replies, fallback=Text("Cooperate"))
-    return asyncio.run(go())
+    return decide_once(lambda: service(store, srv.base_url, **over), srv, FAIR, pd, replies, Text("Cooperate"))
 
 
 @pytest.mark.parametrize("reply,action", [

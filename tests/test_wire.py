@@ -120,3 +120,15 @@ def test_the_live_code_view_of_a_node_from_a_runner_shows_its_probabilities_and_
     [resolved] = dec.events(_wire(ev.NodeResolved(1, SPEC, node)))
     shown = [str(w.content) for w in code_node_widgets(resolved.node, None)]
     assert shown == ["returned [0.3, 0.7] → sampled with u: defect", "hi"]
+
+
+def test_only_the_fields_that_can_hold_a_record_are_walked_when_a_record_is_rebuilt():
+    """The other fields pass as they are: the app decodes every node event of a runner process."""
+    models = [stream.SpecMsg, stream.NodeMsg, stream.ResultMsg, stream.PlayMsg, stream.CallMsg, stream.RoundMsg,
+              stream.MatchMsg]
+    assert {m.__name__: m.__nested__ for m in models} == {
+        "TrialSpecMsg": ("match", "play", "disclosure"), "NodeMsg": ("calls",),
+        "TrialResultMsg": ("spec", "nodes", "rounds"), "PlayMsg": ("rules", "history"), "CallRecordMsg": (),
+        "RoundRecordMsg": (), "MatchRulesMsg": ()}
+    for m in models:  # every field once, on one side
+        assert sorted(m.__plain__ + m.__nested__) == sorted(m.model_fields)

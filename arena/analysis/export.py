@@ -204,14 +204,9 @@ def export(store: Store, tid: int, fmt: str, path: Path | str | None = None, tab
     else:
         targets = [(plot, Path(path) if path is not None else default_path(tid, fmt, plot))]
     data = plots.plot_data(store, tid)
-    written = []
     for name, out in targets:
-        try:
-            plots.save(store, tid, name, out, fmt, data)
-        except OSError as exc:
-            raise ExportError(f"cannot write {out}: {exc.strerror or exc}") from None
-        written.append(out)
-    return written
+        write_figure(plots.DRAW[name](data), out, fmt)
+    return [out for _name, out in targets]
 
 
 def _write(path: Path, text: str) -> None:
@@ -219,6 +214,20 @@ def _write(path: Path, text: str) -> None:
         path.write_text(text, encoding="utf-8", newline="")
     except OSError as exc:
         raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_figure(fig, path: Path, fmt: str) -> Path:
+    """A matplotlib figure into `path` as png or svg, the same bytes for the same figure (no date, no
+    software version, a fixed SVG id salt); ExportError when the file cannot be written."""
+    import matplotlib
+
+    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
+    try:
+        with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
+            fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
+    except OSError as exc:
+        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return path
 
 
 # --- CSV -------------------------------------------------------------------------------------------------

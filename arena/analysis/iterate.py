@@ -7,12 +7,12 @@ failed its unit tests has no point (the gap the PIBR paper's plots show for code
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from arena.analysis.export import ExportError, PLOT_FORMATS, TEXT_FORMATS, latex_table, markdown_table, to_csv
+from arena.analysis.export import write_figure
+from arena.analysis.runexport import run_json, run_table
 from arena.store import iterate as db
 from arena.store.database import Store
 
@@ -64,6 +64,7 @@ def _worst(store: Store, run: dict) -> tuple[float, float]:
 
 
 HEADERS = ["round", "player", "step", "candidate", "hash", "valid", "kept", "row utility", "col utility", "welfare"]
+RIGHT = [True, False, True, False, False, False, False, True, True, True]
 
 
 def _cells(r: StepRow) -> list[str]:
@@ -74,24 +75,15 @@ def _cells(r: StepRow) -> list[str]:
 
 def render(store: Store, run_id: int | None, fmt: str) -> str:
     rows = step_rows(store, run_id)
-    if fmt == "csv":
-        return to_csv(rows, StepRow)
     if fmt == "json":
-        run = db.run_row(store, run_id)
-        doc = {"run": {k: run[k] for k in ("id", "config", "tournament_id", "status")},
-               "steps": [r.model_dump(mode="json") for r in rows]}
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
-    body = [_cells(r) for r in rows]
-    right = [True, False, True, False, False, False, False, True, True, True]
-    if fmt == "markdown":
-        return markdown_table(HEADERS, body, right) + "\n"
-    if fmt == "latex":
-        return latex_table(HEADERS, body, right) + "\n"
-    raise ExportError(f"unknown format '{fmt}'; formats: {', '.join(TEXT_FORMATS + PLOT_FORMATS)}")
+        return run_json(db.run_row(store, run_id), steps=rows)
+    return run_table(fmt, rows, StepRow, HEADERS, [_cells(r) for r in rows], RIGHT)
 
 
 def draw_welfare(rows: list[StepRow], title: str):
     from matplotlib.figure import Figure
+
+    from arena.analysis.plots import label_axes
 
     fig = Figure(figsize=(max(6.0, 0.45 * len(rows) + 2), 3.6), layout="constrained")
     ax = fig.add_subplot()
@@ -104,23 +96,12 @@ def draw_welfare(rows: list[StepRow], title: str):
     ax.plot(xs, means, color="tab:orange", marker="o", zorder=3, label="mean welfare")
     ax.set_xticks(range(len(rows)), [("start" if r.player == "start" else f"{r.round}{r.player[0]}{r.step}")
                                      for r in rows], rotation=90, fontsize="small")
-    ax.set_xlabel("step (round, player, step)")
-    ax.set_ylabel("social welfare")
-    ax.set_title(title, fontsize="medium")
+    label_axes(ax, title, "step (round, player, step)", "social welfare")
     ax.legend(loc="lower right", fontsize="small")
     return fig
 
 
 def save_plot(store: Store, run_id: int | None, path: Path, fmt: str) -> Path:
-    import matplotlib
-
     run = db.run_row(store, run_id)
-    rows = step_rows(store, run["id"])
-    fig = draw_welfare(rows, f"iterate run {run['id']}: {run['config']['game']}, writer {run['config']['model']}")
-    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    try:
-        with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
-            fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    title = f"iterate run {run['id']}: {run['config']['game']}, writer {run['config']['model']}"
+    return write_figure(draw_welfare(step_rows(store, run["id"]), title), path, fmt)

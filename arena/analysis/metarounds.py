@@ -21,7 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from arena.analysis.dynamics import MoranRow, ReplicatorRow, moran_rows, replicator_rows
-from arena.analysis.export import ExportError, PLOT_FORMATS, TEXT_FORMATS, latex_table, markdown_table, to_csv
+from arena.analysis.export import markdown_table, write_figure
+from arena.analysis.runexport import run_json, run_table
 from arena.analysis.stats import mean_ci
 from arena.store import iterate as db
 from arena.store.database import Store
@@ -190,6 +191,7 @@ def population(store: Store, run_id: int | None = None, N: int = 10) -> Populati
 
 HEADERS = ["seed", "meta-round", "row program", "col program", "row payoff", "col payoff", "row SLOC", "col SLOC",
            "row CC", "col CC", "row opp. use", "col opp. use", "row label", "col label"]
+RIGHT = [True, True, False, False, True, True, True, True, True, True, True, True, False, False]
 
 
 def _cells(r: MetaRoundRow) -> list[str]:
@@ -203,24 +205,14 @@ def _cells(r: MetaRoundRow) -> list[str]:
 
 def render(store: Store, run_id: int | None, fmt: str) -> str:
     rows = round_rows(store, run_id)
-    if fmt == "csv":
-        return to_csv(rows, MetaRoundRow)
     if fmt == "json":
-        run = db.run_row(store, run_id)
-        doc = {"run": {k: run[k] for k in ("id", "config", "tournament_id", "status")},
-               "meta_rounds": [r.model_dump(mode="json") for r in rows],
-               "over_seeds": [r.model_dump(mode="json") for r in seed_rows(rows)],
-               "programs": [p.model_dump(mode="json") for p in sources(store, run_id)],
-               "population": population(store, run_id).model_dump(mode="json")}
-        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+        return run_json(db.run_row(store, run_id), meta_rounds=rows, over_seeds=seed_rows(rows),
+                        programs=sources(store, run_id), population=population(store, run_id))
     body = [_cells(r) for r in rows]
-    right = [True, True, False, False, True, True, True, True, True, True, True, True, False, False]
-    if fmt == "latex":
-        return latex_table(HEADERS, body, right) + "\n"
     if fmt != "markdown":
-        raise ExportError(f"unknown format '{fmt}'; formats: {', '.join(TEXT_FORMATS + PLOT_FORMATS)}")
+        return run_table(fmt, rows, MetaRoundRow, HEADERS, body, RIGHT)
     f = lambda x: "—" if x is None else f"{x:.4g}"
-    parts = [markdown_table(HEADERS, body, right), "",
+    parts = [markdown_table(HEADERS, body, RIGHT), "",
              markdown_table(["meta-round", "seat", "seeds", "mean payoff", "95% interval"],
                             [[str(s.meta_round), s.seat, str(s.seeds), f(s.mean),
                               "" if s.ci_low is None else f"[{s.ci_low:.4g}, {s.ci_high:.4g}]"]
@@ -235,6 +227,8 @@ def render(store: Store, run_id: int | None, fmt: str) -> str:
 def draw_payoffs(rows: list[MetaRoundRow], title: str):
     """Payoff per round over meta-rounds: each seed's as a point, the mean over seeds as a line with its interval."""
     from matplotlib.figure import Figure
+
+    from arena.analysis.plots import label_axes
 
     fig = Figure(figsize=(6.4, 3.6), layout="constrained")
     ax = fig.add_subplot()
@@ -251,24 +245,13 @@ def draw_payoffs(rows: list[MetaRoundRow], title: str):
                             color=color, alpha=0.15, linewidth=0)
     ks = sorted({r.meta_round for r in rows})
     ax.set_xticks(ks)
-    ax.set_xlabel("meta-round")
-    ax.set_ylabel("payoff per round")
-    ax.set_title(title, fontsize="medium")
+    label_axes(ax, title, "meta-round", "payoff per round")
     ax.legend(loc="best", fontsize="small")
     return fig
 
 
 def save_plot(store: Store, run_id: int | None, path: Path, fmt: str) -> Path:
-    import matplotlib
-
     run = db.run_row(store, run_id)
     c = run["config"]
-    rows = round_rows(store, run["id"])
-    fig = draw_payoffs(rows, f"meta-rounds run {run['id']}: {c['game']}, {type_of(c, 'row')} vs {type_of(c, 'col')}")
-    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    try:
-        with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
-            fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
-    except OSError as exc:
-        raise ExportError(f"cannot write {path}: {exc.strerror or exc}") from None
-    return path
+    title = f"meta-rounds run {run['id']}: {c['game']}, {type_of(c, 'row')} vs {type_of(c, 'col')}"
+    return write_figure(draw_payoffs(round_rows(store, run["id"]), title), path, fmt)

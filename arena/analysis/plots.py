@@ -1,4 +1,5 @@
-"""The data behind the plots (for the TUI and for files) and their drawing as PNG/SVG files.
+"""The data behind the plots (for the TUI and for files) and their drawing as figures (`DRAW`; written as
+PNG/SVG files by export.write_figure).
 
 Plots:
 - coop-vs-eps: cooperation rate against ε, one line per unordered pair (both seatings pooled) with
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 
 from pydantic import BaseModel
 
@@ -173,7 +173,7 @@ def draw_coop_vs_eps(data: PlotData):
             hi = [p.wilson_high - p.cooperation for p in pts if p.cooperation is not None]
             ax.errorbar(xs, ys, yerr=[lo, hi], marker=_MARKERS[k % len(_MARKERS)], markersize=4, capsize=3,
                         linewidth=1.2, color=colours[k], label=pair)
-        _titles(ax, label, "ε (grounding probability)", "cooperation rate")
+        label_axes(ax, label, "ε (grounding probability)", "cooperation rate")
         ax.set_xlim(0, min(1.0, max(eps) * 1.1) if len(set(eps)) > 1 else min(1.0, max(eps) * 2))
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
@@ -184,7 +184,7 @@ def draw_coop_vs_eps(data: PlotData):
 _MARKERS = "osD^vP*Xh<>"
 
 
-def _titles(ax, title: str, xlabel: str, ylabel: str | None = None) -> None:
+def label_axes(ax, title: str, xlabel: str, ylabel: str | None = None) -> None:
     """A panel's title and its axes' labels."""
     ax.set_title(title, fontsize="medium")
     ax.set_xlabel(xlabel)
@@ -232,7 +232,7 @@ def draw_payoff_heatmap(data: PlotData):
                         color="white" if dark else "black", fontweight="bold" if eq[i][j] == "*" else "normal")
         ax.set_xticks(range(len(programs)), programs, rotation=45, ha="right", fontsize="small")
         ax.set_yticks(range(len(programs)), programs, fontsize="small")
-        _titles(ax, label, "opponent", "program")
+        label_axes(ax, label, "opponent", "program")
     return fig
 
 
@@ -247,7 +247,7 @@ def draw_depth_hist(data: PlotData):
         for s, (eps, pts) in enumerate(sorted(series.items())):
             xs = [d + (s - (k - 1) / 2) * width for d, _ in pts]
             ax.bar(xs, [share for _, share in pts], width=width, label=f"ε = {eps:g}")
-        _titles(ax, label, "depth reached (0 = did not simulate)", "share of decisions")
+        label_axes(ax, label, "depth reached (0 = did not simulate)", "share of decisions")
         ax.grid(alpha=0.3, axis="y")
         ax.legend(fontsize="small")
     return fig
@@ -264,7 +264,7 @@ def draw_replicator(data: PlotData):
         for k, (program, pts) in enumerate(series.items()):
             ax.plot([t for t, _ in pts], [x for _, x in pts], color=colours[k], linewidth=1.4, label=program)
         ax.set_xscale("symlog", linthresh=10)
-        _titles(ax, label, "step", "population share")
+        label_axes(ax, label, "step", "population share")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         ax.legend(fontsize="x-small")
@@ -287,7 +287,7 @@ def draw_coop_by_round(data: PlotData):
                                       [p.wilson_high - p.cooperation for p in pts]],
                         marker=_MARKERS[k % len(_MARKERS)], markersize=3, capsize=2, linewidth=1.2,
                         color=colours[k], label=pair)
-        _titles(ax, label, "round", "cooperation")
+        label_axes(ax, label, "round", "cooperation")
         ax.set_ylim(-0.03, 1.03)
         ax.grid(alpha=0.3)
         _legend(ax, len(series), wide)
@@ -334,7 +334,7 @@ def draw_value_of_disclosure(data: PlotData):
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_xlim(-1.05, 1.05)
-        _titles(ax, label, "Δ cooperation (level − full)")
+        label_axes(ax, label, "Δ cooperation (level − full)")
         ax.grid(alpha=0.3, axis="x")
         ax.legend(fontsize="x-small")
     return fig
@@ -343,15 +343,3 @@ def draw_value_of_disclosure(data: PlotData):
 DRAW = {"coop-vs-eps": draw_coop_vs_eps, "payoff-heatmap": draw_payoff_heatmap, "depth-hist": draw_depth_hist,
         "replicator": draw_replicator, "coop-by-round": draw_coop_by_round,
         "value-of-disclosure": draw_value_of_disclosure}
-
-
-def save(store: Store, tournament_id: int, name: str, path: Path, fmt: str, data: PlotData | None = None) -> Path:
-    """Draw plot `name` of a tournament into `path` as png or svg (reproducible bytes for the same data)."""
-    import matplotlib
-
-    data = data or plot_data(store, tournament_id)
-    fig = DRAW[name](data)
-    metadata = {"Date": None} if fmt == "svg" else {"Software": None}
-    with matplotlib.rc_context({"svg.hashsalt": "arena", "svg.fonttype": "none"}):
-        fig.savefig(path, format=fmt, dpi=120, metadata=metadata)
-    return path

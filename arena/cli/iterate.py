@@ -57,16 +57,45 @@ def meta_fields(fields: dict) -> dict:
     return {k: v for k, v in fields.items() if v is not None or k.startswith("persona_")}  # None: the default
 
 
+def _runner(cls, store, resume: int | None, fields: dict | None, out: Path | None, on_step, protocol_fields):
+    """A runner of `cls` (IterateRunner, MetaRoundsRunner): run `resume` resumed, or a new run of the options'
+    `fields`: its game known to the library (else ArenaError), `protocol_fields(lib, fields)` the protocol's own
+    fields from their options, --out made absolute."""
+    from arena.iterate.loop import IterateConfig
+    from arena.library.catalog import load_library
+    from arena.llm.service import LLMService
+
+    service = LLMService(store)
+    if resume is not None:
+        return cls.resume(store, resume, service, on_step=on_step)
+    lib = load_library()
+    if fields["game"] not in lib.games:
+        raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+    fields = protocol_fields(lib, dict(fields))
+    fields["out"] = str(out.resolve()) if out is not None else None
+    cfg = IterateConfig(**fields)
+    return cls.create(store, cfg, lib.games[cfg.game], service, on_step=on_step)
+
+
+def _until_interrupted(coro, runner, store, what: str):
+    """Run `coro` (the runner's run) to its end; Ctrl-C: how to resume, exit 130 (every finished `what` is
+    stored)."""
+    try:
+        return asyncio.run(coro)
+    except KeyboardInterrupt:
+        typer.echo(f"\nInterrupted: every finished {what} is stored. Resume with: arena iterate --resume "
+                   f"{runner.run_id} --db {store.path}", err=True)
+        raise typer.Exit(130)
+
+
 def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
-    from arena.iterate.loop import IterateConfig, IterateRunner, StepView
+    from arena.iterate.loop import IterateRunner, StepView
     from arena.store import iterate as db
 
     if resume is not None and db.run_row(store, resume)["config"].get("protocol") == "meta-rounds":
         return run_meta_rounds(store, fields=None, resume=resume, out=out, quiet=quiet)
     if fields is not None and fields.get("protocol") == "meta-rounds":
         return run_meta_rounds(store, fields=fields, resume=None, out=out, quiet=quiet)
-    from arena.library.catalog import load_library
-    from arena.llm.service import LLMService
 
     def show(v: StepView) -> None:
         if quiet:
@@ -75,28 +104,17 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
                 else "invalid: " + v.feedback.splitlines()[1].removeprefix("- ") if "\n" in v.feedback else "invalid")
         typer.echo(f"round {v.round} {v.player:3} step {v.step}: {v.program_id}: {what}", err=True)
 
-    service = LLMService(store)
-    if resume is not None:
-        runner = IterateRunner.resume(store, resume, service, on_step=show)
-    else:
-        lib = load_library()
-        if fields["game"] not in lib.games:
-            raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+    def start_programs(lib, fields: dict) -> dict:
         fields["start_row"] = _program_arg(lib, fields.pop("start_row_arg"))
         fields["start_col"] = _program_arg(lib, fields.pop("start_col_arg"))
-        fields["out"] = str(out.resolve()) if out is not None else None
-        cfg = IterateConfig(**fields)
-        runner = IterateRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
-        if not quiet:
-            typer.echo(f"iterate run {runner.run_id} (tournament {runner.tid} holds its trials)", err=True)
+        return fields
+
+    runner = _runner(IterateRunner, store, resume, fields, out, show, start_programs)
+    if resume is None and not quiet:
+        typer.echo(f"iterate run {runner.run_id} (tournament {runner.tid} holds its trials)", err=True)
     if out is None and runner.cfg.out:
         out = Path(runner.cfg.out)
-    try:
-        result = asyncio.run(runner.run(out))
-    except KeyboardInterrupt:
-        typer.echo(f"\nInterrupted: every finished step is stored. Resume with: arena iterate --resume "
-                   f"{runner.run_id} --db {store.path}", err=True)
-        raise typer.Exit(130)
+    result = _until_interrupted(runner.run(out), runner, store, "step")
     for p in result.files:
         typer.echo(f"wrote {p}", err=True)
     w, k, player = result.best
@@ -108,10 +126,7 @@ def run_iterate(store, *, fields: dict | None, resume: int | None, out: Path | N
 def run_meta_rounds(store, *, fields: dict | None, resume: int | None, out: Path | None, quiet: bool) -> None:
     """`arena iterate --protocol meta-rounds` (start or resume): a line per attempt and meta-round, then the
     per-meta-round payoffs; with --out, each seed's last pair as program files."""
-    from arena.iterate.loop import IterateConfig
     from arena.iterate.metarounds import MetaRoundView, MetaRoundsRunner, ProgramView
-    from arena.library.catalog import load_library
-    from arena.llm.service import LLMService
 
     def show(v: ProgramView | MetaRoundView) -> None:
         if quiet:
@@ -129,30 +144,18 @@ def run_meta_rounds(store, *, fields: dict | None, resume: int | None, out: Path
             typer.echo(f"seed {v.seed} meta-round {v.meta_round}: payoffs row {v.row_payoff:.4g}, col "
                        f"{v.col_payoff:.4g} per round (totals {v.row_total:.4g}, {v.col_total:.4g})", err=True)
 
-    service = LLMService(store)
-    if resume is not None:
-        runner = MetaRoundsRunner.resume(store, resume, service, on_step=show)
-    else:
-        lib = load_library()
-        if fields["game"] not in lib.games:
-            raise ArenaError(f"unknown game '{fields['game']}'. Known: {', '.join(sorted(lib.games))}")
+    def no_start_programs(_lib, fields: dict) -> dict:
         for seat in ("row", "col"):
             if fields.pop(f"start_{seat}_arg") is not None:
                 raise ArenaError(f"--start-{seat} goes with --protocol best-response (meta-rounds starts from "
                                  "what the writers write)")
-        fields = meta_fields(fields)
-        fields["out"] = str(out.resolve()) if out is not None else None
-        cfg = IterateConfig(**fields)
-        runner = MetaRoundsRunner.create(store, cfg, lib.games[cfg.game], service, on_step=show)
-        if not quiet:
-            typer.echo(f"iterate run {runner.run_id} (meta-rounds; tournament {runner.tid} holds its matches)",
-                       err=True)
-    try:
-        result = asyncio.run(runner.run())
-    except KeyboardInterrupt:
-        typer.echo(f"\nInterrupted: every finished attempt and meta-round is stored. Resume with: arena iterate "
-                   f"--resume {runner.run_id} --db {store.path}", err=True)
-        raise typer.Exit(130)
+        return meta_fields(fields)
+
+    runner = _runner(MetaRoundsRunner, store, resume, fields, out, show, no_start_programs)
+    if resume is None and not quiet:
+        typer.echo(f"iterate run {runner.run_id} (meta-rounds; tournament {runner.tid} holds its matches)",
+                   err=True)
+    result = _until_interrupted(runner.run(), runner, store, "attempt and meta-round")
     if out is None and runner.cfg.out:
         out = Path(runner.cfg.out)
     if out is not None:

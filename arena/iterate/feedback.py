@@ -10,6 +10,7 @@ from arena.engine.sandbox import Sandbox
 from arena.engine.smoke import smoke_problems
 from arena.errors import ConfigError
 from arena.iterate import gridworld
+from arena.iterate.meanlines import mean_lines
 from arena.library.codecheck import check_source
 from arena.library.games import Game
 from arena.library.programs import CodeProgram, LLMProgram, ProgramEntry
@@ -119,14 +120,7 @@ def utility_text(results: list[TrialResult], game: Game, seat: str, best: float 
         else:
             lines.append(f"  episode {k}: you {acts[me]}, opponent {acts[them]}: payoffs you {pays[me]:g}, "
                          f"opponent {pays[them]:g}")
-    u = utilities(results, game)
-    if any(r.row_payoff is None or r.col_payoff is None for r in results):
-        w = worst_payoffs(game)
-        lines.append(f"An episode that ended in an error scores the game's worst payoff: you {w[me]:g}, "
-                     f"opponent {w[them]:g}.")
-    lines.append(f"Mean utility: you {u[me]:.3g}, opponent {u[them]:.3g}, both together (social welfare) "
-                 f"{u[0] + u[1]:.3g}.")
-    if best is not None:
-        lines.append(f"The best mean utility so far this turn (your current program's included): {best:.3g}.")
-    lines.append("Improve your program to raise your mean utility; reply with the whole program.")
+    errors = any(r.row_payoff is None or r.col_payoff is None for r in results)
+    lines += mean_lines(utilities(results, game), worst_payoffs(game) if errors else None, me, best,
+                        measure="utility", other="opponent", worst_name="the game's worst payoff")
     return "\n".join(lines)

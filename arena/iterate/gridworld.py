@@ -11,6 +11,7 @@ its rewards over the steps), and the welfare is the sum of both seats' returns.
 from __future__ import annotations
 
 from arena.engine.records import TrialResult
+from arena.iterate.meanlines import mean_lines
 from arena.library.codecheck import ALLOWED_MODULES
 from arena.library.games import Game
 
@@ -182,13 +183,7 @@ def utility_text(results: list[TrialResult], game: Game, seat: str, best: float 
             lines.append(head)
         elif k == DETAILED + LISTED + 1:
             lines.append(f"  ... {len(results) - k + 1} more episodes (in the means below)")
-    u = utilities(results, game)
-    if any(episode_returns(r) is None for r in results):
-        w = worst_returns(game)
-        lines.append(f"An episode that ended in an error scores the worst return: you {w[me]:g}, other {w[1 - me]:g}.")
-    lines.append(f"Mean return: you {u[me]:.3g}, other {u[1 - me]:.3g}, both together (social welfare) "
-                 f"{u[0] + u[1]:.3g}.")
-    if best is not None:
-        lines.append(f"The best mean return so far this turn (your current program's included): {best:.3g}.")
-    lines.append("Improve your program to raise your mean return; reply with the whole program.")
+    errors = any(episode_returns(r) is None for r in results)
+    lines += mean_lines(utilities(results, game), worst_returns(game) if errors else None, me, best,
+                        measure="return", other="other", worst_name="the worst return")
     return "\n".join(lines)

@@ -49,6 +49,8 @@ class _Record(WireModel):
     one definition, so a field a record gains travels without anyone writing it twice."""
 
     __record__: ClassVar[type]
+    __plain__: ClassVar[tuple[str, ...]]  # the fields that never hold a record: passed as they are
+    __nested__: ClassVar[tuple[str, ...]]  # those that may (a record, or a list, tuple or optional of one)
 
     @classmethod
     def of(cls, record) -> Self:
@@ -56,8 +58,11 @@ class _Record(WireModel):
 
     def record(self):
         """The record again (nested records too; tuples stay tuples)."""
-        rtype = type(self).__record__
-        return rtype(**{f.name: _back(getattr(self, f.name)) for f in dataclasses.fields(rtype)})
+        cls, values = type(self), self.__dict__
+        kw = {name: values[name] for name in cls.__plain__}
+        for name in cls.__nested__:
+            kw[name] = _back(values[name])
+        return cls.__record__(**kw)
 
 
 def _back(value):
@@ -91,7 +96,17 @@ def wire_model(rtype: type) -> type[_Record]:
         fields[f.name] = (_wire_type(hints[f.name]), default)
     model = _WIRE[rtype] = create_model(f"{rtype.__name__}Msg", __base__=_Record, **fields)
     model.__record__ = rtype
+    nested = {name for name, (tp, _default) in fields.items() if _holds_record(tp)}
+    model.__plain__ = tuple(name for name in fields if name not in nested)
+    model.__nested__ = tuple(name for name in fields if name in nested)
     return model
+
+
+def _holds_record(tp) -> bool:
+    """Whether a wire type is a record's model or has one inside (list, tuple, dict, optional)."""
+    if isinstance(tp, type) and issubclass(tp, _Record):
+        return True
+    return any(_holds_record(a) for a in typing.get_args(tp))
 
 
 def _wire_type(tp):
@@ -265,6 +280,9 @@ def parse_control(data: bytes | str) -> Control:
     return Control.model_validate_json(data)
 
 
+_NODE_FIELDS = tuple(f.name for f in dataclasses.fields(Node))
+
+
 class Decoder:
     """Turns a runner's messages back into engine events, keeping the nodes of the LLM trials in flight so
     that a `Resolved` updates the very Node objects the client was given with `Planned` (as in-process)."""
@@ -279,8 +297,8 @@ class Decoder:
                 return []
             n = trial[1][msg.node.index]
             new = msg.node.record()
-            for f in dataclasses.fields(Node):  # every field: the code answer, the calls, what a Node gains
-                setattr(n, f.name, getattr(new, f.name))
+            for name in _NODE_FIELDS:  # every field: the code answer, the calls, what a Node gains
+                setattr(n, name, getattr(new, name))
             return [NodeResolved(msg.tournament_id, trial[0], n)]
         if isinstance(msg, Trials):
             for r in msg.results:

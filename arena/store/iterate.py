@@ -144,15 +144,7 @@ def steps(store: Store, run_id: int) -> list[dict]:
 
 def run_row(store: Store, run_id: int | None = None) -> dict:
     """A run by id; None: the latest."""
-    if run_id is None:
-        rows = store.query("SELECT max(id) AS id FROM iterate_runs")
-        run_id = rows[0]["id"] if rows else None
-        if run_id is None:
-            raise LookupFailed(f"no iterate runs in {store.path} yet; start one with `arena iterate`")
-    rows = store.query("SELECT * FROM iterate_runs WHERE id=?", (run_id,))
-    if not rows:
-        raise LookupFailed(f"no iterate run {run_id} in {store.path}")
-    row = rows[0]
+    row = store.row_or_newest("iterate_runs", run_id, "iterate run", "arena iterate")
     row["config"] = json.loads(row["config"])
     return row
 

@@ -60,15 +60,21 @@ class Queries:
 
     def tournament(self, tid: int | None = None) -> TournamentRow:
         """A tournament by id; None means the most recent one."""
-        if tid is None:
-            rows = self.query("SELECT max(id) AS id FROM tournaments")
-            tid = rows[0]["id"] if rows else None
-            if tid is None:
-                raise LookupFailed(f"no tournaments in {self.path} yet; start one with `arena run`")
-        rows = self.query("SELECT * FROM tournaments WHERE id=?", (tid,))
+        return self._row(self.row_or_newest("tournaments", tid, "tournament", "arena run"))
+
+    def row_or_newest(self, table: str, row_id: int | None, what: str, command: str) -> dict:
+        """The row of `table` (one of Arena's own tables, never a caller's text) with this id; None: the
+        newest. LookupFailed names `what` and the store, and when the table is empty, the `command` that
+        starts one."""
+        if row_id is None:
+            rows = self.query(f"SELECT max(id) AS id FROM {table}")
+            row_id = rows[0]["id"] if rows else None
+            if row_id is None:
+                raise LookupFailed(f"no {what}s in {self.path} yet; start one with `{command}`")
+        rows = self.query(f"SELECT * FROM {table} WHERE id=?", (row_id,))
         if not rows:
-            raise LookupFailed(f"no tournament {tid} in {self.path}")
-        return self._row(rows[0])
+            raise LookupFailed(f"no {what} {row_id} in {self.path}")
+        return rows[0]
 
     def find_tournament(self, fingerprint: str) -> int | None:
         """The newest tournament with this fingerprint (same config and program/game versions)."""

@@ -4,10 +4,7 @@ bug in the app contained at the screen that raised it (Setup's summary, a Result
 
 from __future__ import annotations
 
-import shutil
-
-from conftest import ROOT
-from tui_helpers import transcript_text, wait_for
+from tui_helpers import copy_programs, pick_programs, setup_summary, transcript_text, wait_for, wait_for_setup
 
 MIRROR = """\
 id: mirror
@@ -19,14 +16,6 @@ source: |
           return ctx["game"]["default_action"]
       return ctx["opponent_action"]
 """
-
-
-def _summary(app) -> str:
-    return str(app.screen.query_one("#summary").render())
-
-
-async def _setup_ready(app, pilot):
-    await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in _summary(app))
 
 
 async def test_library_and_setup_list_the_shipped_code_programs(make_app):
@@ -43,7 +32,7 @@ async def test_library_and_setup_list_the_shipped_code_programs(make_app):
         title = str(app.screen.query_one("#detail-title").render())
         assert "programs/code/fair-code.yaml:1" in title
         await pilot.press("2")
-        await _setup_ready(app, pilot)
+        await wait_for_setup(pilot)
         picks = app.screen.query_one("#pick-programs")
         shown = {str(picks.get_option_at_index(i).value): picks.get_option_at_index(i).prompt.plain
                  for i in range(picks.option_count)}
@@ -51,10 +40,7 @@ async def test_library_and_setup_list_the_shipped_code_programs(make_app):
 
 
 async def test_a_code_program_written_in_the_editor_runs_from_setup(make_app, tmp_path):
-    d = tmp_path / "programs"
-    d.mkdir()
-    for f in ("defectbot.yaml", "cooperatebot.yaml"):
-        shutil.copy(ROOT / "programs" / f, d / f)
+    d = copy_programs(tmp_path / "programs", "defectbot.yaml", "cooperatebot.yaml")
     app = make_app(programs_path=d, start_mode="library")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
@@ -65,17 +51,14 @@ async def test_a_code_program_written_in_the_editor_runs_from_setup(make_app, tm
         await pilot.press("ctrl+s")  # saved after its smoke test
         await wait_for(pilot, lambda: (d / "mirror.yaml").exists() and "mirror" in app.library.entries)
         await pilot.press("2")
-        await _setup_ready(app, pilot)
+        await wait_for_setup(pilot)
         setup = app.screen
-        picks = setup.query_one("#pick-programs")
-        picks.deselect_all()
-        for pid in ("defectbot", "cooperatebot", "mirror"):  # the grid's last cell: mirror against itself
-            picks.select(pid)
+        pick_programs(setup, "defectbot", "cooperatebot", "mirror")  # the grid's last cell: mirror against itself
         setup.query_one("#epsilons").value = "0.5"
         setup.query_one("#depths").value = "3"
         setup.query_one("#trials").value = "4"
-        await wait_for(pilot, lambda: "36 trials" in _summary(app))
-        assert "No LLM calls" in _summary(app)  # the estimate knows a code program is not an LLM one
+        await wait_for(pilot, lambda: "36 trials" in setup_summary(app))
+        assert "No LLM calls" in setup_summary(app)  # the estimate knows a code program is not an LLM one
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.session is not None and app.session.ended, 60)
         assert app.session.status == "finished" and app.session.done == 36

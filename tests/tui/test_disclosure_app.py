@@ -2,38 +2,25 @@
 
 from __future__ import annotations
 
-import shutil
-
-from conftest import ROOT
-from tui_helpers import wait_for
-
-
-def _summary(app) -> str:
-    return str(app.screen.query_one("#summary").render())
+from tui_helpers import copy_programs, pick_programs, setup_summary, wait_for, wait_for_setup
 
 
 async def test_disclosure_from_setup_to_the_results_tab(make_app, tmp_path):
-    d = tmp_path / "programs"
-    d.mkdir()
-    for f in ("defectbot.yaml", "code/clique-code.yaml", "code/fair-code.yaml"):
-        shutil.copy(ROOT / "programs" / f, d / f.split("/")[-1])
-    app = make_app(programs_path=d, db=tmp_path / "arena.db")
+    programs = copy_programs(tmp_path / "programs", "defectbot.yaml", "code/clique-code.yaml", "code/fair-code.yaml")
+    app = make_app(programs_path=programs, db=tmp_path / "arena.db")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in _summary(app))
+        await wait_for_setup(pilot)
         setup = app.screen
-        picks = setup.query_one("#pick-programs")
-        picks.deselect_all()
-        for pid in ("clique-code", "fair-code"):
-            picks.select(pid)
+        pick_programs(setup, "clique-code", "fair-code")
         setup.query_one("#epsilons").value = "0.2"
         setup.query_one("#depths").value = "10"
         setup.query_one("#trials").value = "10"
         setup.query_one("#disclosures").value = "full none obfuscated"
-        await wait_for(pilot, lambda: "120 trials" in _summary(app) and "3 disclosure levels" in _summary(app))
+        await wait_for(pilot, lambda: "120 trials" in setup_summary(app) and "3 disclosure levels" in setup_summary(app))
         setup.query_one("#disclosures").value = "full secret"
-        await wait_for(pilot, lambda: "disclosure" in _summary(app) and "✗" in _summary(app))
+        await wait_for(pilot, lambda: "disclosure" in setup_summary(app) and "✗" in setup_summary(app))
         setup.query_one("#disclosures").value = "full none obfuscated"
-        await wait_for(pilot, lambda: "120 trials" in _summary(app))
+        await wait_for(pilot, lambda: "120 trials" in setup_summary(app))
         config = setup.build_config()
         assert (config.disclosures, config.obfuscate_prompts) == (["full", "none", "obfuscated"], "shuffle")
         await pilot.press("ctrl+r")
@@ -58,7 +45,7 @@ async def test_disclosure_from_setup_to_the_results_tab(make_app, tmp_path):
 async def test_the_disclosure_preset_fills_the_form(make_app, tmp_path):
     app = make_app(db=tmp_path / "arena.db")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in _summary(app))
+        await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in setup_summary(app))
         setup = app.screen
         setup.query_one("#preset").value = "disclosure"
         await wait_for(pilot, lambda: setup.query_one("#disclosures").value == "full prompt model none obfuscated")

@@ -3,41 +3,28 @@ Results' pairs of a match condition, a trial's rounds and the tree of a chosen r
 
 from __future__ import annotations
 
-import shutil
-
-from conftest import ROOT
-from tui_helpers import wait_for
-
-
-def _summary(app) -> str:
-    return str(app.screen.query_one("#summary").render())
+from tui_helpers import copy_programs, pick_programs, setup_summary, wait_for, wait_for_setup
 
 
 async def test_a_match_tournament_from_setup_to_a_rounds_tree(make_app, tmp_path):
-    d = tmp_path / "programs"
-    d.mkdir()
-    for f in ("defectbot.yaml", "repeated/titfortat.yaml"):
-        shutil.copy(ROOT / "programs" / f, d / f.split("/")[-1])
-    app = make_app(programs_path=d, db=tmp_path / "arena.db")
+    programs = copy_programs(tmp_path / "programs", "defectbot.yaml", "repeated/titfortat.yaml")
+    app = make_app(programs_path=programs, db=tmp_path / "arena.db")
     async with app.run_test(size=(120, 40)) as pilot:
-        await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in _summary(app))
+        await wait_for_setup(pilot)
         setup = app.screen
-        picks = setup.query_one("#pick-programs")
-        picks.deselect_all()
-        for pid in ("titfortat", "defectbot"):
-            picks.select(pid)
+        pick_programs(setup, "titfortat", "defectbot")
         setup.query_one("#epsilons").value = "0.5"
         setup.query_one("#depths").value = "3"
         setup.query_one("#trials").value = "5"
         setup.query_one("#rounds").value = "10"
-        await wait_for(pilot, lambda: "20 trials" in _summary(app))
+        await wait_for(pilot, lambda: "20 trials" in setup_summary(app))
         setup.query_one("#rounds").value = "10 20"
-        await wait_for(pilot, lambda: "40 trials" in _summary(app) and "2 match rules" in _summary(app))
+        await wait_for(pilot, lambda: "40 trials" in setup_summary(app) and "2 match rules" in setup_summary(app))
         setup.query_one("#rounds").value = "10"
         setup.query_one("#continuations").value = "0.9"
-        await wait_for(pilot, lambda: "rounds and continuations are alternatives" in _summary(app))
+        await wait_for(pilot, lambda: "rounds and continuations are alternatives" in setup_summary(app))
         setup.query_one("#continuations").value = ""
-        await wait_for(pilot, lambda: "20 trials" in _summary(app))
+        await wait_for(pilot, lambda: "20 trials" in setup_summary(app))
         config = setup.build_config()
         assert (config.rounds, config.continuations, config.noises) == ([10], [None], [0.0])
         await pilot.press("ctrl+r")

@@ -59,6 +59,13 @@ async def _settle(pilot, delay: float = 0.4):
     await pilot.pause()
 
 
+async def _open_results(app, pilot, tid: int) -> None:
+    """Results of tournament `tid`, its analysis loaded (in a worker)."""
+    app.open_results(tid)
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+
+
 @pytest.mark.parametrize("size", SIZES)
 def test_setup(snap_compare, seeded_app, size):
     make, _ = seeded_app
@@ -158,84 +165,62 @@ def test_live_llm_trial_in_progress(snap_compare, seeded_app):
     assert snap_compare(app, terminal_size=(120, 40), run_before=run)
 
 
-@pytest.mark.parametrize("size", SIZES)
-def test_results(snap_compare, seeded_app, size):
+def _results_snapshot(snap_compare, seeded_app, then, tournament: str = "bots", size=(120, 40)) -> bool:
+    """The snapshot of Results of a seeded tournament once `then(app, pilot)` has run and the screen settled."""
     make, ids = seeded_app
     app = make(start_mode="history")
 
     async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
-        await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
+        await _open_results(app, pilot, ids[tournament])
+        await then(app, pilot)
         await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=size, run_before=run)
+    return snap_compare(app, terminal_size=size, run_before=run)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_results(snap_compare, seeded_app, size):
+    async def sort(app, pilot):
+        await pilot.press("right", "right", "right", "s")  # sort by cooperation, highest first
+
+    assert _results_snapshot(snap_compare, seeded_app, sort, size=size)
 
 
 def test_results_payoff_matrix(snap_compare, seeded_app):
-    make, ids = seeded_app
-    app = make(start_mode="history")
-
-    async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+    async def payoff_tab(app, pilot):
         app.screen.query_one("#results-tabs").active = "tab-payoff"
-        await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run)
+    assert _results_snapshot(snap_compare, seeded_app, payoff_tab)
 
 
 @pytest.mark.parametrize("tab,sub", [("tab-programs", None), ("tab-eq", None), ("tab-plots", "plot-coop"), ("tab-plots", "plot-heat"),
                                      ("tab-plots", "plot-depth"), ("tab-plots", "plot-dynamics")])
 def test_results_analysis_tabs(snap_compare, seeded_app, tab, sub):
-    make, ids = seeded_app
-    app = make(start_mode="history")
-
-    async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+    async def open_tab(app, pilot):
         app.screen.query_one("#results-tabs").active = tab
         if sub:
             await wait_for(pilot, lambda: _settled(app))  # the focus on the plot tabs' bar before it moves on
             app.screen.query_one("#plot-tabs").active = sub
-        await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=(120, 40), run_before=run)
+    assert _results_snapshot(snap_compare, seeded_app, open_tab)
 
 
 def test_export_dialog(snap_compare, seeded_app):
-    make, ids = seeded_app
-    app = make(start_mode="history")
-
-    async def run(pilot):
-        app.open_results(ids["bots"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+    async def export(app, pilot):
         await pilot.press("x")
-        await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=(80, 24), run_before=run)
+    assert _results_snapshot(snap_compare, seeded_app, export, size=(80, 24))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_trial_transcript(snap_compare, seeded_app, size):
-    make, ids = seeded_app
-    app = make(start_mode="history")
-
-    async def run(pilot):
-        app.open_results(ids["llm"])
-        await pilot.pause()
-        await app.workers.wait_for_complete()  # the analysis loads in a worker
+    async def transcript(app, pilot):
         app.screen.query_one("#pairs").focus()
         await pilot.press("enter")
         await pilot.pause()
         await pilot.press("t")
-        await _settle(pilot)
 
-    assert snap_compare(app, terminal_size=size, run_before=run)
+    assert _results_snapshot(snap_compare, seeded_app, transcript, "llm", size)
 
 
 @pytest.mark.parametrize("size", SIZES)

@@ -29,3 +29,34 @@ def transcript_text(transcript) -> str:
             parts.append(str(w.border_title))
         parts.append(str(w.render()))
     return "\n".join(parts)
+
+
+def setup_summary(app) -> str:
+    """The Setup screen's summary line (what the tournament would be, or what is wrong with the form)."""
+    return str(app.screen.query_one("#summary").render())
+
+
+async def wait_for_setup(pilot) -> None:
+    """Until Setup is shown with its library loaded."""
+    app = pilot.app
+    await wait_for(pilot, lambda: app.current_mode == "setup" and "loading" not in setup_summary(app))
+
+
+def copy_programs(folder, *files: str):
+    """A programs folder made of copies of the shipped `programs/` files named (subfolders flattened)."""
+    import shutil
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "programs"
+    folder.mkdir()
+    for f in files:
+        shutil.copy(root / f, folder / Path(f).name)
+    return folder
+
+
+def pick_programs(setup, *ids: str) -> None:
+    """Setup's program list: exactly these programs chosen."""
+    picks = setup.query_one("#pick-programs")
+    picks.deselect_all()
+    for pid in ids:
+        picks.select(pid)

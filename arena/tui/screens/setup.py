@@ -7,6 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Grid, Horizontal, Vertical, VerticalScroll
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Button, Checkbox, Input, Label, Select, SelectionList, Static
 
 from .. import format as fmt
@@ -15,6 +16,17 @@ from .base import ArenaScreen
 from .library import program_label
 
 PRESET_NONE = "custom"
+
+
+def _labelled(*rows: tuple[str, Widget]) -> ComposeResult:
+    """A form's rows: each widget after its label (the form's grid puts them side by side)."""
+    for label, widget in rows:
+        yield Label(label)
+        yield widget
+
+
+def _text(id: str, placeholder: str = "", *, value: str = "", type: str = "text") -> Input:
+    return Input(value, id=id, placeholder=placeholder, type=type, compact=True)
 
 
 class SetupScreen(ArenaScreen):
@@ -36,48 +48,32 @@ class SetupScreen(ArenaScreen):
             with Vertical(id="setup-right"):
               with VerticalScroll(id="setup-form", classes="panel", can_focus=False):
                 with Grid(classes="form"):
-                    yield Label("Preset grid")
-                    yield Select([("custom (fields below)", PRESET_NONE), *presets], value="bots", allow_blank=False,
-                                 id="preset", compact=True)
-                    yield Label("ε values")
-                    yield Input(id="epsilons", placeholder="e.g. 0.1 0.2 0.5", compact=True)
-                    yield Label("Depth caps")
-                    yield Input(id="depths", placeholder="e.g. 10", compact=True)
-                    yield Label("Trials per cell")
-                    yield Input(id="trials", type="integer", compact=True)
-                    yield Label("Temperatures")
-                    yield Input(id="temps", placeholder="each program's own", compact=True)
-                    yield Label("Rounds")
-                    yield Input(id="rounds", placeholder="1 (one-shot); e.g. 10 200", compact=True)
-                    yield Label("Continuation")
-                    yield Input(id="continuations", placeholder="none; e.g. 0.9 (instead of rounds)", compact=True)
-                    yield Label("Noise")
-                    yield Input(id="noises", placeholder="0; e.g. 0.05", compact=True)
-                    yield Label("Recall")
-                    yield Input(id="recalls", placeholder="all rounds; e.g. 3", compact=True)
-                    yield Label("Disclosure")
-                    yield Input(id="disclosures", placeholder="full; e.g. full prompt model none obfuscated",
-                                compact=True)
-                    yield Label("Obfuscated prompts")
-                    yield Select([("sentences shuffled", "shuffle"), ("unchanged", "none")], value="shuffle",
-                                 allow_blank=False, id="obfuscate-prompts", compact=True)
-                    yield Label("Simulation")
-                    yield Select([("run the opponent (ε-grounded)", "run"), ("LLM imagines it", "imagine")],
-                                 value="run", allow_blank=False, id="simulation", compact=True)
-                    yield Label("Provider")
-                    yield Select([("each program's own", "")], value="", allow_blank=False, id="provider", compact=True)
-                    yield Label("Model")
-                    yield Input(id="model", placeholder="each LLM program's own (provider/model)", compact=True)
-                    yield Label("Concurrency")
-                    yield Input("8", id="concurrency", type="integer", compact=True)
-                    yield Label("Seed")
-                    yield Input("0", id="seed", type="integer", compact=True)
-                    yield Label("Name")
-                    yield Input(id="name", placeholder="optional", compact=True)
-                    yield Label("Options")
-                    yield MarkedCheckbox("read the response cache", True, id="cache", compact=True)
-                    yield Label("")
-                    yield MarkedCheckbox("always record a new tournament", False, id="new", compact=True)
+                    yield from _labelled(
+                        ("Preset grid", Select([("custom (fields below)", PRESET_NONE), *presets], value="bots",
+                                               allow_blank=False, id="preset", compact=True)),
+                        ("ε values", _text("epsilons", "e.g. 0.1 0.2 0.5")),
+                        ("Depth caps", _text("depths", "e.g. 10")),
+                        ("Trials per cell", _text("trials", type="integer")),
+                        ("Temperatures", _text("temps", "each program's own")),
+                        ("Rounds", _text("rounds", "1 (one-shot); e.g. 10 200")),
+                        ("Continuation", _text("continuations", "none; e.g. 0.9 (instead of rounds)")),
+                        ("Noise", _text("noises", "0; e.g. 0.05")),
+                        ("Recall", _text("recalls", "all rounds; e.g. 3")),
+                        ("Disclosure", _text("disclosures", "full; e.g. full prompt model none obfuscated")),
+                        ("Obfuscated prompts", Select([("sentences shuffled", "shuffle"), ("unchanged", "none")],
+                                                      value="shuffle", allow_blank=False, id="obfuscate-prompts",
+                                                      compact=True)),
+                        ("Simulation", Select([("run the opponent (ε-grounded)", "run"), ("LLM imagines it", "imagine")],
+                                              value="run", allow_blank=False, id="simulation", compact=True)),
+                        ("Provider", Select([("each program's own", "")], value="", allow_blank=False, id="provider",
+                                            compact=True)),
+                        ("Model", _text("model", "each LLM program's own (provider/model)")),
+                        ("Concurrency", _text("concurrency", value="8", type="integer")),
+                        ("Seed", _text("seed", value="0", type="integer")),
+                        ("Name", _text("name", "optional")),
+                        ("Options", MarkedCheckbox("read the response cache", True, id="cache", compact=True)),
+                        ("", MarkedCheckbox("always record a new tournament", False, id="new", compact=True)),
+                    )
               with Horizontal(id="setup-bottom", classes="panel"):
                 yield Static(id="summary")
                 yield Button("Run ▶", id="start", variant="success")
