@@ -75,26 +75,41 @@ class Environment:
         h, w = env.field_size
         sight = env.sight
         step, names = int(env.current_step), self._names
-        nf = env.max_num_food
-        n = len(env.players)
+        nf3 = 3 * env.max_num_food
+        end = nf3 + 3 * len(env.players)
         valid = env._valid_actions
+        field = [int(h), int(w)]
+        tail = f'"field_size":[{field[0]},{field[1]}],"step":{step},"max_steps":{self.horizon},"valid_actions":['
         out = []
         for i, player in enumerate(env.players):
             vec = obs[i].tolist()  # Python floats, as float() of each item gives
             pr, pc = int(player.position[0]), int(player.position[1])
             dr, dc = pr - min(sight, pr), pc - min(sight, pc)  # the observed neighbourhood's corner
-            foods = [{"pos": [int(vec[k]) + dr, int(vec[k + 1]) + dc], "level": int(vec[k + 2])}
-                     for k in range(0, 3 * nf, 3) if vec[k + 2] > 0]
-            agents = [{"pos": [int(vec[j]) + dr, int(vec[j + 1]) + dc], "level": int(vec[j + 2]), "me": j == 3 * nf}
-                      for j in range(3 * nf, 3 * nf + 3 * n, 3) if vec[j] >= 0]
-            out.append(View(obs=vec, agents=agents, foods=foods, field_size=[int(h), int(w)], step=step,
-                            max_steps=self.horizon, valid_actions=[names[id(a)] for a in valid[player]]))
+            foods, agents, food_text, agent_text = [], [], [], []
+            for k in range(0, nf3, 3):
+                if vec[k + 2] > 0:
+                    r, c, lv = int(vec[k]) + dr, int(vec[k + 1]) + dc, int(vec[k + 2])
+                    foods.append({"pos": [r, c], "level": lv})
+                    food_text.append(f'{{"pos":[{r},{c}],"level":{lv}}}')
+            for j in range(nf3, end, 3):
+                if vec[j] >= 0:
+                    r, c, lv = int(vec[j]) + dr, int(vec[j + 1]) + dc, int(vec[j + 2])
+                    me = j == nf3
+                    agents.append({"pos": [r, c], "level": lv, "me": me})
+                    agent_text.append(f'{{"pos":[{r},{c}],"level":{lv},"me":{"true" if me else "false"}}}')
+            acts = [names[id(a)] for a in valid[player]]
+            view = View(obs=vec, agents=agents, foods=foods, field_size=field[:], step=step, max_steps=self.horizon,
+                        valid_actions=acts)
+            # the JSON text json.dumps(view, separators=(",", ":")) gives (float repr is json's; names are ASCII)
+            view._text = (f'{{"obs":[{",".join(map(repr, vec))}],"agents":[{",".join(agent_text)}],'
+                          f'"foods":[{",".join(food_text)}],{tail}' + '"' + '","'.join(acts) + '"]}')
+            out.append(view)
         return out[0], out[1]
 
 
 class View(dict):
-    """A seat's view of a step (the dict a program is shown as ctx["state"]), with its JSON text made once, when
-    first asked for (view_text)."""
+    """A seat's view of a step (the dict a program is shown as ctx["state"]), with its JSON text (view_text):
+    made with the view by Environment, else when first asked for."""
 
     __slots__ = ("_text",)
 
@@ -104,6 +119,15 @@ class View(dict):
         except AttributeError:
             self._text = json.dumps(self, separators=(",", ":"))
             return self._text
+
+
+def state_text(state) -> str:
+    """A state (both seats' views) as the JSON text stored with its step: json.dumps(state, separators=(",",
+    ":")), the views' own texts where they have them."""
+    a, b = state
+    if isinstance(a, View) and isinstance(b, View):
+        return f"[{a.text()},{b.text()}]"
+    return json.dumps(state, separators=(",", ":"))
 
 
 def view_text(view: dict) -> str:
