@@ -58,3 +58,16 @@ def test_a_batch_of_episodes_is_bounded_by_the_states_it_holds(store, programs, 
     assert asyncio.run(runner.run()).status == "finished"
     assert (BATCH_NODES, STATE_NODES) == (20_000, 15) and sizes == [24, 6]
     assert store.query("SELECT count(*) AS n FROM rounds")[0]["n"] == 30 * 50
+
+
+def test_the_estimate_counts_an_episode_at_its_horizon(programs, games):
+    """Neither forager simulates: one node a decision, two decisions a step, at most 50 steps an episode; 4
+    cells x 2 episodes x 50 x 2 = 800 nodes (without the games: one round a trial, 16). A matrix game beside it
+    keeps its rounds."""
+    from arena.engine.estimate import estimate
+
+    config = TournamentConfig(programs=["lbf-h1", "pibr-lbf-shared-food"], games=["foraging_pibr"], epsilons=[0.5],
+                              max_depths=[1], trials=2)
+    assert (estimate(config, programs, games).nodes, estimate(config, programs).nodes) == (800.0, 16.0)
+    both = config.model_copy(update={"games": ["foraging_pibr", "prisoners_dilemma"], "rounds": [3]})
+    assert estimate(both, programs, games).nodes == 800.0 + 4 * 2 * 3 * 2

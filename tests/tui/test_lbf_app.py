@@ -36,6 +36,7 @@ async def test_a_grid_world_from_setup_to_a_code_nodes_state_at_80x24(make_app, 
         setup.query_one("#depths").value = "1"
         setup.query_one("#trials").value = "2"
         await wait_for(pilot, lambda: "8 trials" in _summary(app))
+        assert "≈ 800 simulation nodes" in _summary(app)  # 4 cells x 2 episodes x 50 steps x 2 decisions, at most
         config = setup.build_config()
         assert (config.games, sorted(config.programs), config.trials) == (["foraging_pibr"],
                                                                            ["lbf-h1", "pibr-lbf-shared-food"], 2)
