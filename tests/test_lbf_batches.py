@@ -16,8 +16,8 @@ from arena.runner.tournament import BATCH_NODES, STATE_NODES, TournamentRunner, 
 
 
 def test_a_views_text_is_its_json_in_full_and_partial_sight(programs, games):
-    """Each view's JSON text, made with it, is json.dumps of the view, and a state's stored text is json.dumps of
-    the pair: on the two games and on a 7x7 field seen through sight 1 (unseen food and agents left out, levels
+    """Each view's JSON text (written out by lbf._encode) is json.dumps of the view, and a state's stored text is
+    json.dumps of the pair: on the two games and on a 7x7 field seen through sight 1 (unseen food and agents left out, levels
     up to 12), for random and heuristic foragers."""
     partial = parse_game({"id": "lbf_sight1", "kind": "lbf", "name": "sight 1", "description": "7x7, sight 1",
                           "field_size": 7, "max_num_food": 3, "sight": 1,
@@ -39,6 +39,9 @@ def test_a_views_text_is_its_json_in_full_and_partial_sight(programs, games):
     assert views > 2000 and unseen > 0  # (partial sight did hide an agent)
     plain = ({"obs": [1.0], "agents": []}, {"obs": [-1.0], "agents": []})  # dicts, as json.loads gives them
     assert state_text(plain) == '[{"obs":[1.0],"agents":[]},{"obs":[-1.0],"agents":[]}]'
+    odd = View(obs=[0.5], agents=[], foods=[], field_size=[3, 3], step=0, max_steps=1, valid_actions=[])
+    assert odd.text() == json.dumps(dict(odd), separators=(",", ":"))  # (no valid action: an empty list)
+    assert View(obs=[0.1], extra=True).text() == '{"obs":[0.1],"extra":true}'  # another layout: json.dumps
 
 
 def test_a_batch_of_episodes_is_bounded_by_the_states_it_holds(store, programs, games):
