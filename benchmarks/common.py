@@ -63,6 +63,8 @@ def arg_parser(doc: str | None) -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=(doc or "").strip().splitlines()[0] if doc else None)
     ap.add_argument("--json", help="also write the summary rows to this file (used by run_all.py)")
     ap.add_argument("--quick", action="store_true", help="smaller sizes: checks the script runs, numbers are rough")
+    ap.add_argument("--server", choices=["async", "threads"], default="async",
+                    help="the fake LLM server's kind (fake_server); an LLM benchmark's numbers say which")
     return ap
 
 
@@ -80,13 +82,20 @@ def policy(request) -> str:
     system = request.messages[0].get("content", "") if request.messages else ""
     if "always defect" in system or "selfish" in system:
         return "defect"
-    return "defect" if "your opponent chose: defect" in request.last_user_text else "cooperate"
+    told = request.last_user_text  # prompt version 2's wording, or version 1's
+    return "defect" if ("(your own program) chose: defect." in told or "your opponent chose: defect." in told) \
+        else "cooperate"
 
 
 @contextmanager
-def fake_server(latency: float):
-    """A FakeLLMServer (mirror policy, fixed latency) in a child process; yields its base URL."""
-    proc = subprocess.Popen([sys.executable, str(Path(__file__)), "serve", "--latency", str(latency)],
+def fake_server(latency: float, kind: str = "threads"):
+    """A fake OpenAI-compatible server (mirror policy, fixed latency) in a child process; yields its base URL.
+
+    kind "threads": tests.support.fake_llm's FakeLLMServer (Python's http.server, a thread a connection: what
+    the tests use). kind "async": the same answers from one asyncio event loop (aiohttp), as real endpoints
+    (vLLM, llama.cpp's server) serve many connections; it takes a fraction of the CPU per request, which
+    matters when the server shares the benchmark's two cores."""
+    proc = subprocess.Popen([sys.executable, str(Path(__file__)), "serve", "--latency", str(latency), "--kind", kind],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         line = proc.stdout.readline()
@@ -108,6 +117,69 @@ def _serve(latency: float) -> None:
     with FakeLLMServer(action_responder(policy), latency=latency) as srv:
         print(f"serving {srv.base_url}", flush=True)
         sys.stdin.read()  # until the parent closes our stdin
+
+
+class _Asked:
+    """What `policy` reads of a request (the attributes of tests.support.fake_llm's ChatRequest it uses)."""
+
+    def __init__(self, messages: list[dict]):
+        self.messages = messages
+        self.last_user_text = next((m.get("content") or "" for m in reversed(messages) if m.get("role") == "user"), "")
+
+
+def _serve_async(latency: float) -> None:
+    """FakeLLMServer's non-streamed answers (an ACTION line, or the JSON object a json_schema request
+    asks for) from one aiohttp event loop."""
+    import asyncio
+    import threading
+
+    import orjson
+    from aiohttp import web
+
+    count = 0
+
+    async def chat(request: web.Request) -> web.Response:
+        nonlocal count
+        body = orjson.loads(await request.read())
+        msgs = body.get("messages") or []
+        name = policy(_Asked(msgs))
+        why = f"Considering the situation, I choose {name}."
+        rf = body.get("response_format")
+        content = (orjson.dumps({"reasoning": why, "action": name}).decode()
+                   if isinstance(rf, dict) and rf.get("type") in ("json_schema", "json_object")
+                   else f"{why}\nACTION: {name}")
+        await asyncio.sleep(latency)
+        count += 1
+        prompt = sum(len(str(m.get("content") or "")) // 4 + 1 for m in msgs)
+        done = len(content) // 4 + 1
+        return web.Response(body=orjson.dumps({
+            "id": f"chatcmpl-fake{count}", "object": "chat.completion", "created": int(time.time()),
+            "model": body.get("model") or "fake", "system_fingerprint": "fp_fake",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content, "refusal": None},
+                         "logprobs": None, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}}),
+            content_type="application/json")
+
+    async def models(request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "fake", "object": "model"}]})
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", chat)
+        app.router.add_get("/v1/models", models)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]
+        print(f"serving http://127.0.0.1:{port}/v1", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        threading.Thread(target=lambda: (sys.stdin.read(), loop.call_soon_threadsafe(stop.set)), daemon=True).start()
+        await stop.wait()
+        await runner.cleanup()
+
+    asyncio.run(main())
 
 
 def fake_env(base_url: str) -> dict[str, str]:
@@ -143,5 +215,6 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("command", choices=["serve"])
     ap.add_argument("--latency", type=float, default=0.1)
+    ap.add_argument("--kind", choices=["threads", "async"], default="threads")
     a = ap.parse_args()
-    _serve(a.latency)
+    (_serve_async if a.kind == "async" else _serve)(a.latency)

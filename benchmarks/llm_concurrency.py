@@ -173,11 +173,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
         ("deep trees (ε 0.1, cap 10), C=8", 8, 8, 0.1, 10),
         ("provider 4 < tournament 16", 16, 4, 0.2, 6),
     ]
-    print(f"LLM concurrency, latency {L * 1000:.0f} ms, {machine()}")
+    print(f"LLM concurrency, latency {L * 1000:.0f} ms, fake server {args.server}, {machine()}")
     print(f"{'configuration':34} {'calls':>6} {'nodes/decision':>14} {'ideal s':>8} {'arena s':>8} {'bare':>6} "
           f"{'bound':>6} {'arena':>6} {'cpu ms/call arena/bare':>23}")
     rows: list[Row] = []
-    with fake_server(L) as url:
+    with fake_server(L, args.server) as url:
         for label, conc, prov, eps, cap in configs:
             c = min(conc, prov)
             config, n_pred = sized(int(seconds * c / L), programs=PROGRAMS, games=["prisoners_dilemma"],

@@ -150,11 +150,11 @@ def main(argv: list[str] | None = None) -> list[Row]:
     pd = lib.games["prisoners_dilemma"]
     fair, exploit = lib.programs["fair-llm"], lib.programs["exploit-llm"]
     messages = prompts.messages(fair.system_prompt, pd, "row", exploit.source(), prompts.RESPOND, "cooperate")
-    print(f"HTTP call paths, {n} calls each, latency {L * 1000:.0f} ms, fake server in its own process on the same "
+    print(f"HTTP call paths, {n} calls each, latency {L * 1000:.0f} ms, fake server ({args.server}) in its own process on the same "
           f"cores; {machine()}")
     print(f"{'path':16} {'C':>4} {'wall s':>7} {'efficiency':>10} {'cpu ms/call':>11}")
     rows: list[Row] = []
-    with fake_server(L) as url:
+    with fake_server(L, args.server) as url:
         for c in args.concurrency:
             per: dict[str, float] = {}
             for name in args.paths:

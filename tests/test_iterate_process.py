@@ -171,3 +171,137 @@ def test_a_missing_key_is_refused_before_anything_is_recorded(tmp_path, monkeypa
             start_detached(store, IterateConfig(**CONFIG), load_library().games["vanilla_coordination"])
         assert str(exc.value) == "provider 'custom' needs the environment variable LLM_API_KEY"
         assert store.query("SELECT count(*) AS n FROM iterate_runs") == [{"n": 0}]
+
+
+# -- meta-rounds -------------------------------------------------------------------------------------------------
+def meta_config(**kw) -> IterateConfig:
+    """test_metarounds.py's MUST_SHOW run (3 meta-rounds of prisoner's dilemma, cpm against dpm) as a config."""
+    from arena.library.personas import builtin
+
+    return IterateConfig(protocol="meta-rounds", game="prisoners_dilemma", model="custom/writer", rounds=10, steps=3,
+                         episodes=3, seed=5, meta_rounds=3, persona_row=builtin("cpm"), persona_col=builtin("dpm"),
+                         **kw)
+
+
+def meta_rows(db: Path) -> dict:
+    """What a meta-rounds run stored that does not depend on when or where: every attempt (source, hash,
+    reply, checks, metrics), every meta-round (programs, hashes, payoffs), the matches, the run's end."""
+    with Store(db) as s:
+        programs = s.query("SELECT seed, meta_round, seat, attempt, program_id, program_hash, source, reply, valid, "
+                           "validation, feedback, sloc, complexity, halstead_volume, opponent_use, ctx_fields, label "
+                           "FROM meta_programs ORDER BY seed, meta_round, seat, attempt")
+        rounds = s.query("SELECT seed, meta_round, row_program, col_program, row_hash, col_hash, row_failed, "
+                         "col_failed, row_payoff, col_payoff, row_total, col_total, episodes, first_seq, errors "
+                         "FROM meta_rounds ORDER BY seed, meta_round")
+        trials = s.query("SELECT seq, seed, row_program, col_program, row_total, col_total, n_rounds, status "
+                         "FROM trials ORDER BY seq")
+        run = s.query("SELECT status, welfare, best_welfare FROM iterate_runs")
+    return {"programs": programs, "rounds": rounds, "trials": trials, "run": run}
+
+
+def cli_meta_rows(tmp_path: Path) -> dict:
+    from tests.test_metarounds import MUST_SHOW, Writers, arena, writer_env
+
+    db = tmp_path / "cli-meta.db"
+    with FakeLLMServer(Writers()) as srv:
+        res = arena(*MUST_SHOW, "--db", str(db), "--quiet", env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    return meta_rows(db)
+
+
+def test_meta_wire_messages_round_trip():
+    from arena.iterate.events import AttemptStored, MetaRoundStored, MetaWriterAsked
+
+    events = [MetaWriterAsked(1, 5, 2, "col", 1, "mr1-s5-m2-col-a1"),
+              AttemptStored(1, {"seed": 5, "meta_round": 2, "seat": "col", "attempt": 1, "ctx_fields": ["history"]}),
+              MetaRoundStored(1, {"seed": 5, "meta_round": 2, "row_payoff": 3.0})]
+    for e in events:
+        assert stream.event_of(stream.parse(stream.encode(e))) == e
+    hello = stream.Hello(run_id=1, tournament_id=4, pid=9, paused=False, meta_writing=[stream.message(events[0])])
+    assert stream.parse(hello.model_dump_json()) == hello
+
+
+def test_a_meta_rounds_run_in_its_process_streams_attempts_and_rounds_and_stores_what_the_cli_stores(tmp_path,
+                                                                                                   monkeypatch):
+    from arena.iterate.events import AttemptStored, MetaRoundStored, MetaWriterAsked
+    from tests.test_metarounds import COL, ROW, Writers, writer_env
+
+    db = tmp_path / "app.db"
+    with FakeLLMServer(Writers()) as srv:  # meta-round 1's two calls wait for each other: both in flight at once
+        for k, v in writer_env(srv).items():
+            monkeypatch.setenv(k, v)
+        with Store(db) as store:
+            started = start_detached(store, meta_config(), load_library().games["prisoners_dilemma"], paused=True)
+        hellos = []
+        remote = IterateRemote(db, 1, started.socket, on_hello=hellos.append)
+        remote.unpause()
+        thread, got = follow(remote)
+        thread.join(240)
+    assert not thread.is_alive()
+    # started paused: the writers asked (and held) before the client came are in its Hello, the later ones events
+    assert hellos[0].paused
+    asked = [m.event().key for m in hellos[0].meta_writing] + [e.key for e in got if isinstance(e, MetaWriterAsked)]
+    assert asked == [(5, 1, "row", 0), (5, 1, "col", 0), (5, 2, "row", 0), (5, 2, "col", 0), (5, 3, "row", 0),
+                     (5, 3, "col", 0), (5, 3, "row", 1)]
+    attempts = [e.fields for e in got if isinstance(e, AttemptStored)]
+    assert sorted((f["meta_round"], f["seat"], f["attempt"], f["valid"]) for f in attempts) == [
+        (1, "col", 0, 1), (1, "row", 0, 1), (2, "col", 0, 1), (2, "row", 0, 1), (3, "col", 0, 1), (3, "row", 0, 0),
+        (3, "row", 1, 1)]
+    by_key = {(f["meta_round"], f["seat"], f["attempt"]): f for f in attempts}
+    assert by_key[(1, "row", 0)]["source"] == ROW[1] and by_key[(2, "col", 0)]["source"] == COL[2]
+    assert "candidate.py:1: syntax error" in by_key[(3, "row", 0)]["validation"]
+    assert "2 rewrite(s) left" in by_key[(3, "row", 0)]["feedback"]
+    rounds = [e.fields for e in got if isinstance(e, MetaRoundStored)]
+    assert [(r["meta_round"], r["row_program"], r["col_program"], r["row_payoff"], r["col_payoff"]) for r in rounds][:2] \
+        == [(1, "mr1-s5-m1-row", "mr1-s5-m1-col", 0.0, 5.0), (2, "mr1-s5-m2-row", "mr1-s5-m2-col", 3.0, 3.0)]
+    assert rounds[2]["row_program"] == "mr1-s5-m3-row-a1"
+    ended = got[-1]
+    assert isinstance(ended, RunEnded) and ended.status == "finished"
+    rows = meta_rows(db)
+    assert rows["run"] == [{"status": "finished", "welfare": ended.welfare, "best_welfare": ended.best_welfare}]
+    assert rows == cli_meta_rows(tmp_path)
+
+
+def test_a_killed_meta_rounds_process_resumes_as_the_cli_run(tmp_path, monkeypatch):
+    """kill -9 while meta-round 2's row writer is asked; the run resumed in a new process asks only what is
+    missing and ends with the CLI run's rows."""
+    import signal
+
+    from arena.iterate.events import MetaRoundStored
+    from tests.test_metarounds import Writers, writer_env
+
+    class Held(Writers):
+        def __init__(self):
+            super().__init__()
+            self.held = threading.Event()
+            self.release = threading.Event()
+
+        def __call__(self, request):
+            if "This is meta-round 2 of" in request.messages[1]["content"] and not self.release.is_set():
+                self.held.set()
+                self.release.wait(120)
+            return super().__call__(request)
+
+    db = tmp_path / "app.db"
+    writers = Held()
+    with FakeLLMServer(writers) as srv:
+        for k, v in writer_env(srv).items():
+            monkeypatch.setenv(k, v)
+        with Store(db) as store:
+            started = start_detached(store, meta_config(), load_library().games["prisoners_dilemma"])
+        thread, got = follow(IterateRemote(db, 1, started.socket))
+        assert writers.held.wait(120)
+        os.kill(started.pid, signal.SIGKILL)
+        thread.join(60)
+        writers.release.set()
+        assert isinstance(got[-1], RunEnded) and got[-1].status == "failed" and "killed?" in got[-1].error
+        assert [e.fields["meta_round"] for e in got if isinstance(e, MetaRoundStored)] == [1]
+        with Store(db) as store:
+            assert store.tournament(1).display_status == "interrupted"
+            writers.barrier = threading.Barrier(1)  # meta-round 1 is stored: no pair of calls to wait for
+            again = resume_detached(store, 1)
+        thread, got = follow(IterateRemote(db, 1, again.socket))
+        thread.join(240)
+        assert {e.fields["meta_round"] for e in got if isinstance(e, MetaRoundStored)} == {2, 3}
+    assert isinstance(got[-1], RunEnded) and got[-1].status == "finished"
+    assert meta_rows(db) == cli_meta_rows(tmp_path)

@@ -54,7 +54,7 @@ def test_pick_fewest_in_flight_then_round_robin():
     b.in_flight = 2
     assert pool.pick() is c
     assert pool.pick(avoid=c) in (a, b)  # a retry never goes back to the replica that just failed it
-    assert pool.gate._value == 6  # the pool's capacity: concurrency per replica x replicas
+    assert pool.gate.slots == 6  # the pool's capacity: concurrency per replica x replicas
 
 
 def test_down_replica_gets_only_probes_and_rejoins_when_it_answers():

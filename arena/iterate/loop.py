@@ -122,6 +122,30 @@ class IterateConfig(BaseModel):
         return list(self.seeds) if self.seeds is not None else [self.seed]
 
 
+def record_run(store: Store, cfg: IterateConfig) -> tuple[int, int]:
+    """A new run of either protocol and its tournament row: (run id, tournament id)."""
+    return db.create_run(store, cfg.stored(), f"iterate {cfg.game}", cfg.seed, __version__)
+
+
+def load_run(store: Store, run_id: int | None, protocol: str) -> tuple[int, int, IterateConfig, Game]:
+    """A stored run of `protocol` (None: the latest run), claimed by this process to resume it (refused while
+    another live process runs it): (run id, tournament id, its config, its game). Raises ArenaError for a
+    run of the other protocol, one without its stored game, or a best-response run stored by an Arena
+    before the current program competed in its turn."""
+    row = db.run_row(store, run_id)
+    if "protocol" not in row["config"]:
+        raise ArenaError(f"iterate run {row['id']} was stored by an older Arena, which chose and reported "
+                         "the kept programs differently; it cannot be resumed: start a new run")
+    cfg = IterateConfig.model_validate({"writer": prompts.WRITER_V1, **row["config"]})
+    if cfg.protocol != protocol:
+        raise ArenaError(f"iterate run {row['id']} is a {cfg.protocol} run, not a {protocol} one")
+    _programs, games = store.snapshot(row["tournament_id"])
+    if cfg.game not in games:
+        raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
+    db.claim(store, row["id"], row["tournament_id"])
+    return row["id"], row["tournament_id"], cfg, parse_game(games[cfg.game])
+
+
 @dataclass
 class StepView:
     """What a listener (CLI, app) is told after each step."""
@@ -149,6 +173,10 @@ class RunResult:
     history: list = field(default_factory=list)  # (round, player, welfare) after each turn
     files: list[Path] = field(default_factory=list)
     calls: int = 0
+
+    @property
+    def best_welfare(self) -> float | None:
+        return self.best[0] if self.best else None
 
 
 def start_program(cfg: IterateConfig, seat: str, run_id: int):
@@ -186,24 +214,11 @@ class IterateRunner:
 
     @classmethod
     def create(cls, store: Store, cfg: IterateConfig, game: Game, service, **kw) -> IterateRunner:
-        run_id, tid = db.create_run(store, cfg.stored(), f"iterate {cfg.game}", cfg.seed, __version__)
-        return cls(store, run_id, tid, cfg, game, service, **kw)
+        return cls(store, *record_run(store, cfg), cfg, game, service, **kw)
 
     @classmethod
     def resume(cls, store: Store, run_id: int | None, service, **kw) -> IterateRunner:
-        row = db.run_row(store, run_id)
-        if "protocol" not in row["config"]:
-            raise ArenaError(f"iterate run {row['id']} was stored by an older Arena, which chose and reported "
-                             "the kept programs differently; it cannot be resumed: start a new run")
-        cfg = IterateConfig.model_validate({"writer": prompts.WRITER_V1, **row["config"]})
-        if cfg.protocol != "best-response":
-            raise ArenaError(f"iterate run {row['id']} is a {cfg.protocol} run (resume it with its own runner)")
-        _programs, games = store.snapshot(row["tournament_id"])
-        if cfg.game not in games:
-            raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
-        game = parse_game(games[cfg.game])
-        db.claim(store, row["id"], row["tournament_id"])  # refused while another live process runs it
-        return cls(store, row["id"], row["tournament_id"], cfg, game, service, **kw)
+        return cls(store, *load_run(store, run_id, "best-response"), service, **kw)
 
     # -- the run ----------------------------------------------------------------------------------------
     async def run(self, out_dir: Path | None = None) -> RunResult:

@@ -14,7 +14,9 @@ matches of the condition (rounds or continuation, noise, ε, depth); match i's s
 Every attempt is stored whole with its writer calls, every meta-round with its trials; a resumed run
 replays what is stored and asks the writers only for what is missing. Listeners get a `ProgramView`
 per attempt (and the valid one's again once the judge has labelled it) and a `MetaRoundView` per
-meta-round played (stored ones included, on resume).
+meta-round played (stored ones included, on resume) through `on_step`; through `on_event` (a runner
+process's hub) the events of iterate/events.py as things happen: a writer asked, an attempt stored or
+labelled, a meta-round stored (nothing for what a resume replays: that is in the store).
 """
 
 from __future__ import annotations
@@ -23,7 +25,6 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from arena import __version__
 from arena.engine.code import CodeAgent
 from arena.engine.grid import TournamentConfig, trial_seed
 from arena.engine.match import run_any_batched, totals
@@ -32,10 +33,11 @@ from arena.engine.sandbox import Sandbox
 from arena.errors import ArenaError
 from arena.iterate import feedback as fb
 from arena.iterate import metaprompts as mp
-from arena.iterate.loop import RANDOM_CODE, SEATS, IterateConfig
+from arena.iterate.events import AttemptStored, MetaRoundStored, MetaWriterAsked
+from arena.iterate.loop import RANDOM_CODE, SEATS, IterateConfig, load_run, record_run
 from arena.iterate.prompts import extract
 from arena.library.codemetrics import metrics
-from arena.library.games import Game, parse_game
+from arena.library.games import Game
 from arena.library.personas import builtin
 from arena.library.programs import CodeProgram, LLMProgram
 from arena.store import iterate as db
@@ -82,6 +84,8 @@ class MetaRunResult:
     status: str
     rounds: list[dict] = field(default_factory=list)  # the meta_rounds rows, every seed
     calls: int = 0  # writer and judge calls made (not cached)
+    welfare: float | None = None  # the last meta-round's row + column payoff per round, mean over seeds
+    best_welfare: float | None = None  # the best meta-round's
 
 
 def match_rules(cfg: IterateConfig) -> MatchRules:
@@ -98,12 +102,14 @@ def persona(cfg: IterateConfig, seat: str):
 
 class MetaRoundsRunner:
     def __init__(self, store: Store, run_id: int, tid: int, cfg: IterateConfig, game: Game, service,
-                 on_step: Callable[[ProgramView | MetaRoundView], None] | None = None):
+                 on_step: Callable[[ProgramView | MetaRoundView], None] | None = None,
+                 on_event: Callable | None = None):
         if cfg.protocol != "meta-rounds":
             raise ArenaError(f"iterate run {run_id} is a {cfg.protocol} run, not a meta-rounds one")
         self.store, self.run_id, self.tid, self.cfg, self.game = store, run_id, tid, cfg, game
         self.service = service
         self.on_step = on_step or (lambda view: None)
+        self.on_event = on_event or (lambda event: None)
         self.rules = match_rules(cfg)
         self.writers = {"row": LLMProgram(id="writer-row", kind="llm", model=cfg.model, system_prompt="writer"),
                         "col": LLMProgram(id="writer-col", kind="llm", model=cfg.model_col or cfg.model,
@@ -117,18 +123,16 @@ class MetaRoundsRunner:
 
     @classmethod
     def create(cls, store: Store, cfg: IterateConfig, game: Game, service, **kw) -> MetaRoundsRunner:
-        run_id, tid = db.create_run(store, cfg.stored(), f"iterate {cfg.game}", cfg.seed, __version__)
-        return cls(store, run_id, tid, cfg, game, service, **kw)
+        return cls(store, *record_run(store, cfg), cfg, game, service, **kw)
 
     @classmethod
     def resume(cls, store: Store, run_id: int | None, service, **kw) -> MetaRoundsRunner:
-        row = db.run_row(store, run_id)
-        cfg = IterateConfig.model_validate(row["config"])
-        _programs, games = store.snapshot(row["tournament_id"])
-        if cfg.game not in games:
-            raise ArenaError(f"iterate run {row['id']} has no stored game; it cannot be resumed")
-        db.claim(store, row["id"], row["tournament_id"])
-        return cls(store, row["id"], row["tournament_id"], cfg, parse_game(games[cfg.game]), service, **kw)
+        return cls(store, *load_run(store, run_id, "meta-rounds"), service, **kw)
+
+    def start_pair(self, seed: int) -> dict[str, CodeProgram]:
+        """Each seat's program before meta-round 1 of `seed`: the uniformly random one."""
+        return {seat: CodeProgram(id=f"mr{self.run_id}-s{seed}-start-{seat}", kind="code", source=RANDOM_CODE,
+                                  simulates=False, description="plays uniformly at random") for seat in SEATS}
 
     def program_id(self, seed: int, k: int, seat: str, attempt: int = 0) -> str:
         return f"mr{self.run_id}-s{seed}-m{k}-{seat}" + (f"-a{attempt}" if attempt else "")
@@ -160,12 +164,11 @@ class MetaRoundsRunner:
         best = max((_welfare([r for r in rounds if r["meta_round"] == k]) for k in range(1, cfg.meta_rounds + 1)),
                    default=None, key=lambda w: -float("inf") if w is None else w)
         db.finish_run(self.store, self.run_id, self.tid, "finished", None, welfare, best)
-        return MetaRunResult(self.run_id, "finished", rounds, self.calls)
+        return MetaRunResult(self.run_id, "finished", rounds, self.calls, welfare, best)
 
     async def _seed(self, index: int, seed: int, attempts: dict, played: dict) -> None:
         cfg = self.cfg
-        current = {seat: CodeProgram(id=f"mr{self.run_id}-s{seed}-start-{seat}", kind="code", source=RANDOM_CODE,
-                                     simulates=False, description="plays uniformly at random") for seat in SEATS}
+        current = self.start_pair(seed)
         for p in current.values():
             db.add_program(self.store, self.tid, p, self.game)
         history: list[dict] = []
@@ -219,8 +222,10 @@ class MetaRoundsRunner:
             pid = self.program_id(seed, k, seat, attempt)
             stored = attempts.get((seed, k, seat, attempt))
             if stored is None:
+                self.on_event(MetaWriterAsked(self.run_id, seed, k, seat, attempt, pid))
                 stored = await self._attempt(seed, k, seat, attempt, pid, msgs)
                 attempts[(seed, k, seat, attempt)] = stored
+                self.on_event(AttemptStored(self.run_id, {f: stored.get(f) for f in db.META_PROGRAM_FIELDS}))
             self.on_step(_program_view(stored))
             if stored["valid"]:
                 return CodeProgram(id=pid, kind="code", source=stored["source"])
@@ -267,6 +272,8 @@ class MetaRoundsRunner:
         label = mp.parse_label(reply.text)
         db.write_label(self.store, self.run_id, self.tid, new.id, label, calls)
         stored["label"] = label
+        self.on_event(AttemptStored(self.run_id, {f: stored[f] for f in ("seed", "meta_round", "seat", "attempt",
+                                                                         "label")}))
         self.on_step(_program_view(stored))  # the program's view again, labelled
 
     async def _play(self, index: int, seed: int, k: int, row: CodeProgram, col: CodeProgram,
@@ -294,6 +301,7 @@ class MetaRoundsRunner:
                "col_total": tot[1], "episodes": cfg.episodes, "first_seq": first,
                "errors": "\n".join(errors) if errors else None}
         db.write_meta_round(self.store, self.run_id, self.tid, out)
+        self.on_event(MetaRoundStored(self.run_id, out))
         return out
 
     def _totals(self, results: list[TrialResult]) -> tuple[float, float]:

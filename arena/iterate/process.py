@@ -2,15 +2,19 @@
 
     python -m arena.iterate.process --db PATH --run ID [--paused]
 
-runs stored iterate run ID (its missing steps: a fresh run has none) in a new session, writes every step
-to the store as `arena iterate` does, and streams its events (`arena/iterate/stream.py`) over a Unix
-socket to every client attached (`arena/iterate/remote.py`). The socket and the log are the runner
-folder's (`runtime_dir()`); the socket's path is recorded in the run's tournament row while the runner
-lives, so `running_runner` and `arena attach TOURNAMENT` find it as they find a tournament's.
+runs stored iterate run ID (its missing steps: a fresh run has none) in a new session, of either
+protocol (its config's: best response, `IterateRunner`; meta-rounds, `MetaRoundsRunner`), writes every
+step, attempt and meta-round to the store as `arena iterate` does, and streams its events
+(`arena/iterate/stream.py`) over a Unix socket to every client attached (`arena/iterate/remote.py`).
+The socket and the log are the runner folder's (`runtime_dir()`); the socket's path is recorded in the
+run's tournament row while the runner lives, so `running_runner` and `arena attach TOURNAMENT` find it
+as they find a tournament's.
 
-Pause holds the run before its next writer call (a call in flight and the episodes being played
-finish first); cancel stops it at once (every finished step is kept: the run is resumable); SIGTERM
-or SIGINT cancel it too. `start_detached` records a run and starts its process.
+The socket, its clients and the serve loop are the tournaments' (`runner/process.py`'s `ClientHub`
+and `serve_socket`). Pause holds the run before its next writer call (a call in flight and the
+episodes or matches being played finish first; under meta-rounds both seats' next calls are held);
+cancel stops it at once (every finished step, attempt and meta-round is kept: the run is resumable);
+SIGTERM or SIGINT cancel it too. `start_detached` records a run and starts its process.
 """
 
 from __future__ import annotations
@@ -19,21 +23,18 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from arena.engine.events import Notice
 from arena.errors import ArenaError
 from arena.iterate import stream
-from arena.iterate.events import RunEnded, StepStored, WriterAsked
+from arena.iterate.events import AttemptStored, MetaWriterAsked, RunEnded, StepStored, WriterAsked
 from arena.iterate.loop import SEATS, IterateConfig, IterateRunner, start_program
+from arena.iterate.metarounds import MetaRoundsRunner, write_pairs
 from arena.library.games import Game
-from arena.runner import stream as wire
-from arena.runner.process import MAX_CLIENT_BUFFER, READ_LIMIT, client_wait_s, runtime_dir, spawn
+from arena.runner.process import ClientHub, runtime_dir, serve_socket, spawn
 from arena.store import iterate as db
 from arena.store.database import Store
 
@@ -56,17 +57,16 @@ class Gate:
         return await self._service.ask(*args, **kw)
 
 
-class Hub:
+class Hub(ClientHub):
     """The runner's side: the run's events to every attached client, their control ops to the run.
     Lives on the run's event loop (the loop emits its events from there)."""
 
     def __init__(self, run_id: int, tournament_id: int, gate: Gate) -> None:
+        super().__init__()
         self.run_id, self.tournament_id, self.gate = run_id, tournament_id, gate
-        self.clients: set[asyncio.StreamWriter] = set()
-        self.attached_once = False
-        self.writing: WriterAsked | None = None
+        self.writing: WriterAsked | None = None  # best response: the writer step in progress
+        self.meta_writing: dict[tuple, MetaWriterAsked] = {}  # meta-rounds: the writer calls in flight
         self.task: asyncio.Task | None = None
-        self._handlers: set[asyncio.Task] = set()
 
     @property
     def paused(self) -> bool:
@@ -78,15 +78,16 @@ class Hub:
         elif isinstance(event, StepStored) and self.writing is not None and event.fields.get("step") is not None \
                 and event.key == (self.writing.round, self.writing.player, self.writing.step):
             self.writing = None
-        data = stream.encode(event)
-        for w in list(self.clients):
-            if w.is_closing() or w.transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
-                self.clients.discard(w)
-                w.close()
-            else:
-                w.write(data)
+        elif isinstance(event, MetaWriterAsked):
+            self.meta_writing[event.key] = event
+        elif isinstance(event, AttemptStored):
+            self.meta_writing.pop(event.key, None)
+        self.write_all(stream.encode(event))
 
     # control ops (a client's, or a signal's)
+    def control(self, op: str) -> None:
+        getattr(self, op)()
+
     def pause(self) -> None:
         if not self.paused:
             self.gate.open.clear()
@@ -104,63 +105,25 @@ class Hub:
     def hello(self) -> stream.Hello:
         w = self.writing
         return stream.Hello(run_id=self.run_id, tournament_id=self.tournament_id, pid=os.getpid(), paused=self.paused,
-                            writing=None if w is None else stream.message(w))
-
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(wire.line(self.hello()))
-        self.clients.add(writer)
-        self.attached_once = True
-        task = asyncio.current_task()
-        self._handlers.add(task)
-        try:
-            while data := await reader.readline():
-                try:
-                    op = wire.parse_control(data).op
-                except ValidationError:
-                    continue
-                getattr(self, op)()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self.clients.discard(writer)
-            self._handlers.discard(task)
-            writer.close()
-
-    async def close(self) -> None:
-        for w in list(self.clients):
-            try:
-                await asyncio.wait_for(w.drain(), 10)
-            except (ConnectionError, asyncio.TimeoutError):
-                pass
-            w.close()
-        self.clients.clear()
-        if self._handlers:
-            await asyncio.wait(list(self._handlers), timeout=5)
+                            writing=None if w is None else stream.message(w),
+                            meta_writing=[stream.message(m) for m in self.meta_writing.values()])
 
 
-async def serve(store: Store, runner: IterateRunner, hub: Hub, socket_path: Path, out: Path | None,
+async def serve(store: Store, runner, hub: Hub, socket_path: Path, out: Path | None = None,
                 ready=None) -> RunEnded:
-    """Run `runner` (whose on_event is `hub.publish`) while serving its events at `socket_path`; the run's
-    end is published (RunEnded) and returned."""
-    loop = asyncio.get_running_loop()
-    socket_path.unlink(missing_ok=True)
-    server = await asyncio.start_unix_server(hub.client, path=str(socket_path), limit=READ_LIMIT)
-    os.chmod(socket_path, 0o600)
-    try:
-        store.set_runner_socket(runner.tid, str(socket_path))
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            try:
-                loop.add_signal_handler(sig, hub.cancel)
-            except (NotImplementedError, RuntimeError):
-                pass
-        hub.task = asyncio.ensure_future(runner.run(out))
-        if ready is not None:
-            ready()
-        if hub.paused:  # started paused for a client that never came (it died): go on
-            loop.call_later(client_wait_s(), lambda: None if hub.attached_once else hub.unpause())
+    """Run `runner` (an IterateRunner or a MetaRoundsRunner, whose on_event is `hub.publish`) while serving
+    its events at `socket_path` (runner/process.py's serve_socket); the run's end is published (RunEnded)
+    and returned. `out`: where the final programs go (best response: the final pair; meta-rounds: each
+    seed's last pair)."""
+    meta = isinstance(runner, MetaRoundsRunner)
+
+    async def run() -> RunEnded:
+        hub.task = asyncio.ensure_future(runner.run() if meta else runner.run(out))
         try:
             result = await hub.task
-            ended = RunEnded(runner.run_id, "finished", result.welfare, result.best[0] if result.best else None)
+            if meta and out is not None:
+                write_pairs(store, runner.run_id, out)
+            ended = RunEnded(runner.run_id, "finished", result.welfare, result.best_welfare)
         except asyncio.CancelledError:
             ended = RunEnded(runner.run_id, "cancelled", error="cancelled")
         except ArenaError as exc:  # the writer failed (stored by the loop as the run's error)
@@ -173,13 +136,9 @@ async def serve(store: Store, runner: IterateRunner, hub: Hub, socket_path: Path
             ended = RunEnded(runner.run_id, "failed", error=reason)
         hub.publish(ended)
         return ended
-    finally:
-        server.close()
-        socket_path.unlink(missing_ok=True)
-        try:
-            store.set_runner_socket(runner.tid, None)
-        finally:
-            await hub.close()
+
+    return await serve_socket(store, runner.tid, hub, socket_path, run, cancel=hub.cancel, ready=ready,
+                              paused=hub.paused, unpause=hub.unpause)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -203,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
         hub = Hub(args.run, 0, gate)
         try:
             gate._service = LLMService(store, sink=hub.publish)
-            runner = IterateRunner.resume(store, args.run, gate, on_event=hub.publish)
+            meta = db.run_row(store, args.run)["config"].get("protocol") == "meta-rounds"
+            runner = (MetaRoundsRunner if meta else IterateRunner).resume(store, args.run, gate,
+                                                                          on_event=hub.publish)
         except ArenaError as exc:
             say(error=str(exc))
             return RunEnded(args.run, "failed", error=str(exc))
@@ -233,27 +194,36 @@ class Detached:
 
 
 def check_writer(store: Store, cfg: IterateConfig) -> None:
-    """The writer's provider and key, checked before anything is recorded (raises ArenaError)."""
+    """The writers' (and the judge's) providers and keys, checked before anything is recorded (raises
+    ArenaError)."""
     from arena.engine.grid import TournamentConfig
     from arena.library.programs import LLMProgram
     from arena.llm.service import LLMService
 
-    writer = LLMProgram(id="writer", kind="llm", model=cfg.model, system_prompt="writer")
-    config = TournamentConfig(programs=["writer"], games=[cfg.game], epsilons=[cfg.epsilon],
+    models = dict.fromkeys(m for m in (cfg.model, cfg.model_col, cfg.judge) if m is not None)
+    writers = [LLMProgram(id=f"writer{i}", kind="llm", model=m, system_prompt="writer") for i, m in enumerate(models)]
+    config = TournamentConfig(programs=[w.id for w in writers], games=[cfg.game], epsilons=[cfg.epsilon],
                               max_depths=[cfg.max_depth], trials=1)
-    LLMService(store).check([writer], config)
+    LLMService(store).check(writers, config)
 
 
 def start_detached(store: Store, cfg: IterateConfig, game: Game, *, paused: bool = False) -> Detached:
-    """Record a new iterate run (as `arena iterate` does) and start its runner process; returns once it
-    listens. `paused`: it waits (up to $ARENA_RUNNER_WAIT s) for a client to unpause it."""
+    """Record a new iterate run of either protocol (as `arena iterate` does) and start its runner process;
+    returns once it listens. `paused`: it waits (up to $ARENA_RUNNER_WAIT s) for a client to unpause it."""
     check_writer(store, cfg)
-    runner = IterateRunner.create(store, cfg, game, None)
-    for seat in SEATS:  # the start pair and the game, stored now: the runner process reads them back
-        db.add_program(store, runner.tid, start_program(cfg, seat, runner.run_id), game)
-    db.release(store, runner.tid)  # recorded by this process; its runner process claims it
-    spawned = spawn(store.path, runner.tid, paused=paused, module=MODULE, args=["--run", str(runner.run_id)])
-    return Detached(runner.run_id, runner.tid, spawned.pid, spawned.socket)
+    if cfg.protocol == "meta-rounds":
+        meta = MetaRoundsRunner.create(store, cfg, game, None)
+        run_id, tid = meta.run_id, meta.tid
+        starts = list(meta.start_pair(cfg.seed_list[0]).values())  # the first seed's, as its run records them
+    else:
+        runner = IterateRunner.create(store, cfg, game, None)
+        run_id, tid = runner.run_id, runner.tid
+        starts = [start_program(cfg, seat, run_id) for seat in SEATS]
+    for p in starts:  # the start pair and the game, stored now: the runner process reads them back
+        db.add_program(store, tid, p, game)
+    db.release(store, tid)  # recorded by this process; its runner process claims it
+    spawned = spawn(store.path, tid, paused=paused, module=MODULE, args=["--run", str(run_id)])
+    return Detached(run_id, tid, spawned.pid, spawned.socket)
 
 
 def resume_detached(store: Store, run_id: int) -> Detached:

@@ -136,9 +136,10 @@ def payoff_table(game: Game, seat: str) -> str:
     pay = view["payoffs"]
     cells = [[f"{pay[i][j][0]:g}, {pay[i][j][1]:g}" for j in range(len(acts))] for i in range(len(acts))]
     width = max(max(len(c) for row in cells for c in row), max(len(a) for a in acts) + 5)
-    head = " " * 10 + " | ".join(f"they {b}".ljust(width) for b in acts)
+    label = max(len(a) for a in acts) + 6  # "you <action>" and two spaces
+    head = " " * label + " | ".join(f"they {b}".ljust(width) for b in acts)
     lines = [f"Payoffs (you, opponent). You are the {'row' if seat == 'row' else 'column'} player.", head.rstrip()]
-    lines += [(f"you {a}".ljust(10) + " | ".join(c.ljust(width) for c in cells[i])).rstrip()
+    lines += [(f"you {a}".ljust(label) + " | ".join(c.ljust(width) for c in cells[i])).rstrip()
               for i, a in enumerate(acts)]
     best = []
     for j, b in enumerate(acts):

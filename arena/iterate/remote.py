@@ -2,13 +2,13 @@
 
 `IterateRemote.run()` connects to the runner's socket and hands every event to `sink` (on the thread
 that runs it), after calling `on_hello(hello)` once connected; it returns the run's `RunEnded`, or None
-once detached. Control methods (pause, unpause, cancel, detach) are safe from any thread.
+once detached. The control channel (pause, unpause, cancel, detach; safe from any thread) is the
+tournaments' client's (`arena/runner/control.py`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import threading
 
 from pydantic import ValidationError
 
@@ -16,61 +16,21 @@ from arena.errors import ArenaError
 from arena.iterate import stream
 from arena.iterate.events import RunEnded
 from arena.runner import stream as wire
+from arena.runner.control import ControlClient
 from arena.runner.process import READ_LIMIT
 from arena.store import iterate as db
 from arena.store.database import Store
 
 
-class IterateRemote:
+class IterateRemote(ControlClient):
     remote = True
 
     def __init__(self, db_path, run_id: int, socket: str, *, pid: int | None = None, sink=None, on_hello=None):
+        super().__init__()
         self.db_path, self.run_id, self.socket, self.pid = db_path, run_id, socket, pid
         self.sink = sink or (lambda event: None)
         self.on_hello = on_hello or (lambda hello: None)
         self.paused = False
-        self.detached = False
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._queued: list[bytes] = []
-        self._lock = threading.Lock()
-
-    # -- control ---------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        self._send("pause")
-
-    def unpause(self) -> None:
-        self._send("unpause")
-
-    def cancel(self) -> None:
-        self._send("cancel")
-
-    def _send(self, op: str) -> None:
-        data = wire.line(wire.Control(op=op))
-        with self._lock:
-            if self._writer is None or self._loop is None:
-                self._queued.append(data)
-                return
-            loop, writer = self._loop, self._writer
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(writer.write, data)
-
-    def detach(self) -> None:
-        """Stop listening (after the ops already asked for are sent); the run goes on."""
-        with self._lock:
-            loop, writer = self._loop, self._writer
-            if loop is None or writer is None or loop.is_closed():
-                self.detached = True
-                return
-
-        def close() -> None:  # half-close: the runner reads every op sent, then ends the connection
-            self.detached = True
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
-
-        loop.call_soon_threadsafe(close)
 
     # -- the stream --------------------------------------------------------------------------------------
     async def run(self) -> RunEnded | None:
@@ -80,22 +40,10 @@ class IterateRemote:
             reader, writer = await asyncio.open_unix_connection(self.socket, limit=READ_LIMIT)
         except OSError as exc:
             return self._ended(f"cannot reach its runner process at {self.socket} ({exc.strerror or exc})")
-        with self._lock:
-            self._loop, self._writer = asyncio.get_running_loop(), writer
-            for data in self._queued:
-                writer.write(data)
-            self._queued.clear()
+        self._connected(writer)
         ended = None
         try:
-            while ended is None:
-                try:
-                    data = await reader.readline()
-                except (ConnectionError, ValueError):
-                    data = b""
-                if not data.endswith(b"\n"):
-                    break
-                if self.detached:
-                    continue
+            async for data in self._lines(reader):
                 try:
                     msg = stream.parse(data)
                 except ValidationError as exc:  # a runner of another Arena version: say so, stop
@@ -107,17 +55,12 @@ class IterateRemote:
                 if isinstance(msg, wire.NoticeMsg) and msg.message in ("paused", "resumed"):
                     self.paused = msg.message == "paused"
                 event = stream.event_of(msg)
+                self.sink(event)
                 if isinstance(event, RunEnded):
                     ended = event
-                self.sink(event)
+                    break
         finally:
-            with self._lock:
-                self._writer = None
-            writer.close()
-            try:
-                await writer.wait_closed()
-            except (ConnectionError, OSError):
-                pass
+            await self._disconnect(writer)
         if ended is None and not self.detached:
             return self._ended(f"its runner process (pid {self.pid}) ended without finishing it (killed?)")
         return ended

@@ -1,27 +1,24 @@
 """The wire format between an iterate run's runner process and whoever is attached.
 
-The framing and the control messages are the tournaments' (`arena/runner/stream.py`): newline-delimited
-JSON, one pydantic message a line, `Control` (pause, unpause, cancel) from client to runner, `NoticeMsg`
-for notices. Runner → client: `Hello` first (the run, the runner's pid, whether it is paused, the writer
-step in progress), then the run's events (`arena/iterate/events.py`) as `Writing`, `Step` and `Ended`.
+The framing, the message base and the control messages are the tournaments' (`arena/runner/stream.py`:
+newline-delimited JSON, one pydantic message a line, `line()`; `Control` (pause, unpause, cancel) from
+client to runner, `NoticeMsg` for notices). Runner → client: `Hello` first (the run, the runner's pid,
+whether it is paused, the writer calls in progress), then the run's events (`arena/iterate/events.py`) as
+`Writing`, `Step` (best response), `MetaWriting`, `Attempt`, `MetaRound` (meta-rounds) and `Ended`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import Field, TypeAdapter
 
 from arena.engine.events import Notice
-from arena.iterate.events import RunEnded, StepStored, WriterAsked
-from arena.runner.stream import NoticeMsg
+from arena.iterate.events import AttemptStored, MetaRoundStored, MetaWriterAsked, RunEnded, StepStored, WriterAsked
+from arena.runner.stream import NoticeMsg, WireModel, line
 
 
-class _Msg(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Writing(_Msg):
+class Writing(WireModel):
     kind: Literal["iterate-writing"] = "iterate-writing"
     run_id: int
     round: int
@@ -33,7 +30,20 @@ class Writing(_Msg):
         return WriterAsked(self.run_id, self.round, self.player, self.step, self.program_id)
 
 
-class Hello(_Msg):
+class MetaWriting(WireModel):
+    kind: Literal["meta-writing"] = "meta-writing"
+    run_id: int
+    seed: int
+    meta_round: int
+    seat: str
+    attempt: int
+    program_id: str
+
+    def event(self) -> MetaWriterAsked:
+        return MetaWriterAsked(self.run_id, self.seed, self.meta_round, self.seat, self.attempt, self.program_id)
+
+
+class Hello(WireModel):
     """The runner's state when a client attaches (the steps so far are in the store)."""
 
     kind: Literal["iterate-hello"] = "iterate-hello"
@@ -41,16 +51,29 @@ class Hello(_Msg):
     tournament_id: int
     pid: int
     paused: bool
-    writing: Writing | None = None  # the writer step in progress, if one is
+    writing: Writing | None = None  # best response: the writer step in progress, if one is
+    meta_writing: list[MetaWriting] = Field(default_factory=list)  # meta-rounds: the writer calls in flight
 
 
-class Step(_Msg):
+class Step(WireModel):
     kind: Literal["iterate-step"] = "iterate-step"
     run_id: int
     fields: dict
 
 
-class Ended(_Msg):
+class Attempt(WireModel):
+    kind: Literal["meta-attempt"] = "meta-attempt"
+    run_id: int
+    fields: dict
+
+
+class MetaRound(WireModel):
+    kind: Literal["meta-round"] = "meta-round"
+    run_id: int
+    fields: dict
+
+
+class Ended(WireModel):
     kind: Literal["iterate-ended"] = "iterate-ended"
     run_id: int
     status: Literal["finished", "cancelled", "failed"]
@@ -59,16 +82,21 @@ class Ended(_Msg):
     error: str | None = None
 
 
-Message = Annotated[Union[Hello, Writing, Step, Ended, NoticeMsg], Field(discriminator="kind")]
+Message = Annotated[Union[Hello, Writing, Step, MetaWriting, Attempt, MetaRound, Ended, NoticeMsg],
+                    Field(discriminator="kind")]
 _SERVER = TypeAdapter(Message)
+_FIELDS = {StepStored: Step, AttemptStored: Attempt, MetaRoundStored: MetaRound}  # events of (run_id, fields)
 
 
-def message(event) -> _Msg | NoticeMsg:
+def message(event) -> WireModel:
     if isinstance(event, WriterAsked):
         return Writing(run_id=event.run_id, round=event.round, player=event.player, step=event.step,
                        program_id=event.program_id)
-    if isinstance(event, StepStored):
-        return Step(run_id=event.run_id, fields=event.fields)
+    if isinstance(event, MetaWriterAsked):
+        return MetaWriting(run_id=event.run_id, seed=event.seed, meta_round=event.meta_round, seat=event.seat,
+                           attempt=event.attempt, program_id=event.program_id)
+    if type(event) in _FIELDS:
+        return _FIELDS[type(event)](run_id=event.run_id, fields=event.fields)
     if isinstance(event, RunEnded):
         return Ended(run_id=event.run_id, status=event.status, welfare=event.welfare,
                      best_welfare=event.best_welfare, error=event.error)
@@ -79,20 +107,21 @@ def message(event) -> _Msg | NoticeMsg:
 
 def encode(event) -> bytes:
     """One event as a line."""
-    return message(event).model_dump_json().encode() + b"\n"
+    return line(message(event))
 
 
-def parse(data: bytes | str) -> Hello | Writing | Step | Ended | NoticeMsg:
+def parse(data: bytes | str):
     """A runner's line as its message; raises pydantic.ValidationError on anything else."""
     return _SERVER.validate_json(data)
 
 
-def event_of(msg) -> WriterAsked | StepStored | RunEnded | Notice | None:
+def event_of(msg):
     """A message as the event it carries (None for a Hello)."""
-    if isinstance(msg, Writing):
+    if isinstance(msg, (Writing, MetaWriting)):
         return msg.event()
-    if isinstance(msg, Step):
-        return StepStored(msg.run_id, msg.fields)
+    for event_type, msg_type in _FIELDS.items():
+        if isinstance(msg, msg_type):
+            return event_type(msg.run_id, msg.fields)
     if isinstance(msg, Ended):
         return RunEnded(msg.run_id, msg.status, msg.welfare, msg.best_welfare, msg.error)
     if isinstance(msg, NoticeMsg):

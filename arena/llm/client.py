@@ -6,7 +6,6 @@ pass through `redact` before they are recorded anywhere; keys come only from the
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -15,6 +14,7 @@ from typing import Any
 
 from arena.engine.records import CallRecord
 from arena.errors import ArenaError
+from arena.llm.gate import Gate
 from arena.llm.pool import EndpointPool, Replica
 from arena.llm.redaction import public_url, redact, split_credentials
 from arena.llm.registry import ProviderSpec
@@ -45,7 +45,7 @@ class ProviderClient:
     base_url: str
     api_key: str | None
     secrets: list[str] = field(default_factory=list)
-    shared_gate: asyncio.Semaphore | None = None  # the tournament's cap on calls in flight, over all providers
+    shared_gate: Gate | None = None  # the tournament's cap on calls in flight, over all providers
     stats: ProviderStats = field(default_factory=ProviderStats)
     notify: Callable[[str, str], None] = lambda message, level: None  # (message, info | warning | error)
     base_urls: list[str] | None = None  # a pool's replicas (see pool.py); None: base_url alone

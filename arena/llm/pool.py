@@ -13,11 +13,11 @@ A provider with one base URL is a pool of one replica: the same code path, with 
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from arena.llm.gate import Gate
 from arena.llm.outage import ProviderHealth
 
 
@@ -47,7 +47,7 @@ class Replica:
     client: object | None = None  # the replica's transport (transport.py), made on first use by the provider
 
     def __post_init__(self) -> None:
-        self.gate = asyncio.Semaphore(self.concurrency)
+        self.gate = Gate(self.concurrency)
         self.limiter = None
         if self.rpm:
             from aiolimiter import AsyncLimiter
@@ -67,7 +67,7 @@ class EndpointPool:
             raise ValueError("a pool needs at least one URL")
         self.replicas = [Replica(i, u, lab, concurrency, rpm, ProviderHealth(outage_after, outage_wait, clock))
                          for i, (u, lab) in enumerate(zip(urls, labels))]
-        self.gate = asyncio.Semaphore(concurrency * len(urls))  # the pool's capacity: the sum of its replicas'
+        self.gate = Gate(concurrency * len(urls))  # the pool's capacity: the sum of its replicas'
         self.probe_every = probe_every
         self.clock = clock
         self._turn = 0

@@ -34,6 +34,7 @@ from arena.library.games import Game
 from arena.engine.grid import TournamentConfig
 from arena.library.programs import LLMProgram
 from arena.llm.client import ProviderClient, Reply
+from arena.llm.gate import Gate
 from arena.llm.redaction import public_url, redact, split_credentials
 from arena.llm.registry import ProviderSpec, Route, endpoint_identity, load_providers, resolve
 from arena.llm.secrets import secret_values
@@ -89,7 +90,7 @@ class LLMService:
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
         self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server
-        self.gate: asyncio.Semaphore | None = None
+        self.gate: Gate | None = None
         self.modes = StructuredModes()  # constrained output, per endpoint
         self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
 
@@ -127,7 +128,7 @@ class LLMService:
         self.check_keys(used)
         if self.store is not None:
             self.cache = ResponseCache(self.store, read=config.cache)
-        self.gate = asyncio.Semaphore(config.concurrency)  # calls in flight, over all providers
+        self.gate = Gate(config.concurrency)  # calls in flight, over all providers
         for name in sorted(used):
             spec = self.registry[name]
             if name == "local":

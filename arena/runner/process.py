@@ -12,7 +12,9 @@ kill -9 leaves it 'interrupted', resumable like any other.
 
 `spawn` starts one and waits for it to say it is ready (< 1 s: an interpreter start); `RemoteRunner`
 is what a client holds: the runner's interface (pause, unpause, cancel, `run()` returning the
-TournamentFinished) over the socket, plus `detach()`.
+TournamentFinished) over the socket, plus `detach()` (the control channel: control.py's
+`ControlClient`). `ClientHub` and `serve_socket` are the socket's side, which an iterate run's runner
+process (`arena.iterate.process`) shares.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from pydantic import ValidationError
 from arena.engine.events import Notice, TournamentFinished, TournamentStarted, TrialPlanned, TrialsFinished
 from arena.errors import ArenaError
 from arena.runner import stream
+from arena.runner.control import ControlClient
 from arena.runner.gcsettle import settle
 from arena.runner.tournament import TournamentRunner, load_stored
 from arena.store.database import Store
@@ -93,22 +96,80 @@ def _remove_stale_sockets(where: Path) -> None:
 
 
 # --- the runner process's side ----------------------------------------------------------------------------
-class Hub:
+class ClientHub:
+    """The attached clients of a runner process (a tournament's or an iterate run's): each gets `hello()`
+    first, then every line written to all; the control ops it sends go to `control(op)`. A client that
+    falls more than MAX_CLIENT_BUFFER behind is dropped (it can attach again). Lives on the run's loop."""
+
+    def __init__(self) -> None:
+        self.clients: set[asyncio.StreamWriter] = set()
+        self.attached_once = False  # a client has connected (a runner started paused waits for one)
+        self._handlers: set[asyncio.Task] = set()
+
+    def hello(self):
+        raise NotImplementedError
+
+    def control(self, op: str) -> None:
+        raise NotImplementedError
+
+    def _attaching(self) -> None:
+        """Called before a new client's Hello is written."""
+
+    def write_all(self, data: bytes) -> None:
+        for w in list(self.clients):
+            if w.is_closing() or w.transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
+                self.clients.discard(w)
+                w.close()
+            else:
+                w.write(data)
+
+    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._attaching()
+        writer.write(stream.line(self.hello()))
+        self.clients.add(writer)
+        self.attached_once = True
+        task = asyncio.current_task()
+        self._handlers.add(task)
+        try:
+            while data := await reader.readline():
+                try:
+                    control = stream.parse_control(data)
+                except ValidationError:
+                    continue
+                self.control(control.op)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass
+        finally:
+            self.clients.discard(writer)
+            self._handlers.discard(task)
+            writer.close()
+
+    async def close(self) -> None:
+        for w in list(self.clients):
+            try:
+                await asyncio.wait_for(w.drain(), 10)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
+            w.close()
+        self.clients.clear()
+        if self._handlers:  # they end on the EOF of their closed connection
+            await asyncio.wait(list(self._handlers), timeout=5)
+
+
+class Hub(ClientHub):
     """Fans one runner's events out to the attached clients; lives on the runner's event loop.
 
     Events are queued and written once per loop iteration (one write for many node events). A client
     that attaches gets a `Hello` with the state at that moment, then every later event, in order."""
 
     def __init__(self, store: Store, runner) -> None:
+        super().__init__()
         self.store = store
         self.runner = runner
         self.tournament_id = runner.tournament_id
         self.total = runner.config.total_trials
         self.done = store.count_trials(self.tournament_id)
         self.config = runner.config.model_dump(mode="json")
-        self.clients: set[asyncio.StreamWriter] = set()
-        self.attached_once = False  # a client has connected (a runner started paused waits for one)
-        self._handlers: set[asyncio.Task] = set()
         self.inflight: dict[int, TrialPlanned] = {}
         self._batches = 0
         self._sample_at = -1e9
@@ -154,12 +215,7 @@ class Hub:
             return
         data = b"".join(self._pending)
         self._pending = []
-        for w in list(self.clients):
-            if w.is_closing() or w.transport.get_write_buffer_size() > MAX_CLIENT_BUFFER:
-                self.clients.discard(w)
-                w.close()
-            else:
-                w.write(data)
+        self.write_all(data)
 
     def hello(self) -> stream.Hello:
         return stream.Hello(
@@ -170,39 +226,16 @@ class Hub:
             inflight=[stream.PlannedMsg(spec=stream.SpecMsg.of(t.spec), nodes=[stream.NodeMsg.of(n) for n in t.nodes])
                       for t in self.inflight.values()])
 
-    async def client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def control(self, op: str) -> None:
+        getattr(self.runner, op)()
+
+    def _attaching(self) -> None:
         self.flush()  # what happened before this client came is in its Hello, not in its stream
-        writer.write(stream.line(self.hello()))
-        self.clients.add(writer)
-        self.attached_once = True
         self._sample_at = -1e9  # the next batch shows it a tree
-        task = asyncio.current_task()
-        self._handlers.add(task)
-        try:
-            while data := await reader.readline():
-                try:
-                    control = stream.parse_control(data)
-                except ValidationError:
-                    continue
-                getattr(self.runner, control.op)()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.CancelledError):
-            pass
-        finally:
-            self.clients.discard(writer)
-            self._handlers.discard(task)
-            writer.close()
 
     async def close(self) -> None:
         self.flush()
-        for w in list(self.clients):
-            try:
-                await asyncio.wait_for(w.drain(), 10)
-            except (ConnectionError, asyncio.TimeoutError):
-                pass
-            w.close()
-        self.clients.clear()
-        if self._handlers:  # they end on the EOF of their closed connection
-            await asyncio.wait(list(self._handlers), timeout=5)
+        await super().close()
 
 
 def client_wait_s() -> float:
@@ -213,33 +246,43 @@ def client_wait_s() -> float:
         return 30.0
 
 
-async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -> TournamentFinished:
-    """Run `runner` (whose sink is `hub.publish`) while serving its events at `socket_path`."""
+async def serve_socket(store: Store, tournament_id: int, hub: ClientHub, socket_path: Path, main, *, cancel,
+                       ready=None, paused: bool = False, unpause=None):
+    """Serve `hub`'s clients at `socket_path` while `main()` (a coroutine function: the run) runs; returns
+    what it returns. The socket's path is in tournament `tournament_id`'s row meanwhile; SIGTERM and SIGINT
+    call `cancel`; `ready()` is called once it listens; `paused`: started paused for a client, it calls
+    `unpause` if none has come after client_wait_s() (the client died)."""
     loop = asyncio.get_running_loop()
-    hub.bind(loop)
     socket_path.unlink(missing_ok=True)
     server = await asyncio.start_unix_server(hub.client, path=str(socket_path), limit=READ_LIMIT)
     os.chmod(socket_path, 0o600)
-    tid = runner.tournament_id
     try:
-        store.set_runner_socket(tid, str(socket_path))
+        store.set_runner_socket(tournament_id, str(socket_path))
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
-                loop.add_signal_handler(sig, runner.cancel)
+                loop.add_signal_handler(sig, cancel)
             except (NotImplementedError, RuntimeError):
                 pass
+        running = main()
         if ready is not None:
             ready()
-        if getattr(runner, "paused", False):  # started paused for a client that never came (it died): go on
-            loop.call_later(client_wait_s(), lambda: None if hub.attached_once else runner.unpause())
-        return await runner.run()
+        if paused and unpause is not None:
+            loop.call_later(client_wait_s(), lambda: None if hub.attached_once else unpause())
+        return await running
     finally:
         server.close()
         socket_path.unlink(missing_ok=True)
         try:
-            store.set_runner_socket(tid, None)
+            store.set_runner_socket(tournament_id, None)
         finally:
             await hub.close()
+
+
+async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -> TournamentFinished:
+    """Run `runner` (whose sink is `hub.publish`) while serving its events at `socket_path`."""
+    hub.bind(asyncio.get_running_loop())
+    return await serve_socket(store, runner.tournament_id, hub, socket_path, runner.run, cancel=runner.cancel,
+                              ready=ready, paused=getattr(runner, "paused", False), unpause=runner.unpause)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -362,7 +405,7 @@ def running_runner(store: Store, tournament_id: int | None = None):
 
 
 # --- a client's side ------------------------------------------------------------------------------------------
-class RemoteRunner:
+class RemoteRunner(ControlClient):
     """A runner process as a TournamentRunner to its client: same control methods, `run()` streams its events
     into `sink` and returns the TournamentFinished. `detach()` leaves it running. Control methods are safe
     from any thread."""
@@ -371,6 +414,7 @@ class RemoteRunner:
 
     def __init__(self, store: Store, tournament_id: int, socket: str, *, pid: int | None = None, reused: bool = False,
                  sink=None):
+        super().__init__()
         stored = load_stored(store, tournament_id)
         self.store = None  # (the session closes a runner's own store; this one uses the client's)
         self.tournament_id = tournament_id
@@ -380,50 +424,8 @@ class RemoteRunner:
         self.on_attach = None  # called with Hello.last_trial_id before the first event (seed counts up to it)
         self.paused = False
         self.done = 0
-        self.detached = False
         self._attached = False  # got a Hello
         self._db = store.path
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._writer: asyncio.StreamWriter | None = None
-        self._queued: list[bytes] = []
-        self._lock = threading.Lock()
-
-    # -- control ---------------------------------------------------------------------------------------------
-    def pause(self) -> None:
-        self._send("pause")
-
-    def unpause(self) -> None:
-        self._send("unpause")
-
-    def cancel(self) -> None:
-        self._send("cancel")
-
-    def _send(self, op: str) -> None:
-        data = stream.line(stream.Control(op=op))
-        with self._lock:
-            if self._writer is None or self._loop is None:
-                self._queued.append(data)
-                return
-            loop, writer = self._loop, self._writer
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(writer.write, data)
-
-    def detach(self) -> None:
-        """Stop listening (after sending the control ops asked before); the tournament goes on."""
-        with self._lock:
-            loop, writer = self._loop, self._writer
-            if loop is None or writer is None or loop.is_closed():
-                self.detached = True
-                return
-
-        def close() -> None:  # half-close: the runner reads every op sent, then ends the connection
-            self.detached = True
-            if writer.can_write_eof():
-                writer.write_eof()
-            else:
-                writer.close()
-
-        loop.call_soon_threadsafe(close)
 
     # -- the stream -------------------------------------------------------------------------------------------
     async def run(self) -> TournamentFinished | None:
@@ -446,23 +448,11 @@ class RemoteRunner:
                            f"resume it from History or with: arena resume {self.tournament_id}")
 
     async def _follow(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> TournamentFinished | None:
-        with self._lock:
-            self._loop, self._writer = asyncio.get_running_loop(), writer
-            for data in self._queued:
-                writer.write(data)
-            self._queued.clear()
+        self._connected(writer)
         decoder = stream.Decoder()
         finished = None
         try:
-            while finished is None:
-                try:
-                    data = await reader.readline()
-                except (ConnectionError, ValueError):
-                    data = b""
-                if not data.endswith(b"\n"):  # the end (a line cut short by a close)
-                    break
-                if self.detached:  # until the runner has read our ops and closed
-                    continue
+            async for data in self._lines(reader):
                 try:
                     msg = stream.parse(data)
                 except ValidationError as exc:  # a runner of another Arena version, or a bug: say so, stop
@@ -479,14 +469,10 @@ class RemoteRunner:
                     if isinstance(event, TournamentFinished):
                         finished = event
                     self.sink(event)
+                if finished is not None:
+                    break
         finally:
-            with self._lock:
-                self._writer = None
-            writer.close()
-            try:
-                await writer.wait_closed()  # (what was written is sent)
-            except (ConnectionError, OSError):
-                pass
+            await self._disconnect(writer)
         return finished
 
     def _still_running(self) -> bool:

@@ -38,11 +38,13 @@ from arena.engine.events import (
 from arena.engine.records import CallRecord, MatchRules, Node, Play, RoundRecord, TrialResult, TrialSpec
 
 
-class _Msg(BaseModel):
+class WireModel(BaseModel):
+    """A message of the runners' wire format (a tournament's, an iterate run's): strict, one JSON line (`line`)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class _Record(_Msg):
+class _Record(WireModel):
     """The wire form of a record type (engine/records.py), derived from its dataclass fields (`wire_model`):
     one definition, so a field a record gains travels without anyone writing it twice."""
 
@@ -112,7 +114,7 @@ NodeMsg = wire_model(Node)
 ResultMsg = wire_model(TrialResult)  # Batch.sample: a built-in trial whole; Trials: LLM trials
 
 
-class Batch(_Msg):
+class Batch(WireModel):
     """A batch of built-in trials stored, summed per cell (what live counts need) with one trial whole
     (the one the Live screen shows); every trial is in the store."""
 
@@ -142,12 +144,12 @@ class BatchStored:
     sample: TrialResult | None
 
 
-class PlannedMsg(_Msg):
+class PlannedMsg(WireModel):
     spec: SpecMsg  # type: ignore[valid-type]
     nodes: list[NodeMsg]  # type: ignore[valid-type]
 
 
-class Hello(_Msg):
+class Hello(WireModel):
     """The runner's state when a client attaches."""
 
     kind: Literal["hello"] = "hello"
@@ -161,7 +163,7 @@ class Hello(_Msg):
     inflight: list[PlannedMsg] = Field(default_factory=list)  # LLM trials in flight, nodes as resolved so far
 
 
-class Started(_Msg):
+class Started(WireModel):
     kind: Literal["started"] = "started"
     tournament_id: int
     total: int
@@ -169,20 +171,20 @@ class Started(_Msg):
     config: dict
 
 
-class Planned(_Msg):
+class Planned(WireModel):
     kind: Literal["planned"] = "planned"
     tournament_id: int
     trial: PlannedMsg
 
 
-class Resolved(_Msg):
+class Resolved(WireModel):
     kind: Literal["resolved"] = "resolved"
     tournament_id: int
     seq: int
     node: NodeMsg  # type: ignore[valid-type]
 
 
-class Trials(_Msg):
+class Trials(WireModel):
     kind: Literal["trials"] = "trials"
     tournament_id: int
     results: list[ResultMsg]  # type: ignore[valid-type]
@@ -190,13 +192,13 @@ class Trials(_Msg):
     total: int
 
 
-class NoticeMsg(_Msg):
+class NoticeMsg(WireModel):
     kind: Literal["notice"] = "notice"
     message: str
     level: str = "info"
 
 
-class Finished(_Msg):
+class Finished(WireModel):
     kind: Literal["finished"] = "finished"
     tournament_id: int
     status: str
@@ -208,7 +210,7 @@ class Finished(_Msg):
     providers: dict = Field(default_factory=dict)
 
 
-class Control(_Msg):
+class Control(WireModel):
     kind: Literal["control"] = "control"
     op: Literal["pause", "unpause", "cancel"]
 
@@ -221,7 +223,7 @@ _SERVER = TypeAdapter(ServerMessage)
 def encode(event: Event, *, sample: int | None = 0) -> bytes:
     """One event as a line. A batch of several (built-in) results is summed per cell (`Batch`), with the
     one at position `sample` whole (None: none)."""
-    msg: _Msg
+    msg: WireModel
     if isinstance(event, NodeResolved):
         msg = Resolved(tournament_id=event.tournament_id, seq=event.spec.seq, node=NodeMsg.of(event.node))
     elif isinstance(event, TrialsFinished) and len(event.results) > 1:  # built-in trials: summed
@@ -246,10 +248,11 @@ def encode(event: Event, *, sample: int | None = 0) -> bytes:
                        counts=event.counts, elapsed_s=event.elapsed_s, error=event.error, providers=event.providers)
     else:  # pragma: no cover - Event is a closed union
         raise TypeError(f"not an event: {event!r}")
-    return msg.model_dump_json().encode() + b"\n"
+    return line(msg)
 
 
-def line(msg: _Msg) -> bytes:
+def line(msg: WireModel) -> bytes:
+    """The framing: a message as one line of JSON."""
     return msg.model_dump_json().encode() + b"\n"
 
 

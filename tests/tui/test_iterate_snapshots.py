@@ -1,5 +1,6 @@
-"""Screenshots of the iterate run's view and of its start form at 80x24 (pytest-textual-snapshot; update
-with `--snapshot-update` and look at the SVGs under tests/tui/__snapshots__/)."""
+"""Screenshots of the iterate run's view (a best-response run, a meta-rounds run) and of its start form at
+80x24 (pytest-textual-snapshot; update with `--snapshot-update` and look at the SVGs under
+tests/tui/__snapshots__/)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,29 @@ def test_iterate_start_form(snap_compare, make_app, tmp_path):
 
     assert snap_compare(make_app(tmp_path / "empty.db", start_mode="history"), terminal_size=(80, 24),
                         run_before=run)
+
+
+@pytest.fixture
+def stored_meta_run(tmp_path):
+    from tests.test_metarounds import MUST_SHOW, Writers, arena, writer_env
+
+    db = tmp_path / "meta.db"
+    with FakeLLMServer(Writers()) as srv:
+        res = arena(*MUST_SHOW, "--db", str(db), "--quiet", env=writer_env(srv))
+    assert res.returncode == 0, res.stderr
+    return db
+
+
+def test_meta_rounds_run_view(snap_compare, make_app, stored_meta_run):
+    from textual.widgets import DataTable
+
+    from arena.tui.screens.iterate_run import IterateRunScreen
+
+    async def run(pilot):
+        pilot.app.watch_iterate(1)
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, IterateRunScreen)
+                       and pilot.app.screen.state is not None, 30)
+        pilot.app.screen.query_one("#itr-steps", DataTable).move_cursor(row=4)  # meta-round 3's row: a retry
+        await _settle(pilot)
+
+    assert snap_compare(make_app(stored_meta_run, start_mode="history"), terminal_size=(80, 24), run_before=run)

@@ -1,6 +1,6 @@
 """Iterate: the stored iterate runs (arena iterate, or started here: n), each step's candidate code and
-the feedback it got, and the welfare per step; enter opens a run's view (live while its runner process
-runs). Reloaded every second in a worker (loading.py: a read connection of its own, nothing queried on
+the feedback it got, and the welfare per step (a meta-rounds run: each seat's program per meta-round, its
+payoff, the welfare per meta-round); enter opens a run's view (live while its runner process runs). Reloaded every second in a worker (loading.py: a read connection of its own, nothing queried on
 the UI thread), so a run going on in a terminal can be watched."""
 
 from __future__ import annotations
@@ -24,6 +24,27 @@ def welfare_bar(values: list[float | None], width: int = 40) -> str:
     lo, hi = min(got), max(got)
     span = (hi - lo) or 1.0
     return "".join("·" if v is None else blocks[int((v - lo) / span * (len(blocks) - 1))] for v in values[-width:])
+
+
+def meta_steps(rounds: list[dict], programs: list[dict]) -> list[dict]:
+    """A meta-rounds run's played meta-rounds as the steps table's rows: per meta-round the row's program,
+    then the column's (round: the meta-round, step: the seed, valid: its writer gave a valid program, the
+    seat's payoff per round, the welfare: both seats'), with the program's source and the feedback of
+    its failed attempts."""
+    sources = {p["program_id"]: p for p in programs}
+    out = []
+    for r in rounds:
+        welfare = None if r["row_payoff"] is None else r["row_payoff"] + r["col_payoff"]
+        for seat in ("row", "col"):
+            pid = r[f"{seat}_program"]
+            failed = [p["feedback"] for p in programs if (p["seed"], p["meta_round"], p["seat"]) ==
+                      (r["seed"], r["meta_round"], seat) and not p["valid"] and p["feedback"]]
+            out.append({"id": f"{r['seed']}-{r['meta_round']}-{seat}", "round": r["meta_round"], "player": seat,
+                        "step": r["seed"], "valid": 0 if r[f"{seat}_failed"] else 1, "kept": 0,
+                        "row_utility": r["row_payoff"], "col_utility": r["col_payoff"], "welfare": welfare,
+                        "program_id": pid, "source": sources[pid]["source"] if pid in sources else None,
+                        "feedback": "\n\n".join(failed) or None})
+    return out
 
 
 class IterateScreen(ContainsFailures, Screen):
@@ -80,7 +101,11 @@ class IterateScreen(ContainsFailures, Screen):
         def query(store):
             runs = db.runs(store)
             rid = want if any(r["id"] == want for r in runs) else (runs[0]["id"] if runs else None)
-            return runs, rid, (db.steps(store, rid) if rid is not None else [])
+            if rid is None:
+                return runs, rid, []
+            if next(r for r in runs if r["id"] == rid)["config"].get("protocol") == "meta-rounds":
+                return runs, rid, meta_steps(db.meta_rounds(store, rid), db.meta_programs(store, rid))
+            return runs, rid, db.steps(store, rid)
 
         run_query(self, "iterate-list", query, self._loaded)
 

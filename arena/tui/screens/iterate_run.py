@@ -1,17 +1,18 @@
 """One iterate run, live or as stored: the steps (each writer answer, the evaluations of the current and
 the kept program), the selected step's writer message, its code highlighted and the feedback it got,
-the welfare after each turn as a text plot filling in, and the current pair.
+the welfare after each turn as a text plot filling in, and the current pair. A meta-rounds run in the
+same view (what it shows of one: iterate_meta.py): a row per seat and meta-round, the selected program's
+attempts, each seat's payoff per meta-round in the plot, the current meta-round in the header.
 
 Live (`session` given): the run's runner process streams its events into the session's thread; this
 screen reads a copy of the state every quarter second (no query on the UI thread): p pauses before the
-next writer call, c cancels (the finished steps stay: resumable), x detaches (the run goes on; enter
+next writer call (both seats' under meta-rounds), c cancels (the finished steps stay: resumable), x detaches (the run goes on; enter
 on it in Iterate runs, or `arena attach`, follows it again). Stored (`session` None): loaded in a
 worker; a run going on elsewhere (a terminal's `arena iterate`) is reloaded in a worker every second.
 """
 
 from __future__ import annotations
 
-import re
 
 from rich.console import Group
 from rich.text import Text
@@ -23,8 +24,11 @@ from textual.widgets import DataTable, Footer, Static
 
 from ..codeview import highlighted
 from ..failures import ContainsFailures
+from . import iterate_meta
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
+HEAD_JOIN = Text("\n", no_wrap=True, overflow="ellipsis")  # the header's two lines, each cut to the width
+STEP_COLUMNS = (("turn", "turn"), ("step", "step"), ("ok", "ok"), ("util", "util"), ("welf", "welf"))
 STATUS_STYLE = {"running": "green", "finished": "green", "paused": "yellow", "pausing": "yellow",
                 "cancelling": "yellow", "cancelled": "yellow", "interrupted": "yellow", "failed": "red"}
 
@@ -59,12 +63,6 @@ def welfare_plot(turns: list[tuple[str, float | None]], width: int = 60, height:
     return "\n".join(rows + [" " * 7 + labels.rstrip()])
 
 
-def _without_code(reply: str) -> str:
-    """A writer's reply with its fenced code blocks left out (the code is shown highlighted below)."""
-    text = re.sub(r"```[^\n]*\n.*?(```|\Z)", "[code below]", reply, flags=re.S)
-    return text.strip()
-
-
 def step_label(s: dict, steps: int) -> str:
     if s["player"] == "start":
         return "the start pair"
@@ -83,7 +81,7 @@ class IterateRunScreen(ContainsFailures, Screen):
                 Binding("tab", "app.focus_next", "Next pane", show=False)]
 
     DEFAULT_CSS = """
-    IterateRunScreen #itr-head { height: 2; padding: 0 1; }
+    IterateRunScreen #itr-head { height: 2; padding: 0 1; text-wrap: nowrap; text-overflow: ellipsis; }
     IterateRunScreen #itr-main { height: 1fr; }
     IterateRunScreen #itr-steps { width: 36; }
     IterateRunScreen #itr-detail-box { width: 1fr; border: round $primary 50%; }
@@ -117,8 +115,7 @@ class IterateRunScreen(ContainsFailures, Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#itr-steps", DataTable)
-        for label, key in (("turn", "turn"), ("step", "step"), ("ok", "ok"), ("util", "util"), ("welf", "welf")):
-            table.add_column(label, key=key)
+        self._columns(STEP_COLUMNS)
         self.query_one("#itr-plot").border_title = "welfare after each turn"
         table.focus()
         if self.session is not None:
@@ -128,11 +125,18 @@ class IterateRunScreen(ContainsFailures, Screen):
             self._load()
 
     # -- the state ------------------------------------------------------------------------------------
+    def _columns(self, columns) -> None:
+        table = self.query_one("#itr-steps", DataTable)
+        if tuple(table.columns) != tuple(key for _, key in columns):
+            table.clear(columns=True)
+            for label, key in columns:
+                table.add_column(label, key=key)
+
     def _load(self) -> None:
-        from ..iterate_session import IterateState
+        from ..iterate_session import load_state
         from ..loading import run_query
 
-        run_query(self, "iterate-run", lambda store: IterateState.load(store, self.run_id), self._show)
+        run_query(self, "iterate-run", lambda store: load_state(store, self.run_id), self._show)
 
     def _poll(self) -> None:
         state = self.session.view()
@@ -147,16 +151,35 @@ class IterateRunScreen(ContainsFailures, Screen):
             return
         self.state, self._version = state, state.signature()
         self.refresh_bindings()
+        if state.meta:
+            self._columns(iterate_meta.COLUMNS)
+            self.query_one("#itr-plot").border_title = "payoff per round, each meta-round (r: row, c: column)"
         self._head()
         self._table()
-        self.query_one("#itr-plot", Static).update(welfare_plot(state.turns(), max(20, self.size.width - 4)))
+        self._plot()
         self._detail()
+
+    def _plot(self) -> None:
+        st = self.state
+        if st.meta:
+            table = self.query_one("#itr-steps", DataTable)
+            row = self._rows[table.cursor_row] if 0 <= table.cursor_row < len(self._rows) else None
+            turns = iterate_meta.plot_turns(st, row)
+            if not turns:
+                self.query_one("#itr-plot", Static).update("no meta-round has been played yet")
+                return
+        else:
+            turns = st.turns()
+        self.query_one("#itr-plot", Static).update(welfare_plot(turns, max(20, self.size.width - 4)))
 
     def _head(self) -> None:
         st = self.state
         c = st.config
         status = Text(st.status, style=f"bold {STATUS_STYLE.get(st.status, '')}")
         mode = "" if self.session is not None else (" (stored)" if st.ended else " (read-only)")
+        if st.meta:
+            self.query_one("#itr-head", Static).update(HEAD_JOIN.join(iterate_meta.head(st, self.run_id, mode, status)))
+            return
         first = Text.assemble(f"run {self.run_id} ", status, mode,
                               f" · {c['game']} · {c['rounds']}×{c['steps']}×{c['episodes']} ε {c['epsilon']:g} · "
                               f"writer {c['model']}", no_wrap=True, overflow="ellipsis")
@@ -170,14 +193,21 @@ class IterateRunScreen(ContainsFailures, Screen):
         else:
             now = "playing"
         second = Text(f"pair: row {pair['row']} · col {pair['col']} · {now}", no_wrap=True, overflow="ellipsis")
-        self.query_one("#itr-head", Static).update(Text("\n").join([first, second]))
+        self.query_one("#itr-head", Static).update(HEAD_JOIN.join([first, second]))
 
     def _table(self) -> None:
         table = self.query_one("#itr-steps", DataTable)
-        rows = self.state.ordered()
         keep = table.cursor_row
         follow = keep < 0 or keep >= len(self._rows) - 1  # on the last row: follow the run as it grows
         table.clear()
+        if self.state.meta:
+            self._rows, cells = iterate_meta.table_rows(self.state)
+            for c in cells:
+                table.add_row(*c)
+            if self._rows:
+                table.move_cursor(row=len(self._rows) - 1 if follow else min(keep, len(self._rows) - 1))
+            return
+        rows = self.state.ordered()
         f = lambda x: "" if x is None else f"{x:.3g}"
         for s in rows:
             mine = s.get("col_utility") if s["player"] == "col" else s.get("row_utility")
@@ -199,7 +229,9 @@ class IterateRunScreen(ContainsFailures, Screen):
             box.update("no step stored yet")
             return
         s = self._rows[table.cursor_row]
-        if "writing" in s:
+        if self.state.meta:
+            title, parts, key = self._meta_detail(s)
+        elif "writing" in s:
             w = s["writing"]
             key = ("writing", w.round, w.player, w.step)
             parts = [Text(f"the writer is writing {w.program_id}: its answer is shown when it has come "
@@ -216,7 +248,7 @@ class IterateRunScreen(ContainsFailures, Screen):
             flags = ("valid" if s.get("valid") else "invalid") + (" · kept" if s.get("kept") else "")
             parts = [Text(f"{s.get('program_id') or ''}  ({flags}) · {step_label(s, steps)}", style="bold")]
             if s.get("reply"):
-                parts += [Text(""), Text("writer:", style="bold"), Text(_without_code(s["reply"]))]
+                parts += [Text(""), Text("writer:", style="bold"), Text(iterate_meta.without_code(s["reply"]))]
             if s.get("source"):
                 parts += [Text(""), Text("code:", style="bold"), highlighted(s["source"])]
             if s.get("feedback"):
@@ -231,6 +263,14 @@ class IterateRunScreen(ContainsFailures, Screen):
         outer.scroll_home(animate=False)
         outer.border_title = title
         outer.border_subtitle = "d: read · v: " + ("the step" if self.conversation else "conversation")
+
+    def _meta_detail(self, row: dict) -> tuple[str, list, tuple]:
+        last = iterate_meta.conversation_program(row)
+        if self.conversation and last is not None and last.get("reply"):
+            pid = last["program_id"]
+            title = f"the {row['seat']} writer's conversation · meta-round {row['meta_round']}"
+            return title, self._conversation(last), ("conversation", pid, pid in self._messages)
+        return iterate_meta.detail(row)
 
     def _conversation(self, s: dict) -> list:
         """The messages the writer was sent for step `s` (read in a worker, once), its reply, and the
@@ -273,6 +313,8 @@ class IterateRunScreen(ContainsFailures, Screen):
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if self.state is not None:
             self._detail()
+            if self.state.meta:
+                self._plot()  # the selected row's seed
 
     # -- actions --------------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple) -> bool | None:
