@@ -5,7 +5,8 @@
 Same run, same machine, the PIBR variant (games/foraging_pibr.yaml, 5x5, 2 agents, 2 foods, 50 steps):
 - bare: the package's ForagingEnv stepped directly with uniformly random actions (numpy), reset per episode;
 - Arena, built-ins: the real TournamentRunner, lbf-random against itself, every episode written to SQLite
-  (trial row, each step's state and joint action, the nodes); and the engine alone (run_match_sync);
+  (trial row, each step's state and joint action, the nodes), started as `arena run` starts it (the process's
+  garbage collector settled first: runner/gcsettle.py); and the engine alone (run_match_sync);
 - Arena, code: a non-simulating code program (random valid action from ctx["state"]) against itself, every
   decision in the pydantic-monty sandbox, through the runner.
 Ratio: Arena's steps/s over the bare env's (goal >= 0.5 for built-ins). The built-ins are measured in CPU time
@@ -53,7 +54,10 @@ def bare(game, episodes: int, cpu: bool = False) -> float:
 
 def through_runner(lib, programs: dict, ids: list[str], episodes: int, recall: int | None = None,
                    cpu: bool = False) -> float:
+    import gc
+
     from arena.engine.grid import TournamentConfig
+    from arena.runner.gcsettle import settle
     from arena.runner.tournament import TournamentRunner
     from arena.store.database import Store
 
@@ -63,9 +67,11 @@ def through_runner(lib, programs: dict, ids: list[str], episodes: int, recall: i
         cfg = TournamentConfig(programs=ids, games=["foraging_pibr"], epsilons=[0.2], max_depths=[10],
                                trials=episodes, recalls=[recall])
         runner = TournamentRunner.create(store, cfg, programs, lib.games)
+        settle()  # as `arena run` does before it runs the tournament
         t0 = clock()
         asyncio.run(runner.run())
         dt = clock() - t0
+        gc.unfreeze()  # (each measurement starts alike)
         steps = store.query("SELECT sum(n_rounds) AS n FROM trials")[0]["n"]
         store.close()
     return steps / dt

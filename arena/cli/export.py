@@ -37,6 +37,7 @@ class ExportTable(str, Enum):
     match_programs = "match_programs"
     rounds = "rounds"
     lengths = "lengths"
+    episodes = "episodes"
     disclosure = "disclosure"
     all = "all"
 

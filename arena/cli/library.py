@@ -36,7 +36,7 @@ def games_list() -> None:
 
 @games_app.command("show")
 def games_show(game_id: str) -> None:
-    """Show one game's description and payoff matrix."""
+    """Show one game's description and payoff matrix (a grid world's: its parameters)."""
     from arena.errors import ArenaError
     from arena.library.games import load_games
     from arena.library.catalog import games_dir
@@ -48,6 +48,12 @@ def games_show(game_id: str) -> None:
     if game_id not in games:
         fail(f"unknown game '{game_id}'. Known: {', '.join(sorted(games))}")
     g = games[game_id]
+    if g.markov:  # a grid world: its parameters and actions (each step's rewards come from the env)
+        params = "\n".join(f"{k}: {v}" for k, v in g.parameters().items() if v is not None)
+        typer.echo(f"{g.name} ({g.id})\n\n{g.description.strip()}\n\n{params}\nactions: {' '.join(g.actions)}\n\n"
+                   "A game with a state: each step's rewards come from the lbforaging environment "
+                   "(docs/markov-games.md).")
+        return
     typer.echo(f"{g.name} ({g.id})\n\n{g.description.strip()}\n\n{g.matrix_text()}\n")
     typer.echo(f"cooperative: {', '.join(f'({a}, {b})' for a, b in g.cooperative)}; "
                f"default action: {g.default_label}; defect action: {g.defect_action}")

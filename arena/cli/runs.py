@@ -290,6 +290,9 @@ def _run_tournament(store, config, lib, display: Display, resume_id: int | None 
             pass
         return await runner.run()
 
+    from arena.runner.gcsettle import settle
+
+    settle()
     try:
         with shown:
             result = asyncio.run(main())

@@ -7,6 +7,7 @@ answer is an action name, or a list of probabilities over `game.actions` sampled
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -206,7 +207,9 @@ def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col
     """The ctx a code program's node was given, rebuilt from a stored trial: its nodes (index, parent,
     side, depth, program, mode, action, round, in order), seed, ε and seats, and the tournament's programs;
     for a match also its stored rounds and rules (each round's nodes draw from the round's seed), and the
-    trial's disclosure.
+    trial's disclosure. A Markov game's step: the stored states, the one the step was decided on as
+    ctx["state"] and those before it in the history (a step with no stored row, where the episode ended in an
+    error, has its state from the env stepped again with the stored actions).
     None if the node is not a code program's."""
     node = nodes[index]
     me = programs.get(node.program)
@@ -219,9 +222,28 @@ def stored_ctx(nodes: list, index: int, seed: int, epsilon: float, row: str, col
     child = next((n for n in nodes if n.parent == node.index), None)
     eps = me.epsilon if me.epsilon is not None else epsilon
     play = None
-    if rounds and rules is not None:
+    if game.markov:  # (a step's rounds row, or none where the episode failed at step t: none at all at step 0)
+        states = [tuple(json.loads(r["state"])) for r in (rounds or [])[:t + 1]]
+        past = tuple(RoundRecord(r["round"], r["row_intended"], r["col_intended"], r["row_action"], r["col_action"],
+                                 r["row_payoff"], r["col_payoff"], bool(r["cooperative"]), s)
+                     for r, s in zip((rounds or [])[:t], states))
+        state = states[t] if len(states) > t else _state_before(game, seed, past)
+        play = Play(t, rules or MatchRules(), past, state)
+    elif rounds and rules is not None:
         past = tuple(RoundRecord(r["round"], r["row_intended"], r["col_intended"], r["row_action"], r["col_action"],
                                  r["row_payoff"], r["col_payoff"], bool(r["cooperative"])) for r in rounds[:t])
         play = Play(t, rules, past)
     return build_ctx(game, node.side, me, opp, child.action if child is not None else None, node.depth, eps,
                      us[node.index], play, disclosure, seed)
+
+
+def _state_before(game: Game, seed: int, past: tuple[RoundRecord, ...]) -> tuple[dict, dict]:
+    """A Markov game's state after the stored steps `past` (both seats' views), from the trial's env stepped again
+    with the actions played (the env is a function of the trial's seed, engine/lbf.py)."""
+    from arena.engine.lbf import Environment
+
+    env = Environment(game, seed)
+    state = env.reset()
+    for r in past:
+        state, _, _ = env.step(r.row_action, r.col_action)
+    return state

@@ -38,13 +38,19 @@ def simulates(program, config: TournamentConfig) -> bool:
     raise TypeError(f"estimate: no rule for programs of kind {program.kind!r}")
 
 
-def estimate(config: TournamentConfig, programs: dict) -> Estimate:
-    """Expected nodes and LLM calls of `config` over `programs` (id -> program; unknown ids ignored)."""
+def estimate(config: TournamentConfig, programs: dict, games: dict | None = None) -> Estimate:
+    """Expected nodes and LLM calls of `config` over `programs` (id -> program; unknown ids ignored). With
+    `games` (id -> game), a game with a state counts its episodes at their longest (the env's horizon: an
+    episode ends earlier when the food is gone), since the match rules' rounds do not apply to it."""
     chosen = {pid: programs[pid] for pid in config.programs if pid in programs}
     sim = {pid: simulates(p, config) for pid, p in chosen.items()}
     llm = {pid: p.kind == "llm" for pid, p in chosen.items()}
     rounds = sum(m.expected_rounds for m in config.matches)  # a trial's decisions are made once a round
-    per_cell = len(config.games) * len(config.temperatures) * config.trials * rounds
+    game_rounds = 0.0
+    for gid in config.games:
+        g = (games or {}).get(gid)
+        game_rounds += g.horizon * len(config.matches) if g is not None and g.markov else rounds
+    per_cell = len(config.temperatures) * config.trials * game_rounds
     per_cell_trials = len(config.games) * len(config.temperatures) * config.trials * len(config.matches)
     nodes = calls = 0.0
     llm_trials = 0

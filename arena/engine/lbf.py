@@ -75,8 +75,8 @@ class Environment:
         h, w = env.field_size
         sight = env.sight
         step, names = int(env.current_step), self._names
-        nf = env.max_num_food
-        n = len(env.players)
+        nf3 = 3 * env.max_num_food
+        end = nf3 + 3 * len(env.players)
         valid = env._valid_actions
         out = []
         for i, player in enumerate(env.players):
@@ -84,17 +84,20 @@ class Environment:
             pr, pc = int(player.position[0]), int(player.position[1])
             dr, dc = pr - min(sight, pr), pc - min(sight, pc)  # the observed neighbourhood's corner
             foods = [{"pos": [int(vec[k]) + dr, int(vec[k + 1]) + dc], "level": int(vec[k + 2])}
-                     for k in range(0, 3 * nf, 3) if vec[k + 2] > 0]
-            agents = [{"pos": [int(vec[j]) + dr, int(vec[j + 1]) + dc], "level": int(vec[j + 2]), "me": j == 3 * nf}
-                      for j in range(3 * nf, 3 * nf + 3 * n, 3) if vec[j] >= 0]
+                     for k in range(0, nf3, 3) if vec[k + 2] > 0]
+            agents = [{"pos": [int(vec[j]) + dr, int(vec[j + 1]) + dc], "level": int(vec[j + 2]), "me": j == nf3}
+                      for j in range(nf3, end, 3) if vec[j] >= 0]
             out.append(View(obs=vec, agents=agents, foods=foods, field_size=[int(h), int(w)], step=step,
                             max_steps=self.horizon, valid_actions=[names[id(a)] for a in valid[player]]))
         return out[0], out[1]
 
 
+VIEW_KEYS = ["obs", "agents", "foods", "field_size", "step", "max_steps", "valid_actions"]
+
+
 class View(dict):
     """A seat's view of a step (the dict a program is shown as ctx["state"]), with its JSON text made once, when
-    first asked for (view_text)."""
+    first asked for (view_text, state_text)."""
 
     __slots__ = ("_text",)
 
@@ -102,8 +105,29 @@ class View(dict):
         try:
             return self._text
         except AttributeError:
-            self._text = json.dumps(self, separators=(",", ":"))
+            self._text = _encode(self) if list(self) == VIEW_KEYS else json.dumps(self, separators=(",", ":"))
             return self._text
+
+
+def _encode(v: View) -> str:
+    """json.dumps(v, separators=(",", ":")) of a view as Environment makes it, written out: ints, bools, ASCII
+    action names and finite floats, whose repr is json's (faster than json.dumps walking it)."""
+    agents = ",".join(f'{{"pos":[{a["pos"][0]},{a["pos"][1]}],"level":{a["level"]},"me":{"true" if a["me"] else "false"}}}'
+                      for a in v["agents"])
+    foods = ",".join(f'{{"pos":[{f["pos"][0]},{f["pos"][1]}],"level":{f["level"]}}}' for f in v["foods"])
+    size, acts = v["field_size"], v["valid_actions"]
+    return (f'{{"obs":[{",".join(map(repr, v["obs"]))}],"agents":[{agents}],"foods":[{foods}],'
+            f'"field_size":[{size[0]},{size[1]}],"step":{v["step"]},"max_steps":{v["max_steps"]},"valid_actions":'
+            + ('["' + '","'.join(acts) + '"]' if acts else "[]") + "}")
+
+
+def state_text(state) -> str:
+    """A state (both seats' views) as the JSON text stored with its step: json.dumps(state, separators=(",",
+    ":")), the views' own texts where they have them."""
+    a, b = state
+    if isinstance(a, View) and isinstance(b, View):
+        return f"[{a.text()},{b.text()}]"
+    return json.dumps(state, separators=(",", ":"))
 
 
 def view_text(view: dict) -> str:

@@ -212,6 +212,18 @@ class LBFGame(Game):
                 "max_episode_steps": self.max_episode_steps, "force_coop": self.force_coop,
                 "grid_observation": False, "penalty": self.penalty}
 
+    def parameters(self) -> dict:
+        """The game's parameters as the app and `arena games show` list them (label → value; None: not set)."""
+        if self.env_id is not None:
+            fields = {"env id": self.env_id}
+        else:
+            fields = {"field": self.field_size, "players": self.players, "foods": self.max_num_food,
+                      "every food needs both": self.force_coop, "sight": self.sight or "the whole field",
+                      "steps": self.max_episode_steps,
+                      "player levels": f"{self.min_player_level}–{self.max_player_level}"}
+        fields["terminal penalty c (c·L/T)"] = self.terminal_penalty
+        return fields
+
     @property
     def horizon(self) -> int:
         """T, the episode's longest length (the env's max_episode_steps)."""

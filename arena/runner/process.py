@@ -41,6 +41,7 @@ from arena.engine.events import Notice, TournamentFinished, TournamentStarted, T
 from arena.errors import ArenaError
 from arena.runner import stream
 from arena.runner.control import ControlClient
+from arena.runner.gcsettle import settle
 from arena.runner.tournament import TournamentRunner, load_stored
 from arena.store.database import Store
 
@@ -315,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
     except ArenaError as exc:
         say(error=str(exc))
         return 2
+    settle()
     result = asyncio.run(serve(store, runner, hub, path, ready=lambda: say(pid=os.getpid(), socket=str(path))))
     store.close()
     return 0 if result.status == "finished" else 1

@@ -67,6 +67,20 @@ POLL_S = 0.02  # how often the loop looks at pause and cancel while a batch of c
 class _Abandoned(Exception):
     """Raised in a code batch's worker thread at its next sandbox feed once the run is cancelled or ends."""
 BATCH_NODES = 20_000  # a batch of built-in trials is written once it holds this many nodes (~0.1 s to write)
+# What a stored round weighs in a batch against BATCH_NODES, in nodes: a matrix game's round is one object, as a
+# node is about one; a grid world's step holds its state, both seats' views (some 30 lists and dicts). The
+# garbage collector walks every object the batch holds each time it runs a full collection, so a batch is
+# bounded by the objects it holds, not by its trials.
+ROUND_NODES = 1
+STATE_NODES = 15
+
+
+def held(result: TrialResult) -> int:
+    """What a finished trial weighs in a batch of built-in trials (BATCH_NODES): its nodes and its rounds."""
+    rounds = result.rounds
+    if not rounds:
+        return len(result.nodes)
+    return len(result.nodes) + len(rounds) * (ROUND_NODES if rounds[0].state is None else STATE_NODES)
 
 
 class TournamentRunner:
@@ -342,9 +356,10 @@ class TournamentRunner:
         self.sink(TrialsFinished(self.tournament_id, results, self.done, self.config.total_trials))
 
     async def _run_builtin(self, agents: dict[str, Agent], done_map: bytearray, llm: set[str]) -> None:
-        """Built-in trials in batches of `batch_size` trials, or fewer when their trees are deep: a batch
-        is written once it holds BATCH_NODES nodes (FairBot with epsilon 0.0005 makes ~4,000 nodes a
-        trial: 2,000 of those would hold 8 million nodes in memory and in one transaction)."""
+        """Built-in trials in batches of `batch_size` trials, or fewer when their trees are deep or their
+        matches long: a batch is written once it holds BATCH_NODES nodes, its rounds counted in (`held`:
+        FairBot with epsilon 0.0005 makes ~4,000 nodes a trial: 2,000 of those would hold 8 million nodes in
+        memory and in one transaction; a grid world's 50-step episode weighs 850)."""
         batch: list[TrialResult] = []
         nodes = 0
         games, programs = self.games, self.programs
@@ -368,7 +383,7 @@ class TournamentRunner:
             else:
                 results = [run_match_sync(spec, games[spec.game], agents, programs)]
             batch.extend(results)
-            nodes += sum(len(r.nodes) for r in results)
+            nodes += sum(held(r) for r in results)
             if len(batch) >= self.batch_size or nodes >= BATCH_NODES:
                 self._store(batch)
                 batch, nodes = [], 0

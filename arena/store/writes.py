@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pydantic import BaseModel
 
 from arena.errors import ArenaError, LookupFailed
+from arena.engine.lbf import state_text
 from arena.engine.match import totals
 from arena.engine.records import OK, ONE_SHOT, SIMULATED, CallRecord, TrialResult
 from arena.store.processes import pid_alive
@@ -249,7 +250,7 @@ def insert_trials(cur: sqlite3.Cursor, tid: int, results: Sequence[TrialResult])
         if r.rounds:
             round_rows.extend((trial_id, x.round, x.row_intended, x.col_intended, x.row_action, x.col_action,
                                x.row_payoff, x.col_payoff, int(x.cooperative),
-                               None if x.state is None else json.dumps(x.state, separators=(",", ":")))
+                               None if x.state is None else state_text(x.state))
                               for x in r.rounds)
         for n in with_calls:
             if call_id is None:

@@ -89,7 +89,7 @@ async def test_a_code_program_written_in_the_editor_runs_from_setup(make_app, tm
 async def test_a_bug_in_setups_summary_is_shown_there_and_logged(make_app, tmp_path, monkeypatch):
     import arena.engine.estimate
 
-    def broken(config, programs):
+    def broken(config, programs, games=None):
         raise RuntimeError("injected into the summary")
 
     monkeypatch.setattr(arena.engine.estimate, "estimate", broken)

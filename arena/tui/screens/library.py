@@ -230,11 +230,7 @@ class LibraryScreen(ArenaScreen):
         table.display = True
 
     def _show_markov_game(self, g) -> None:
-        fields = {"env id": g.env_id} if g.env_id is not None else {"field": g.field_size, "players": g.players, "foods": g.max_num_food,
-                  "every food needs both": g.force_coop, "sight": g.sight or "the whole field",
-                  "steps": g.max_episode_steps, "player levels": f"{g.min_player_level}–{g.max_player_level}"}
-        fields["terminal penalty c (c·L/T)"] = g.terminal_penalty
-        shown = "   ".join(f"[b]{k}[/] {v}" for k, v in fields.items() if v is not None)
+        shown = "   ".join(f"[b]{k}[/] {v}" for k, v in g.parameters().items() if v is not None)
         self.query_one("#detail-meta", Static).update(Content.from_markup(
             "[b]actions[/] $actions\n" + shown, actions=" ".join(g.actions)))
         text = self.query_one("#detail-text", Static)

@@ -297,7 +297,7 @@ class SetupScreen(ArenaScreen):
         from arena.engine.estimate import estimate
 
         lib = self.app.library
-        e = estimate(config, lib.programs)
+        e = estimate(config, lib.programs, lib.games)
         n = len(config.programs)
         lines = [Content.from_markup(
             "[b]$total trials[/] = $cells cells ($np program$ps → $pairs ordered pairs × $ng game$gs × $ne ε × "
@@ -405,7 +405,7 @@ class SetupScreen(ArenaScreen):
             last = self.app.store.tournament().total_trials
         except ArenaError:  # no tournament yet
             last = None
-        return large_run(config.total_trials, estimate(config, self.app.library.programs).llm_calls, last)
+        return large_run(config.total_trials, estimate(config, self.app.library.programs, self.app.library.games).llm_calls, last)
 
     def _start(self, config, new: bool) -> None:
         from arena.errors import ArenaError
