@@ -269,11 +269,11 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
         watcher.detach()
         thread.join(30)
         begun = store.tournament(1).started_at
-    seeded = threading.Event()
+    seeded, loaded = threading.Event(), threading.Event()
     slow = LiveTally.seed
 
-    def seed(self, *a, **kw):  # the matrix's counts from the store: seconds for a large run
-        time.sleep(1.5)
+    def seed(self, *a, **kw):  # the matrix's counts from the store: seconds for a large run (held here until
+        loaded.wait(60)        # the test has looked at the screen while they load)
         out = slow(self, *a, **kw)
         seeded.set()
         return out
@@ -290,6 +290,7 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
         assert s.status == "paused" and "starting" not in stats
         assert 0 < s.done < TOTAL and f"{s.done:,} / {TOTAL:,}" in counts
         assert s.progress().elapsed_s >= 3600 + (time.time() - begun) - 5  # from the tournament's start
+        loaded.set()  # the counts loaded
         await pilot.press("space")  # resumed: until it has a rate of its own, none is shown (not '0 trials/s')
         await wait_for(pilot, lambda: s.status == "running", 30)
         await pilot.pause(0.3)
