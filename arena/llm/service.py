@@ -95,6 +95,7 @@ class LLMService:
         self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
         # a one-shot, fully disclosed question's messages and their key_json, built once (_messages)
         self._prompts: dict[tuple, tuple[Game, list[dict], str]] = {}
+        self._schemas: dict[tuple[str, ...], tuple[dict, str]] = {}  # actions -> json_schema and its key_json
         self._endpoints: dict[str, tuple[ProviderClient, str, str]] = {}  # provider -> (client, endpoint, identity)
 
     # -- LLMBackend --------------------------------------------------------------------------------
@@ -223,11 +224,11 @@ class LLMService:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
                 msgs, msgs_json = self._messages(program, game, node.side, opp, mode, opp_action,
                                                  structured == JSON_SCHEMA, spec)
-                fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
+                fmt, fmt_json = self._schema(game.actions) if structured == JSON_SCHEMA else (None, None)
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)
                 reply = await self._ask(client, route, msgs, temperature, program.max_tokens, seed, fmt, sample,
-                                        calls, "answer", grammar, structured, extra, msgs_json)
+                                        calls, "answer", grammar, structured, extra, msgs_json, fmt_json)
                 answer = self._record_answer(route.provider, reply, calls[first:], game.actions)
                 if not reply.format_rejected:
                     break
@@ -286,6 +287,14 @@ class LLMService:
                 self._prompts.clear()
             hit = self._prompts[key] = (game, msgs, key_json(msgs))
         return hit[1], hit[2]
+
+    def _schema(self, actions: list[str]) -> tuple[dict, str]:
+        """prompts.json_schema(actions) and its key_json, made once per list of actions (read-only)."""
+        known = self._schemas.get(tuple(actions))
+        if known is None:
+            fmt = prompts.json_schema(actions)
+            known = self._schemas[tuple(actions)] = (fmt, key_json(fmt))
+        return known
 
     def _endpoint_of(self, provider: str, client: ProviderClient) -> tuple[ProviderClient, str, str]:
         """A provider's client, its endpoint (LLMService.endpoint) and its identity (endpoint_identity), worked
@@ -347,11 +356,12 @@ class LLMService:
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
                    grammar: str | None = None, structured: str = NONE, extra: dict | None = None,
-                   msgs_json: str | None = None) -> Reply:
+                   msgs_json: str | None = None, fmt_json: str | None = None) -> Reply:
         constraint = {"grammar": grammar} if grammar is not None else fmt
         if extra and "stop" in extra:  # a free-text writer answer's stop sequences shape the answer too
             constraint = {**(constraint or {}), "stop": extra["stop"]}
-        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, constraint, msgs_json)
+        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, constraint, msgs_json,
+                        fmt_json if constraint is fmt else None)
         endpoint = self._endpoint_of(route.provider, client)[2]
         if self.cache is not None:
             hit = self.cache.get(key, endpoint)

@@ -125,7 +125,7 @@ class LeanTransport:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-            trust_env=False, skip_auto_headers=("User-Agent",))
+            trust_env=False, skip_auto_headers=("User-Agent",), headers=self.headers)  # sent with every request
         self._loop = loop
         return self._session
 
@@ -137,8 +137,7 @@ class LeanTransport:
 
         session = self._open()
         try:
-            async with session.post(self._target, data=orjson.dumps(body), headers=self.headers,
-                                    **self._proxy) as resp:
+            async with session.post(self._target, data=orjson.dumps(body), **self._proxy) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status >= 400:
