@@ -104,13 +104,13 @@ class LeanTransport:
         self._proxy: dict = {}
 
     def _open(self):
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._loop is loop and not self._session.closed:
+            return self._session
         import aiohttp
         from aiohttp.helpers import get_env_proxy_for_url
         from yarl import URL
 
-        loop = asyncio.get_running_loop()
-        if self._session is not None and self._loop is loop and not self._session.closed:
-            return self._session
         self._target = URL(self.url, encoded=True)
         # the environment's proxy for this URL (HTTPS_PROXY, NO_PROXY, ...), looked up once: a session that
         # trusts the environment reads ~/.netrc in a thread on every request
