@@ -17,7 +17,8 @@ fixed latency L = 100 ms. For each configuration, in one run:
 efficiency = (N x L / C) / wall, N the calls the tournament made. C is the provider's and the
 tournament's concurrency (calls in flight), except where the table says otherwise. CPU per call is this
 process's user + sys time over the calls made (the tournament's whole process: runner, engine, LLM path,
-store, events), against the bare client's in the same run; the fake server runs on the same cores.
+store, events), against the bare client's in the same run; the fake server runs on the same cores. The
+tournament's collector is settled first (arena/runner/gcsettle.py), as `arena run` does.
 """
 
 from __future__ import annotations
@@ -128,6 +129,7 @@ async def bare(base_url: str, n: int, c: int, messages: list[dict]) -> tuple[flo
 def arena_run(base_url: str, config: TournamentConfig, provider_concurrency: int, lib) -> tuple[float, float, dict]:
     from arena.llm.service import LLMService
     from arena.store.database import Store
+    from arena.runner.gcsettle import settle
     from arena.runner.tournament import TournamentRunner
 
     events = 0
@@ -142,6 +144,7 @@ def arena_run(base_url: str, config: TournamentConfig, provider_concurrency: int
     with tempfile.TemporaryDirectory() as tmp, Store(Path(tmp) / "bench.db") as store:
         backend = LLMService(store, registry(base_url, provider_concurrency), fake_env(base_url))
         runner = TournamentRunner.create(store, config, lib.programs, lib.games, backend=backend, sink=sink)
+        settle()  # as `arena run` and a runner process do before the run (arena/runner/gcsettle.py)
         c0, t0 = time.process_time(), time.perf_counter()
         # a deadlock shows as a timeout, not a hung benchmark
         done = asyncio.run(asyncio.wait_for(runner.run(), timeout=60 + 20 * config.total_trials))

@@ -27,12 +27,26 @@ class Cached:
     completion_tokens: int | None
 
 
+_KEY_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)  # holds no state
+
+
+def key_json(value) -> str:
+    """One value as the cache key writes it (sorted keys, no spaces, non-ASCII as is): json.dumps with
+    those options."""
+    return _KEY_JSON.encode(value)
+
+
 def cache_key(provider: str, model: str, messages: list[dict], temperature: float, sample: str,
-              max_tokens: int, constraint: dict | None) -> str:
-    blob = json.dumps(
-        {"p": provider, "m": model, "msgs": messages, "t": temperature, "s": sample, "n": max_tokens, "c": constraint},
-        sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-    )
+              max_tokens: int, constraint: dict | None, messages_json: str | None = None,
+              constraint_json: str | None = None) -> str:
+    """The SHA-256 of the JSON object {"c", "m", "msgs", "n", "p", "s", "t"} (key_json). `messages_json`,
+    `constraint_json`: key_json(messages), key_json(constraint), when the caller holds them already (the
+    same text either way)."""
+    msgs = key_json(messages) if messages_json is None else messages_json
+    c = key_json(constraint) if constraint_json is None else constraint_json
+    # the object's members in sorted key order, each value as key_json writes it: key_json of the whole dict
+    blob = (f'{{"c":{c},"m":{key_json(model)},"msgs":{msgs},"n":{key_json(max_tokens)},'
+            f'"p":{key_json(provider)},"s":{key_json(sample)},"t":{key_json(temperature)}}}')
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

@@ -6,6 +6,7 @@ pass through `redact` before they are recorded anywhere; keys come only from the
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -89,8 +90,6 @@ class ProviderClient:
         """One logical request: attempts until an answer or a final failure; each attempt is appended
         to `calls`. Raises ProviderUnusable on 401/403/404 (a systematic failure). `extra` goes into the
         request body as is (e.g. llama.cpp's `id_slot`); it is not recorded in the call's params."""
-        from tenacity import AsyncRetrying, retry_if_exception
-
         import openai
 
         params: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens, "purpose": purpose}
@@ -113,16 +112,11 @@ class ProviderClient:
         attempt_no = 0
         charged = [0]  # failed attempts that count against this call (not excused by an outage)
         last: list[Replica | None] = [None]  # the replica of the latest failed attempt
-        retrying = AsyncRetrying(
-            stop=lambda state: self._stop(charged[0]),
-            # another replica is up: the retry goes there at once
-            wait=lambda state: 0.0 if self.pool.has_other(last[0]) else self._wait(state),
-            retry=retry_if_exception(_retriable),
-            reraise=True,
-        )
         try:
-            async for attempt in retrying:
-                with attempt:
+            # each failed attempt: not retriable, re-raised; else the wait before the next (another replica is up:
+            # none), then the stop (_stop), re-raising the attempt's error; else a sleep (of 0 too) and the next
+            while True:
+                try:
                     attempt_no += 1
                     record = CallRecord(self.spec.name, model, messages, attempt=attempt_no, params=dict(params),
                                         started_at=time.time())
@@ -185,6 +179,13 @@ class ProviderClient:
                             raise ProviderUnusable(
                                 f"provider '{self.spec.name}' refused model '{model}': {record.error}") from None
                         raise
+                except Exception as exc:
+                    if not _retriable(exc):
+                        raise
+                    delay = 0.0 if self.pool.has_other(last[0]) else self._wait(exc, attempt_no)
+                    if self._stop(charged[0]):
+                        raise
+                    await asyncio.sleep(delay)
         except ProviderUnusable:
             self.stats.failed += 1
             raise
@@ -239,16 +240,16 @@ class ProviderClient:
                         "error")
         return True
 
-    def _wait(self, state) -> float:
-        """Retry-After when the server gives one (capped), else exponential backoff with full jitter."""
+    def _wait(self, exc: BaseException | None, attempts: int) -> float:
+        """The wait after a call's `attempts`-th failed attempt (`exc`): Retry-After when the server gives one
+        (capped), else exponential backoff with full jitter."""
         import random
 
-        exc = state.outcome.exception() if state.outcome is not None else None
         after = retry_after(exc)
         if after is not None:
             return min(after, self.spec.retry_after_max)
         # the exponent capped: an outage keeps a call retrying for minutes (2 ** 1100 overflows a float)
-        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** min(state.attempt_number - 1, 60))
+        ceiling = min(self.spec.backoff_max, self.spec.backoff_initial * 2 ** min(attempts - 1, 60))
         return random.uniform(ceiling / 2, ceiling)
 
 

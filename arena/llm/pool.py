@@ -80,6 +80,8 @@ class EndpointPool:
 
     def pick(self, avoid: Replica | None = None) -> Replica:
         """The replica for the next attempt (its in-flight count is taken by the caller)."""
+        if len(self.replicas) == 1:  # a provider of one endpoint: it gets every attempt, up or down
+            return self.replicas[0]
         now = self.clock()
         up = self.up()
         if up and len(up) < len(self.replicas):

@@ -8,6 +8,8 @@ import re
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/\s@]+@")
 _BEARER = re.compile(r"(?i)(bearer\s+|basic\s+|api[_-]?key[\"'=:\s]+)[A-Za-z0-9._~+/=-]{6,}")
 _QUERY_KEY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|auth)=)[^&\s\"']+")
+# what each of the three patterns above needs somewhere in a text to match at all
+_ANY = re.compile(r"(?i)://|[?&]|bearer|basic|api")
 
 
 def split_credentials(url: str | None) -> tuple[str | None, str | None]:
@@ -47,6 +49,8 @@ def redact(text: str | None, secrets: list[str] = ()) -> str | None:
         return text
     for s in secrets:
         text = text.replace(s, "***")
+    if _ANY.search(text) is None:  # no pattern can match (most model answers)
+        return text
     text = _URL_CREDENTIALS.sub(r"\g<scheme>***@", text)
     text = _QUERY_KEY.sub(r"\1***", text)
     return _BEARER.sub(r"\1***", text)

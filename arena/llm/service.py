@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from arena.llm import prompts
-from arena.llm.cache import ResponseCache, cache_key
+from arena.llm.cache import ResponseCache, cache_key, key_json
 from arena.llm.structured import GRAMMAR, JSON_SCHEMA, NONE, StructuredModes
 from arena.errors import ArenaError
 from arena.engine.events import Notice, Sink
@@ -93,6 +93,10 @@ class LLMService:
         self.gate: Gate | None = None
         self.modes = StructuredModes()  # constrained output, per endpoint
         self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
+        # a one-shot, fully disclosed question's messages and their key_json, built once (_messages)
+        self._prompts: dict[tuple, tuple[Game, list[dict], str]] = {}
+        self._schemas: dict[tuple[str, ...], tuple[dict, str]] = {}  # actions -> json_schema and its key_json
+        self._endpoints: dict[str, tuple[ProviderClient, str, str]] = {}  # provider -> (client, endpoint, identity)
 
     # -- LLMBackend --------------------------------------------------------------------------------
     def routes_for(self, programs: list[LLMProgram], config: TournamentConfig) -> dict[str, Route]:
@@ -208,7 +212,7 @@ class LLMService:
                       opp_action: str | None, calls: list[CallRecord]) -> LLMMove:
         route = self.routes[program.id]
         client = self.clients[route.provider]
-        endpoint = self.endpoint(client)
+        endpoint = self._endpoint_of(route.provider, client)[1]
         temperature = spec.temperature if spec.temperature is not None else program.temperature
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
@@ -218,14 +222,13 @@ class LLMService:
         structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
         try:
             while True:  # at most twice: once more in free text when the endpoint rejects the JSON schema
-                msgs = prompts.decision_messages(program.system_prompt, game, node.side, opp, mode, opp_action,
-                                                 structured == JSON_SCHEMA, spec.play, spec.disclosure, spec.seed,
-                                                 prompts.PROMPT_VERSION)
-                fmt = prompts.json_schema(game.actions) if structured == JSON_SCHEMA else None
+                msgs, msgs_json = self._messages(program, game, node.side, opp, mode, opp_action,
+                                                 structured == JSON_SCHEMA, spec)
+                fmt, fmt_json = self._schema(game.actions) if structured == JSON_SCHEMA else (None, None)
                 grammar = prompts.grammar(game.actions) if structured == GRAMMAR else None
                 first = len(calls)
                 reply = await self._ask(client, route, msgs, temperature, program.max_tokens, seed, fmt, sample,
-                                        calls, "answer", grammar, structured, extra)
+                                        calls, "answer", grammar, structured, extra, msgs_json, fmt_json)
                 answer = self._record_answer(route.provider, reply, calls[first:], game.actions)
                 if not reply.format_rejected:
                     break
@@ -266,6 +269,41 @@ class LLMService:
                        {"role": "user", "content": prompts.correction(game.actions)}]
             max_tokens, purpose = 16, "correction"
         return LLMMove(None, "no valid ACTION line, even after a corrective retry", True, calls)
+
+    def _messages(self, program: LLMProgram, game: Game, side: str, opp, mode: str, opp_action: str | None,
+                  structured: bool, spec: TrialSpec) -> tuple[list[dict], str | None]:
+        """A decision's messages (prompts.decision_messages) and their key_json. A one-shot game's question
+        under full disclosure depends on nothing of the trial: it is built and serialised once, and its
+        calls share the one list (read-only); any other comes back built anew, its key_json None."""
+        if spec.play is not None or not spec.disclosure.full:
+            return prompts.decision_messages(program.system_prompt, game, side, opp, mode, opp_action, structured,
+                                             spec.play, spec.disclosure, spec.seed, prompts.PROMPT_VERSION), None
+        key = (program.system_prompt, id(game), side, opp.kind, opp.source(), mode, opp_action, structured)
+        hit = self._prompts.get(key)
+        if hit is None or hit[0] is not game:  # the game itself is held: its id is not reused while held
+            msgs = prompts.decision_messages(program.system_prompt, game, side, opp, mode, opp_action, structured,
+                                             None, spec.disclosure, spec.seed, prompts.PROMPT_VERSION)
+            if len(self._prompts) >= 4096:
+                self._prompts.clear()
+            hit = self._prompts[key] = (game, msgs, key_json(msgs))
+        return hit[1], hit[2]
+
+    def _schema(self, actions: list[str]) -> tuple[dict, str]:
+        """prompts.json_schema(actions) and its key_json, made once per list of actions (read-only)."""
+        known = self._schemas.get(tuple(actions))
+        if known is None:
+            fmt = prompts.json_schema(actions)
+            known = self._schemas[tuple(actions)] = (fmt, key_json(fmt))
+        return known
+
+    def _endpoint_of(self, provider: str, client: ProviderClient) -> tuple[ProviderClient, str, str]:
+        """A provider's client, its endpoint (LLMService.endpoint) and its identity (endpoint_identity), worked
+        out once per client."""
+        known = self._endpoints.get(provider)
+        if known is None or known[0] is not client:
+            known = self._endpoints[provider] = (client, self.endpoint(client),
+                                                 endpoint_identity(client.spec, self.env))
+        return known
 
     def _record_answer(self, provider: str, reply: Reply, records: list[CallRecord],
                        actions: list[str]) -> prompts.Answer:
@@ -317,12 +355,14 @@ class LLMService:
 
     async def _ask(self, client: ProviderClient, route: Route, msgs: list[dict], temperature: float, max_tokens: int,
                    seed: int, fmt: dict | None, sample: str, calls: list[CallRecord], purpose: str,
-                   grammar: str | None = None, structured: str = NONE, extra: dict | None = None) -> Reply:
+                   grammar: str | None = None, structured: str = NONE, extra: dict | None = None,
+                   msgs_json: str | None = None, fmt_json: str | None = None) -> Reply:
         constraint = {"grammar": grammar} if grammar is not None else fmt
         if extra and "stop" in extra:  # a free-text writer answer's stop sequences shape the answer too
             constraint = {**(constraint or {}), "stop": extra["stop"]}
-        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, constraint)
-        endpoint = endpoint_identity(client.spec, self.env)
+        key = cache_key(route.provider, route.model, msgs, temperature, sample, max_tokens, constraint, msgs_json,
+                        fmt_json if constraint is fmt else None)
+        endpoint = self._endpoint_of(route.provider, client)[2]
         if self.cache is not None:
             hit = self.cache.get(key, endpoint)
             if hit is not None:

@@ -104,13 +104,13 @@ class LeanTransport:
         self._proxy: dict = {}
 
     def _open(self):
+        loop = asyncio.get_running_loop()
+        if self._session is not None and self._loop is loop and not self._session.closed:
+            return self._session
         import aiohttp
         from aiohttp.helpers import get_env_proxy_for_url
         from yarl import URL
 
-        loop = asyncio.get_running_loop()
-        if self._session is not None and self._loop is loop and not self._session.closed:
-            return self._session
         self._target = URL(self.url, encoded=True)
         # the environment's proxy for this URL (HTTPS_PROXY, NO_PROXY, ...), looked up once: a session that
         # trusts the environment reads ~/.netrc in a thread on every request
@@ -125,7 +125,7 @@ class LeanTransport:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self.timeout, sock_read=self.timeout),
-            trust_env=False, skip_auto_headers=("User-Agent",))
+            trust_env=False, skip_auto_headers=("User-Agent",), headers=self.headers)  # sent with every request
         self._loop = loop
         return self._session
 
@@ -137,8 +137,7 @@ class LeanTransport:
 
         session = self._open()
         try:
-            async with session.post(self._target, data=orjson.dumps(body), headers=self.headers,
-                                    **self._proxy) as resp:
+            async with session.post(self._target, data=orjson.dumps(body), **self._proxy) as resp:
                 raw = await resp.read()
                 status = resp.status
                 if status >= 400:
