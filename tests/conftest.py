@@ -53,3 +53,27 @@ def _runtime_dir(tmp_path_factory):
         os.environ.pop("ARENA_RUNTIME_DIR", None)
     else:
         os.environ["ARENA_RUNTIME_DIR"] = old
+    _end_runner_processes(tmp_path_factory.getbasetemp())
+
+
+def _end_runner_processes(base) -> None:
+    """Runner processes (tournaments', iterate runs') this session started on its own databases and left
+    behind (a test that failed before cancelling a paused one): ended, so that no run of the suite leaves a
+    process waiting for a client that never comes."""
+    import os
+    import signal
+    from pathlib import Path
+
+    base = str(Path(base).resolve())
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        args = [a.decode(errors="replace") for a in argv]
+        if any(a in ("arena.runner.process", "arena.iterate.process") for a in args) and \
+                any(a.startswith(base) for a in args):
+            try:
+                os.kill(int(proc.name), signal.SIGKILL)
+            except OSError:
+                pass
