@@ -49,14 +49,15 @@ def server_timings(logs: list[Path]) -> dict[str, list[float]]:
     return out
 
 
-def tournament(slots: int | None, trials: int, lib, model: str, replicas: int = 1, concurrency: int = 1) -> dict:
+def tournament(slots: int | None, trials: int, lib, model: str, replicas: int = 1, concurrency: int = 1,
+               threads: int | None = None) -> dict:
     from arena.llm.registry import load_providers
     from arena.llm.service import LLMService
     from arena.runner.tournament import TournamentRunner
     from arena.store.database import Store
 
     registry = load_providers(Path("/nonexistent-providers.yaml"), env={})
-    registry["local"] = registry["local"].model_copy(update={"slots": slots, "replicas": replicas})
+    registry["local"] = registry["local"].model_copy(update={"slots": slots, "replicas": replicas, "threads": threads})
     config = TournamentConfig(programs=PROGRAMS, games=["prisoners_dilemma"], epsilons=[0.5], max_depths=[3],
                               trials=trials, seed=7, concurrency=concurrency, cache=False,
                               models={p: f"local/{model}" for p in PROGRAMS})
@@ -82,7 +83,7 @@ def tournament(slots: int | None, trials: int, lib, model: str, replicas: int = 
             "timings": server_timings(logs), "first": first[0] if first else None}
 
 
-def identical(model: str, call: dict, n: int) -> list[float]:
+def identical(model: str, call: dict, n: int, threads: int) -> list[float]:
     """The same model answering one prompt n times: the tournament's first call's messages and parameters
     (its constraint: the action schema Arena sends), sent again and again to one slot, so the whole prompt
     is in llama.cpp's cache after the first; the first call (the full prompt read) is left out. What a call
@@ -100,7 +101,7 @@ def identical(model: str, call: dict, n: int) -> list[float]:
         if params.get("constraint") == "json_schema" else None
 
     async def go() -> list[float]:
-        async with localmodel.LocalServer(localmodel.model_spec(model), parallel=1) as srv:
+        async with localmodel.LocalServer(localmodel.model_spec(model), parallel=1, threads=threads) as srv:
             client = AsyncOpenAI(base_url=srv.base_url, api_key="none")
             out = []
             for _ in range(n + 1):
@@ -127,10 +128,16 @@ def main(argv: list[str] | None = None) -> list[Row]:
     runs: dict[str, list[float]] = {"shared": [], "pinned": []}
     timings: dict[str, dict[str, list[float]]] = {"shared": {}, "pinned": {}}
     first = None  # the pinned tournament's first call: the identical-prompt baseline's prompt
+    # one thread count for every server of the run, chosen once at its start (as a tournament chooses it):
+    # the 1-minute load average a server's choice reads includes the previous variant's own server
+    from arena.llm.localmodel import server_threads
+
+    threads = server_threads()
+    print(f"llama.cpp threads: {threads}")
     for r in range(args.rounds):
         order = [("shared", 1), ("pinned", None)] if r % 2 == 0 else [("pinned", None), ("shared", 1)]
         for name, slots in order:
-            out = tournament(slots, trials, lib, args.model)
+            out = tournament(slots, trials, lib, args.model, threads=threads)
             runs[name].extend(out["latencies"])
             if name == "pinned":
                 first = out["first"]
@@ -142,7 +149,7 @@ def main(argv: list[str] | None = None) -> list[Row]:
                   f"{statistics.mean(t['prompt_n']):.0f} prompt tokens read/call in "
                   f"{statistics.mean(t['prompt_ms']) / 1000:.2f} s, {statistics.mean(t['gen_n']):.0f} generated in "
                   f"{statistics.mean(t['gen_ms']) / 1000:.2f} s ({machine()})", flush=True)
-    same = identical(args.model, first, 3 if args.quick else 10)
+    same = identical(args.model, first, 3 if args.quick else 10, threads)
     print(f"identical prompt: {len(same)} calls, mean {statistics.mean(same):.2f} s/call ({machine()})", flush=True)
     shared, pinned = statistics.mean(runs["shared"]), statistics.mean(runs["pinned"])
     baseline = statistics.mean(same)

@@ -239,3 +239,21 @@ def test_embedded_server_threads_are_the_idle_cores_split_over_replicas():
     assert server_threads(64, cpus=2, load=0.0) == 1
     spec = BUILTIN["local"].model_copy(update={"threads": 3})
     assert ProviderSpec.model_validate(spec.model_dump()).threads == 3
+
+
+def test_embedded_server_threads_read_the_cores_busy_now(monkeypatch):
+    """Not the 1-minute load average, which still counts the previous run's own server for a minute after it
+    ended: the CPU time busy over a short window (/proc/stat); the load average only where there is none."""
+    import os
+
+    from arena.llm import localmodel
+
+    busy = localmodel.busy_cores(0.05)
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1)
+    monkeypatch.setattr(os, "getloadavg", lambda: (1.4, 1.0, 1.0))  # a run that has just ended
+    monkeypatch.setattr(localmodel, "busy_cores", lambda window=0.25: 0.02)
+    assert localmodel.server_threads(1, cpus=2) == 2
+    monkeypatch.setattr(localmodel, "busy_cores", lambda window=0.25: 0.98)  # a busy loop on one core
+    assert localmodel.server_threads(1, cpus=2) == 1
+    monkeypatch.setattr(localmodel, "busy_cores", lambda window=0.25: None)  # no /proc/stat
+    assert localmodel.server_threads(1, cpus=2) == 1

@@ -219,11 +219,40 @@ def slot_count(programs: int, available: int | None = None) -> int:
     return max(1, min(programs, MAX_SLOTS, available // 4 // SLOT_BYTES))
 
 
+def busy_cores(window: float = 0.25) -> float | None:
+    """How many cores are busy now: the machine's non-idle CPU time over `window` seconds (/proc/stat),
+    None where there is no /proc/stat. Unlike the 1-minute load average it does not count what has just
+    ended (the previous run's own llama.cpp server, which keeps the load average near 1 for a minute)."""
+
+    def sample() -> tuple[int, int] | None:
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except (OSError, ValueError):
+            return None
+        idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+        return sum(fields), idle
+
+    first = sample()
+    if first is None:
+        return None
+    time.sleep(window)
+    second = sample()
+    if second is None or second[0] <= first[0]:
+        return None
+    total, idle = second[0] - first[0], second[1] - first[1]
+    return (os.cpu_count() or 1) * (total - idle) / total
+
+
 def server_threads(replicas: int = 1, cpus: int | None = None, load: float | None = None) -> int:
-    """llama.cpp threads per server: the cores not busy when the run starts (the 1-minute load average),
-    split over the replicas; at least one. llama.cpp's threads wait for each other at every layer, so
-    more threads than free cores is slower, not faster (docs/embedded-model.md has the times measured)."""
+    """llama.cpp threads per server: the cores not busy when the run starts (busy_cores, else the 1-minute
+    load average), split over the replicas; at least one. llama.cpp's threads wait for each other at every
+    layer, so more threads than free cores is slower, not faster (docs/embedded-model.md has the times)."""
     cpus = cpus or os.cpu_count() or 2
+    if load is None:
+        sampled = busy_cores()
+        if sampled is not None:
+            load = float(round(sampled))  # a busy loop's core reads 0.97-1.0: taken
     if load is None:
         try:
             load = os.getloadavg()[0]
