@@ -272,3 +272,18 @@ def test_starting_programs_from_the_library_or_a_file(tmp_path):
         ("it1-start-row", 6.0)
     bad = arena(*ITERATE, "--start-row", "nope", "--db", str(db))
     assert bad.returncode == 2 and "unknown program 'nope'" in bad.stderr
+
+
+def test_the_writers_temperature_is_an_option(tmp_path):
+    db = tmp_path / "t.db"
+    with FakeLLMServer(Script([PLAYS_A] * 4)) as srv:
+        res = arena("iterate", "--game", "vanilla_coordination", "--model", "custom/writer", "--rounds", "1",
+                    "--steps", "1", "--episodes", "2", "--temperature", "0.2", "--db", str(db), env=writer_env(srv))
+        assert res.returncode == 0, res.stderr
+        assert {r.body["temperature"] for r in srv.chat_requests} == {0.2}
+    config = json.loads(sqlite3.connect(db).execute("SELECT config FROM iterate_runs").fetchone()[0])
+    assert config["temperature"] == 0.2
+    bad = arena("iterate", "--game", "vanilla_coordination", "--model", "custom/writer", "--temperature", "3",
+                "--db", str(tmp_path / "u.db"))
+    assert bad.returncode == 2 and "--temperature: Input should be less than or equal to 2" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -68,6 +68,7 @@ def iterate_cmd(
     max_depth: Annotated[int, typer.Option("--max-depth", "-d", metavar="N", help="simulation depth cap")] = 5,
     kind: Annotated[str, typer.Option("--kind", metavar="code|prompt", help="code: the writer writes decide(ctx); prompt: an LLM program's system prompt")] = "code",
     max_tokens: Annotated[int, typer.Option("--max-tokens", metavar="N", help="the writer's answer length cap")] = 1024,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", metavar="T", help="the writer's sampling temperature (default 0.7; 0.2 suits local/writer)")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", metavar="PATH", help="directory for the final pair's program files")] = None,
     resume: Annotated[Optional[int], typer.Option("--resume", metavar="ID", help="continue a stored iterate run")] = None,
     list_runs: Annotated[bool, typer.Option("--list", help="list the stored iterate runs and exit")] = False,
@@ -102,6 +103,8 @@ def iterate_cmd(
         fields = {"game": game, "model": model, "rounds": rounds, "steps": steps, "episodes": episodes, "seed": seed,
                   "epsilon": epsilon, "max_depth": max_depth, "kind": kind, "max_tokens": max_tokens, "start_row_arg": start_row,
                   "start_col_arg": start_col, "protocol": protocol}
+        if temperature is not None:
+            fields["temperature"] = temperature
         meta = {"meta_rounds": meta_rounds, "persona_row_arg": persona_row, "persona_col_arg": persona_col,
                 "model_col": model_col, "retries": retries, "judge": judge, "seeds_arg": seeds,
                 "continuation": continuation, "noise": noise}
