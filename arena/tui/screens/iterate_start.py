@@ -118,7 +118,8 @@ class IterateStartScreen(ContainsFailures, Screen):
                     yield Label("Game")
                     yield Select([], id="it-game", compact=True, prompt="choose a game")
                     yield Label("Writer model")
-                    yield Input(id="it-model", placeholder="provider/model, e.g. custom/my-model", compact=True)
+                    yield Input(id="it-model", placeholder="provider/model, e.g. local/writer (embedded, offline)",
+                                compact=True)
                     yield Label("Writes", id="it-kind-label")
                     yield Select([("code programs", "code"), ("LLM prompts", "prompt")], value="code",
                                  allow_blank=False, id="it-kind", compact=True)
