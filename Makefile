@@ -48,6 +48,7 @@ bench-model: $(STAMP)
 	$(BIN)/python benchmarks/local_model.py
 	$(BIN)/python benchmarks/local_slots.py
 	$(BIN)/python benchmarks/local_replicas.py
+	$(BIN)/python benchmarks/local_refusals.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache
