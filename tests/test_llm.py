@@ -14,7 +14,6 @@ from arena.errors import ArenaError
 from arena.engine.grid import TournamentConfig
 from arena.llm.service import LLMService
 from arena.library.programs import LLMProgram
-from arena.llm.client import ProviderUnusable
 from arena.llm.registry import BUILTIN
 from arena.engine.records import CAPPED, GROUNDED, SIMULATED
 from arena.runner.tournament import TournamentRunner

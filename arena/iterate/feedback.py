@@ -8,7 +8,6 @@ from pathlib import Path
 from arena.engine.records import TrialResult
 from arena.engine.sandbox import Sandbox
 from arena.engine.smoke import smoke_problems
-from arena.errors import ConfigError
 from arena.iterate import gridworld
 from arena.iterate.meanlines import mean_lines
 from arena.library.codecheck import check_source
