@@ -19,9 +19,7 @@ SIGTERM or SIGINT cancel it too. `start_detached` records a run and starts its p
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import sys
 from dataclasses import dataclass
@@ -34,7 +32,7 @@ from arena.iterate.events import AttemptStored, MetaWriterAsked, RunEnded, StepS
 from arena.iterate.loop import SEATS, IterateConfig, IterateRunner, start_program
 from arena.iterate.metarounds import MetaRoundsRunner, write_pairs
 from arena.library.games import Game
-from arena.runner.process import ClientHub, runtime_dir, serve_socket, spawn
+from arena.runner.process import ClientHub, process_args, runtime_dir, serve_socket, spawn, tell_spawner
 from arena.store import iterate as db
 from arena.store.database import Store
 
@@ -142,18 +140,8 @@ async def serve(store: Store, runner, hub: Hub, socket_path: Path, out: Path | N
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog=f"python -m {MODULE}", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--db", required=True, type=Path)
-    ap.add_argument("--run", required=True, type=int)
-    ap.add_argument("--paused", action="store_true", help="start paused (a client unpauses it)")
-    args = ap.parse_args(argv)
-    out = sys.stdout
-
-    def say(**kw) -> None:  # one line to whoever spawned us, then the pipe is closed
-        if not out.closed:
-            out.write(json.dumps(kw) + "\n")
-            out.flush()
-            out.close()
+    args = process_args(f"python -m {MODULE}", __doc__, "run", argv)
+    say = tell_spawner()
 
     async def go() -> RunEnded:
         from arena.llm.service import LLMService

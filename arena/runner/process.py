@@ -285,19 +285,32 @@ async def serve(store: Store, runner, hub: Hub, socket_path: Path, ready=None) -
                               ready=ready, paused=getattr(runner, "paused", False), unpause=runner.unpause)
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m arena.runner.process", description=__doc__.split("\n\n")[0])
+def process_args(prog: str, doc: str | None, what: str, argv: list[str] | None) -> argparse.Namespace:
+    """A runner process's command line: --db, --<what> ID (tournament or run), --paused."""
+    ap = argparse.ArgumentParser(prog=prog, description=(doc or "").split("\n\n")[0])
     ap.add_argument("--db", required=True, type=Path)
-    ap.add_argument("--tournament", required=True, type=int)
+    ap.add_argument(f"--{what}", required=True, type=int)
     ap.add_argument("--paused", action="store_true", help="start paused (a client unpauses it)")
-    args = ap.parse_args(argv)
-    out = sys.stdout
+    return ap.parse_args(argv)
 
-    def say(**kw) -> None:  # one line to whoever spawned us, then the pipe is closed
+
+def tell_spawner(out=None):
+    """`say(**fields)`: the one JSON line a runner process gives whoever spawned it (its pid and socket, or
+    why it could not start), then the pipe is closed; later calls say nothing."""
+    out = out or sys.stdout
+
+    def say(**kw) -> None:
         if not out.closed:
             out.write(json.dumps(kw) + "\n")
             out.flush()
             out.close()
+
+    return say
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = process_args("python -m arena.runner.process", __doc__, "tournament", argv)
+    say = tell_spawner()
 
     try:
         store = Store(args.db)
