@@ -49,8 +49,23 @@ def _common(state, event) -> None:
             state.notices.append(event)
 
 
+class RunFacts:
+    """What a run's state (either protocol's) reads off its run row and status."""
+
+    run: dict
+    status: str
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @property
+    def config(self) -> dict:
+        return self.run["config"]
+
+
 @dataclass
-class IterateState:
+class IterateState(RunFacts):
     meta = False
     run: dict  # the iterate_runs row, config parsed
     steps: dict[tuple, dict] = field(default_factory=dict)  # (round, player, step) -> the step's fields
@@ -71,13 +86,6 @@ class IterateState:
             state.steps[(s["round"], s["player"], s["step"])] = {k: s[k] for k in db.STEP_FIELDS}
         return state
 
-    @property
-    def ended(self) -> bool:
-        return self.status in ENDED
-
-    @property
-    def config(self) -> dict:
-        return self.run["config"]
 
     def apply(self, event) -> None:
         if isinstance(event, WriterAsked):
@@ -137,7 +145,7 @@ class IterateState:
 
 
 @dataclass
-class MetaState:
+class MetaState(RunFacts):
     """A meta-rounds run: its attempts keyed (seed, meta-round, seat, attempt), its meta-rounds keyed (seed,
     meta-round), the writer calls in flight (both seats' at once) keyed as attempts."""
 
@@ -164,13 +172,6 @@ class MetaState:
             state.rounds[(r["seed"], r["meta_round"])] = {k: r[k] for k in db.META_ROUND_FIELDS}
         return state
 
-    @property
-    def ended(self) -> bool:
-        return self.status in ENDED
-
-    @property
-    def config(self) -> dict:
-        return self.run["config"]
 
     @property
     def seeds(self) -> list[int]:
