@@ -145,9 +145,7 @@ class LLMService:
             await self._start_local(local_models)
 
     async def _start_local(self, models: list[str]) -> None:
-        from arena.llm.localmodel import LocalServer, model_spec
-
-        from arena.llm.localmodel import server_threads, slot_count
+        from arena.llm.localmodel import LocalServer, model_spec, server_threads, slot_count
 
         spec = self.registry["local"]
         if len(models) > 1:
@@ -158,7 +156,8 @@ class LLMService:
         programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
         slots = spec.slots or slot_count(len(programs))
         self.slots = {p: i % slots for i, p in enumerate(programs)}
-        threads = spec.threads or server_threads(spec.replicas)
+        # (reading the busy cores takes a quarter of a second: not on the event loop)
+        threads = spec.threads or await asyncio.to_thread(server_threads, spec.replicas)
         servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
                    for _ in range(spec.replicas)]
         self._local_servers.extend(servers)  # stopped by aclose even if another fails to start
