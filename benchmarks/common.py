@@ -78,13 +78,12 @@ def machine() -> str:
 # is not in our process either. It stops when its stdin closes (the benchmark ended or died).
 
 def policy(request) -> str:
-    """Answers like the library's programs would: defectors defect, the rest mirror the simulated opponent."""
+    """Answers like the library's programs would: defectors defect, the rest mirror the simulated opponent
+    (the tests' mirror_policy, which also knows the selfish exploit-llm here)."""
+    from tests.llm_policies import mirror_policy
+
     system = request.messages[0].get("content", "") if request.messages else ""
-    if "always defect" in system or "selfish" in system:
-        return "defect"
-    told = request.last_user_text  # prompt version 2's wording, or version 1's
-    return "defect" if ("(your own program) chose: defect." in told or "your opponent chose: defect." in told) \
-        else "cooperate"
+    return "defect" if "selfish" in system else mirror_policy(request)
 
 
 @contextmanager
