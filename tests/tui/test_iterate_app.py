@@ -9,7 +9,7 @@ import os
 import threading
 from pathlib import Path
 
-from textual.widgets import DataTable, Input, Select
+from textual.widgets import DataTable, Input
 
 from arena.store.database import Store
 from tests.support.fake_llm import FakeLLMServer
@@ -53,12 +53,20 @@ def _text(app, sel: str) -> str:
 
 
 def _fill(screen, **values) -> None:
-    for wid, value in values.items():
-        w = screen.query_one(f"#{wid}")
-        if isinstance(w, Select):
-            w.value = value
-        else:
-            w.value = value
+    for wid, value in values.items():  # an Input's or a Select's value
+        screen.query_one(f"#{wid}").value = value
+
+
+async def _open_form(app, pilot):
+    """The Iterate runs list from History (`i`), then its form of a new run (`n`): the form's screen."""
+    from arena.tui.screens.iterate_start import IterateStartScreen
+
+    await pilot.pause()
+    await pilot.press("i")
+    await wait_for(pilot, lambda: app.screen.query("#iterate-runs"))
+    await pilot.press("n")
+    await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen))
+    return app.screen
 
 
 def test_welfare_plot_draws_each_turn_as_a_bar_from_the_axis_bottom():
@@ -76,7 +84,6 @@ def test_welfare_plot_draws_each_turn_as_a_bar_from_the_axis_bottom():
 
 async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, monkeypatch):
     from arena.tui.screens.iterate_run import IterateRunScreen
-    from arena.tui.screens.iterate_start import IterateStartScreen
 
     db = tmp_path / "app.db"
     writer = HeldWriter()
@@ -85,12 +92,7 @@ async def test_start_watch_detach_and_attach_an_iterate_run(make_app, tmp_path, 
         monkeypatch.setenv("LLM_API_KEY", "k")
         app = make_app(db, start_mode="history")
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            await pilot.press("i")
-            await wait_for(pilot, lambda: app.screen.query("#iterate-runs"))
-            await pilot.press("n")
-            await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen))
-            form = app.screen
+            form = await _open_form(app, pilot)
             # errors are named in the form; nothing is recorded
             _fill(form, **{"it-game": "vanilla_coordination", "it-model": "w", "it-rounds": "0"})
             await pilot.press("ctrl+r")
@@ -223,7 +225,6 @@ def _rows(table) -> list[list[str]]:
 
 async def test_start_watch_detach_and_attach_a_meta_rounds_run(make_app, tmp_path, monkeypatch):
     from arena.tui.screens.iterate_run import IterateRunScreen
-    from arena.tui.screens.iterate_start import IterateStartScreen
     from tests.test_iterate_process import cli_meta_rows, meta_rows
 
     db = tmp_path / "app.db"
@@ -233,12 +234,7 @@ async def test_start_watch_detach_and_attach_a_meta_rounds_run(make_app, tmp_pat
         monkeypatch.setenv("LLM_API_KEY", "sk-meta-test")
         app = make_app(db, start_mode="history")
         async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.pause()
-            await pilot.press("i")
-            await wait_for(pilot, lambda: app.screen.query("#iterate-runs"))
-            await pilot.press("n")
-            await wait_for(pilot, lambda: isinstance(app.screen, IterateStartScreen))
-            form = app.screen
+            form = await _open_form(app, pilot)
             _fill(form, **{"it-protocol": "meta-rounds"})
             await wait_for(pilot, lambda: form.query_one("#it-persona-row").display
                            and not form.query_one("#it-steps").display)

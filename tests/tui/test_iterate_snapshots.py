@@ -4,13 +4,9 @@ tests/tui/__snapshots__/)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
-from conftest import ROOT
+from tests.support.cli import arena
 from tests.support.fake_llm import FakeLLMServer, Script
 from tests.test_iterate_process import CLI_ARGS, REPLIES
 from test_snapshots import _settle
@@ -26,14 +22,13 @@ def _in_tmp(tmp_path, monkeypatch):
 def stored_run(tmp_path):
     db = tmp_path / "it.db"
     with FakeLLMServer(Script(REPLIES)) as srv:
-        res = subprocess.run([sys.executable, "-m", "arena.cli.main", "iterate", *CLI_ARGS, "--db", str(db)],
-                             capture_output=True, text=True, cwd=ROOT, timeout=300,
-                             env={**os.environ, "LLM_BASE_URL": srv.base_url, "LLM_API_KEY": "k"})
+        res = arena("iterate", *CLI_ARGS, "--db", str(db), env={"LLM_BASE_URL": srv.base_url, "LLM_API_KEY": "k"})
     assert res.returncode == 0, res.stderr
     return db
 
 
-def test_iterate_run_view(snap_compare, make_app, stored_run):
+def _run_view_at(row: int):
+    """run_before for a snapshot: stored run 1 opened in its view, the cursor on `row` of its table."""
     from textual.widgets import DataTable
 
     from arena.tui.screens.iterate_run import IterateRunScreen
@@ -42,10 +37,16 @@ def test_iterate_run_view(snap_compare, make_app, stored_run):
         pilot.app.watch_iterate(1)
         await wait_for(pilot, lambda: isinstance(pilot.app.screen, IterateRunScreen)
                        and pilot.app.screen.state is not None, 30)
-        pilot.app.screen.query_one("#itr-steps", DataTable).move_cursor(row=3)  # the row's kept candidate
+        pilot.app.screen.query_one("#itr-steps", DataTable).move_cursor(row=row)
         await _settle(pilot)
 
-    assert snap_compare(make_app(stored_run, start_mode="history"), terminal_size=(80, 24), run_before=run)
+    return run
+
+
+def test_iterate_run_view(snap_compare, make_app, stored_run):
+    # the cursor on the row's kept candidate
+    assert snap_compare(make_app(stored_run, start_mode="history"), terminal_size=(80, 24),
+                        run_before=_run_view_at(3))
 
 
 def test_iterate_start_form(snap_compare, make_app, tmp_path):
@@ -72,15 +73,6 @@ def stored_meta_run(tmp_path):
 
 
 def test_meta_rounds_run_view(snap_compare, make_app, stored_meta_run):
-    from textual.widgets import DataTable
-
-    from arena.tui.screens.iterate_run import IterateRunScreen
-
-    async def run(pilot):
-        pilot.app.watch_iterate(1)
-        await wait_for(pilot, lambda: isinstance(pilot.app.screen, IterateRunScreen)
-                       and pilot.app.screen.state is not None, 30)
-        pilot.app.screen.query_one("#itr-steps", DataTable).move_cursor(row=4)  # meta-round 3's row: a retry
-        await _settle(pilot)
-
-    assert snap_compare(make_app(stored_meta_run, start_mode="history"), terminal_size=(80, 24), run_before=run)
+    # the cursor on meta-round 3's row: a retry
+    assert snap_compare(make_app(stored_meta_run, start_mode="history"), terminal_size=(80, 24),
+                        run_before=_run_view_at(4))
