@@ -452,15 +452,14 @@ async def test_paused_time_stands_still_and_the_footer_says_resume(make_app):
         clock.advance(100)  # a long pause
         p = app.session.progress()
         assert p.elapsed_s == pytest.approx(10) and p.eta_s is None
-        await pilot.pause(0.2)
-        assert "Resume" in _footer_text(app) and "Pause" not in _footer_text(app)
+        # the footer follows the status on the screen's next tick and a refresh: waited for, not slept on
+        await wait_for(pilot, lambda: "Resume" in _footer_text(app) and "Pause" not in _footer_text(app))
         assert "ETA –" in str(app.screen.query_one("#live-stats").render())
         await pilot.press("space")
         await wait_for(pilot, lambda: app.session.status == "running")
         clock.advance(5)
         assert app.session.progress().elapsed_s == pytest.approx(15)
-        await pilot.pause(0.2)
-        assert "Pause" in _footer_text(app)
+        await wait_for(pilot, lambda: "Pause" in _footer_text(app) and "Resume" not in _footer_text(app))
         app.session.cancel()
         await wait_for(pilot, lambda: app.session.ended)
 
