@@ -7,7 +7,7 @@ as the hook expects, so that an upgrade which changes one fails there (by name) 
 making the app slower or letting a bug end it. What each hook saves is measured in docs/performance.md.
 
 Private names used: `MessagePump._on_message`, `Tree._clear_line_cache`, `Tree._updates`,
-`TreeNode._reset`. Public names whose calling order is relied on: `App.switch_mode` calling
+`TreeNode._reset`, `DataTable._update_dimensions`. Public names whose calling order is relied on: `App.switch_mode` calling
 `App.delay_update`, `ScreenResume.refresh_styles` read by Screen's own resume handler after the
 screen's `on_screen_resume`, `Footer.bindings_changed` as the footer's one rebuild trigger.
 """
@@ -18,7 +18,7 @@ from textual import events
 from textual.message import Message
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Tree
+from textual.widgets import DataTable, Footer, Tree
 
 
 # --- a handler's exception, contained ---------------------------------------------------------------
@@ -144,3 +144,26 @@ class SteadyFooter(Footer):
     def _signature(screen) -> tuple:
         return tuple((b.key, b.description, b.action, enabled, tooltip)
                      for _, b, enabled, tooltip in screen.active_bindings.values() if b.show)
+
+
+# --- a table's header redrawn when its columns widen -------------------------------------------------
+class SteadyTable(DataTable):
+    """Textual's DataTable, whose cells drawn before a column's width changed are drawn again.
+
+    A DataTable measures the cells of rows just added only when it next idles
+    (`DataTable._update_dimensions`), and keeps each cell and line it draws in caches keyed by its update
+    count, which measuring leaves as it is. A frame drawn between adding rows and that idle (a loaded
+    machine) therefore left the header cut to its labels' widths for good, while the rows, first drawn
+    after, had their measured widths (a table of a fixed size gets no Resize, the other thing that clears
+    those caches). Once a measurement changes a column's width, this table drops what it drew
+    (`notify_style_update`, public: DataTable's own clears its caches and repaints). The hook relies on
+    `_update_dimensions` being where the idle measurement sets the widths."""
+
+    _drawn_widths: tuple = ()  # (column key, width) as of the last measurement
+
+    def _update_dimensions(self, new_rows) -> None:
+        super()._update_dimensions(new_rows)
+        widths = tuple((key, column.get_render_width(self)) for key, column in self.columns.items())
+        if widths != self._drawn_widths:
+            self._drawn_widths = widths
+            self.notify_style_update()

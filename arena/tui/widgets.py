@@ -17,13 +17,13 @@ from textual.color import Color
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
 from textual.strip import Strip
-from textual.widgets import Checkbox, DataTable, SelectionList, Static, Tree
+from textual.widgets import Checkbox, SelectionList, Static, Tree
 from textual.widgets.option_list import OptionDoesNotExist
 from textual.widgets.tree import TreeNode
 
 from . import format as fmt
 from .codeview import code_node_widgets
-from .textual_patches import SteadyFooter, restyle_tree
+from .textual_patches import SteadyFooter, SteadyTable, restyle_tree
 
 MODES = (("library", "Library"), ("setup", "Setup"), ("live", "Live"), ("results", "Results"), ("history", "History"))
 
@@ -412,7 +412,7 @@ class Heat:
         return Text(label, style=self.style(x), justify="right")
 
 
-class PairMatrix(DataTable):
+class PairMatrix(SteadyTable):
     """Row program × column program. Columns are numbered (the row labels carry the numbers) so that
     ten programs fit in half a screen; cells come from the caller as (label, share)."""
 

@@ -13,6 +13,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Static
 
 from .. import format as fmt
+from ..textual_patches import SteadyTable
 from .base import ArenaScreen
 
 STATUS_STYLE = {"finished": "$success", "running": "$accent", "interrupted": "$warning", "cancelled": "$warning",
@@ -32,7 +33,7 @@ class HistoryScreen(ArenaScreen):
 
     def compose_body(self) -> ComposeResult:
         with Vertical(id="history"):
-            yield DataTable(id="tournaments", cursor_type="row", zebra_stripes=True, classes="panel")
+            yield SteadyTable(id="tournaments", cursor_type="row", zebra_stripes=True, classes="panel")
             yield Static(id="history-detail", classes="panel")
 
     def on_mount(self) -> None:

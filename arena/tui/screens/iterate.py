@@ -13,6 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from ..failures import ContainsFailures
+from ..textual_patches import SteadyTable
 
 
 def welfare_bar(values: list[float | None], width: int = 40) -> str:
@@ -68,8 +69,8 @@ class IterateScreen(ContainsFailures, Screen):
         yield Static(id="failure", markup=False)
         with Vertical():
             with Horizontal(id="iterate-tables"):
-                yield DataTable(id="iterate-runs", cursor_type="row")
-                yield DataTable(id="iterate-steps", cursor_type="row")
+                yield SteadyTable(id="iterate-runs", cursor_type="row")
+                yield SteadyTable(id="iterate-steps", cursor_type="row")
             yield Static(id="iterate-welfare")
             with VerticalScroll(id="iterate-detail-box", can_focus=True):
                 yield Static(id="iterate-detail", markup=False)

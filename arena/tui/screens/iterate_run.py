@@ -24,6 +24,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from ..codeview import highlighted
 from ..failures import ContainsFailures
+from ..textual_patches import SteadyTable
 from . import iterate_meta
 
 BLOCKS = " ▁▂▃▄▅▆▇█"
@@ -107,7 +108,7 @@ class IterateRunScreen(ContainsFailures, Screen):
         with Vertical():
             yield Static(f"iterate run {self.run_id}: loading…", id="itr-head")
             with Horizontal(id="itr-main"):
-                yield DataTable(id="itr-steps", cursor_type="row")
+                yield SteadyTable(id="itr-steps", cursor_type="row")
                 with VerticalScroll(id="itr-detail-box", can_focus=True):
                     yield Static(id="itr-detail")
             yield Static(id="itr-plot")

@@ -18,6 +18,7 @@ from textual.widgets.option_list import Option
 
 from .. import format as fmt
 from ..format import display_path
+from ..textual_patches import SteadyTable
 from ..widgets import Heat
 from .base import ArenaScreen
 
@@ -70,7 +71,7 @@ class LibraryScreen(ArenaScreen):
                 yield Static(id="detail-meta")
                 yield Static(id="detail-text", classes="boxed")
                 yield Static(id="detail-source", classes="boxed")
-                yield DataTable(id="game-matrix", cursor_type="none", zebra_stripes=False, show_cursor=False)
+                yield SteadyTable(id="game-matrix", cursor_type="none", zebra_stripes=False, show_cursor=False)
                 yield Static(id="detail-foot")
 
     def on_mount(self) -> None:

@@ -24,6 +24,7 @@ LINE_COLOURS = [("red", "red"), ("green", "green"), ("blue", "blue"), ("magenta"
 
 from .. import format as fmt
 from ..failures import ContainsFailures
+from ..textual_patches import SteadyTable
 from ..widgets import BarChart, Heat, PairMatrix
 from .base import ArenaScreen
 
@@ -83,15 +84,15 @@ class ResultsScreen(ArenaScreen):
                         "cursor's column (again: reverse) · [b]\\[[/] [b]][/]: other tabs · coop = share of trials ending "
                         "in a cooperative outcome[/]"),
                         classes="tab-caption")
-                    yield DataTable(id="pairs", cursor_type="cell", zebra_stripes=True)
+                    yield SteadyTable(id="pairs", cursor_type="cell", zebra_stripes=True)
                 yield _pane("Cooperation matrix", "tab-coop", "coop-caption", PairMatrix(id="coop-matrix"))
                 yield _pane("Payoff matrix", "tab-payoff", "payoff-caption", PairMatrix(id="payoff-matrix"))
                 yield _pane("Programs", "tab-programs", "programs-caption",
-                            DataTable(id="ranking", cursor_type="row", zebra_stripes=True))
+                            SteadyTable(id="ranking", cursor_type="row", zebra_stripes=True))
                 yield _pane("Equilibria", "tab-eq", "eq-caption",
-                            DataTable(id="equilibria", cursor_type="row", zebra_stripes=True))
+                            SteadyTable(id="equilibria", cursor_type="row", zebra_stripes=True))
                 yield _pane("Disclosure", "tab-disclosure", "disclosure-caption",
-                            DataTable(id="disclosure", cursor_type="row", zebra_stripes=True))
+                            SteadyTable(id="disclosure", cursor_type="row", zebra_stripes=True))
                 with TabPane("Plots", id="tab-plots"):
                     with TabbedContent(id="plot-tabs"):
                         yield _pane("Cooperation vs ε", "plot-coop", "plot-coop-caption", PlotextPlot(id="plot-coop-chart"),

@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Static, Tree
 
 from .. import format as fmt
 from ..failures import ContainsFailures
+from ..textual_patches import SteadyTable
 from ..timeline import Timeline
 from ..widgets import AppHeader, ArenaFooter, Heat, SimTree, StoredNode, Transcript
 
@@ -33,7 +34,7 @@ class TrialsScreen(ContainsFailures, Screen):
     def compose(self) -> ComposeResult:
         yield AppHeader("results")
         with Horizontal(id="trials"):
-            yield DataTable(id="trial-list", cursor_type="row", zebra_stripes=True, classes="panel")
+            yield SteadyTable(id="trial-list", cursor_type="row", zebra_stripes=True, classes="panel")
             with Vertical(id="trial-right"):
                 yield Timeline(id="trial-rounds", classes="panel")
                 yield Static(id="trial-grid", classes="panel")
@@ -262,7 +263,7 @@ def _code_context(progs: dict, game: dict):
     """The tournament's programs and the game, when a code program plays (to rebuild a node's ctx)."""
     if not any(p.get("kind") == "code" for p in progs.values()) or not game:
         return None
-    from arena.library.games import Game, parse_game
+    from arena.library.games import parse_game
     from arena.library.programs import program_from_json
 
     return {k: program_from_json(v) for k, v in progs.items()}, parse_game(game)
