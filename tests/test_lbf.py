@@ -43,7 +43,11 @@ def test_games_load_with_the_package_codes(games):
 
     assert CODES == {a.name.lower(): a.value for a in Action}
     assert reg.env_kwargs()["force_coop"] is True and reg.horizon == 50 and pibr.terminal_penalty == 0.5
-    assert parse_game(pibr.model_dump(mode="json")) == pibr  # the stored JSON round-trips
+    for game in (pibr, reg):  # the stored JSON round-trips; a registered env's holds its id, not unused defaults
+        assert parse_game(json.loads(game.model_dump_json())) == game
+    assert reg.model_dump()["env_id"] == "Foraging-5x5-2p-2f-coop-v3" and "field_size" not in reg.model_dump()
+    with pytest.raises(ValueError, match="env_id Foraging-5x5-2p-2f-coop-v3 with field_size, sight"):
+        LBFGame.model_validate({**reg.model_dump(), "field_size": 8, "sight": 2})
     assert "pyglet" not in sys.modules
 
 
@@ -64,6 +68,8 @@ def test_stored_episodes_replay_through_the_package(store, programs, games, game
             assert [row_view["obs"], col_view["obs"]] == obs
         assert [(r["row_payoff"], r["col_payoff"]) for r in rounds] == rewards
         assert (t["row_total"], t["col_total"]) == (sum(a for a, _ in rewards), sum(b for _, b in rewards))
+    # the analysis reads the game back from the store (a registered env's once failed: "not both")
+    assert len(episode_rows(store, tid)) == 4
 
 
 def test_always_load_collects_nothing_unless_born_next_to_a_food(store, programs, games):

@@ -22,7 +22,7 @@ from arena.cli.providers import providers_app
 from arena.cli.tournaments import tournaments_app
 
 app = typer.Typer(
-    help="Arena: tournaments of programs that read (and simulate) each other's source, on one-shot games.\n\n"
+    help="Arena: tournaments of programs that read (and simulate) each other's source, on one-shot, repeated and Markov games.\n\n"
          "`arena` alone opens the app (the terminal UI: Library, Setup, Live, Results, History) on ./arena.db "
          "(or $ARENA_DB); the commands below do the same work headless.",
     no_args_is_help=False,

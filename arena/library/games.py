@@ -8,7 +8,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, FiniteFloat, ValidationInfo, field_validator, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, FiniteFloat, SerializerFunctionWrapHandler, ValidationInfo,
+                      field_validator, model_serializer, model_validator)
 
 from arena.errors import ConfigError, LookupFailed, Problem
 from arena.library.yamlio import did_you_mean, iter_yaml_files, plain, read_documents, validate
@@ -153,6 +154,11 @@ LBF_ACTIONS = ["none", "north", "south", "west", "east", "load"]  # the package'
 LBF_ENV_ID = r"^Foraging(-grid)?(-\d+s)?-\d+x\d+-\d+p-\d+f(-coop)?(-2s)?(-ind)?(-pen)?-v3$"
 
 
+# the env's parameters a game gives instead of an env_id (a registered env has its own)
+ENV_PARAMETERS = ("field_size", "max_num_food", "force_coop", "sight", "max_episode_steps", "penalty",
+                  "min_player_level", "max_player_level", "min_food_level", "max_food_level")
+
+
 class LBFGame(Game):
     """Level-Based Foraging (the `lbforaging` package): a Markov game whose trials step the package's
     ForagingEnv (engine/lbf.py). Either `env_id`, one of the package's registered ids, or the env's
@@ -192,10 +198,21 @@ class LBFGame(Game):
 
     @model_validator(mode="after")
     def _env_given_once(self) -> LBFGame:
-        if self.env_id is not None and self.model_fields_set & {"field_size", "max_num_food", "force_coop", "sight",
-                                                                 "max_episode_steps", "penalty"}:
-            raise ValueError("give env_id (a registered env) or the env's parameters, not both")
+        given = sorted(self.model_fields_set & set(ENV_PARAMETERS))
+        if self.env_id is not None and given:
+            raise ValueError(f"give env_id (a registered env) or the env's parameters, not both "
+                             f"(env_id {self.env_id} with {', '.join(given)})")
         return self
+
+    @model_serializer(mode="wrap")
+    def _without_unused_parameters(self, handler: SerializerFunctionWrapHandler) -> dict:
+        """A registered env's game as it was written: its env_id, not the parameter fields it leaves unused
+        (their defaults would otherwise be stored, and the stored game read back as both)."""
+        data = handler(self)
+        if self.env_id is not None and isinstance(data, dict):
+            for name in ENV_PARAMETERS:
+                data.pop(name, None)
+        return data
 
     def env_kwargs(self) -> dict:
         """ForagingEnv's keyword arguments: the registered env's (env_id), else from the fields."""
