@@ -85,3 +85,32 @@ async def test_a_grid_world_from_setup_to_a_code_nodes_state_at_80x24(make_app, 
             "round 3/3 1 N/N 2 L/W 3 L/L"))
         assert grid.border_title == "Step 3 · R row, C column (level) · food level"
         assert str(grid.render()).splitlines()[2] == "  · R2  4 C2  ·"
+
+
+async def test_the_registered_env_game_from_setup_to_results(make_app, tmp_path):
+    """foraging_5x5_2p_2f_coop (a registered env id, no parameters): run from Setup, its stored game read back
+    by Results (it once failed there: the stored game held the unused parameters' defaults beside its id)."""
+    app = make_app(db=tmp_path / "arena.db")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_for(pilot, lambda: app.current_mode == "setup" and app.screen._filled
+                       and "loading" not in _summary(app))
+        setup = app.screen
+        picks = setup.query_one("#pick-programs")
+        picks.deselect_all()
+        for pid in ("lbf-h1", "lbf-random"):
+            picks.select(pid)
+        games = setup.query_one("#pick-games")
+        games.deselect_all()
+        games.select("foraging_5x5_2p_2f_coop")
+        setup.query_one("#trials").value = "1"
+        await wait_for(pilot, lambda: "4 trials" in _summary(app))
+        await pilot.press("ctrl+r")
+        await wait_for(pilot, lambda: app.session is not None and app.session.ended, 120)
+        assert (app.session.status, app.session.done) == ("finished", 4)
+        await pilot.press("r")
+        await wait_for(pilot, lambda: app.current_mode == "results" and getattr(app.screen, "tid", None))
+        pairs = app.screen.query_one("#pairs")
+        await wait_for(pilot, lambda: pairs.row_count == 4)
+        assert sorted((str(pairs.get_row_at(i)[0]), str(pairs.get_row_at(i)[1])) for i in range(4)) == [
+            ("lbf-h1", "lbf-h1"), ("lbf-h1", "lbf-random"), ("lbf-random", "lbf-h1"), ("lbf-random", "lbf-random")]
+        assert not app.screen.query_one("#failure").display  # no failure banner
