@@ -407,8 +407,10 @@ async def test_live_at_80x24_shows_whole_numbers_and_the_log(make_app):
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
         await wait_for(pilot, lambda: live_drawn(app))
         matrix = app.screen.query_one("#live-matrix")
-        # the matrix's box takes its width on a layout pass after the tick that filled it
-        await wait_for(pilot, lambda: 0 < matrix.virtual_size.width <= matrix.scrollable_content_region.width)
+        # a DataTable takes its columns' widths when idle, and the matrix's box its width on a layout pass after
+        # the tick that filled it: waited for, not slept on
+        await wait_for(pilot, lambda: not matrix._require_update_dimensions
+                       and 0 < matrix.virtual_size.width <= matrix.scrollable_content_region.width)
         cells = [str(matrix.get_cell_at((r, c))) for r in range(5) for c in range(1, 6)]
         assert cells.count("100%") == 5
         assert str(matrix.get_cell_at((1, 0))) == " 2 coop…"  # cooperatebot, abbreviated
