@@ -336,10 +336,10 @@ async def test_wide_tables_fit_without_sideways_scrolling(seeded_app, size, tab,
     async with app.run_test(size=size) as pilot:
         await _results_tab(app, pilot, ids["bots"], tab)
         t = app.screen.query_one(table)
-        # a DataTable takes its columns' widths when idle, and its region on the layout pass after the tab is
-        # shown: both waited for, not slept on
+        # a DataTable takes its columns' widths when idle, and its region (none while its tab was hidden) on the
+        # layout pass after the tab is shown: both waited for, not slept on
         await wait_for(pilot, lambda: t.row_count > 0 and not t._require_update_dimensions
-                       and 0 < t.virtual_size.width <= t.scrollable_content_region.width)
+                       and t.virtual_size.width > 0 and t.scrollable_content_region.width > 0)
         assert t.row_count > 0
         assert t.virtual_size.width <= t.scrollable_content_region.width, (t.virtual_size, t.scrollable_content_region)
         if table == "#ranking" and size[0] == 120:
