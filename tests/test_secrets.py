@@ -183,7 +183,7 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
         from arena.tui.widgets import SimTree, Transcript
 
         sys.path.insert(0, str(ROOT / "tests" / "tui"))
-        from tui_helpers import transcript_text, wait_for
+        from tui_helpers import live_drawn, transcript_shows, transcript_text, wait_for
 
         shown = []
         app = ArenaApp(db=tmp_path / "tui.db", programs_path=tmp / "programs", games_path=ROOT / "games")
@@ -192,7 +192,9 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
             app.start_tournament(TournamentConfig(programs=["fair-llm", "mean-llm"], games=["prisoners_dilemma"],
                                                   epsilons=[0.5], max_depths=[2], trials=4, seed=1, concurrency=2))
             await wait_for(pilot, lambda: app.session.ended, timeout=60)
-            await pilot.pause(0.2)
+            # Live has drawn the end, and the app's tick has logged it (its notices come before)
+            await wait_for(pilot, lambda: live_drawn(app) and any(m.startswith("tournament finished")
+                                                                   for _, _, m in app.session_log))
             assert app.session.status == "finished"
             shown.append(app.export_screenshot())
             shown += [m for _, _, m in app.session_log]
@@ -205,13 +207,19 @@ def test_screens_never_show_a_key(tmp_path, monkeypatch, setup):
                 live._tick(force=True)
                 await pilot.pause(0.05)
                 for node in list(tree._shown_nodes):
+                    if tree.cursor_line == node.line:  # no highlight to come: shown as Live shows a highlighted node
+                        live._tx_sig = None
+                        live._refresh_transcript(node.data)
                     tree.cursor_line = node.line
-                    await pilot.pause(0.05)
+                    # the node's pane follows the cursor on a later message: waited for, not slept on
+                    await wait_for(pilot, lambda: transcript_shows(app.screen.query_one(Transcript), node.data))
                     shown.append(transcript_text(app.screen.query_one(Transcript)))
                     shown.append(app.export_screenshot())
             for mode in ("results", "history"):
                 await pilot.press({"results": "4", "history": "5"}[mode])
-                await pilot.pause(0.2)
+                await pilot.pause()
+                await app.workers.wait_for_complete()  # the screen's data loads in a worker
+                await pilot.pause()
                 shown.append(app.export_screenshot())
         return shown
 

@@ -16,7 +16,7 @@ from arena.runner.process import RemoteRunner, start_detached
 from arena.runner.stream import BatchStored
 from arena.tui.widgets import SimTree
 from arena.store.database import Store
-from tui_helpers import wait_for
+from tui_helpers import live_drawn, live_stats, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 BOTS = ["cooperatebot", "defectbot", "randombot", "fairbot", "cliquebot"]
@@ -84,7 +84,8 @@ async def test_the_app_attaches_late_and_shows_the_tournament_live(make_app, tmp
         await wait_for(pilot, lambda: app.session is not None and app.session.status == "paused", 30)
         s = app.session
         assert app.current_mode == "live" and s.remote and s.tournament_id == 1
-        await pilot.pause(0.3)
+        # Live draws the attached run's state on its next tick: waited for, not slept on
+        await wait_for(pilot, lambda: "paused" in live_stats(app))
         before = s.done_at_start
         assert 0 < before < TOTAL
         stats = str(app.screen.query_one("#live-stats").render())
@@ -92,7 +93,7 @@ async def test_the_app_attaches_late_and_shows_the_tournament_live(make_app, tmp
         assert f"{before:,}" in str(app.screen.query_one("#live-counts").render())
         await pilot.press("space")  # unpause it from the app
         await wait_for(pilot, lambda: s.ended, 180)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))
         assert (s.status, s.done, s.trials_seen) == ("finished", TOTAL, TOTAL - before)
         assert "finished" in str(app.screen.query_one("#live-stats").render())
         # the live counts are the store's, exactly (nothing counted twice, nothing missed)
@@ -108,11 +109,11 @@ async def test_quit_while_attached_detach_lets_it_finish(make_app, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None and app.session.status == "paused", 30)
         await pilot.press("ctrl+q")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query(".dialog-question"))
         question = str(app.screen.query_one(".dialog-question").render())
         assert f"Tournament 1 is running (runner pid {started.pid})" in question
         await pilot.click("#detach")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.return_code is not None)  # the choice's callback has run: the app exits
     assert app.return_code == 0
     said = app.exit_message  # printed once the terminal is back (App.exit's message)
     assert "Tournament 1 goes on in runner process" in said and f"arena attach 1 --db {db}" in said
@@ -134,9 +135,9 @@ async def test_quit_while_attached_cancel_stops_it(make_app, tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None and app.session.status == "paused", 30)
         await pilot.press("ctrl+q")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.screen.query("#cancel"))
         await pilot.click("#cancel")
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: app.return_code is not None)  # the choice's callback has run: the app exits
     assert app.session.status == "cancelled"
     deadline = time.monotonic() + 60
     while _alive(started.pid):  # it forgets its socket, then exits
@@ -168,12 +169,13 @@ async def test_the_app_starts_tournaments_in_a_runner_process(make_app, tmp_path
         s = app.session
         assert s.remote and s.runner.pid != os.getpid()
         await wait_for(pilot, lambda: s.ended, 60)
-        await pilot.pause(0.3)
         assert (s.status, s.done, tid) == ("finished", 500, 1)
         # started paused until the app is attached: even a run over in milliseconds shows a trial's tree
         app.switch_mode("live")
-        await pilot.pause()
+        await wait_for(pilot, lambda: live_drawn(app))  # (Live's tick draws the tree of the ended run)
         assert app.screen.query_one(SimTree).key is not None
+        # the app's own tick logs the end once it has polled it
+        await wait_for(pilot, lambda: any(m.startswith("tournament finished") for _, _, m in app.session_log))
         log = "\n".join(m for _, _, m in app.session_log)
         assert f"in runner process {s.runner.pid}" in log and "tournament finished: 500/500 trials stored" in log
         # its start-until-attached pause is a handshake, not the user's: not in the log

@@ -9,7 +9,7 @@ import shutil
 from arena.tui.screens.editor import ProgramEditor
 from arena.tui.widgets import SimTree, Transcript
 from conftest import ROOT
-from tui_helpers import transcript_text, wait_for
+from tui_helpers import transcript_shows, transcript_text, wait_for
 
 BAD_ON_DEFECT = """\
 id: touchy
@@ -96,7 +96,10 @@ async def test_stored_code_node_shows_ctx_value_output_and_error(make_app, tmp_p
         app.push_screen(TrialsScreen(tid, cell))
         await pilot.pause()
         await pilot.press("t")
-        await pilot.pause(0.2)
+        tree = app.screen.query_one(SimTree)
+        # the node's pane follows the tree's cursor on a later message: waited for, not slept on
+        await wait_for(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data is not None
+                       and transcript_shows(app.screen.query_one(Transcript), tree.cursor_node.data))
         text = transcript_text(app.screen.query_one(Transcript))
         assert text.splitlines()[:17] == [
             "talky (row seat, depth 0) ● grounded  → cooperate",

@@ -4,7 +4,8 @@ bug in the app contained at the screen that raised it (Setup's summary, a Result
 
 from __future__ import annotations
 
-from tui_helpers import copy_programs, pick_programs, setup_summary, transcript_text, wait_for, wait_for_setup
+from tui_helpers import (copy_programs, pick_programs, setup_summary, transcript_shows, transcript_text, wait_for,
+                          wait_for_setup)
 
 MIRROR = """\
 id: mirror
@@ -68,7 +69,8 @@ async def test_a_code_program_written_in_the_editor_runs_from_setup(make_app, tm
         tree = live.query_one("#live-tree")
         top = next(n for n in tree._shown_nodes if n.data is not None and n.data.program == "mirror")
         tree.move_cursor(top)
-        await pilot.pause(0.2)
+        # the node's pane follows the cursor on a later message: waited for, not slept on
+        await wait_for(pilot, lambda: transcript_shows(live.query_one("#live-transcript"), top.data))
         text = transcript_text(live.query_one("#live-transcript"))
         lines = text.splitlines()
         assert lines[:2] == ["mirror (row seat, depth 0) ● grounded  → cooperate", "ctx"]

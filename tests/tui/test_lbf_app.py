@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from tui_helpers import transcript_text, wait_for
+from tui_helpers import transcript_shows, transcript_text, wait_for
 
 from arena.store.database import Store
 
@@ -66,7 +66,10 @@ async def test_a_grid_world_from_setup_to_a_code_nodes_state_at_80x24(make_app, 
         await pilot.pause()
         assert grid.border_title == "Step 2 · R row, C column (level) · food level"
         await pilot.press("t")  # the tree: the row's code node of step 2 (round 1), its ctx with the state
-        await pilot.pause(0.2)
+        tree = app.screen.query_one("#trial-tree")
+        # the node's pane follows the tree's cursor on a later message: waited for, not slept on
+        await wait_for(pilot, lambda: tree.cursor_node is not None and tree.cursor_node.data is not None
+                       and transcript_shows(app.screen.query_one(Transcript), tree.cursor_node.data))
         lines = transcript_text(app.screen.query_one(Transcript)).splitlines()
         with Store(db) as st:
             (trial,) = [t for t in st.trial_rows(app.screen.tid) if t["row_program"] == t["col_program"] ==

@@ -10,7 +10,7 @@ import pytest
 from arena.tui.screens.editor import ProgramEditor
 
 from conftest import ROOT
-from tui_helpers import wait_for
+from tui_helpers import live_drawn, live_stats, wait_for
 
 
 
@@ -47,7 +47,8 @@ async def test_new_programs_go_to_the_users_folder_never_the_shipped_one(make_ap
         await pilot.press("e")
         await pilot.pause()
         assert isinstance(app.screen, ProgramEditor) and app.screen.path is None
-        await pilot.pause(0.4)
+        # (problems start empty: the editor's check of its text is waited for, so that [] is its verdict)
+        await wait_for(pilot, lambda: getattr(app.screen, "checked", False))
         assert app.screen.problems == []
         await pilot.press("ctrl+s")
         await wait_for(pilot, lambda: not isinstance(app.screen, ProgramEditor))
@@ -282,7 +283,8 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
     app = make_app(db=db, runner_process=True, attach=True, wall=lambda: time.time() + 3600)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_for(pilot, lambda: app.session is not None and app.session.runner._attached, 30)
-        await pilot.pause(0.2)
+        # the runner's Hello sets the status just after `_attached`; Live draws it on its next tick
+        await wait_for(pilot, lambda: app.session.status == "paused" and "paused" in live_stats(app))
         s = app.session
         assert not seeded.is_set()  # still loading the matrix's counts
         stats = str(app.screen.query_one("#live-stats").render())
@@ -293,13 +295,14 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
         loaded.set()  # the counts loaded
         await pilot.press("space")  # resumed: until it has a rate of its own, none is shown (not '0 trials/s')
         await wait_for(pilot, lambda: s.status == "running", 30)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: "running" in live_stats(app))  # Live has drawn the running run ...
+        await pilot.pause(0.3)  # ... and redrawn it for a while: never a rate of 0
         stats = str(app.screen.query_one("#live-stats").render())
         assert " 0 trials/s" not in stats
         await wait_for(pilot, seeded.is_set, 30)
         s.cancel()
         await wait_for(pilot, lambda: s.ended, 60)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))  # (the log of Live's tick that drew the end, too)
         log = app.screen.query_one("#live-log")
         width = log.scrollable_content_region.width
         assert log.lines and all(len(line.text.rstrip()) <= width for line in log.lines)
@@ -323,7 +326,6 @@ async def _results_tab(app, pilot, tid, tab):
     app.screen.query_one("#results-tabs").active = tab
     data = {"tab-programs": "_programs", "tab-eq": "_equilibria"}.get(tab)
     await wait_for(pilot, lambda: data is None or getattr(app.screen, data) is not None)
-    await pilot.pause(0.2)
 
 
 @pytest.mark.parametrize("size,tab,table", [((120, 40), "tab-programs", "#ranking"), ((80, 24), "tab-programs", "#ranking"),
@@ -334,6 +336,10 @@ async def test_wide_tables_fit_without_sideways_scrolling(seeded_app, size, tab,
     async with app.run_test(size=size) as pilot:
         await _results_tab(app, pilot, ids["bots"], tab)
         t = app.screen.query_one(table)
+        # a DataTable takes its columns' widths when idle, and its region (none while its tab was hidden) on the
+        # layout pass after the tab is shown: both waited for, not slept on
+        await wait_for(pilot, lambda: t.row_count > 0 and not t._require_update_dimensions
+                       and t.virtual_size.width > 0 and t.scrollable_content_region.width > 0)
         assert t.row_count > 0
         assert t.virtual_size.width <= t.scrollable_content_region.width, (t.virtual_size, t.scrollable_content_region)
         if table == "#ranking" and size[0] == 120:

@@ -9,7 +9,7 @@ import pytest
 
 from arena.tui.screens.editor import ProgramEditor
 from arena.tui.widgets import SimTree, Transcript
-from tui_helpers import transcript_text, tree_labels, wait_for
+from tui_helpers import live_drawn, transcript_shows, transcript_text, tree_labels, wait_for
 
 
 async def test_smoke_tournament_from_setup(make_app):
@@ -22,7 +22,7 @@ async def test_smoke_tournament_from_setup(make_app):
         assert "500 trials" in summary and "No LLM calls" in summary
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))  # Live's next tick draws the ended run
         assert app.current_mode == "live"
         s = app.session
         assert s.status == "finished" and s.done == 500
@@ -77,7 +77,9 @@ async def test_tree_grows_node_by_node_and_shows_transcripts(make_app, library_d
             await pilot.press("t")
             llm_line = next(i for i, n in enumerate(tree._shown_nodes) if n.data.calls)
             tree.cursor_line = tree._shown_nodes[llm_line].line
-            await pilot.pause(0.2)
+            # the transcript follows the cursor on a later message: waited for, not slept on
+            await wait_for(pilot, lambda: transcript_shows(app.screen.query_one(Transcript),
+                                                           tree._shown_nodes[llm_line].data))
             text = transcript_text(app.screen.query_one(Transcript))
             # custom is on structured: auto and the loopback server honours the schema: the raw answer is JSON
             assert "raw answer" in text and "\"action\": \"" in text and "parsed action" in text
@@ -106,14 +108,15 @@ async def test_transcript_of_stored_trial_with_retry(seeded_app):
         await pilot.pause()
         tree = app.screen.query_one(SimTree)
         assert tree.cursor_line == 0
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: transcript_shows(app.screen.query_one(Transcript), tree.cursor_node.data))
         text = transcript_text(app.screen.query_one(Transcript))
         # the first attempt was unparseable; the corrective retry gave the action
         assert "I would rather think about cooperation" in text and "unparsed" in text
         assert "correction" in text and "parsed action: defect" in text
         assert "640 ms" in text and "tokens 312→41" in text
         await pilot.press("down")  # the simulated defectbot: a built-in, no LLM call
-        await pilot.pause(0.1)
+        await wait_for(pilot, lambda: tree.cursor_line == 1
+                       and transcript_shows(app.screen.query_one(Transcript), tree.cursor_node.data))
         assert "No LLM call" in transcript_text(app.screen.query_one(Transcript))
         await pilot.press("escape")
         assert app.screen.MODE == "results"
@@ -208,17 +211,17 @@ async def test_library_new_program_validated_inline_and_saved(make_app, library_
         assert isinstance(editor, ProgramEditor)
         area = editor.query_one("#yaml")
         area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 9\nsystem_prompt: hi\n")
-        await pilot.pause(0.4)
+        # validated on a timer after the change: waited for (the template's own check found no problem)
+        await wait_for(pilot, lambda: any("temperature" in str(p) for p in editor.problems))
         problems = [str(p) for p in editor.problems]
         assert problems == ["tit-llm.yaml:4: field 'temperature': Input should be less than or equal to 2"]
         await pilot.press("ctrl+s")  # refused while invalid
         assert isinstance(app.screen, ProgramEditor) and not (library_dir / "tit-llm.yaml").exists()
         area.load_text("id: fairbot\nkind: builtin\nstrategy: fairbot\n")
-        await pilot.pause(0.4)
+        await wait_for(pilot, lambda: editor.problems and "temperature" not in str(editor.problems[0]))
         assert str(editor.problems[0]) == "new program:1: field 'id': program id 'fairbot' is already used in fairbot.yaml:1"
         area.load_text("id: tit-llm\nkind: llm\nmodel: custom/fake-8b\ntemperature: 0.2\nsystem_prompt: hi\n")
-        await pilot.pause(0.4)
-        assert editor.problems == []
+        await wait_for(pilot, lambda: editor.problems == [])
         await pilot.press("ctrl+s")
         await pilot.pause()
         assert app.screen.MODE == "library"
@@ -402,9 +405,12 @@ async def test_live_at_80x24_shows_whole_numbers_and_the_log(make_app):
         await wait_for(pilot, lambda: app.screen._filled)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))
         matrix = app.screen.query_one("#live-matrix")
-        assert matrix.virtual_size.width <= matrix.scrollable_content_region.width
+        # a DataTable takes its columns' widths when idle, and the matrix's box its width on a layout pass after
+        # the tick that filled it: waited for, not slept on
+        await wait_for(pilot, lambda: not matrix._require_update_dimensions
+                       and 0 < matrix.virtual_size.width <= matrix.scrollable_content_region.width)
         cells = [str(matrix.get_cell_at((r, c))) for r in range(5) for c in range(1, 6)]
         assert cells.count("100%") == 5
         assert str(matrix.get_cell_at((1, 0))) == " 2 coop…"  # cooperatebot, abbreviated
@@ -473,7 +479,7 @@ async def test_a_resumed_run_is_followed_after_a_pin(seeded_app):
         app.screen.follow = False  # pinned in an earlier run
         app.resume_tournament(ids["resume"])
         await wait_for(pilot, lambda: app.session.ended)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))
         tree = app.screen.query_one(SimTree)
         assert app.screen.follow and tree.key is not None
         assert tree.border_subtitle != "waiting for the first trial…"
@@ -535,11 +541,12 @@ async def test_live_tree_holds_as_soon_as_it_is_focused(make_app):
         await wait_for(pilot, lambda: app.screen._filled)
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: app.session is not None and app.session.ended)
-        await pilot.pause(0.3)
+        await wait_for(pilot, lambda: live_drawn(app))
         tree = app.screen.query_one(SimTree)
         assert tree.border_subtitle.endswith("following")
         await pilot.press("t")  # focus only: no cursor move
-        await pilot.pause(0.3)
+        # the subtitle says so on Live's next tick
+        await wait_for(pilot, lambda: not tree.border_subtitle.endswith("following"))
         assert tree.border_subtitle.endswith("held while you browse the tree (f to follow)")
 
 

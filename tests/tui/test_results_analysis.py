@@ -90,12 +90,13 @@ async def test_plots_tab_draws_the_three_plots(seeded_app):
         assert "? uncertain" in str(screen.query_one("#plot-heat-caption").render())
         out = analysis.load_outcomes(app.store, ids["bots"])
         screen.query_one("#plot-tabs").active = "plot-depth"
-        await pilot.pause(0.2)
+        # a plot is drawn at its size, which it has on the layout pass after its tab is shown: waited for
+        await wait_for(pilot, lambda: "share of decisions" in screen.query_one("#plot-depth-chart").render().plain)
         depth = screen.query_one("#plot-depth-chart").render().plain
         assert "ε 0.2" in depth and "share of decisions" in depth
         # dynamics: the replicator trajectory and the Moran fixation probabilities of the meta-game
         screen.query_one("#plot-tabs").active = "plot-dynamics"
-        await pilot.pause(0.2)
+        await wait_for(pilot, lambda: "population share" in screen.query_one("#plot-replicator-chart").render().plain)
         from arena.analysis.dynamics import moran_rows, replicator
 
         chart = screen.query_one("#plot-replicator-chart").render().plain
