@@ -14,7 +14,6 @@ from pydantic import ValidationError
 
 from arena.engine.bots import BotAgent
 from arena.engine.records import MatchRules, TrialSpec
-from arena.errors import ArenaError
 from arena.library import axelrod_programs
 from arena.library.axelrod_programs import AxelrodMissing
 from arena.library.catalog import load_library

@@ -7,7 +7,6 @@ loaders and through the CLI: exit code 2, the message names file:line and field,
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import sqlite3
@@ -22,12 +21,9 @@ from typer.testing import CliRunner
 
 from arena.cli.main import app
 from arena.errors import ConfigError
-from arena.store.database import SCHEMA_VERSION
 from arena.library.games import load_games
-from arena.store.database import SCHEMA_VERSION
 from arena.library.programs import load_program_entries
 from arena.library.yamlio import MAX_FILE_BYTES
-from arena.store.database import SCHEMA_VERSION
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "tests" / "corpus"

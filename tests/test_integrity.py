@@ -22,7 +22,6 @@ from arena.engine.grid import TournamentConfig, from_preset
 from arena.engine.records import Node, TrialResult, TrialSpec
 from arena.errors import ArenaError, StoreError
 from arena.library.programs import LLMProgram
-from arena.llm.redaction import redact
 from arena.llm.registry import BUILTIN, endpoint_identity
 from arena.llm.secrets import clean
 from arena.llm.service import LLMService
@@ -307,7 +306,7 @@ def test_cli_error_text_is_cleaned(capsys):
 
 
 def test_an_echoed_bearer_token_never_reaches_the_store(store, games):
-    with FakeLLMServer(lambda req: f"Your header was Bearer zyxwvu987654321\nACTION: cooperate") as srv:
+    with FakeLLMServer(lambda req: "Your header was Bearer zyxwvu987654321\nACTION: cooperate") as srv:
         runner, done = run(store, srv.base_url, games, programs=(FAIR,), trials=1)
     responses = [r["response"] for r in store.query("SELECT response FROM llm_calls")]
     assert responses and all("zyxwvu987654321" not in r and "Bearer ***" in r for r in responses)
@@ -382,7 +381,7 @@ def test_replay_rebuilds_the_same_trials_from_stored_calls_without_a_provider(tm
         n_calls = cached_calls(store, ra.tournament_id)[1]
     out = CliRunner().invoke(app, ["replay", str(ra.tournament_id), "--db", str(path), "--display", "none"])
     assert out.exit_code == 0, out.output
-    assert f"Replay 3 of tournament 1: 12/12 trials identical, no provider contacted" in out.output
+    assert "Replay 3 of tournament 1: 12/12 trials identical, no provider contacted" in out.output
     with Store(path) as store:
         row = store.tournament(3)
         assert (row.replay_of, row.status, row.name) == (1, "finished", "replay of 1")

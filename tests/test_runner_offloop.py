@@ -16,7 +16,7 @@ import time
 import pytest
 
 from arena.engine.code import CodeAgent
-from arena.engine.events import Notice, NodeResolved, TournamentFinished, TrialsFinished
+from arena.engine.events import Notice, NodeResolved, TournamentFinished
 from arena.engine.grid import TournamentConfig
 from arena.engine.records import Node
 from arena.engine.sandbox import Sandbox

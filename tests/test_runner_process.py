@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 

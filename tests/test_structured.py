@@ -19,7 +19,7 @@ from arena.llm.structured import StructuredModes, rejects_format
 from arena.runner.tournament import TournamentRunner
 from llm_policies import mirror_policy as policy
 from tests.support.decisions import one_decision as decide_once
-from tests.support.fake_llm import FakeLLMServer, Script, Status, Text, action_responder
+from tests.support.fake_llm import FakeLLMServer, Status, Text, action_responder
 
 ENV = {"LLM_API_KEY": "test-key-not-secret"}
 FAIR = LLMProgram(id="fair", kind="llm", model="custom/fake-8b", temperature=0.7,

@@ -17,7 +17,6 @@ Definitions (also in docs/analysis.md):
 
 from __future__ import annotations
 
-import math
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,9 +31,9 @@ from arena.store.database import Store
 if TYPE_CHECKING:
     from arena.analysis.metagame import MetaMatrix
 
-from arena.analysis.stats import (Z95, Condition, wald_ci, wilson_ci, mean_ci, share_stratum, stratified_ci,
+from arena.analysis.stats import (Condition, wald_ci, wilson_ci, mean_ci, share_stratum, stratified_ci,
                                   values_stratum, _opt, _share, _shares)
-from arena.analysis.rows import (ConditionKey, PairStats, PairRow, ProgramRow, ConditionRow, CallRow, CoopPoint, DepthBin,
+from arena.analysis.rows import (PairRow, ProgramRow, ConditionRow, CallRow, CoopPoint, DepthBin,
                                  DepthRow)
 
 @dataclass(slots=True)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 import re
 import warnings
-from collections.abc import Iterable
 
 from arena.errors import ArenaError, LookupFailed
 

@@ -3,7 +3,6 @@ right after attaching, quitting with Detach."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
@@ -254,7 +253,7 @@ async def test_live_right_after_attach_shows_the_runners_counts(make_app, tmp_pa
     from arena.runner.process import RemoteRunner
     from arena.runner.stream import BatchStored
     from arena.store.database import Store
-    from test_attach import TOTAL, _control, _start_paused
+    from test_attach import TOTAL, _start_paused
 
     db = tmp_path / "arena.db"
     started = _start_paused(db)
