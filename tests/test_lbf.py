@@ -99,7 +99,19 @@ def test_random_against_random_200_episodes(store, programs, games):
     (row,) = episode_rows(store, tid)
     assert (row.episodes, row.welfare, row.length, row.food, row.cleared) == (200, -0.9511, 49.805, 0.045, 0.005)
     assert (round(row.welfare_low, 4), round(row.welfare_high, 4)) == (-0.9765, -0.9257)
-    assert (round(row.length_low, 2), round(row.length_high, 2)) == (49.42, 50.19)
+    # the normal interval of the length reaches 50.19: it is cut to the 1..50 steps an episode can last
+    assert (round(row.length_low, 2), row.length_high) == (49.42, 50.0)
+    assert (round(row.food_low, 4), round(row.food_high, 4)) == (0.0239, 0.0661)
+
+
+def test_an_episode_interval_is_cut_to_its_quantity_range():
+    """Food shares 0, 0, 0, 1: mean 0.25, s = 0.5, 0.25 ± 1.96·0.5/2 = (−0.24, 0.74): cut to [0, 1]."""
+    from arena.analysis.rounds import _mean_ci, _within
+
+    mean, low, high = _mean_ci([0.0, 0.0, 0.0, 1.0])
+    assert (mean, round(low, 4), round(high, 4)) == (0.25, -0.24, 0.74)
+    assert _within((mean, low, high), 0.0, 1.0) == (0.25, 0.0, high)
+    assert _within((0.5, None, None), 0.0, 1.0) == (0.5, None, None)  # (one episode: no interval)
 
 
 def _package_heuristics(monkeypatch):

@@ -107,6 +107,13 @@ def _mean_ci(values: list[float]) -> tuple[float, float | None, float | None]:
     return mean, mean - half, mean + half
 
 
+def _within(ci: tuple[float, float | None, float | None], low: float, high: float):
+    """A mean's interval cut to the range its quantity can take (a share's [0, 1], a length's [1, T]): the
+    normal interval of a mean near a bound reaches past it, where no mean can lie."""
+    mean, lo, hi = ci
+    return mean, (None if lo is None else max(low, lo)), (None if hi is None else min(high, hi))
+
+
 def _matches(store: Store, tournament_id: int) -> list[dict]:
     return store.query(
         f"SELECT t.id, {_COND}, t.row_program, t.col_program, t.n_rounds, t.row_total, t.col_total, "
@@ -269,8 +276,8 @@ def episode_rows(store: Store, tournament_id: int) -> list[EpisodeRow]:
         welfare = [r["row_total"] + r["col_total"] for r in rs]
         food = [w + 2 * terminal_penalty(g, r["n_rounds"]) for w, r in zip(welfare, rs)]
         w, wl, wh = _mean_ci(welfare)
-        n, nl, nh = _mean_ci([float(r["n_rounds"]) for r in rs])
-        f, fl, fh = _mean_ci(food)
+        n, nl, nh = _within(_mean_ci([float(r["n_rounds"]) for r in rs]), 1.0, float(g.horizon))
+        f, fl, fh = _within(_mean_ci(food), 0.0, 1.0)
         out.append(EpisodeRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_program=row,
                               col_program=col, episodes=len(rs), welfare=w, welfare_low=wl, welfare_high=wh,
                               row_return=sum(r["row_total"] for r in rs) / len(rs),

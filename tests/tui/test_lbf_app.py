@@ -62,9 +62,14 @@ async def test_a_grid_world_from_setup_to_a_code_nodes_state_at_80x24(make_app, 
         assert str(trials.query_one("#trial-rounds").render()).startswith("round 3/3 1 S/S 2 L/S 3 L/L")
         assert grid.border_title == "Step 3 · R row, C column (level) · food level"
         assert str(grid.render()).splitlines()[2] == "  · C1  2 R1  ·"  # both next to the level-2 food
+        assert trials.query_one("#trial-rounds").border_title == "Steps · ← → or [ ]: step"
         await pilot.press("left_square_bracket")
-        await pilot.pause()
-        assert grid.border_title == "Step 2 · R row, C column (level) · food level"
+        await wait_for(pilot, lambda: grid.border_title == "Step 2 · R row, C column (level) · food level")
+        await pilot.press("left", "left")  # the arrow keys step too, with the trial list focused (and stop at 1)
+        await wait_for(pilot, lambda: grid.border_title == "Step 1 · R row, C column (level) · food level")
+        assert str(trials.query_one("#trial-rounds").render()).startswith("round 1/3")
+        await pilot.press("right")
+        await wait_for(pilot, lambda: grid.border_title == "Step 2 · R row, C column (level) · food level")
         await pilot.press("t")  # the tree: the row's code node of step 2 (round 1), its ctx with the state
         tree = app.screen.query_one("#trial-tree")
         # the node's pane follows the tree's cursor on a later message: waited for, not slept on

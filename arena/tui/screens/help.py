@@ -51,7 +51,7 @@ Tree: `◇` simulates the opponent, `●` grounded (ε), `■` capped (depth cap
 ## Results
 `[` / `]` previous / next tab (or click it) · `{` / `}` previous / next plot on the Plots tab ·
 `s` sort by the cursor's column (again: reverse; or click a header) · `enter` the trials of a pair,
-with their trees and transcripts (in a match's trials: `[` `]` its previous / next round) · `x` export (CSV, JSON,
+with their trees and transcripts (in a match's trials: `←` `→` or `[` `]` its previous / next round) · `x` export (CSV, JSON,
 Markdown, LaTeX, PNG, SVG) · `t` pick another tournament (History). Every tab shows the chosen condition:
 
 | tab | |

@@ -24,6 +24,10 @@ class TrialsScreen(ContainsFailures, Screen):
         Binding("l", "focus_list", "Trials", show=False),
         Binding("left_square_bracket", "round(-1)", "Prev round", key_display="["),
         Binding("right_square_bracket", "round(1)", "Next round", key_display="]"),
+        # a match's rounds (an episode's steps) on the arrow keys too, wherever the focus is: the trial list is
+        # too narrow to scroll sideways and the tree does not bind them (only while a match is shown)
+        Binding("left", "round(-1)", "Prev round", show=False, priority=True),
+        Binding("right", "round(1)", "Next round", show=False, priority=True),
     ]
 
     def __init__(self, tid: int, cell):
@@ -59,7 +63,7 @@ class TrialsScreen(ContainsFailures, Screen):
         self._match = base_game(c.game) != c.game  # a cell of matches (its rules are in its game's label)
         timeline = self.query_one("#trial-rounds", Timeline)
         timeline.display = self._match
-        timeline.border_title = "Rounds · [ ]: round"
+        timeline.border_title = "Rounds · ← → or [ ]: round"
         self.query_one("#trial-grid").display = False
         table = self.query_one("#trial-list", DataTable)
         table.border_title = (f"{c.row_program} vs {c.col_program} · "
@@ -106,6 +110,7 @@ class TrialsScreen(ContainsFailures, Screen):
             if game.get("kind") == "lbf":  # a game with a state: every trial is an episode of steps
                 self._match = True
                 self.query_one("#trial-rounds").display = True
+                self.query_one("#trial-rounds").border_title = "Steps · ← → or [ ]: step"
                 self.refresh_bindings()
             self._code = _code_context(progs, game)
             self.coop_action, self.defect_action = game.get("default_action"), game.get("defect_action")
@@ -195,7 +200,8 @@ class TrialsScreen(ContainsFailures, Screen):
 
     def check_action(self, action: str, parameters: tuple) -> bool | None:
         if action == "round" and not getattr(self, "_match", False):
-            return False  # (the round keys are a match's: not in the footer of one-round trials)
+            return False  # (the round keys are a match's: not in the footer of one-round trials, and the arrow
+            # keys go to the focused widget)
         return True
 
     def action_round(self, step: int) -> None:
