@@ -114,6 +114,18 @@ def test_an_episode_interval_is_cut_to_its_quantity_range():
     assert _within((0.5, None, None), 0.0, 1.0) == (0.5, None, None)  # (one episode: no interval)
 
 
+def test_an_episodes_welfare_lies_between_two_full_length_penalties_and_all_the_food(games):
+    """foraging_pibr: c = 0.5, T = 50, no failed-load penalty: welfare in [−2 × 0.5 × 50/50, 1] = [−1, 1];
+    the cooperative 5x5 env has no terminal penalty: [0, 1]. Welfares −1, −1, 0.06 (n = 3, s = 0.612):
+    −0.647 ± 1.96·0.612/√3 = (−1.339, 0.046), cut to (−1, 0.046)."""
+    from arena.analysis.rounds import _mean_ci, _within, welfare_range
+
+    assert welfare_range(games["foraging_pibr"]) == (-1.0, 1.0)
+    assert str(welfare_range(games["foraging_5x5_2p_2f_coop"])) == "(0.0, 1.0)"
+    mean, low, high = _within(_mean_ci([-1.0, -1.0, 0.06]), *welfare_range(games["foraging_pibr"]))
+    assert (round(mean, 4), low, round(high, 4)) == (-0.6467, -1.0, 0.0459)
+
+
 def _package_heuristics(monkeypatch):
     """lbforaging 2.0.0's H1..H4 module, which its package cannot import: `lbforaging.agents` imports its Q
     agent (pandas, not a dependency) and heuristic_agent.py imports a `foraging` module that does not exist.

@@ -108,8 +108,9 @@ def _mean_ci(values: list[float]) -> tuple[float, float | None, float | None]:
 
 
 def _within(ci: tuple[float, float | None, float | None], low: float, high: float):
-    """A mean's interval cut to the range its quantity can take (a share's [0, 1], a length's [1, T]): the
-    normal interval of a mean near a bound reaches past it, where no mean can lie."""
+    """A mean's interval cut to the range its quantity can take (a share's [0, 1], a length's [1, T], a
+    welfare's `welfare_range`): the normal interval of a mean near a bound reaches past it, where no mean
+    can lie."""
     mean, lo, hi = ci
     return mean, (None if lo is None else max(low, lo)), (None if hi is None else min(high, hi))
 
@@ -256,6 +257,16 @@ class EpisodeRow(ConditionKey):
     cleared: float  # share of episodes that collected all the food
 
 
+def welfare_range(game) -> tuple[float, float]:
+    """The range of an episode's welfare: all the food's value (1, the rewards are normalised) at most; at
+    least a full-length episode's terminal penalty on both agents and a failed load's penalty at each of its
+    steps (the package's `penalty`, 0 in the shipped games)."""
+    from arena.engine.lbf import terminal_penalty
+
+    steps = game.horizon
+    return 0.0 - 2 * (terminal_penalty(game, steps) + steps * game.env_kwargs()["penalty"]), 1.0  # (0.0, not -0.0)
+
+
 def episode_tournament(store: Store, tournament_id: int) -> bool:
     """Whether the tournament plays a game with a state (a grid world): then it has the episodes table."""
     return any(g.markov for g in _games(store, tournament_id).values())
@@ -275,7 +286,7 @@ def episode_rows(store: Store, tournament_id: int) -> list[EpisodeRow]:
         g = games[rs[0]["game"]]
         welfare = [r["row_total"] + r["col_total"] for r in rs]
         food = [w + 2 * terminal_penalty(g, r["n_rounds"]) for w, r in zip(welfare, rs)]
-        w, wl, wh = _mean_ci(welfare)
+        w, wl, wh = _within(_mean_ci(welfare), *welfare_range(g))
         n, nl, nh = _within(_mean_ci([float(r["n_rounds"]) for r in rs]), 1.0, float(g.horizon))
         f, fl, fh = _within(_mean_ci(food), 0.0, 1.0)
         out.append(EpisodeRow(game=game, epsilon=eps, max_depth=depth, temperature=temp, row_program=row,
