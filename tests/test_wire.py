@@ -103,6 +103,28 @@ def test_a_trial_of_a_match_round_trips_the_wire_with_every_field():
     assert dec.events(_wire(ev.TournamentStarted(1, 5, 2, {"seed": 1}))) == [ev.TournamentStarted(1, 5, 2, {"seed": 1})]
 
 
+def test_a_large_sample_tree_travels_as_lines_of_at_most_500_nodes_and_decodes_whole():
+    """A built-in batch whose sample has 1,234 nodes: two SampleNodes lines of 500, then the Batch with the
+    last 234; the client gets the tree whole, in order, once (the next Batch starts a tree of its own)."""
+    nodes = [Node(i, i - 1 if i else None, "row" if i % 2 == 0 else "col", i, "fairbot", i / 1234,
+                  mode="simulated", action="cooperate") for i in range(1234)]
+    big = dataclasses.replace(result(), nodes=nodes)
+    data = stream.encode(ev.TrialsFinished(1, [result(), big], 2, 4), sample=1)
+    lines = data.splitlines(keepends=True)
+    msgs = [stream.parse(x) for x in lines]
+    assert [type(m).__name__ for m in msgs] == ["SampleNodes", "SampleNodes", "Batch"]
+    assert [len(m.nodes) for m in msgs[:2]] + [len(msgs[2].sample.nodes)] == [500, 500, 234]
+    dec = stream.Decoder()
+    assert [dec.events(m) for m in msgs[:2]] == [[], []]
+    [batch] = dec.events(msgs[2])
+    assert batch.sample == big and batch.sample.nodes == nodes
+    [small] = dec.events(_wire(ev.TrialsFinished(1, [big, result()], 4, 4), sample=1))
+    assert small.sample == result()
+    # (exactly 500 nodes: one line)
+    five = dataclasses.replace(big, nodes=nodes[:500])
+    assert stream.encode(ev.TrialsFinished(1, [five, five], 2, 4)).count(b"\n") == 1
+
+
 def test_the_wire_refuses_an_unknown_field():
     data = stream.encode(ev.NodeResolved(1, SPEC, NODE)).replace(b'"round":2', b'"round":2,"bogus":1', 1)
     with pytest.raises(Exception):

@@ -3,7 +3,8 @@
 Runner → client: `Hello` first (the state at the moment of attaching: what a late attacher cannot read
 from the store, i.e. the trees of the LLM trials in flight, and the id of the last stored trial, so that
 the client seeds its counts from the store up to exactly that trial), then the tournament's events
-(`arena/engine/events.py`) as `Started`, `Planned`, `Resolved`, `Trials`, `NoticeMsg`, `Finished`.
+(`arena/engine/events.py`) as `Started`, `Planned`, `Resolved`, `Trials`, `Batch` (a large sample tree's
+first nodes ahead of it in `SampleNodes` lines), `NoticeMsg`, `Finished`.
 Client → runner: `Control` (pause, unpause, cancel).
 
 Pydantic models at the boundary. The records' models (`SpecMsg`, `NodeMsg`, `CallMsg`, `ResultMsg` and those
@@ -146,6 +147,19 @@ class Batch(WireModel):
 
 
 
+SAMPLE_CHUNK = 500  # nodes a line of a sample tree holds at most (~85 KB: decoded in ~5 ms)
+
+
+class SampleNodes(WireModel):
+    """The first nodes of the next Batch's sample tree, in order. A tree of thousands of nodes travels as
+    several lines, the Batch carrying the last of them: decoding one line holds the interpreter for the
+    whole line (a 15,000-node tree, 2.6 MB: 150 ms), and with it the app's UI thread."""
+
+    kind: Literal["sample-nodes"] = "sample-nodes"
+    tournament_id: int
+    nodes: list[NodeMsg]  # type: ignore[valid-type]
+
+
 @dataclass(frozen=True, slots=True)
 class BatchStored:
     """The client's event for a `Batch` (TrialsFinished summed): `cells` as (key, sums) pairs."""
@@ -230,23 +244,33 @@ class Control(WireModel):
     op: Literal["pause", "unpause", "cancel"]
 
 
-ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch, NoticeMsg, Finished],
+ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch, SampleNodes, NoticeMsg, Finished],
                           Field(discriminator="kind")]
 _SERVER = TypeAdapter(ServerMessage)
 
 
 def encode(event: Event, *, sample: int | None = 0) -> bytes:
     """One event as a line. A batch of several (built-in) results is summed per cell (`Batch`), with the
-    one at position `sample` whole (None: none)."""
+    one at position `sample` whole (None: none); a sample of more than SAMPLE_CHUNK nodes sends its first
+    nodes ahead in `SampleNodes` lines."""
     msg: WireModel
+    ahead = b""
     if isinstance(event, NodeResolved):
         msg = Resolved(tournament_id=event.tournament_id, seq=event.spec.seq, node=NodeMsg.of(event.node))
     elif isinstance(event, TrialsFinished) and len(event.results) > 1:  # built-in trials: summed
         rs = event.results
+        shown = None if sample is None else rs[sample % len(rs)]
+        if shown is not None and len(shown.nodes) > SAMPLE_CHUNK:
+            nodes = shown.nodes
+            last = (len(nodes) - 1) // SAMPLE_CHUNK * SAMPLE_CHUNK  # where the Batch's own part starts
+            ahead = b"".join(line(SampleNodes(tournament_id=event.tournament_id,
+                                              nodes=[NodeMsg.of(n) for n in nodes[i:i + SAMPLE_CHUNK]]))
+                             for i in range(0, last, SAMPLE_CHUNK))
+            shown = dataclasses.replace(shown, nodes=nodes[last:])
         msg = Batch(tournament_id=event.tournament_id, done=event.done, total=event.total, n=len(rs),
                     counts=dict(Counter(r.status for r in rs)),
                     cells=[[*k, *v] for k, v in cell_sums(rs).items()],
-                    sample=None if sample is None else ResultMsg.of(rs[sample % len(rs)]))
+                    sample=None if shown is None else ResultMsg.of(shown))
     elif isinstance(event, TrialsFinished):
         msg = Trials(tournament_id=event.tournament_id, done=event.done, total=event.total,
                      results=[ResultMsg.of(r) for r in event.results])
@@ -263,7 +287,7 @@ def encode(event: Event, *, sample: int | None = 0) -> bytes:
                        counts=event.counts, elapsed_s=event.elapsed_s, error=event.error, providers=event.providers)
     else:  # pragma: no cover - Event is a closed union
         raise TypeError(f"not an event: {event!r}")
-    return line(msg)
+    return ahead + line(msg)
 
 
 def line(msg: WireModel) -> bytes:
@@ -271,7 +295,7 @@ def line(msg: WireModel) -> bytes:
     return msg.model_dump_json().encode() + b"\n"
 
 
-def parse(data: bytes | str) -> Hello | Started | Planned | Resolved | Trials | Batch | NoticeMsg | Finished:
+def parse(data: bytes | str) -> Hello | Started | Planned | Resolved | Trials | Batch | SampleNodes | NoticeMsg | Finished:
     """A runner's line as its message; raises pydantic.ValidationError on anything else."""
     return _SERVER.validate_json(data)
 
@@ -289,6 +313,7 @@ class Decoder:
 
     def __init__(self) -> None:
         self.inflight: dict[int, tuple[TrialSpec, list[Node]]] = {}
+        self._sample_nodes: list[Node] = []  # the next Batch's sample tree so far (SampleNodes)
 
     def events(self, msg) -> list[Event]:
         if isinstance(msg, Resolved):
@@ -305,11 +330,17 @@ class Decoder:
                 self.inflight.pop(r.spec.seq, None)
             results = [r.record() for r in msg.results]
             return [TrialsFinished(msg.tournament_id, results, msg.done, msg.total)]
+        if isinstance(msg, SampleNodes):
+            self._sample_nodes.extend(n.record() for n in msg.nodes)
+            return []
         if isinstance(msg, Batch):
             n = len(CELL_SUMS)
+            sample = None if msg.sample is None else msg.sample.record()
+            if sample is not None and self._sample_nodes:
+                sample.nodes[:0] = self._sample_nodes
+            self._sample_nodes = []
             return [BatchStored(msg.tournament_id, msg.done, msg.total, msg.n, msg.counts,
-                                [(tuple(c[:-n]), c[-n:]) for c in msg.cells],
-                                None if msg.sample is None else msg.sample.record())]
+                                [(tuple(c[:-n]), c[-n:]) for c in msg.cells], sample)]
         if isinstance(msg, Planned):
             return [self._planned(msg.tournament_id, msg.trial)]
         if isinstance(msg, NoticeMsg):
