@@ -278,6 +278,21 @@ def test_bad_persona_file_exits_2_with_its_path(tmp_path):
     assert res.returncode == 2 and "--start-row goes with --protocol best-response" in res.stderr
 
 
+def test_a_writer_provider_without_its_key_or_url_exits_2_before_a_run_is_recorded(tmp_path):
+    """Either protocol: the provider's missing key and URL said, exit 2, nothing stored (History would list a
+    failed run that never started)."""
+    db = tmp_path / "x.db"
+    unset = {"LLM_API_KEY": "", "LLM_BASE_URL": ""}
+    for args in (MUST_SHOW, ("iterate", "--game", "climbing", "--model", "custom/w", "--steps", "2")):
+        res = arena(*args, "--db", str(db), env=unset)
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        assert res.stderr == ("arena: error: provider 'custom' needs the environment variable LLM_API_KEY; "
+                              "provider 'custom' needs a base URL: set LLM_BASE_URL\n")
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT COUNT(*) FROM iterate_runs").fetchone() == (0,)
+    assert con.execute("SELECT COUNT(*) FROM tournaments").fetchone() == (0,)
+
+
 def test_judge_labels_parse():
     assert mp.parse_label("Thinking...\nLABEL: counter measure") == "counter measure"
     assert mp.parse_label("It looks like a feint, but LABEL: Direct imitation.") == "direct imitation"
