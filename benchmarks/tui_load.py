@@ -373,12 +373,13 @@ def main(argv: list[str] | None = None) -> list[Row]:
                         f"first visits, which build the screen, apart: max {first * 1000:.0f} ms)",
                         f"{s50 * 1000:.0f} / {s95 * 1000:.0f} / {smax * 1000:.0f} ms", "< 100 ms", s95 < TARGET_S))
         rows.append(Row("tui_load", f"in-screen / switch keys until the screen is also clean of other updates, {load}",
-                        f"{ms(clean_in).replace('/', ' / ')} ms · {ms(clean_switch).replace('/', ' / ')} ms"))
+                        f"{ms(clean_in, ' / ')} ms · {ms(clean_switch, ' / ')} ms"))
     return rows
 
 
-def ms(t: tuple[float, ...]) -> str:
-    return "/".join(f"{x * 1000:.0f}" for x in t)
+def ms(t: tuple[float, ...], sep: str = "/") -> str:
+    """Seconds as whole milliseconds, joined by `sep` (p50/p95/max)."""
+    return sep.join(f"{x * 1000:.0f}" for x in t)
 
 
 if __name__ == "__main__":

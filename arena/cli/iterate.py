@@ -76,7 +76,7 @@ def _runner(cls, store, resume: int | None, fields: dict | None, out: Path | Non
     cfg = IterateConfig(**fields)
     from arena.iterate.process import check_writer
 
-    check_writer(store, cfg)  # a writer's provider without its key or URL: said before a run is recorded
+    check_writer(store, cfg, service)  # a writer's provider without its key or URL: said before a run is recorded
     return cls.create(store, cfg, lib.games[cfg.game], service, on_step=on_step)
 
 

@@ -181,9 +181,9 @@ class Detached:
     socket: str
 
 
-def check_writer(store: Store, cfg: IterateConfig) -> None:
+def check_writer(store: Store, cfg: IterateConfig, service=None) -> None:
     """The writers' (and the judge's) providers and keys, checked before anything is recorded (raises
-    ArenaError)."""
+    ArenaError); `service`: the LLMService to check with (None: one of the store's)."""
     from arena.engine.grid import TournamentConfig
     from arena.library.programs import LLMProgram
     from arena.llm.service import LLMService
@@ -192,7 +192,7 @@ def check_writer(store: Store, cfg: IterateConfig) -> None:
     writers = [LLMProgram(id=f"writer{i}", kind="llm", model=m, system_prompt="writer") for i, m in enumerate(models)]
     config = TournamentConfig(programs=[w.id for w in writers], games=[cfg.game], epsilons=[cfg.epsilon],
                               max_depths=[cfg.max_depth], trials=1)
-    LLMService(store).check(writers, config)
+    (service or LLMService(store)).check(writers, config)
 
 
 def start_detached(store: Store, cfg: IterateConfig, game: Game, *, paused: bool = False) -> Detached:

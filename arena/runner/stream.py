@@ -147,13 +147,13 @@ class Batch(WireModel):
 
 
 
-SAMPLE_CHUNK = 500  # nodes a line of a sample tree holds at most (~85 KB: decoded in ~5 ms)
+SAMPLE_CHUNK = 500  # nodes a line of a sample tree holds at most (docs/performance.md: the decoding times)
 
 
 class SampleNodes(WireModel):
     """The first nodes of the next Batch's sample tree, in order. A tree of thousands of nodes travels as
     several lines, the Batch carrying the last of them: decoding one line holds the interpreter for the
-    whole line (a 15,000-node tree, 2.6 MB: 150 ms), and with it the app's UI thread."""
+    whole line, and with it the app's UI thread, so no line holds more than SAMPLE_CHUNK nodes."""
 
     kind: Literal["sample-nodes"] = "sample-nodes"
     tournament_id: int
@@ -244,8 +244,8 @@ class Control(WireModel):
     op: Literal["pause", "unpause", "cancel"]
 
 
-ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch, SampleNodes, NoticeMsg, Finished],
-                          Field(discriminator="kind")]
+ServerMessage = Annotated[Union[Hello, Started, Planned, Resolved, Trials, Batch, SampleNodes, NoticeMsg,
+                                Finished], Field(discriminator="kind")]
 _SERVER = TypeAdapter(ServerMessage)
 
 
@@ -295,7 +295,8 @@ def line(msg: WireModel) -> bytes:
     return msg.model_dump_json().encode() + b"\n"
 
 
-def parse(data: bytes | str) -> Hello | Started | Planned | Resolved | Trials | Batch | SampleNodes | NoticeMsg | Finished:
+def parse(data: bytes | str) -> (Hello | Started | Planned | Resolved | Trials | Batch | SampleNodes | NoticeMsg
+                                 | Finished):
     """A runner's line as its message; raises pydantic.ValidationError on anything else."""
     return _SERVER.validate_json(data)
 
