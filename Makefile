@@ -47,6 +47,7 @@ bench-quick: $(BENCH_STAMP)
 bench-model: $(STAMP)
 	$(BIN)/python benchmarks/local_model.py
 	$(BIN)/python benchmarks/local_slots.py
+	$(BIN)/python benchmarks/local_slots.py --trials 8 --pinned-only
 	$(BIN)/python benchmarks/local_replicas.py
 	$(BIN)/python benchmarks/local_refusals.py
 

@@ -180,7 +180,21 @@ def test_every_replica_dead_past_outage_wait_fails_the_trials(store, games):
     assert [r["replica"] for r in rows] == sorted(urls)
 
 
-def test_slot_count_one_per_program_capped_by_memory():
+def test_a_slot_per_pair_once_each_pair_meets_in_three_cells():
+    from arena.engine.grid import TournamentConfig
+    from arena.llm.service import PAIR_MEETINGS, slot_per_pair
+
+    def config(programs: int, trials: int, epsilons=(0.5,)) -> TournamentConfig:
+        return TournamentConfig(programs=[f"p{i}" for i in range(programs)], games=["prisoners_dilemma"],
+                                epsilons=list(epsilons), max_depths=[3], trials=trials)
+
+    assert PAIR_MEETINGS == 3
+    assert not slot_per_pair(config(2, 2))  # the tournament: 2 meetings a pair
+    assert slot_per_pair(config(2, 3)) and slot_per_pair(config(2, 8))
+    assert not slot_per_pair(config(5, 1)) and slot_per_pair(config(5, 1, epsilons=(0.1, 0.2, 0.5)))
+
+
+def test_slot_count_as_wanted_capped_by_memory():
     from arena.llm.localmodel import MAX_SLOTS, SLOT_BYTES, slot_count
 
     assert slot_count(2, available=8 << 30) == 2
@@ -209,6 +223,7 @@ def test_local_replicas_and_programs_pinned_to_their_slots(store, games, tmp_pat
     done = asyncio.run(runner.run())
     assert done.status == "finished" and done.counts == {"ok": 4}
     assert backend.slots == {"defect-llm": 0, "fair-llm": 1}
+    assert backend.pair_slots == {}  # one trial a pair: a slot per program (slot_per_pair)
     rows = store.query("SELECT DISTINCT replica FROM llm_calls WHERE tournament_id=?", (runner.tournament_id,))
     assert len(rows) == 2 and all(r["replica"].startswith("http://127.0.0.1:") for r in rows)
     assert len(logs) == 2 and all("selected slot by id" in log for log in logs)  # id_slot reached llama.cpp

@@ -208,15 +208,15 @@ SLOT_BYTES = 128 << 20  # a generous bound on one slot's KV cache (4096 tokens) 
 MAX_SLOTS = 32
 
 
-def slot_count(programs: int, available: int | None = None) -> int:
-    """Server slots for a tournament: one per LLM program, capped by memory (a quarter of what is free)
-    and MAX_SLOTS; at least one."""
+def slot_count(wanted: int, available: int | None = None) -> int:
+    """Server slots for a tournament: `wanted` (one per LLM program and opponent), capped by memory (a quarter
+    of what is free) and MAX_SLOTS; at least one."""
     if available is None:
         try:
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
         except (ValueError, OSError, AttributeError):
             available = 4 << 30
-    return max(1, min(programs, MAX_SLOTS, available // 4 // SLOT_BYTES))
+    return max(1, min(wanted, MAX_SLOTS, available // 4 // SLOT_BYTES))
 
 
 def busy_cores(window: float = 0.25) -> float | None:

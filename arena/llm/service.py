@@ -75,6 +75,16 @@ def one_embedded_model(models: list[str]) -> str:
             "(every alias maps to the default model) or --model PROGRAM=local/MODEL")
 
 
+PAIR_MEETINGS = 3  # cells per ordered pair of programs from which a slot per pair reads less than one per program
+
+
+def slot_per_pair(config: TournamentConfig) -> bool:
+    """Whether the embedded server gets a slot per (program, opponent): once each ordered pair meets in
+    PAIR_MEETINGS cells or more. Each meeting after the first re-reads the opponent's source on a program's
+    one slot; a pair's own slot reads its whole prompt once instead (the numbers: docs/embedded-model.md)."""
+    return config.total_trials // len(config.programs) ** 2 >= PAIR_MEETINGS
+
+
 class LLMService:
     """Providers, cache and local servers for one tournament run."""
 
@@ -89,7 +99,9 @@ class LLMService:
         self.clients: dict[str, ProviderClient] = {}
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
-        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server
+        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server (the writer's)
+        # (program id, opponent id) -> the slot of a decision against that opponent on the embedded server
+        self.pair_slots: dict[tuple[str, str], int] = {}
         self.gate: Gate | None = None
         self.modes = StructuredModes()  # constrained output, per endpoint
         self.answers: dict[str, Counter] = {}  # provider -> forms of first answers (prompts.FORMS)
@@ -142,20 +154,25 @@ class LLMService:
                                                 notify=self._notify, base_urls=spec.base_urls)
         local_models = sorted({r.model for r in self.routes.values() if r.provider == "local"})
         if local_models:
-            await self._start_local(local_models)
+            await self._start_local(local_models, config)
 
-    async def _start_local(self, models: list[str]) -> None:
+    async def _start_local(self, models: list[str], config: TournamentConfig) -> None:
         from arena.llm.localmodel import LocalServer, model_spec, server_threads, slot_count
 
         spec = self.registry["local"]
         if len(models) > 1:
             raise ArenaError(one_embedded_model(models))
-        # one slot per program, pinned (its prompt stays cached there: a repeat call re-reads a few tokens),
-        # capped by memory; `concurrency` stays the calls in flight per server (1: llama.cpp's threads
-        # share the cores)
+        # a slot per program, pinned (what it asked last stays cached there), and when each pair of programs
+        # meets often enough a slot per program and opponent: a decision's prompt is the program's, then the
+        # game, then the opponent's source, then what varies (seat, simulated action, history), and the grid
+        # changes a program's opponent within every trial; a pair's slot reads its whole prompt once, then
+        # only that last part. Capped by memory (pairs beyond it share slots); `concurrency` stays the calls
+        # in flight per server (1: llama.cpp's threads share the cores)
         programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
-        slots = spec.slots or slot_count(len(programs))
+        pairs = [(p, o) for p in programs for o in sorted(set(config.programs))] if slot_per_pair(config) else []
+        slots = spec.slots or slot_count(max(len(pairs), len(programs)))
         self.slots = {p: i % slots for i, p in enumerate(programs)}
+        self.pair_slots = {pair: i % slots for i, pair in enumerate(pairs)}
         # (reading the busy cores takes a quarter of a second: not on the event loop)
         threads = spec.threads or await asyncio.to_thread(server_threads, spec.replicas)
         servers = [LocalServer(model_spec(models[0]), parallel=max(slots, spec.concurrency), threads=threads)
@@ -216,7 +233,9 @@ class LLMService:
         sample = "0" if temperature == 0 else f"{spec.seed}:{node.index}"
         seed = int.from_bytes(hashlib.blake2b(sample.encode(), digest_size=4).digest(), "big")
 
-        slot = self.slots.get(program.id) if route.provider == "local" else None
+        slot = None
+        if route.provider == "local":
+            slot = self.pair_slots.get((program.id, getattr(opp, "id", None)), self.slots.get(program.id))
         extra = None if slot is None else {"id_slot": slot, "cache_prompt": True}  # llama.cpp: its own slot
         structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
         try:

@@ -470,6 +470,31 @@ async def test_paused_time_stands_still_and_the_footer_says_resume(make_app):
         await wait_for(pilot, lambda: app.session.ended)
 
 
+async def test_the_tree_taking_the_focus_leaves_lives_footer_as_it_is(make_app):
+    """t on Live: the tree's own keys are hidden and the screen's keep their order, so the footer is not
+    rebuilt (its widgets are the same objects): the key's cost is the tree's, not a footer's."""
+    from textual.widgets import Footer
+
+    from arena.engine.grid import TournamentConfig
+
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.pause()
+        config = TournamentConfig(programs=["fairbot", "defectbot"], games=["prisoners_dilemma"],
+                                  epsilons=[0.05], max_depths=[200], trials=100_000)
+        app.start_tournament(config)
+        await wait_for(pilot, lambda: app.session.done > 0 and "Pause" in _footer_text(app))
+        keys = list(app.screen.query_one(Footer).query("FooterKey"))
+        text = _footer_text(app)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: isinstance(app.focused, SimTree))
+        await pilot.pause()
+        await pilot.pause()
+        assert list(app.screen.query_one(Footer).query("FooterKey")) == keys and _footer_text(app) == text
+        app.session.cancel()
+        await wait_for(pilot, lambda: app.session.ended)
+
+
 async def test_a_resumed_run_is_followed_after_a_pin(seeded_app):
     """Pin (f), then resume another run: its trials show (not 'waiting for the first trial…' all along)."""
     make, ids = seeded_app
