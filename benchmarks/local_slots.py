@@ -204,5 +204,6 @@ def main(argv: list[str] | None = None) -> list[Row]:
         Row("local_slots", "machine at the end", load),
     ]
 
+
 if __name__ == "__main__":
     run(main)

@@ -31,9 +31,9 @@ class ProviderSpec(BaseModel):
     replicas: int = Field(1, ge=1, le=64, description="local only: llama.cpp servers to start, as a pool")
     threads: int | None = Field(None, ge=1, le=1024, description="local only: llama.cpp threads per server (None: "
                                 "the cores not busy when the run starts, split over the replicas)")
-    slots: int | None = Field(None, ge=1, le=64, description="local only: slots per server, each program's "
-                              "decisions against each opponent pinned to one (None: one per such pair, capped by "
-                              "memory)")
+    slots: int | None = Field(None, ge=1, le=64, description="local only: slots per server, each program pinned "
+                              "to one, or each program and opponent once every pair meets in 3 cells (None: one "
+                              "per program or pair, capped by memory)")
     key_env: str | None = None  # the environment variable holding the API key; None: no key needed
     concurrency: int = Field(4, ge=1, le=1024, description="calls in flight at once")
     rpm: float | None = Field(None, gt=0, description="requests per minute (None: unlimited)")

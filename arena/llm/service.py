@@ -99,8 +99,8 @@ class LLMService:
         self.clients: dict[str, ProviderClient] = {}
         self.cache: ResponseCache | None = None
         self._local_servers: list = []
-        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server (the writer's)
-        # (program id, opponent id) -> the slot of a decision against that opponent on the embedded server
+        self.slots: dict[str, int] = {}  # program id -> its llama.cpp slot on the embedded server
+        # (program id, opponent id) -> the slot of its decisions against that opponent, when pairs have slots
         self.pair_slots: dict[tuple[str, str], int] = {}
         self.gate: Gate | None = None
         self.modes = StructuredModes()  # constrained output, per endpoint
