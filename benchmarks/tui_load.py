@@ -12,9 +12,9 @@ The real ArenaApp runs headless (Textual's run_test, 120x40) with the real LiveS
   nodes, trees of ~4,000), so the Live tree shows a new, huge trial every two seconds.
 
 Meanwhile the benchmark presses keys: switch screens (4 Results, 5 History, 3 Live), focus the tree
-and move its cursor (t, down, down, up). Latency = from posting the key until its effect holds (the
-mode switched, the cursor moved) and the screen's next compositor pass after that (the paint that shows
-it; what the headless driver leaves out is only the terminal write) has run. p50 / p95 / max per load.
+and move its cursor (t, down, down, up). Latency = from posting the key until the end of the first compositor
+pass that began with its effect holding (the mode switched, the cursor moved: the paint that shows it; what
+the headless driver leaves out is only the terminal write). p50 / p95 / max per load.
 Reported beside it, without a target: the time until the screen is also clean of every other widget's
 pending update (under a flood other widgets are dirtied all the time, so this waits for a lull, not for
 the key).
@@ -130,27 +130,38 @@ class Flood:
 
 
 def _count_paints() -> None:
-    """Counts the compositor's updates (each one a paint of the screen) in `Compositor.paints`: the
-    benchmark's own wrapper of Textual's Compositor.render_update (the app is not changed)."""
+    """Counts the compositor's updates (each one a paint of the screen) in `Compositor.paints`, and ends a
+    watched key's wait (`Compositor.watch`: its effect and a list) at the end of the first paint that began
+    with the effect holding: the benchmark's own wrapper of Textual's Compositor.render_update (the app
+    is not changed)."""
     from textual._compositor import Compositor
 
     if hasattr(Compositor, "paints"):
         return
     Compositor.paints = 0
+    Compositor.watch = None
     original = Compositor.render_update
 
     def render_update(self, *args, **kwargs):
+        watch = Compositor.watch
+        shows = watch is not None and not watch[1] and watch[0]()  # this paint draws the effect
         Compositor.paints += 1
-        return original(self, *args, **kwargs)
+        out = original(self, *args, **kwargs)
+        if shows:
+            watch[1].append(time.perf_counter())
+        return out
 
     Compositor.render_update = render_update
 
 
 async def press_and_measure(app, key: str, effect, clean: list[float] | None = None) -> float:
-    """Post `key` as the terminal driver does; seconds until `effect()` holds and the screen has had the
-    compositor pass that paints it (the first one after the effect holds). With `clean`, also appends the
+    """Post `key` as the terminal driver does; seconds until the end of the first compositor pass that
+    began with `effect()` holding (the paint that shows it; what the headless driver leaves out is only the
+    terminal write), or until the effect holds with nothing left to paint. With `clean`, also appends the
     seconds until the screen has no widget left to lay out or paint. (Pilot.press is not used: it waits for
-    the whole process to go idle, which a process under load never does.)"""
+    the whole process to go idle, which a process under load never does. The paint is seen from inside it,
+    not by polling after the effect: a poller that wakes after the paint which showed the effect would
+    count the next one.)"""
     from textual._compositor import Compositor
     from textual import events
     from textual.keys import _get_unicode_name_from_key
@@ -162,19 +173,23 @@ async def press_and_measure(app, key: str, effect, clean: list[float] | None = N
     except KeyError:
         char = key if len(key) == 1 else None
     _count_paints()
+    painted: list[float] = []
+    Compositor.watch = (effect, painted)
     t0 = time.perf_counter()
-    app._driver.send_message(events.Key(key, char))
-    while not effect():
-        await asyncio.sleep(0.001)
-    screen = app.screen
+    try:
+        app._driver.send_message(events.Key(key, char))
+        while not effect():
+            await asyncio.sleep(0.001)
+        screen = app.screen
 
-    def pending() -> bool:  # something left to lay out or paint
-        return bool(screen._dirty_widgets or screen._layout_required or screen._repaint_required)
+        def pending() -> bool:  # something left to lay out or paint
+            return bool(screen._dirty_widgets or screen._layout_required or screen._repaint_required)
 
-    painted = Compositor.paints
-    while Compositor.paints == painted and pending():  # (nothing pending: the effect is painted already)
-        await asyncio.sleep(0.001)
-    latency = time.perf_counter() - t0
+        while not painted and pending():  # (nothing pending: the effect is painted already)
+            await asyncio.sleep(0.001)
+        latency = (painted[0] if painted else time.perf_counter()) - t0
+    finally:
+        Compositor.watch = None
     if clean is not None:
         while pending():
             await asyncio.sleep(0.001)

@@ -6,10 +6,10 @@ checks, for the installed Textual, that the internal each one relies on is still
 as the hook expects, so that an upgrade which changes one fails there (by name) instead of silently
 making the app slower or letting a bug end it. What each hook saves is measured in docs/performance.md.
 
-Private names used: `MessagePump._on_message`, `Tree._clear_line_cache`, `Tree._updates`,
-`TreeNode._reset`, `DataTable._update_dimensions`. Public names whose calling order is relied on: `App.switch_mode` calling
-`App.delay_update`, `ScreenResume.refresh_styles` read by Screen's own resume handler after the
-screen's `on_screen_resume`, `Footer.bindings_changed` as the footer's one rebuild trigger.
+Private names used: `MessagePump._on_message`, `Tree._updates`, `DataTable._update_dimensions`. Public
+names whose calling order is relied on: `App.switch_mode` calling `App.delay_update`,
+`ScreenResume.refresh_styles` read by Screen's own resume handler after the screen's `on_screen_resume`,
+`Footer.bindings_changed` as the footer's one rebuild trigger.
 """
 
 from __future__ import annotations
@@ -43,19 +43,20 @@ class MessageFailures:
 
 # --- a tree restyled without a layout ---------------------------------------------------------------
 def restyle_tree(tree: Tree) -> None:
-    """What Tree.notify_style_update does, without its layout of the whole screen.
+    """What Tree.notify_style_update does, without its layout of the whole screen and without rebuilding
+    the tree's lines.
 
-    Textual's Tree answers every style update with `_invalidate()`: fresh line caches and
-    `refresh(layout=True)`, a layout of the whole screen. Giving the tree the focus is two style updates
-    (its own :focus, then its panel's :focus-within), so under a running tournament each focus change
-    waits for two layouts. A style update changes colours, not the tree's lines or their widths: fresh
-    line caches and a repaint are enough (a style that changes the border's or the padding's size asks
-    for its own layout through Textual's style properties). Tree has no public way to drop its line
-    caches; Widget.notify_style_update (skipping Tree's) clears the widget's style caches."""
+    Textual's Tree answers every style update with `_invalidate()`: its lines dropped (rebuilt at the next
+    paint by a walk of every node that also measures every label: dear for a simulation tree of thousands
+    of nodes, docs/performance.md), fresh line caches and `refresh(layout=True)`, a layout of the whole screen. Giving
+    the tree the focus is two style updates (its own :focus, then its panel's :focus-within), so under a
+    running tournament each focus change waited for two layouts and two rebuilds. A style update changes
+    colours, not the tree's lines or their widths (a style that changes the border's or the padding's size
+    asks for its own layout through Textual's style properties): the visible lines drawn again are enough.
+    Every cached line is keyed by `Tree._updates`, so raising it draws each line afresh; Tree has no public
+    way to do that. Widget.notify_style_update (skipping Tree's) clears the widget's style caches."""
     Widget.notify_style_update(tree)
-    tree._clear_line_cache()
     tree._updates += 1
-    tree.root._reset()
     tree.refresh()
 
 

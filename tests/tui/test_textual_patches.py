@@ -14,7 +14,6 @@ from textual.message_pump import MessagePump
 from textual.screen import ModalScreen, Screen
 from textual.widget import Widget
 from textual.widgets import Button, DataTable, Footer, Input, Tree
-from textual.widgets.tree import TreeNode
 
 from arena.tui import textual_patches as tp
 from tui_helpers import wait_for
@@ -82,20 +81,20 @@ class TreeApp(App):
 
 
 def test_tree_keeps_the_internals_restyle_tree_uses():
-    assert list(inspect.signature(Tree._clear_line_cache).parameters) == ["self"]
-    assert list(inspect.signature(TreeNode._reset).parameters) == ["self"]
-    source = inspect.getsource(Tree._invalidate)
-    for step in ("self._clear_line_cache()", "self._updates += 1", "self.root._reset()", "self.refresh(layout=True)"):
-        assert step in source, step  # restyle_tree does these, less the layout
+    source = inspect.getsource(Tree._render_line)
+    assert "self._updates," in source and "cache_key in self._line_cache" in source  # each line keyed by it
+    assert "self._updates += 1" in inspect.getsource(Tree._invalidate)
     assert "self._invalidate()" in inspect.getsource(Tree.notify_style_update)
 
 
-async def test_restyle_tree_repaints_with_fresh_lines_and_no_layout():
+async def test_restyle_tree_repaints_its_lines_without_a_layout_or_a_rebuild():
     app = TreeApp()
     async with app.run_test(size=(40, 24)) as pilot:
         tree = app.query_one(Tree)
         await pilot.pause()
         assert isinstance(tree._updates, int) and tree._tree_lines_cached is not None and len(tree._line_cache)
+        drawn = tree.render_line(1)
+        assert tree.render_line(1) is drawn  # (from the line cache)
         refreshes: list[bool] = []
         real = tree.refresh
 
@@ -104,13 +103,17 @@ async def test_restyle_tree_repaints_with_fresh_lines_and_no_layout():
             return real(*regions, **kw)
 
         tree.refresh = spy
-        tree.notify_style_update()  # Textual's: a layout (what the hook avoids)
-        assert refreshes == [True]
+        tree.notify_style_update()  # Textual's: a layout and the lines rebuilt (what the hook avoids)
+        assert refreshes == [True] and tree._tree_lines_cached is None
+        await pilot.pause()
+        lines, drawn = tree._tree_lines_cached, tree.render_line(1)
         refreshes.clear()
         updates = tree._updates
         tp.restyle_tree(tree)
-        assert refreshes == [False]
-        assert tree._updates == updates + 1 and tree._tree_lines_cached is None and not len(tree._line_cache)
+        assert refreshes == [False] and tree._updates == updates + 1
+        assert tree._tree_lines_cached is lines  # the same lines, not rebuilt
+        again = tree.render_line(1)
+        assert again is not drawn and again.text == drawn.text == "├── leaf 0".ljust(len(drawn.text))  # drawn afresh
         await pilot.pause()
         assert str(tree.render_line(1).text).strip() == "├── leaf 0"
 
