@@ -209,8 +209,8 @@ MAX_SLOTS = 32
 
 
 def slot_count(wanted: int, available: int | None = None) -> int:
-    """Server slots for a tournament: `wanted` (one per LLM program, or per program and opponent), capped by memory (a quarter
-    of what is free) and MAX_SLOTS; at least one."""
+    """Server slots for a tournament: `wanted` (one per LLM program, or per program and opponent), capped
+    by memory (a quarter of what is free) and MAX_SLOTS; at least one."""
     if available is None:
         try:
             available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")

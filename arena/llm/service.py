@@ -169,7 +169,8 @@ class LLMService:
         # only that last part. Capped by memory (pairs beyond it share slots); `concurrency` stays the calls
         # in flight per server (1: llama.cpp's threads share the cores)
         programs = sorted(p for p, r in self.routes.items() if r.provider == "local")
-        pairs = [(p, o) for p in programs for o in sorted(set(config.programs))] if slot_per_pair(config) else []
+        opponents = sorted(set(config.programs)) if slot_per_pair(config) else []
+        pairs = [(p, o) for p in programs for o in opponents]
         slots = spec.slots or slot_count(max(len(pairs), len(programs)))
         self.slots = {p: i % slots for i, p in enumerate(programs)}
         self.pair_slots = {pair: i % slots for i, pair in enumerate(pairs)}
@@ -235,7 +236,7 @@ class LLMService:
 
         slot = None
         if route.provider == "local":
-            slot = self.pair_slots.get((program.id, getattr(opp, "id", None)), self.slots.get(program.id))
+            slot = self.pair_slots.get((program.id, opp.id), self.slots.get(program.id))
         extra = None if slot is None else {"id_slot": slot, "cache_prompt": True}  # llama.cpp: its own slot
         structured, probe = await self.modes.acquire(endpoint, client.spec.structured)
         try:

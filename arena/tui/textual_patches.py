@@ -48,8 +48,8 @@ def restyle_tree(tree: Tree) -> None:
 
     Textual's Tree answers every style update with `_invalidate()`: its lines dropped (rebuilt at the next
     paint by a walk of every node that also measures every label: dear for a simulation tree of thousands
-    of nodes, docs/performance.md), fresh line caches and `refresh(layout=True)`, a layout of the whole screen. Giving
-    the tree the focus is two style updates (its own :focus, then its panel's :focus-within), so under a
+    of nodes, docs/performance.md), fresh line caches and `refresh(layout=True)`, a layout of the whole
+    screen. Giving the tree the focus is two style updates (its own :focus, then its panel's :focus-within), so under a
     running tournament each focus change waited for two layouts and two rebuilds. A style update changes
     colours, not the tree's lines or their widths (a style that changes the border's or the padding's size
     asks for its own layout through Textual's style properties): the visible lines drawn again are enough.

@@ -113,7 +113,8 @@ async def test_restyle_tree_repaints_its_lines_without_a_layout_or_a_rebuild():
         assert refreshes == [False] and tree._updates == updates + 1
         assert tree._tree_lines_cached is lines  # the same lines, not rebuilt
         again = tree.render_line(1)
-        assert again is not drawn and again.text == drawn.text == "├── leaf 0".ljust(len(drawn.text))  # drawn afresh
+        assert again is not drawn  # drawn afresh
+        assert again.text == drawn.text == "├── leaf 0".ljust(len(drawn.text))
         await pilot.pause()
         assert str(tree.render_line(1).text).strip() == "├── leaf 0"
 
